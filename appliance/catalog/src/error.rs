@@ -1,0 +1,169 @@
+//! The catalog's one error type.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+/// Everything the catalog can fail at. Variants are split by what a caller
+/// does about them; every message names what failed and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database file could not be opened or created (missing directory,
+    /// permissions, read-only filesystem, …).
+    #[error("cannot open the catalog {}: {source}", path.display())]
+    Open {
+        /// The catalog file.
+        path: PathBuf,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+
+    /// The file exists but is not a SQLite database.
+    #[error(
+        "{} is not a Coffer catalog: the file is not a SQLite database \
+         (move it aside and run `coffer catalog rebuild`)",
+        path.display()
+    )]
+    NotADatabase {
+        /// The file that is not a database.
+        path: PathBuf,
+    },
+
+    /// The database was written by a newer Coffer whose schema this code does
+    /// not know; nothing was changed.
+    #[error(
+        "the catalog {} has schema version {found}, but this Coffer supports \
+         versions up to {supported}; upgrade Coffer to use it",
+        path.display()
+    )]
+    NewerSchema {
+        /// The catalog file.
+        path: PathBuf,
+        /// `PRAGMA user_version` found in the file.
+        found: i64,
+        /// The newest version this code knows.
+        supported: i64,
+    },
+
+    /// Migrating the schema to `version` failed; the transaction was rolled
+    /// back and the file is unchanged.
+    #[error("cannot migrate the catalog {} to schema version {version}: {source}", path.display())]
+    Migrate {
+        /// The catalog file.
+        path: PathBuf,
+        /// The migration that failed.
+        version: i64,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+
+    /// Another process held the database locked for longer than the busy
+    /// timeout (10 s).
+    #[error("the catalog {} is locked by another process ({what})", path.display())]
+    Busy {
+        /// The catalog file.
+        path: PathBuf,
+        /// The operation that waited.
+        what: &'static str,
+    },
+
+    /// Any other SQLite failure.
+    #[error("catalog {}: {what}: {source}", path.display())]
+    Sql {
+        /// The catalog file.
+        path: PathBuf,
+        /// The operation that failed.
+        what: &'static str,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+
+    /// A row holds a value this code cannot read (a bad level, id, JSON, …).
+    /// `coffer catalog rebuild` recreates the snapshot rows from the store.
+    #[error("catalog {} holds a bad row: {detail}", path.display())]
+    Corrupt {
+        /// The catalog file.
+        path: PathBuf,
+        /// Which row and which value.
+        detail: String,
+    },
+
+    /// A statistic is larger than SQLite's signed 64-bit integers can hold.
+    #[error(
+        "{field} = {value} is too large to store in the catalog (maximum {})",
+        i64::MAX
+    )]
+    TooLarge {
+        /// The statistic's name.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+
+    /// A value could not be encoded as JSON for storage.
+    #[error("cannot encode {what} as JSON: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// serde_json's reason.
+        source: serde_json::Error,
+    },
+
+    /// No job row has this id.
+    #[error("no job with id {0} in the catalog")]
+    JobNotFound(i64),
+
+    /// No snapshot matches this id, prefix or `latest`.
+    #[error("no snapshot matches '{0}'")]
+    SnapshotNotFound(String),
+
+    /// The prefix matches more than one snapshot.
+    #[error("snapshot prefix '{prefix}' matches {count} snapshots; give more hex digits")]
+    AmbiguousSnapshot {
+        /// The prefix as given.
+        prefix: String,
+        /// How many snapshots it matches.
+        count: u64,
+    },
+
+    /// The text cannot name a snapshot: not hex, too short a prefix, too long.
+    #[error("'{input}' cannot name a snapshot: {reason}")]
+    InvalidSnapshotRef {
+        /// The text as given.
+        input: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+}
+
+/// The catalog's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps a SQLite error from operation `what` on the catalog at `path`,
+    /// singling out lock timeouts and files that are not databases.
+    pub(crate) fn sql(path: &Path, what: &'static str, source: rusqlite::Error) -> Error {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
+                path: path.to_path_buf(),
+                what,
+            },
+            Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+                path: path.to_path_buf(),
+            },
+            _ => Error::Sql {
+                path: path.to_path_buf(),
+                what,
+                source,
+            },
+        }
+    }
+
+    /// A row that cannot be read.
+    pub(crate) fn corrupt(path: &Path, detail: String) -> Error {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        }
+    }
+}

@@ -1,0 +1,807 @@
+//! Unit tests against real SQLite files in temporary directories.
+
+use std::collections::HashSet;
+
+use coffer_types::{
+    BackupStats, JobKind, JobStatus, Level, Scope, SnapshotId, SnapshotInfo, rfc3339_ms,
+};
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+use crate::{
+    AssetRow, Catalog, Error, INTERRUPTED_MESSAGE, JobEnd, JobFilter, NewJob,
+    RECONSTRUCTED_MESSAGE, schema,
+};
+
+fn fresh() -> (TempDir, Catalog) {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+    (dir, cat)
+}
+
+fn id(bytes: &[u8]) -> SnapshotId {
+    let mut out = [0u8; 16];
+    out[..bytes.len()].copy_from_slice(bytes);
+    SnapshotId(out)
+}
+
+fn stats(seed: u64) -> BackupStats {
+    BackupStats {
+        files_read: seed + 1,
+        bytes_read: seed + 2,
+        files_unchanged: seed + 3,
+        bytes_unchanged: seed + 4,
+        entries: seed + 5,
+        chunks_new: seed + 6,
+        bytes_new: seed + 7,
+        bytes_stored: seed + 8,
+        warnings: 0,
+    }
+}
+
+fn snap(sid: SnapshotId, asset: &str, level: Level, started_ms: i64) -> SnapshotInfo {
+    SnapshotInfo {
+        id: sid,
+        asset: asset.to_string(),
+        level,
+        time: rfc3339_ms(started_ms),
+        started_ms,
+        finished_ms: started_ms + 500,
+        reference: None,
+        host: "anchor-1".to_string(),
+        identity: "root".to_string(),
+        scope: Scope {
+            paths: vec![format!("/srv/{asset}")],
+            excludes: vec!["*.tmp".to_string()],
+            one_file_system: true,
+        },
+        stats: stats(u64::try_from(started_ms).unwrap()),
+    }
+}
+
+fn new_job(host: &str, pid: u32, started_ms: i64) -> NewJob {
+    NewJob {
+        kind: JobKind::Backup,
+        asset: Some("mail".to_string()),
+        level: Some(Level::Incremental),
+        scope: Scope {
+            paths: vec!["/var/mail".to_string()],
+            excludes: vec![],
+            one_file_system: false,
+        },
+        started_ms,
+        identity: "operator".to_string(),
+        host: host.to_string(),
+        pid,
+    }
+}
+
+fn pragma_i64(path: &std::path::Path, name: &str) -> i64 {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn migrations_are_consecutive_and_end_at_schema_version() {
+    let versions: Vec<i64> = schema::MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    let expected: Vec<i64> = (1..=schema::SCHEMA_VERSION).collect();
+    assert_eq!(versions, expected);
+}
+
+#[test]
+fn fresh_db_is_migrated_and_reopening_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    assert!(!path.exists());
+    let cat = Catalog::open(&path).unwrap();
+    assert_eq!(cat.path(), path.as_path());
+    cat.insert_snapshot(&snap(id(&[1]), "mail", Level::Full, 1000))
+        .unwrap();
+    drop(cat);
+
+    assert!(path.exists());
+    assert_eq!(pragma_i64(&path, "user_version"), schema::SCHEMA_VERSION);
+    let conn = Connection::open(&path).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    tables.sort();
+    assert_eq!(tables, ["assets", "jobs", "snapshots"]);
+    drop(conn);
+
+    // Reopening keeps the data and the version; migrations do not rerun
+    // (they would fail with "table already exists").
+    let cat = Catalog::open(&path).unwrap();
+    assert_eq!(cat.snapshot_ids().unwrap(), HashSet::from([id(&[1])]));
+    drop(cat);
+    let cat = Catalog::open(&path).unwrap();
+    assert_eq!(cat.snapshots(None).unwrap().len(), 1);
+    assert_eq!(pragma_i64(&path, "user_version"), schema::SCHEMA_VERSION);
+}
+
+#[test]
+fn foreign_keys_are_enforced() {
+    let (_dir, cat) = fresh();
+    let fk: i64 = cat
+        .conn
+        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1);
+    let err = cat
+        .conn
+        .execute(
+            "INSERT INTO snapshots (id, asset_id, level, started_ms, finished_ms, host, \
+             identity, scope_json, files_read, bytes_read, files_unchanged, bytes_unchanged, \
+             entries, chunks_new, bytes_new, bytes_stored, warnings) VALUES \
+             ('00000000000000000000000000000001', 42, 'full', 0, 0, 'h', 'i', '{}', \
+             0, 0, 0, 0, 0, 0, 0, 0, 0)",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+}
+
+#[test]
+fn newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = Catalog::open(&path).unwrap_err();
+    match &err {
+        Error::NewerSchema {
+            path: p,
+            found,
+            supported,
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(*found, 99);
+            assert_eq!(*supported, schema::SCHEMA_VERSION);
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("99"), "{msg}");
+    assert!(msg.contains("upgrade Coffer"), "{msg}");
+    // Nothing was created or changed.
+    assert_eq!(pragma_i64(&path, "user_version"), 99);
+    let conn = Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 0);
+}
+
+#[test]
+fn garbage_file_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    std::fs::write(&path, "this is not a database\n".repeat(300)).unwrap();
+    let err = Catalog::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotADatabase { path: p } if p == &path),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("not a SQLite database"), "{msg}");
+    // The file is untouched.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "this is not a database\n".repeat(300)
+    );
+}
+
+#[test]
+fn missing_directory_is_an_open_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("catalog.db");
+    let err = Catalog::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, Error::Open { path: p, .. } if p == &path),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn begin_and_finish_job_round_trip() {
+    let (_dir, cat) = fresh();
+    let job = new_job("anchor-1", 4242, 1_795_661_188_123);
+    let jid = cat.begin_job(&job).unwrap();
+
+    let running = cat.jobs(&JobFilter::default()).unwrap();
+    assert_eq!(running.len(), 1);
+    let r = &running[0];
+    assert_eq!(r.id, jid);
+    assert_eq!(r.kind, JobKind::Backup);
+    assert_eq!(r.asset.as_deref(), Some("mail"));
+    assert_eq!(r.level, Some(Level::Incremental));
+    assert_eq!(r.scope, job.scope);
+    assert_eq!(r.started, "2026-11-26T02:46:28.123Z");
+    assert_eq!(r.ended, None);
+    assert_eq!(r.status, JobStatus::Running);
+    assert_eq!(r.stats, BackupStats::default());
+    assert!(r.messages.is_empty());
+    assert_eq!(r.identity, "operator");
+    assert_eq!(r.host, "anchor-1");
+    assert_eq!(r.snapshot, None);
+
+    let messages = vec![
+        "/var/mail/ü/ß.mbox: permission denied".to_string(),
+        "line one\nline two\ttabbed \"quoted\" 日本語 ✓".to_string(),
+        String::new(),
+    ];
+    let st = BackupStats {
+        files_read: 10,
+        bytes_read: 20,
+        files_unchanged: 30,
+        bytes_unchanged: 40,
+        entries: 50,
+        chunks_new: 60,
+        bytes_new: 70,
+        bytes_stored: 80,
+        warnings: 2,
+    };
+    let sid = id(&[0xde, 0xad, 0xbe, 0xef]);
+    cat.finish_job(
+        jid,
+        &JobEnd {
+            status: JobStatus::Warning,
+            stats: st,
+            messages: &messages,
+            snapshot: Some(sid),
+            ended_ms: 1_795_661_190_000,
+        },
+    )
+    .unwrap();
+
+    let done = cat.jobs(&JobFilter::default()).unwrap();
+    assert_eq!(done.len(), 1);
+    let d = &done[0];
+    assert_eq!(d.id, jid);
+    assert_eq!(d.status, JobStatus::Warning);
+    assert_eq!(d.stats, st);
+    assert_eq!(d.messages, messages);
+    assert_eq!(d.snapshot, Some(sid));
+    assert_eq!(d.started, "2026-11-26T02:46:28.123Z");
+    assert_eq!(d.ended.as_deref(), Some("2026-11-26T02:46:30.000Z"));
+    assert_eq!(d.scope, job.scope);
+    assert_eq!(d.identity, "operator");
+}
+
+#[test]
+fn finish_unknown_job_is_job_not_found() {
+    let (_dir, cat) = fresh();
+    let err = cat
+        .finish_job(
+            77,
+            &JobEnd {
+                status: JobStatus::Success,
+                stats: BackupStats::default(),
+                messages: &[],
+                snapshot: None,
+                ended_ms: 0,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::JobNotFound(77)), "{err:?}");
+    assert_eq!(err.to_string(), "no job with id 77 in the catalog");
+}
+
+#[test]
+fn stats_too_large_for_sqlite_are_refused() {
+    let (_dir, cat) = fresh();
+    let jid = cat.begin_job(&new_job("h", 1, 0)).unwrap();
+    let err = cat
+        .finish_job(
+            jid,
+            &JobEnd {
+                status: JobStatus::Success,
+                stats: BackupStats {
+                    bytes_new: u64::MAX,
+                    ..BackupStats::default()
+                },
+                messages: &[],
+                snapshot: None,
+                ended_ms: 1,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                field: "bytes_new",
+                value: u64::MAX
+            }
+        ),
+        "{err:?}"
+    );
+    // The job was not changed.
+    assert_eq!(
+        cat.jobs(&JobFilter::default()).unwrap()[0].status,
+        JobStatus::Running
+    );
+}
+
+#[test]
+fn jobs_filter_and_order() {
+    let (_dir, cat) = fresh();
+    let a = cat.begin_job(&new_job("h", 1, 1000)).unwrap();
+    let b = cat
+        .begin_job(&NewJob {
+            kind: JobKind::Restore,
+            asset: Some("web".to_string()),
+            level: None,
+            ..new_job("h", 2, 3000)
+        })
+        .unwrap();
+    let c = cat
+        .begin_job(&NewJob {
+            kind: JobKind::Verify,
+            asset: None,
+            level: None,
+            ..new_job("h", 3, 2000)
+        })
+        .unwrap();
+    let d = cat.begin_job(&new_job("h", 4, 3000)).unwrap();
+    let ids = |f: &JobFilter| -> Vec<i64> { cat.jobs(f).unwrap().iter().map(|j| j.id).collect() };
+
+    assert_eq!(ids(&JobFilter::default()), [d, b, c, a]);
+    assert_eq!(
+        ids(&JobFilter {
+            limit: Some(2),
+            ..JobFilter::default()
+        }),
+        [d, b]
+    );
+    assert_eq!(
+        ids(&JobFilter {
+            limit: Some(0),
+            ..JobFilter::default()
+        }),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ids(&JobFilter {
+            asset: Some("mail".to_string()),
+            ..JobFilter::default()
+        }),
+        [d, a]
+    );
+    assert_eq!(
+        ids(&JobFilter {
+            kind: Some(JobKind::Verify),
+            ..JobFilter::default()
+        }),
+        [c]
+    );
+    assert_eq!(
+        ids(&JobFilter {
+            asset: Some("web".to_string()),
+            kind: Some(JobKind::Backup),
+            limit: None,
+        }),
+        Vec::<i64>::new()
+    );
+    let verify = &cat
+        .jobs(&JobFilter {
+            kind: Some(JobKind::Verify),
+            ..JobFilter::default()
+        })
+        .unwrap()[0];
+    assert_eq!(verify.asset, None);
+    assert_eq!(verify.level, None);
+}
+
+#[test]
+fn mark_interrupted_only_touches_dead_running_jobs_on_this_host() {
+    let (_dir, cat) = fresh();
+    let dead_here = cat.begin_job(&new_job("here", 100, 1000)).unwrap();
+    let alive_here = cat.begin_job(&new_job("here", 200, 1001)).unwrap();
+    let dead_elsewhere = cat.begin_job(&new_job("there", 100, 1002)).unwrap();
+    let finished_dead = cat.begin_job(&new_job("here", 300, 1003)).unwrap();
+    let finished_messages = vec!["done".to_string()];
+    cat.finish_job(
+        finished_dead,
+        &JobEnd {
+            status: JobStatus::Success,
+            stats: stats(0),
+            messages: &finished_messages,
+            snapshot: None,
+            ended_ms: 1500,
+        },
+    )
+    .unwrap();
+
+    let n = cat
+        .mark_interrupted(|pid| pid == 200, "here", 1_795_661_188_123)
+        .unwrap();
+    assert_eq!(n, 1);
+
+    let all = cat.jobs(&JobFilter::default()).unwrap();
+    let get = |id: i64| all.iter().find(|j| j.id == id).unwrap().clone();
+    let j = get(dead_here);
+    assert_eq!(j.status, JobStatus::Interrupted);
+    assert_eq!(j.ended.as_deref(), Some("2026-11-26T02:46:28.123Z"));
+    assert_eq!(j.messages, [INTERRUPTED_MESSAGE]);
+    assert_eq!(
+        INTERRUPTED_MESSAGE,
+        "interrupted: the process ended before the job finished"
+    );
+
+    let j = get(alive_here);
+    assert_eq!(j.status, JobStatus::Running);
+    assert_eq!(j.ended, None);
+    let j = get(dead_elsewhere);
+    assert_eq!(j.status, JobStatus::Running);
+    assert_eq!(j.ended, None);
+    let j = get(finished_dead);
+    assert_eq!(j.status, JobStatus::Success);
+    assert_eq!(j.messages, finished_messages);
+    assert_eq!(j.ended.as_deref(), Some(rfc3339_ms(1500).as_str()));
+
+    // Running it again with the same processes finds nothing more to do.
+    assert_eq!(
+        cat.mark_interrupted(|pid| pid == 200, "here", 2000)
+            .unwrap(),
+        0
+    );
+    // Once pid 200 is gone too, its job is marked, and only that one.
+    assert_eq!(cat.mark_interrupted(|_| false, "here", 2500).unwrap(), 1);
+    let all = cat.jobs(&JobFilter::default()).unwrap();
+    let get = |id: i64| all.iter().find(|j| j.id == id).unwrap().clone();
+    assert_eq!(get(alive_here).status, JobStatus::Interrupted);
+    assert_eq!(
+        get(alive_here).ended.as_deref(),
+        Some(rfc3339_ms(2500).as_str())
+    );
+    assert_eq!(
+        get(dead_here).ended.as_deref(),
+        Some("2026-11-26T02:46:28.123Z")
+    );
+    assert_eq!(get(dead_elsewhere).status, JobStatus::Running);
+    assert_eq!(cat.mark_interrupted(|_| false, "here", 3000).unwrap(), 0);
+}
+
+#[test]
+fn snapshots_insert_is_idempotent_ordered_and_filtered() {
+    let (_dir, cat) = fresh();
+    let mut s1 = snap(id(&[3]), "mail", Level::Full, 1000);
+    s1.reference = None;
+    let mut s2 = snap(id(&[2]), "mail", Level::Incremental, 2000);
+    s2.reference = Some(s1.id);
+    s2.stats.warnings = 3;
+    let s3 = snap(id(&[1]), "web", Level::Full, 1500);
+    // Same start as s2: ordered by id, so s4 (id 0x00..) comes first.
+    let s4 = snap(id(&[0]), "web", Level::Differential, 2000);
+
+    for s in [&s2, &s1, &s4, &s3] {
+        cat.insert_snapshot(s).unwrap();
+    }
+    // Re-inserting, even with changed contents, is a no-op.
+    let mut changed = s1.clone();
+    changed.host = "other".to_string();
+    cat.insert_snapshot(&changed).unwrap();
+    cat.insert_snapshot(&s1).unwrap();
+
+    let all = cat.snapshots(None).unwrap();
+    assert_eq!(all, vec![s1.clone(), s3.clone(), s4.clone(), s2.clone()]);
+    assert_eq!(all[0].time, rfc3339_ms(1000));
+    assert_eq!(all[3].reference, Some(s1.id));
+    assert_eq!(all[3].stats.warnings, 3);
+
+    assert_eq!(cat.snapshots(Some("mail")).unwrap(), vec![s1.clone(), s2]);
+    assert_eq!(cat.snapshots(Some("web")).unwrap(), vec![s3, s4]);
+    assert_eq!(cat.snapshots(Some("nope")).unwrap(), vec![]);
+    assert_eq!(
+        cat.snapshot_ids().unwrap(),
+        HashSet::from([id(&[0]), id(&[1]), id(&[2]), id(&[3])])
+    );
+}
+
+#[test]
+fn latest_snapshot_respects_levels() {
+    let (_dir, cat) = fresh();
+    let full1 = snap(id(&[1]), "mail", Level::Full, 1000);
+    let incr = snap(id(&[2]), "mail", Level::Incremental, 2000);
+    let full2 = snap(id(&[3]), "mail", Level::Full, 3000);
+    let diff = snap(id(&[4]), "mail", Level::Differential, 4000);
+    let incr2 = snap(id(&[5]), "mail", Level::Incremental, 5000);
+    let other = snap(id(&[6]), "web", Level::Full, 9000);
+    for s in [&full1, &incr, &full2, &diff, &incr2, &other] {
+        cat.insert_snapshot(s).unwrap();
+    }
+    let all = [Level::Full, Level::Incremental, Level::Differential];
+    assert_eq!(cat.latest_snapshot("mail", &all).unwrap(), Some(incr2));
+    assert_eq!(
+        cat.latest_snapshot("mail", &[Level::Full]).unwrap(),
+        Some(full2.clone())
+    );
+    assert_eq!(
+        cat.latest_snapshot("mail", &[Level::Full, Level::Differential])
+            .unwrap(),
+        Some(diff)
+    );
+    assert_eq!(
+        cat.latest_snapshot("web", &[Level::Incremental]).unwrap(),
+        None
+    );
+    assert_eq!(cat.latest_snapshot("web", &all).unwrap(), Some(other));
+    assert_eq!(cat.latest_snapshot("nope", &all).unwrap(), None);
+    assert_eq!(cat.latest_snapshot("mail", &[]).unwrap(), None);
+}
+
+#[test]
+fn resolve_snapshot_by_id_prefix_and_latest() {
+    let (_dir, cat) = fresh();
+    assert!(matches!(
+        cat.resolve_snapshot("latest").unwrap_err(),
+        Error::SnapshotNotFound(s) if s == "latest"
+    ));
+
+    let a = snap(id(&[0xab, 0xcd, 0x01]), "mail", Level::Full, 1000);
+    let b = snap(id(&[0xab, 0xcd, 0x02]), "mail", Level::Incremental, 3000);
+    let c = snap(id(&[0x12, 0x34]), "web", Level::Full, 2000);
+    for s in [&a, &b, &c] {
+        cat.insert_snapshot(s).unwrap();
+    }
+
+    // Full id.
+    assert_eq!(cat.resolve_snapshot(&a.id.to_hex()).unwrap(), a);
+    assert_eq!(
+        cat.resolve_snapshot(&b.id.to_hex().to_uppercase()).unwrap(),
+        b
+    );
+    // Unique prefixes.
+    assert_eq!(cat.resolve_snapshot("abcd01").unwrap(), a);
+    assert_eq!(cat.resolve_snapshot("1234").unwrap(), c);
+    assert_eq!(cat.resolve_snapshot(&c.id.short()).unwrap(), c);
+    // Ambiguous.
+    let err = cat.resolve_snapshot("abcd").unwrap_err();
+    match &err {
+        Error::AmbiguousSnapshot { prefix, count } => {
+            assert_eq!(prefix, "abcd");
+            assert_eq!(*count, 2);
+        }
+        other => panic!("expected AmbiguousSnapshot, got {other:?}"),
+    }
+    assert!(err.to_string().contains("matches 2 snapshots"));
+    // Unknown.
+    assert!(matches!(
+        cat.resolve_snapshot("ffff").unwrap_err(),
+        Error::SnapshotNotFound(s) if s == "ffff"
+    ));
+    assert!(matches!(
+        cat.resolve_snapshot(&"f".repeat(32)).unwrap_err(),
+        Error::SnapshotNotFound(_)
+    ));
+    // Latest of all assets.
+    assert_eq!(cat.resolve_snapshot("latest").unwrap(), b);
+    // Too short, not hex, too long.
+    for (input, reason) in [
+        ("abc", "at least 4"),
+        ("", "hex digits"),
+        ("abcz", "hex digits"),
+        ("ab*d", "hex digits"),
+        ("Latest", "hex digits"),
+    ] {
+        match cat.resolve_snapshot(input).unwrap_err() {
+            Error::InvalidSnapshotRef {
+                input: i,
+                reason: r,
+            } => {
+                assert_eq!(i, input);
+                assert!(r.contains(reason), "{input}: {r}");
+            }
+            other => panic!("{input}: expected InvalidSnapshotRef, got {other:?}"),
+        }
+    }
+    let long = format!("{}0", a.id.to_hex());
+    assert!(matches!(
+        cat.resolve_snapshot(&long).unwrap_err(),
+        Error::InvalidSnapshotRef { reason, .. } if reason.contains("32")
+    ));
+}
+
+#[test]
+fn assets_count_snapshots() {
+    let (_dir, cat) = fresh();
+    assert_eq!(cat.assets().unwrap(), vec![]);
+    cat.insert_snapshot(&snap(id(&[1]), "web", Level::Full, 1000))
+        .unwrap();
+    cat.insert_snapshot(&snap(id(&[2]), "mail", Level::Full, 2000))
+        .unwrap();
+    cat.insert_snapshot(&snap(id(&[3]), "mail", Level::Incremental, 4000))
+        .unwrap();
+    cat.insert_snapshot(&snap(id(&[4]), "mail", Level::Incremental, 3000))
+        .unwrap();
+    cat.insert_snapshot(&snap(id(&[4]), "mail", Level::Incremental, 3000))
+        .unwrap();
+    assert_eq!(
+        cat.assets().unwrap(),
+        vec![
+            AssetRow {
+                name: "mail".to_string(),
+                snapshots: 3,
+                last_backup_ms: Some(4000),
+            },
+            AssetRow {
+                name: "web".to_string(),
+                snapshots: 1,
+                last_backup_ms: Some(1000),
+            },
+        ]
+    );
+}
+
+#[test]
+fn replace_snapshots_rebuilds_and_reconstructs_jobs_once() {
+    let (_dir, mut cat) = fresh();
+    let old = snap(id(&[9]), "gone", Level::Full, 500);
+    let kept = snap(id(&[1]), "mail", Level::Full, 1000);
+    cat.insert_snapshot(&old).unwrap();
+    cat.insert_snapshot(&kept).unwrap();
+
+    // A real backup job already points at `kept`.
+    let jid = cat.begin_job(&new_job("anchor-1", 7, 1000)).unwrap();
+    cat.finish_job(
+        jid,
+        &JobEnd {
+            status: JobStatus::Success,
+            stats: kept.stats,
+            messages: &[],
+            snapshot: Some(kept.id),
+            ended_ms: 1500,
+        },
+    )
+    .unwrap();
+    // A restore job reading `fresh1` does not count as its backup job.
+    let rid = cat
+        .begin_job(&NewJob {
+            kind: JobKind::Restore,
+            level: None,
+            ..new_job("anchor-1", 8, 6000)
+        })
+        .unwrap();
+
+    let fresh1 = snap(id(&[2]), "mail", Level::Incremental, 2000);
+    cat.finish_job(
+        rid,
+        &JobEnd {
+            status: JobStatus::Success,
+            stats: BackupStats::default(),
+            messages: &[],
+            snapshot: Some(fresh1.id),
+            ended_ms: 6100,
+        },
+    )
+    .unwrap();
+    let mut fresh2 = snap(id(&[3]), "files", Level::Full, 3000);
+    fresh2.stats.warnings = 4;
+    fresh2.reference = Some(kept.id);
+
+    let input = vec![kept.clone(), fresh1.clone(), fresh2.clone(), fresh1.clone()];
+    cat.replace_snapshots(&input, true).unwrap();
+
+    assert_eq!(
+        cat.snapshots(None).unwrap(),
+        vec![kept.clone(), fresh1.clone(), fresh2.clone()]
+    );
+    assert_eq!(
+        cat.assets()
+            .unwrap()
+            .iter()
+            .map(|a| (a.name.as_str(), a.snapshots))
+            .collect::<Vec<_>>(),
+        [("files", 1), ("mail", 2)]
+    );
+
+    let backups = cat
+        .jobs(&JobFilter {
+            kind: Some(JobKind::Backup),
+            ..JobFilter::default()
+        })
+        .unwrap();
+    assert_eq!(backups.len(), 3, "{backups:#?}");
+    // Newest first: fresh2 (3000), fresh1 (2000), the real job (1000).
+    let j2 = &backups[0];
+    assert_eq!(j2.snapshot, Some(fresh2.id));
+    assert_eq!(j2.status, JobStatus::Warning);
+    assert_eq!(j2.asset.as_deref(), Some("files"));
+    assert_eq!(j2.level, Some(Level::Full));
+    assert_eq!(j2.scope, fresh2.scope);
+    assert_eq!(j2.stats, fresh2.stats);
+    assert_eq!(j2.started, rfc3339_ms(3000));
+    assert_eq!(j2.ended.as_deref(), Some(rfc3339_ms(3500).as_str()));
+    assert_eq!(j2.identity, "root");
+    assert_eq!(j2.host, "anchor-1");
+    assert_eq!(j2.messages, [RECONSTRUCTED_MESSAGE]);
+    assert_eq!(
+        RECONSTRUCTED_MESSAGE,
+        "reconstructed from the store by catalog rebuild"
+    );
+    let j1 = &backups[1];
+    assert_eq!(j1.snapshot, Some(fresh1.id));
+    assert_eq!(j1.status, JobStatus::Success);
+    assert_eq!(j1.level, Some(Level::Incremental));
+    assert_eq!(j1.messages, [RECONSTRUCTED_MESSAGE]);
+    let real = &backups[2];
+    assert_eq!(real.id, jid);
+    assert_eq!(real.snapshot, Some(kept.id));
+    assert!(real.messages.is_empty());
+    // The restore job is still there.
+    assert_eq!(cat.jobs(&JobFilter::default()).unwrap().len(), 4);
+
+    // Rebuilding again adds no job rows; without backup_jobs none either.
+    cat.replace_snapshots(&input, true).unwrap();
+    cat.replace_snapshots(&[fresh2.clone()], false).unwrap();
+    assert_eq!(cat.jobs(&JobFilter::default()).unwrap().len(), 4);
+    assert_eq!(cat.snapshots(None).unwrap(), vec![fresh2.clone()]);
+    assert_eq!(
+        cat.assets().unwrap(),
+        vec![AssetRow {
+            name: "files".to_string(),
+            snapshots: 1,
+            last_backup_ms: Some(3000),
+        }]
+    );
+
+    // An empty rebuild leaves no snapshots and no assets, but keeps the log.
+    cat.replace_snapshots(&[], true).unwrap();
+    assert_eq!(cat.snapshots(None).unwrap(), vec![]);
+    assert_eq!(cat.assets().unwrap(), vec![]);
+    assert_eq!(cat.jobs(&JobFilter::default()).unwrap().len(), 4);
+}
+
+#[test]
+fn replace_snapshots_rolls_back_on_failure() {
+    let (_dir, mut cat) = fresh();
+    let kept = snap(id(&[1]), "mail", Level::Full, 1000);
+    cat.insert_snapshot(&kept).unwrap();
+    let mut bad = snap(id(&[2]), "mail", Level::Full, 2000);
+    bad.stats.bytes_read = u64::MAX;
+    let err = cat
+        .replace_snapshots(&[snap(id(&[3]), "web", Level::Full, 1500), bad], true)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                field: "bytes_read",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(cat.snapshots(None).unwrap(), vec![kept]);
+    assert_eq!(cat.jobs(&JobFilter::default()).unwrap(), vec![]);
+}
+
+#[test]
+fn corrupt_rows_are_reported_with_the_path() {
+    let (dir, cat) = fresh();
+    cat.insert_snapshot(&snap(id(&[1]), "mail", Level::Full, 1000))
+        .unwrap();
+    cat.conn
+        .execute("UPDATE snapshots SET scope_json = 'nope'", [])
+        .unwrap();
+    let err = cat.snapshots(None).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+    assert!(msg.contains(&id(&[1]).to_hex()), "{msg}");
+    assert!(msg.contains("scope_json"), "{msg}");
+}

@@ -1,0 +1,867 @@
+//! Backup of a directory tree at full, incremental or differential level.
+//!
+//! Threads: this thread walks the tree; `threads` readers read, chunk and
+//! hash files and claim new chunks; `threads` packers compress, encrypt and
+//! seal containers; one collector puts finished entries back in walk order
+//! and writes the manifest. Queues are bounded and at most [`MAX_IN_FLIGHT`]
+//! entries are between walker and collector, so memory stays flat whatever
+//! the tree's size; no file is ever held whole (one chunk at a time).
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use coffer_catalog::{Catalog, JobEnd, NewJob};
+use coffer_store::ChunkStream;
+use coffer_store::manifest::{ManifestDecoder, path_order};
+use coffer_store::{Entry, EntryKind, Extent, Packer, Repo, SnapshotRecord};
+use coffer_types::{
+    BackupStats, ChunkId, JobKind, JobStatus, Level, Scope, SnapshotId, SnapshotInfo, rfc3339_ms,
+};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::fsmeta::{content_changed, entry_from, kind_of, read_xattrs, unchanged};
+use crate::{Actor, Error, Progress, Result, now_ms};
+
+/// Most entries between the walker and the manifest writer at once.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// What to back up.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    /// The asset (system) name.
+    pub asset: String,
+    /// Requested level.
+    pub level: Level,
+    /// The directory to back up.
+    pub source: PathBuf,
+    /// Exclude globs (matched against the path relative to the source, the
+    /// absolute path and the file name).
+    pub excludes: Vec<String>,
+    /// Do not descend into other filesystems.
+    pub one_file_system: bool,
+    /// Reader and packer threads each (0 = one per core).
+    pub threads: usize,
+}
+
+/// What a backup did.
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    /// The snapshot made.
+    pub snapshot: SnapshotInfo,
+    /// One line per entry with a problem, naming the path and the reason.
+    pub warnings: Vec<String>,
+    /// Set when an incremental or differential found no reference and ran as a full.
+    pub notice: Option<String>,
+    /// The job log row.
+    pub job_id: i64,
+}
+
+#[derive(Default)]
+struct Stats {
+    files_read: std::sync::atomic::AtomicU64,
+    bytes_read: std::sync::atomic::AtomicU64,
+    files_unchanged: std::sync::atomic::AtomicU64,
+    bytes_unchanged: std::sync::atomic::AtomicU64,
+    chunks_new: std::sync::atomic::AtomicU64,
+    bytes_new: std::sync::atomic::AtomicU64,
+    bytes_stored: std::sync::atomic::AtomicU64,
+}
+
+/// The first error of any thread stops the others.
+#[derive(Default)]
+struct Abort {
+    flag: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl Abort {
+    fn set(&self, e: Error) {
+        if let Ok(mut g) = self.error.lock() {
+            if g.is_none() {
+                *g = Some(e);
+            }
+        }
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+    fn take(&self) -> Option<Error> {
+        self.error.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+/// Runs a backup and records it in the job log.
+pub fn backup(
+    repo: &Repo,
+    catalog: &Catalog,
+    req: &BackupRequest,
+    actor: &Actor,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let started_ms = now_ms();
+    let source =
+        std::fs::canonicalize(&req.source).map_err(|e| Error::io("open source", &req.source, e))?;
+    let scope = Scope {
+        paths: vec![source.display().to_string()],
+        excludes: req.excludes.clone(),
+        one_file_system: req.one_file_system,
+    };
+    let job_id = catalog.begin_job(&NewJob {
+        kind: JobKind::Backup,
+        asset: Some(req.asset.clone()),
+        level: Some(req.level),
+        scope: scope.clone(),
+        started_ms,
+        identity: actor.identity.clone(),
+        host: actor.host.clone(),
+        pid: std::process::id(),
+    })?;
+    let result = run(
+        repo, catalog, req, &source, scope, started_ms, actor, progress,
+    );
+    let (status, stats, messages, snapshot) = match &result {
+        Ok(o) => (
+            if o.warnings.is_empty() {
+                JobStatus::Success
+            } else {
+                JobStatus::Warning
+            },
+            o.snapshot.stats,
+            o.notice
+                .iter()
+                .cloned()
+                .chain(o.warnings.iter().cloned())
+                .collect::<Vec<_>>(),
+            Some(o.snapshot.id),
+        ),
+        Err(e) => (
+            JobStatus::Failed,
+            BackupStats::default(),
+            vec![format!("error: {e}")],
+            None,
+        ),
+    };
+    catalog.finish_job(
+        job_id,
+        &JobEnd {
+            status,
+            stats,
+            messages: &messages,
+            snapshot,
+            ended_ms: now_ms(),
+        },
+    )?;
+    result.map(|mut o| {
+        o.job_id = job_id;
+        o
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    repo: &Repo,
+    catalog: &Catalog,
+    req: &BackupRequest,
+    source: &Path,
+    scope: Scope,
+    started_ms: i64,
+    actor: &Actor,
+    progress: &Progress,
+) -> Result<BackupOutcome> {
+    let root_md = std::fs::symlink_metadata(source).map_err(|e| Error::io("stat", source, e))?;
+    if !root_md.is_dir() {
+        return Err(Error::Invalid(format!(
+            "source '{}' is not a directory",
+            source.display()
+        )));
+    }
+    let excludes = build_excludes(&req.excludes)?;
+    let (level, reference, notice) = pick_reference(repo, catalog, &req.asset, req.level)?;
+    let threads = if req.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        req.threads
+    };
+
+    let stats = Stats::default();
+    let abort = Abort::default();
+    let warnings = Mutex::new(Vec::<String>::new());
+    let (file_tx, file_rx) = bounded::<FileJob>(256);
+    let (chunk_tx, chunk_rx) = bounded::<(ChunkId, Vec<u8>)>(threads * 2);
+    let (done_tx, done_rx) = unbounded::<Done>();
+    let (ticket_tx, ticket_rx) = bounded::<()>(MAX_IN_FLIGHT);
+
+    let manifest = std::thread::scope(|s| -> Result<_> {
+        let mut packers = Vec::new();
+        for _ in 0..threads {
+            let rx = chunk_rx.clone();
+            let (stats, abort) = (&stats, &abort);
+            packers.push(s.spawn(move || {
+                let mut p = Packer::new(repo);
+                for (id, data) in rx {
+                    if abort.is_set() {
+                        continue;
+                    }
+                    if let Err(e) = p.add(id, &data) {
+                        abort.set(e.into());
+                    }
+                }
+                if !abort.is_set() {
+                    if let Err(e) = p.flush() {
+                        abort.set(e.into());
+                    }
+                }
+                stats.bytes_stored.fetch_add(p.stored, Ordering::Relaxed);
+            }));
+        }
+        drop(chunk_rx);
+        let mut readers = Vec::new();
+        for _ in 0..threads {
+            let rx = file_rx.clone();
+            let (ctx, dtx) = (chunk_tx.clone(), done_tx.clone());
+            let (stats, abort) = (&stats, &abort);
+            readers.push(s.spawn(move || {
+                for job in rx {
+                    let done = if abort.is_set() {
+                        Done {
+                            seq: job.seq,
+                            entry: None,
+                            warning: None,
+                        }
+                    } else {
+                        read_file(repo, job, &ctx, stats, abort, progress)
+                    };
+                    if dtx.send(done).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        drop(chunk_tx);
+        let collector = {
+            let (abort, warnings) = (&abort, &warnings);
+            s.spawn(move || collect(repo, done_rx, ticket_rx, abort, warnings))
+        };
+
+        let mut walker = Walker {
+            repo,
+            excludes: &excludes,
+            root_dev: root_md.dev(),
+            one_fs: req.one_file_system,
+            reference: reference.as_ref().map(|r| RefCursor::new(repo.manifest(r))),
+            hardlinks: HashMap::new(),
+            seq: 0,
+            file_tx: &file_tx,
+            done_tx: &done_tx,
+            ticket_tx: &ticket_tx,
+            stats: &stats,
+            abort: &abort,
+            progress,
+        };
+        if let Err(e) = walker.walk_dir(source, Vec::new(), root_md) {
+            abort.set(e);
+        }
+        drop(walker);
+        drop(file_tx);
+        drop(done_tx);
+        let mut panicked = false;
+        for h in readers {
+            panicked |= h.join().is_err();
+        }
+        for h in packers {
+            panicked |= h.join().is_err();
+        }
+        let manifest = collector.join();
+        if panicked {
+            return Err(Error::WorkerPanicked);
+        }
+        manifest.map_err(|_| Error::WorkerPanicked)
+    })?;
+    if let Some(e) = abort.take() {
+        return Err(e);
+    }
+    let (manifest_len, manifest_chunks, manifest_stored, entries) =
+        manifest.ok_or_else(|| Error::Invalid("backup aborted".into()))?;
+    let warnings = warnings.into_inner().unwrap_or_default();
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let st = BackupStats {
+        files_read: ld(&stats.files_read),
+        bytes_read: ld(&stats.bytes_read),
+        files_unchanged: ld(&stats.files_unchanged),
+        bytes_unchanged: ld(&stats.bytes_unchanged),
+        entries,
+        chunks_new: ld(&stats.chunks_new),
+        bytes_new: ld(&stats.bytes_new),
+        bytes_stored: ld(&stats.bytes_stored) + manifest_stored,
+        warnings: warnings.len() as u64,
+    };
+    let mut id = [0u8; 16];
+    coffer_keys::random_bytes(&mut id).map_err(coffer_store::Error::from)?;
+    let finished_ms = now_ms();
+    let info = SnapshotInfo {
+        id: SnapshotId(id),
+        asset: req.asset.clone(),
+        level,
+        time: rfc3339_ms(started_ms),
+        started_ms,
+        finished_ms,
+        reference: reference.as_ref().map(|r| r.info.id),
+        host: actor.host.clone(),
+        identity: actor.identity.clone(),
+        scope,
+        stats: st,
+    };
+    let rec = SnapshotRecord {
+        info: info.clone(),
+        manifest_len,
+        manifest: manifest_chunks,
+    };
+    // The commit point: the snapshot exists once its record does.
+    repo.write_snapshot(&rec)?;
+    catalog.insert_snapshot(&info)?;
+    tracing::info!(snapshot = %info.id, asset = %info.asset, level = %level, entries, "snapshot committed");
+    Ok(BackupOutcome {
+        snapshot: info,
+        warnings,
+        notice,
+        job_id: 0,
+    })
+}
+
+fn build_excludes(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| Error::Invalid(format!("bad exclude pattern '{p}': {e}")))?);
+    }
+    b.build()
+        .map_err(|e| Error::Invalid(format!("bad exclude patterns: {e}")))
+}
+
+type Reference = (Level, Option<SnapshotRecord>, Option<String>);
+
+fn pick_reference(repo: &Repo, catalog: &Catalog, asset: &str, level: Level) -> Result<Reference> {
+    let levels: &[Level] = match level {
+        Level::Full => return Ok((Level::Full, None, None)),
+        Level::Incremental => &[Level::Full, Level::Incremental, Level::Differential],
+        Level::Differential => &[Level::Full],
+    };
+    match catalog.latest_snapshot(asset, levels)? {
+        Some(info) => Ok((level, Some(repo.load_snapshot(&info.id)?), None)),
+        None => Ok((
+            Level::Full,
+            None,
+            Some(format!(
+                "no full backup of asset '{asset}' exists: this {level} backup ran as a full"
+            )),
+        )),
+    }
+}
+
+struct FileJob {
+    seq: u64,
+    entry: Entry,
+    path: PathBuf,
+    md: Metadata,
+}
+
+struct Done {
+    seq: u64,
+    entry: Option<Entry>,
+    warning: Option<String>,
+}
+
+/// Walks the previous snapshot's manifest alongside the tree.
+struct RefCursor<'a> {
+    dec: ManifestDecoder<ChunkStream<'a>>,
+    cur: Option<Entry>,
+    failed: bool,
+}
+
+impl<'a> RefCursor<'a> {
+    fn new(dec: ManifestDecoder<ChunkStream<'a>>) -> RefCursor<'a> {
+        RefCursor {
+            dec,
+            cur: None,
+            failed: false,
+        }
+    }
+
+    /// The reference entry at `path`, if there is one. Paths must be asked
+    /// for in manifest order.
+    fn find(&mut self, path: &[u8]) -> Result<Option<&Entry>> {
+        loop {
+            if self.failed {
+                return Ok(None);
+            }
+            if let Some(c) = &self.cur {
+                match path_order(&c.path, path) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => return Ok(self.cur.as_ref()),
+                    std::cmp::Ordering::Greater => return Ok(None),
+                }
+            }
+            match self.dec.next_entry() {
+                Ok(Some(e)) => self.cur = Some(e),
+                Ok(None) => {
+                    self.failed = true;
+                    self.cur = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+struct Walker<'a, 'r> {
+    repo: &'r Repo,
+    excludes: &'a GlobSet,
+    root_dev: u64,
+    one_fs: bool,
+    reference: Option<RefCursor<'r>>,
+    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    seq: u64,
+    file_tx: &'a Sender<FileJob>,
+    done_tx: &'a Sender<Done>,
+    ticket_tx: &'a Sender<()>,
+    stats: &'a Stats,
+    abort: &'a Abort,
+    progress: &'a Progress,
+}
+
+fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = rel.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+impl Walker<'_, '_> {
+    fn emit(&mut self, entry: Option<Entry>, warning: Option<String>) -> Result<()> {
+        self.ticket_tx
+            .send(())
+            .map_err(|_| Error::Invalid("backup aborted".into()))?;
+        let seq = self.seq;
+        self.seq += 1;
+        self.done_tx
+            .send(Done {
+                seq,
+                entry,
+                warning,
+            })
+            .map_err(|_| Error::Invalid("backup aborted".into()))
+    }
+
+    fn warn(&mut self, path: &Path, what: impl std::fmt::Display) -> Result<()> {
+        self.emit(None, Some(format!("{}: {what}", path.display())))
+    }
+
+    fn excluded(&self, rel: &[u8], abs: &Path) -> bool {
+        if self.excludes.is_empty() || rel.is_empty() {
+            return false;
+        }
+        let name = rel.rsplit(|c| *c == b'/').next().unwrap_or(rel);
+        self.excludes.is_match(Path::new(OsStr::from_bytes(rel)))
+            || self.excludes.is_match(abs)
+            || self.excludes.is_match(Path::new(OsStr::from_bytes(name)))
+    }
+
+    fn walk_dir(&mut self, abs: &Path, rel: Vec<u8>, md: Metadata) -> Result<()> {
+        if self.abort.is_set() {
+            return Ok(());
+        }
+        let mut entry = entry_from(EntryKind::Dir, rel.clone(), &md);
+        let xattr_warning = self.add_xattrs(&mut entry, abs);
+        if let Some(w) = xattr_warning {
+            self.warn(abs, w)?;
+        }
+        Progress::add(&self.progress.entries, 1);
+        self.emit(Some(entry), None)?;
+        if self.one_fs && md.dev() != self.root_dev {
+            return Ok(());
+        }
+        let rd = match std::fs::read_dir(abs) {
+            Ok(rd) => rd,
+            Err(e) => return self.warn(abs, format!("cannot list directory: {e}")),
+        };
+        let mut names = Vec::new();
+        for ent in rd {
+            match ent {
+                Ok(ent) => names.push(ent.file_name()),
+                Err(e) => {
+                    self.warn(abs, format!("cannot list directory: {e}"))?;
+                    break;
+                }
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            if self.abort.is_set() {
+                return Ok(());
+            }
+            let child_abs = abs.join(&name);
+            let child_rel = join_rel(&rel, name.as_bytes());
+            if self.excluded(&child_rel, &child_abs) {
+                continue;
+            }
+            let md = match std::fs::symlink_metadata(&child_abs) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.warn(&child_abs, "vanished before it could be read")?;
+                    continue;
+                }
+                Err(e) => {
+                    self.warn(&child_abs, format!("cannot stat: {e}"))?;
+                    continue;
+                }
+            };
+            let kind = kind_of(md.mode());
+            if kind == EntryKind::Dir {
+                if self.one_fs && md.dev() != self.root_dev {
+                    // The mount point is kept (empty); the other filesystem is not entered.
+                    let mut e = entry_from(EntryKind::Dir, child_rel, &md);
+                    if let Some(w) = self.add_xattrs(&mut e, &child_abs) {
+                        self.warn(&child_abs, w)?;
+                    }
+                    self.emit(Some(e), None)?;
+                    continue;
+                }
+                self.walk_dir(&child_abs, child_rel, md)?;
+            } else {
+                self.leaf(kind, &child_abs, child_rel, md)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_xattrs(&self, e: &mut Entry, abs: &Path) -> Option<String> {
+        match read_xattrs(abs) {
+            Ok(x) => {
+                e.xattrs = x;
+                None
+            }
+            Err(err) => Some(format!("cannot read extended attributes: {err}")),
+        }
+    }
+
+    fn leaf(&mut self, kind: EntryKind, abs: &Path, rel: Vec<u8>, md: Metadata) -> Result<()> {
+        Progress::add(&self.progress.entries, 1);
+        let mut entry = entry_from(kind, rel, &md);
+        if let Some(w) = self.add_xattrs(&mut entry, abs) {
+            self.warn(abs, w)?;
+        }
+        match kind {
+            EntryKind::Symlink => match std::fs::read_link(abs) {
+                Ok(t) => entry.target = t.as_os_str().as_bytes().to_vec(),
+                Err(e) => return self.warn(abs, format!("cannot read symlink: {e}")),
+            },
+            EntryKind::File => {
+                if md.nlink() > 1 {
+                    let key = (md.dev(), md.ino());
+                    if let Some(first) = self.hardlinks.get(&key) {
+                        entry.kind = EntryKind::Hardlink;
+                        entry.target = first.clone();
+                        entry.size = 0;
+                        return self.emit(Some(entry), None);
+                    }
+                    self.hardlinks.insert(key, entry.path.clone());
+                }
+                if let Some(reused) = self.reuse(&entry)? {
+                    self.stats.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .bytes_unchanged
+                        .fetch_add(reused.size, Ordering::Relaxed);
+                    Progress::add(&self.progress.files, 1);
+                    return self.emit(Some(reused), None);
+                }
+                self.ticket_tx
+                    .send(())
+                    .map_err(|_| Error::Invalid("backup aborted".into()))?;
+                let seq = self.seq;
+                self.seq += 1;
+                return self
+                    .file_tx
+                    .send(FileJob {
+                        seq,
+                        entry,
+                        path: abs.to_path_buf(),
+                        md,
+                    })
+                    .map_err(|_| Error::Invalid("backup aborted".into()));
+            }
+            _ => {}
+        }
+        self.emit(Some(entry), None)
+    }
+
+    /// The reference snapshot's content for an unchanged file, if every one
+    /// of its chunks is still in a sound container.
+    fn reuse(&mut self, now: &Entry) -> Result<Option<Entry>> {
+        let Some(cur) = self.reference.as_mut() else {
+            return Ok(None);
+        };
+        let Some(prev) = cur.find(&now.path)? else {
+            return Ok(None);
+        };
+        if !unchanged(prev, now) {
+            return Ok(None);
+        }
+        for ext in &prev.extents {
+            if let Extent::Data { id, .. } = ext {
+                if self.repo.locate(id)?.is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut e = now.clone();
+        e.extents = prev.extents.clone();
+        e.content_hash = prev.content_hash;
+        Ok(Some(e))
+    }
+}
+
+fn collect(
+    repo: &Repo,
+    done_rx: Receiver<Done>,
+    ticket_rx: Receiver<()>,
+    abort: &Abort,
+    warnings: &Mutex<Vec<String>>,
+) -> Option<(u64, Vec<ChunkId>, u64, u64)> {
+    let mut mw = repo.manifest_writer();
+    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut next = 0u64;
+    for d in done_rx {
+        pending.insert(d.seq, d);
+        while let Some(d) = pending.remove(&next) {
+            next += 1;
+            let _ = ticket_rx.recv();
+            if let Some(w) = d.warning {
+                tracing::warn!("{w}");
+                if let Ok(mut g) = warnings.lock() {
+                    g.push(w);
+                }
+            }
+            if let (Some(e), false) = (d.entry, abort.is_set()) {
+                if let Err(err) = mw.push(&e) {
+                    abort.set(err.into());
+                }
+            }
+        }
+    }
+    if abort.is_set() {
+        return None;
+    }
+    let entries = mw.entries();
+    match mw.finish() {
+        Ok((len, chunks, stored)) => Some((len, chunks, stored, entries)),
+        Err(e) => {
+            abort.set(e.into());
+            None
+        }
+    }
+}
+
+fn open_source(path: &Path) -> std::io::Result<File> {
+    let open = |extra: i32| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra)
+            .open(path)
+    };
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        r => r,
+    }
+}
+
+/// Data regions of a file: `(offset, len)`; the gaps are holes. Files that
+/// occupy as many blocks as their size are one region without asking.
+fn data_regions(file: &File, md: &Metadata) -> Vec<(u64, u64)> {
+    use std::os::fd::AsFd;
+    let size = md.size();
+    if size == 0 {
+        return Vec::new();
+    }
+    if md.blocks().saturating_mul(512) >= size {
+        return vec![(0, u64::MAX)];
+    }
+    let fd = file.as_fd();
+    let mut out = Vec::new();
+    let mut pos: i64 = 0;
+    let end = size as i64;
+    while pos < end {
+        let data = match nix::unistd::lseek(fd, pos, nix::unistd::Whence::SeekData) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(_) => return vec![(0, u64::MAX)],
+        };
+        let hole = nix::unistd::lseek(fd, data, nix::unistd::Whence::SeekHole).unwrap_or(end);
+        if hole <= data {
+            break;
+        }
+        out.push((data as u64, (hole - data) as u64));
+        pos = hole;
+    }
+    out
+}
+
+fn read_file(
+    repo: &Repo,
+    job: FileJob,
+    chunk_tx: &Sender<(ChunkId, Vec<u8>)>,
+    stats: &Stats,
+    abort: &Abort,
+    progress: &Progress,
+) -> Done {
+    let FileJob {
+        seq,
+        mut entry,
+        path,
+        md,
+    } = job;
+    let fail = |w: String| Done {
+        seq,
+        entry: None,
+        warning: Some(format!("{}: {w}", path.display())),
+    };
+    let file = match open_source(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fail("vanished before it could be read".into());
+        }
+        Err(e) => return fail(format!("cannot read: {e}")),
+    };
+    let before = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return fail(format!("cannot stat: {e}")),
+    };
+    let mut warning = None;
+    if before.ino() != md.ino() || before.dev() != md.dev() || !before.is_file() {
+        return fail("was replaced while being read; not backed up".into());
+    }
+    let mut hasher = repo.content_hasher();
+    let mut extents = Vec::new();
+    let mut offset = 0u64;
+    let zeros = [0u8; 65536];
+    let add_hole = |extents: &mut Vec<Extent>, hasher: &mut blake3::Hasher, len: u64| {
+        extents.push(Extent::Hole { len });
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            hasher.update(&zeros[..n]);
+            left -= n as u64;
+        }
+    };
+    let small = before.size() <= u64::from(repo.config().chunker.min);
+    for (start, len) in data_regions(&file, &before) {
+        if start > offset {
+            add_hole(&mut extents, &mut hasher, start - offset);
+            offset = start;
+        }
+        let mut f = &file;
+        if let Err(e) = f.seek(SeekFrom::Start(start)) {
+            return fail(format!("cannot read: {e}"));
+        }
+        let region = f.take(len);
+        let mut emit = |data: Vec<u8>| -> std::result::Result<(), String> {
+            let id = repo.chunk_id(&data);
+            hasher.update(&data);
+            let n = data.len() as u64;
+            offset += n;
+            stats.bytes_read.fetch_add(n, Ordering::Relaxed);
+            Progress::add(&progress.bytes, n);
+            extents.push(Extent::Data { id, len: n as u32 });
+            match repo.claim(&id) {
+                Ok(true) => {
+                    stats.chunks_new.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes_new.fetch_add(n, Ordering::Relaxed);
+                    chunk_tx
+                        .send((id, data))
+                        .map_err(|_| "backup aborted".to_string())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let res = if small {
+            let mut buf = Vec::with_capacity(before.size() as usize);
+            match region
+                .take(u64::from(repo.config().chunker.min))
+                .read_to_end(&mut buf)
+            {
+                Ok(0) => Ok(()),
+                Ok(_) => emit(buf),
+                Err(e) => Err(format!("cannot read: {e}")),
+            }
+        } else {
+            let mut r = Ok(());
+            for chunk in repo.chunker().stream(region) {
+                if abort.is_set() {
+                    break;
+                }
+                r = match chunk {
+                    Ok(c) => emit(c),
+                    Err(e) => Err(format!("cannot read: {e}")),
+                };
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        };
+        if let Err(e) = res {
+            return fail(e);
+        }
+    }
+    if offset < before.size() {
+        // A trailing hole (or a file that shrank: caught below).
+        let after_size = file.metadata().map(|m| m.size()).unwrap_or(0);
+        if after_size == before.size() {
+            add_hole(&mut extents, &mut hasher, before.size() - offset);
+            offset = before.size();
+        }
+    }
+    match file.metadata() {
+        Ok(after) if content_changed(&before, &after) || offset != after.size() => {
+            warning = Some(format!(
+                "{}: changed while being read; the copy may be inconsistent (read {offset} bytes, size now {})",
+                path.display(),
+                after.size()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warning = Some(format!(
+                "{}: cannot stat after reading: {e}",
+                path.display()
+            ))
+        }
+    }
+    entry.size = offset;
+    entry.mtime_s = before.mtime();
+    entry.mtime_ns = before.mtime_nsec() as u32;
+    entry.ctime_s = before.ctime();
+    entry.ctime_ns = before.ctime_nsec() as u32;
+    entry.extents = extents;
+    entry.content_hash = *hasher.finalize().as_bytes();
+    stats.files_read.fetch_add(1, Ordering::Relaxed);
+    Progress::add(&progress.files, 1);
+    Done {
+        seq,
+        entry: Some(entry),
+        warning,
+    }
+}

@@ -1,0 +1,93 @@
+//! Turning what `lstat` and the xattr calls say into manifest entries.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use coffer_store::{Entry, EntryKind};
+
+/// The entry kind of a file type, from `st_mode`.
+pub fn kind_of(mode: u32) -> EntryKind {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => EntryKind::Dir,
+        libc::S_IFLNK => EntryKind::Symlink,
+        libc::S_IFIFO => EntryKind::Fifo,
+        libc::S_IFCHR => EntryKind::CharDev,
+        libc::S_IFBLK => EntryKind::BlockDev,
+        libc::S_IFSOCK => EntryKind::Socket,
+        _ => EntryKind::File,
+    }
+}
+
+/// An entry with the metadata of `md` (no content, no xattrs).
+pub fn entry_from(kind: EntryKind, path: Vec<u8>, md: &Metadata) -> Entry {
+    let mut e = Entry::new(kind, path);
+    e.mode = md.mode() & 0o7777;
+    e.uid = md.uid();
+    e.gid = md.gid();
+    e.mtime_s = md.mtime();
+    e.mtime_ns = md.mtime_nsec() as u32;
+    e.ctime_s = md.ctime();
+    e.ctime_ns = md.ctime_nsec() as u32;
+    e.ino = md.ino();
+    e.nlink = u32::try_from(md.nlink()).unwrap_or(u32::MAX);
+    e.size = if kind == EntryKind::File {
+        md.size()
+    } else {
+        0
+    };
+    e.rdev = if matches!(kind, EntryKind::CharDev | EntryKind::BlockDev) {
+        md.rdev()
+    } else {
+        0
+    };
+    e
+}
+
+/// Whether a file's content may have changed between two stats.
+pub fn content_changed(a: &Metadata, b: &Metadata) -> bool {
+    a.size() != b.size()
+        || a.mtime() != b.mtime()
+        || a.mtime_nsec() != b.mtime_nsec()
+        || a.ino() != b.ino()
+        || a.dev() != b.dev()
+}
+
+/// Whether an entry from an earlier snapshot describes the same unchanged
+/// file: size, mtime, ctime and inode all equal.
+pub fn unchanged(prev: &Entry, now: &Entry) -> bool {
+    prev.kind == EntryKind::File
+        && now.kind == EntryKind::File
+        && prev.size == now.size
+        && prev.mtime_s == now.mtime_s
+        && prev.mtime_ns == now.mtime_ns
+        && prev.ctime_s == now.ctime_s
+        && prev.ctime_ns == now.ctime_ns
+        && prev.ino == now.ino
+}
+
+/// Reads the extended attributes of `path` itself (symlinks not followed),
+/// sorted by name. Filesystems without xattrs give none.
+pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use std::os::unix::ffi::OsStrExt;
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if is_unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        match xattr::get(path, &name) {
+            Ok(Some(v)) => out.push((name.as_bytes().to_vec(), v)),
+            Ok(None) => {}
+            Err(e) if is_unsupported(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENODATA))
+}

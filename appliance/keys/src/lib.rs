@@ -1,0 +1,515 @@
+//! Coffer's key hierarchy.
+//!
+//! A store has one random 256-bit **master secret**. It is never written
+//! anywhere unwrapped: on disk it exists only inside a *key file*, sealed with
+//! AES-256-GCM under a key-encryption key derived from the operator's
+//! passphrase with Argon2id (byte layout in `docs/formats/store.md`).
+//!
+//! Every working key is derived from the master secret with blake3's
+//! `derive_key` mode and a fixed, versioned context string:
+//!
+//! * the **chunk id key** (keyed blake3 of chunk plaintext, so ids reveal
+//!   nothing to a holder of the ciphertext),
+//! * the **chunker seed** (perturbs the content-defined chunker's gear table),
+//! * one **object key per container or per store object**, derived from the
+//!   object's random 128-bit id. A container key encrypts at most one
+//!   container (tens of MiB, at most 2^32 records), with the record's index as
+//!   the GCM nonce, so no nonce repeats under a key and every key stays far
+//!   below GCM's usage limits.
+//!
+//! Key material lives in [`zeroize::Zeroizing`] buffers and never leaves this
+//! crate: callers get [`ObjectKey`] handles that encrypt and decrypt. The key
+//! *generation* recorded in key files and container headers leaves room for
+//! rotation and per-media-set keys.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use coffer_types::ContainerId;
+use zeroize::Zeroizing;
+
+/// Format constants. **Do not modify**: they are part of the on-disk format.
+/// Each magic is the first 8 bytes of blake3 of a versioned string, checked
+/// by a test.
+pub mod magic {
+    /// `blake3("coffer key file v1")[..8]`
+    pub const KEY_FILE_V1: [u8; 8] = [224, 157, 64, 105, 205, 229, 83, 200];
+    /// blake3 `derive_key` context of the chunk id key.
+    pub const CTX_CHUNK_ID: &str = "coffer 2026-11-26 chunk id key v1";
+    /// blake3 `derive_key` context of the chunker seed.
+    pub const CTX_CHUNKER_SEED: &str = "coffer 2026-11-26 chunker seed v1";
+    /// blake3 `derive_key` context of per-container keys.
+    pub const CTX_CONTAINER: &str = "coffer 2026-11-26 container key v1";
+    /// blake3 `derive_key` context of per-object keys (snapshot records).
+    pub const CTX_OBJECT: &str = "coffer 2026-11-26 object key v1";
+}
+
+/// Size of a sealed key file in bytes.
+pub const KEY_FILE_LEN: usize = 104;
+const KEY_FILE_AAD_LEN: usize = 56;
+const KEY_FILE_VERSION: u16 = 1;
+const KDF_ARGON2ID: u16 = 1;
+
+/// Errors of key handling.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The passphrase does not open the key file.
+    #[error("wrong passphrase: it does not open the store's key")]
+    WrongPassphrase,
+    /// The key file is not a key file or is damaged.
+    #[error("key file is damaged or not a coffer key file: {0}")]
+    Malformed(String),
+    /// The key file was written by a newer coffer.
+    #[error(
+        "key file format version {found} is newer than this coffer supports ({supported}); upgrade coffer"
+    )]
+    NewerVersion {
+        /// Version found.
+        found: u16,
+        /// Highest supported version.
+        supported: u16,
+    },
+    /// The passphrase is empty.
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+    /// The operating system's random source failed.
+    #[error("random number generator failed: {0}")]
+    Random(String),
+    /// Argon2 rejected its parameters.
+    #[error("key derivation failed: {0}")]
+    Kdf(String),
+    /// A decryption failed its authentication: the data was altered or the key is wrong.
+    #[error("authentication failed: data was altered or does not belong to this key")]
+    Authentication,
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Fills `buf` from the operating system's random source.
+pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    getrandom::getrandom(buf).map_err(|e| Error::Random(e.to_string()))
+}
+
+/// A passphrase, wiped from memory when dropped.
+pub struct Passphrase(Zeroizing<Vec<u8>>);
+
+impl Passphrase {
+    /// Takes ownership of the bytes; a trailing newline (from a file or a
+    /// pipe) is removed.
+    pub fn new(mut bytes: Vec<u8>) -> Result<Passphrase> {
+        while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+            bytes.pop();
+        }
+        let p = Passphrase(Zeroizing::new(bytes));
+        if p.0.is_empty() {
+            return Err(Error::EmptyPassphrase);
+        }
+        Ok(p)
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+/// Argon2id cost parameters, recorded in the key file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl KdfParams {
+    /// The default: 64 MiB, 3 passes, 1 lane (OWASP's Argon2id guidance).
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_kib: 64 * 1024,
+        t: 3,
+        p: 1,
+    };
+    /// Upper bounds accepted when reading a key file, so a hostile file cannot
+    /// make `unseal` allocate without limit or run for hours.
+    const MAX: KdfParams = KdfParams {
+        m_kib: 4 * 1024 * 1024,
+        t: 64,
+        p: 64,
+    };
+
+    fn check(self) -> Result<()> {
+        if self.m_kib < 8 * self.p.max(1)
+            || self.m_kib > Self::MAX.m_kib
+            || self.t == 0
+            || self.t > Self::MAX.t
+            || self.p == 0
+            || self.p > Self::MAX.p
+        {
+            return Err(Error::Malformed(format!(
+                "argon2id parameters out of range (m={} KiB, t={}, p={})",
+                self.m_kib, self.t, self.p
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn derive_kek(
+    pass: &Passphrase,
+    salt: &[u8; 16],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>> {
+    let argon_params = argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
+        .map_err(|e| Error::Kdf(e.to_string()))?;
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon_params,
+    );
+    let mut kek = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(&pass.0, salt, kek.as_mut())
+        .map_err(|e| Error::Kdf(e.to_string()))?;
+    Ok(kek)
+}
+
+fn gcm(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(key.into())
+}
+
+/// A store's master secret and its generation.
+pub struct MasterKey {
+    secret: Zeroizing<[u8; 32]>,
+    generation: u32,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey(generation {}, <redacted>)", self.generation)
+    }
+}
+
+impl MasterKey {
+    /// Draws a new random master secret.
+    pub fn generate(generation: u32) -> Result<MasterKey> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        random_bytes(secret.as_mut())?;
+        Ok(MasterKey { secret, generation })
+    }
+
+    /// Builds a master key from known bytes: golden fixtures and tests only.
+    pub fn from_bytes_for_fixtures(bytes: [u8; 32], generation: u32) -> MasterKey {
+        MasterKey {
+            secret: Zeroizing::new(bytes),
+            generation,
+        }
+    }
+
+    /// The key generation (1 for a new store; rotation adds generations).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    fn derive(&self, ctx: &str, extra: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut h = blake3::Hasher::new_derive_key(ctx);
+        h.update(self.secret.as_ref());
+        h.update(extra);
+        Zeroizing::new(*h.finalize().as_bytes())
+    }
+
+    /// A keyed hasher for chunk ids.
+    pub fn chunk_id_hasher(&self) -> ChunkIdKey {
+        ChunkIdKey(self.derive(magic::CTX_CHUNK_ID, &[]))
+    }
+
+    /// The seed of the content-defined chunker's gear table.
+    pub fn chunker_seed(&self) -> u64 {
+        let k = self.derive(magic::CTX_CHUNKER_SEED, &[]);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&k[..8]);
+        u64::from_le_bytes(b)
+    }
+
+    /// The key of one container.
+    pub fn container_key(&self, id: &ContainerId) -> ObjectKey {
+        ObjectKey(self.derive(magic::CTX_CONTAINER, &id.0))
+    }
+
+    /// The key of one store object (snapshot record), from its random id.
+    pub fn object_key(&self, object_id: &[u8; 16]) -> ObjectKey {
+        ObjectKey(self.derive(magic::CTX_OBJECT, object_id))
+    }
+
+    /// Seals the master key under `pass` into a key file ([`KEY_FILE_LEN`] bytes).
+    pub fn seal(&self, pass: &Passphrase, params: KdfParams) -> Result<Vec<u8>> {
+        params.check()?;
+        let mut salt = [0u8; 16];
+        random_bytes(&mut salt)?;
+        let mut nonce = [0u8; 12];
+        random_bytes(&mut nonce)?;
+        let mut out = Vec::with_capacity(KEY_FILE_LEN);
+        out.extend_from_slice(&magic::KEY_FILE_V1);
+        out.extend_from_slice(&KEY_FILE_VERSION.to_le_bytes());
+        out.extend_from_slice(&KDF_ARGON2ID.to_le_bytes());
+        out.extend_from_slice(&params.m_kib.to_le_bytes());
+        out.extend_from_slice(&params.t.to_le_bytes());
+        out.extend_from_slice(&params.p.to_le_bytes());
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&self.generation.to_le_bytes());
+        out.extend_from_slice(&nonce);
+        debug_assert_eq!(out.len(), KEY_FILE_AAD_LEN);
+        let kek = derive_kek(pass, &salt, params)?;
+        let ct = gcm(&kek)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: self.secret.as_ref(),
+                    aad: &out,
+                },
+            )
+            .map_err(|_| Error::Kdf("sealing the master key failed".into()))?;
+        out.extend_from_slice(&ct);
+        debug_assert_eq!(out.len(), KEY_FILE_LEN);
+        Ok(out)
+    }
+
+    /// Opens a key file with `pass`.
+    pub fn unseal(file: &[u8], pass: &Passphrase) -> Result<MasterKey> {
+        let header = parse_key_file(file)?;
+        let kek = derive_kek(pass, &header.salt, header.params)?;
+        let pt = Zeroizing::new(
+            gcm(&kek)
+                .decrypt(
+                    Nonce::from_slice(&header.nonce),
+                    Payload {
+                        msg: &file[KEY_FILE_AAD_LEN..],
+                        aad: &file[..KEY_FILE_AAD_LEN],
+                    },
+                )
+                .map_err(|_| Error::WrongPassphrase)?,
+        );
+        let mut secret = Zeroizing::new([0u8; 32]);
+        if pt.len() != 32 {
+            return Err(Error::Malformed(
+                "sealed secret has the wrong length".into(),
+            ));
+        }
+        secret.copy_from_slice(&pt);
+        Ok(MasterKey {
+            secret,
+            generation: header.generation,
+        })
+    }
+}
+
+/// The parsed, not yet opened, fields of a key file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFileHeader {
+    /// Argon2id parameters.
+    pub params: KdfParams,
+    /// Argon2id salt.
+    pub salt: [u8; 16],
+    /// Key generation.
+    pub generation: u32,
+    /// GCM nonce of the sealed secret.
+    pub nonce: [u8; 12],
+}
+
+/// Parses a key file's header without opening it (also the fuzz entry point).
+pub fn parse_key_file(file: &[u8]) -> Result<KeyFileHeader> {
+    if file.len() < 10 || file[..8] != magic::KEY_FILE_V1 {
+        return Err(Error::Malformed("bad magic".into()));
+    }
+    let version = u16::from_le_bytes([file[8], file[9]]);
+    if version > KEY_FILE_VERSION {
+        return Err(Error::NewerVersion {
+            found: version,
+            supported: KEY_FILE_VERSION,
+        });
+    }
+    if file.len() != KEY_FILE_LEN {
+        return Err(Error::Malformed(format!(
+            "length {} (expected {KEY_FILE_LEN})",
+            file.len()
+        )));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([file[o], file[o + 1], file[o + 2], file[o + 3]]);
+    let kdf = u16::from_le_bytes([file[10], file[11]]);
+    if kdf != KDF_ARGON2ID {
+        return Err(Error::Malformed(format!(
+            "unknown key derivation function {kdf}"
+        )));
+    }
+    let params = KdfParams {
+        m_kib: u32_at(12),
+        t: u32_at(16),
+        p: u32_at(20),
+    };
+    params.check()?;
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&file[24..40]);
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&file[44..56]);
+    Ok(KeyFileHeader {
+        params,
+        salt,
+        generation: u32_at(40),
+        nonce,
+    })
+}
+
+/// The keyed blake3 that names chunks.
+pub struct ChunkIdKey(Zeroizing<[u8; 32]>);
+
+impl ChunkIdKey {
+    /// The chunk id of `data`.
+    pub fn id(&self, data: &[u8]) -> coffer_types::ChunkId {
+        coffer_types::ChunkId(*blake3::keyed_hash(&self.0, data).as_bytes())
+    }
+    /// A keyed hasher for streaming use (whole-file content hashes).
+    pub fn hasher(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.0)
+    }
+}
+
+/// An AES-256-GCM key bound to one container or store object. The caller
+/// supplies a record index as the nonce; within one object each index is used
+/// once (the container format guarantees it).
+pub struct ObjectKey(Zeroizing<[u8; 32]>);
+
+fn nonce_for(index: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&index.to_le_bytes());
+    n
+}
+
+impl ObjectKey {
+    /// Encrypts record `index` with associated data `aad`; returns ciphertext || tag.
+    pub fn encrypt(&self, index: u64, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        gcm(&self.0)
+            .encrypt(
+                Nonce::from_slice(&nonce_for(index)),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| Error::Authentication)
+    }
+
+    /// Decrypts and authenticates record `index`.
+    pub fn decrypt(&self, index: u64, aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+        gcm(&self.0)
+            .decrypt(
+                Nonce::from_slice(&nonce_for(index)),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| Error::Authentication)
+    }
+}
+
+/// Size of the GCM authentication tag appended to every ciphertext.
+pub const TAG_LEN: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 256,
+        t: 1,
+        p: 1,
+    };
+
+    fn pass(s: &str) -> Passphrase {
+        Passphrase::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn magic_is_derived_from_its_versioned_string() {
+        assert_eq!(
+            magic::KEY_FILE_V1,
+            blake3::hash(b"coffer key file v1").as_bytes()[..8]
+        );
+    }
+
+    #[test]
+    fn seal_unseal_round_trip_keeps_the_secret() {
+        let k = MasterKey::generate(1).unwrap();
+        let file = k.seal(&pass("correct horse"), FAST).unwrap();
+        assert_eq!(file.len(), KEY_FILE_LEN);
+        let k2 = MasterKey::unseal(&file, &pass("correct horse\n")).unwrap();
+        assert_eq!(*k.secret, *k2.secret);
+        assert_eq!(k2.generation(), 1);
+        let cid = ContainerId([7; 16]);
+        let ct = k.container_key(&cid).encrypt(3, b"aad", b"hello").unwrap();
+        assert_eq!(
+            k2.container_key(&cid).decrypt(3, b"aad", &ct).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn wrong_passphrase_is_a_clear_error() {
+        let k = MasterKey::generate(1).unwrap();
+        let file = k.seal(&pass("right"), FAST).unwrap();
+        let err = MasterKey::unseal(&file, &pass("wrong")).unwrap_err();
+        assert!(matches!(err, Error::WrongPassphrase), "{err}");
+        assert!(err.to_string().contains("wrong passphrase"));
+    }
+
+    #[test]
+    fn damaged_key_files_are_rejected() {
+        let k = MasterKey::generate(1).unwrap();
+        let file = k.seal(&pass("p"), FAST).unwrap();
+        // a flipped bit in the header (authenticated as AAD) fails like a wrong passphrase
+        let mut bad = file.clone();
+        bad[41] ^= 1;
+        assert!(matches!(
+            MasterKey::unseal(&bad, &pass("p")),
+            Err(Error::WrongPassphrase)
+        ));
+        assert!(matches!(
+            MasterKey::unseal(&file[..50], &pass("p")),
+            Err(Error::Malformed(_))
+        ));
+        let mut newer = file.clone();
+        newer[8] = 9;
+        assert!(matches!(
+            MasterKey::unseal(&newer, &pass("p")),
+            Err(Error::NewerVersion { found: 9, .. })
+        ));
+        let mut hostile = file;
+        hostile[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(parse_key_file(&hostile), Err(Error::Malformed(_))));
+        assert!(matches!(
+            Passphrase::new(b"\n".to_vec()),
+            Err(Error::EmptyPassphrase)
+        ));
+    }
+
+    #[test]
+    fn derived_keys_are_distinct_and_bound_to_their_ids() {
+        let k = MasterKey::from_bytes_for_fixtures([1; 32], 1);
+        let a = k.container_key(&ContainerId([1; 16]));
+        let b = k.container_key(&ContainerId([2; 16]));
+        let ct = a.encrypt(0, b"", b"data").unwrap();
+        assert!(matches!(b.decrypt(0, b"", &ct), Err(Error::Authentication)));
+        assert!(matches!(a.decrypt(1, b"", &ct), Err(Error::Authentication)));
+        assert!(matches!(
+            a.decrypt(0, b"x", &ct),
+            Err(Error::Authentication)
+        ));
+        let id = k.chunk_id_hasher().id(b"abc");
+        let other = MasterKey::from_bytes_for_fixtures([2; 32], 1);
+        assert_ne!(id, other.chunk_id_hasher().id(b"abc"));
+        assert_ne!(k.chunker_seed(), other.chunker_seed());
+    }
+}

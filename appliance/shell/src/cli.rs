@@ -1,0 +1,647 @@
+//! Command-line parsing and the direct-mode commands.
+
+use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use coffer_catalog::{Catalog, JobFilter};
+use coffer_engine::{Actor, BackupRequest, Progress, RestoreRequest};
+use coffer_keys::{KdfParams, Passphrase};
+use coffer_store::{BlobStore, DirStore, InitOptions, Repo, StoreConfig};
+use coffer_types::{JobKind, Level, SnapshotInfo};
+
+use crate::output::{Spinner, entry_json, mode_string, size};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: failure.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: success with warnings.
+pub const EXIT_WARNINGS: u8 = 3;
+/// Exit code: verification found damage.
+pub const EXIT_DAMAGED: u8 = 4;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Coffer backup appliance: management shell and direct-mode command line",
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 success with warnings, 4 verification found damage.\n\
+                  The passphrase comes from COFFER_PASSPHRASE, --passphrase-file, or a prompt on a terminal."
+)]
+struct Cli {
+    /// The store directory (direct mode).
+    #[arg(long, global = true, env = "COFFER_STORE")]
+    store: Option<PathBuf>,
+    /// Read the passphrase from this file (first line).
+    #[arg(long, global = true, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// Machine-readable JSON on standard output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress display.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log output on standard error (-v info, -vv debug).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a new store with a master key sealed under a passphrase.
+    Init {
+        /// Seal containers at this size, in MiB (1 to 1024).
+        #[arg(long, default_value_t = 32)]
+        container_size_mib: u32,
+        /// zstd compression level (1 to 19).
+        #[arg(long, default_value_t = 3)]
+        compression_level: i32,
+        /// Argon2id memory in KiB (default 65536; lower only for tests).
+        #[arg(long, hide = true)]
+        kdf_memory_kib: Option<u32>,
+    },
+    /// Back up a directory as a snapshot of an asset.
+    Backup {
+        /// Asset (system) name, as in the asset register.
+        #[arg(long)]
+        asset: String,
+        /// full, incremental or differential.
+        #[arg(long, default_value = "full")]
+        level: Level,
+        /// Leave out paths matching this glob (relative path, absolute path or name); repeatable.
+        #[arg(long, short = 'e')]
+        exclude: Vec<String>,
+        /// Do not descend into other filesystems.
+        #[arg(long, short = 'x')]
+        one_file_system: bool,
+        /// The directory to back up.
+        path: PathBuf,
+    },
+    /// List snapshots (from the catalog; no passphrase needed).
+    Snapshots {
+        /// Only this asset.
+        #[arg(long)]
+        asset: Option<String>,
+    },
+    /// Restore a snapshot (or chosen paths of it) into a directory.
+    Restore {
+        /// Snapshot id, unique id prefix, or "latest".
+        snapshot: String,
+        /// Where the snapshot's contents land (created if missing).
+        #[arg(long)]
+        target: PathBuf,
+        /// Replace files that already exist in the target.
+        #[arg(long)]
+        overwrite: bool,
+        /// Paths inside the snapshot (default: everything).
+        paths: Vec<PathBuf>,
+    },
+    /// Check the store: container hashes without keys, or every chunk with --read-data.
+    Verify {
+        /// Decrypt and re-hash every chunk (needs the passphrase).
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// List the entries of a snapshot.
+    Ls {
+        /// Snapshot id, prefix or "latest".
+        snapshot: String,
+        /// Only at or under this path.
+        path: Option<PathBuf>,
+    },
+    /// Show what changed between two snapshots (+ added, - removed, M modified, U metadata).
+    Diff {
+        /// Older snapshot.
+        from: String,
+        /// Newer snapshot.
+        to: String,
+    },
+    /// Find a file across snapshots by glob on its path or name.
+    Find {
+        /// Glob, e.g. '*.conf' or '/etc/ssh/*'.
+        pattern: String,
+        /// Only snapshots of this asset.
+        #[arg(long)]
+        asset: Option<String>,
+    },
+    /// The job log: every backup, restore and verify, with who ran it and how it ended.
+    Log {
+        /// Only this asset.
+        #[arg(long)]
+        asset: Option<String>,
+        /// Only this kind (backup, restore, verify).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many jobs (newest first).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Catalog maintenance.
+    Catalog {
+        #[command(subcommand)]
+        cmd: CatalogCmd,
+    },
+    /// Coffer's main job on built-in defaults: init a store, back up a real
+    /// directory (full, then incremental), list, restore, compare and verify.
+    Demo {
+        /// The directory to back up.
+        #[arg(long, default_value = "/usr/share/doc")]
+        source: PathBuf,
+        /// Working directory for the demo store and restore.
+        #[arg(long, default_value = "coffer-demo")]
+        workdir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCmd {
+    /// Recreate the catalog's snapshots and backup log from the store alone.
+    Rebuild,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "error",
+        1 => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("coffer: error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Gets the passphrase: environment, file, or a terminal prompt.
+pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<Passphrase> {
+    if let Some(f) = file {
+        let bytes =
+            std::fs::read(f).with_context(|| format!("read passphrase file '{}'", f.display()))?;
+        let first = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
+        return Ok(Passphrase::new(first)?);
+    }
+    if let Some(v) = std::env::var_os("COFFER_PASSPHRASE") {
+        return Ok(Passphrase::new(v.as_bytes().to_vec())?);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set COFFER_PASSPHRASE, use --passphrase-file, or run on a terminal");
+    }
+    let p = rpassword::prompt_password("Store passphrase: ").context("read passphrase")?;
+    if confirm {
+        let again = rpassword::prompt_password("Repeat passphrase: ").context("read passphrase")?;
+        if again != p {
+            bail!("the passphrases differ");
+        }
+    }
+    Ok(Passphrase::new(p.into_bytes())?)
+}
+
+/// A store opened in direct mode.
+pub struct Direct {
+    pub blobs: Arc<DirStore>,
+    pub catalog: Catalog,
+    pub actor: Actor,
+}
+
+impl Direct {
+    /// Opens the store's directory and catalog without keys.
+    pub fn open(dir: &Path) -> Result<Direct> {
+        let blobs = Arc::new(DirStore::new(dir));
+        StoreConfig::read(blobs.as_ref())?;
+        let catalog = Catalog::open(&dir.join("catalog.db"))?;
+        Ok(Direct {
+            blobs,
+            catalog,
+            actor: Actor::current(),
+        })
+    }
+
+    /// Opens with keys, cleans up after crashed writers, reconciles the catalog.
+    pub fn unlock(&self, pass: &Passphrase) -> Result<Repo> {
+        let blobs: Arc<dyn BlobStore> = self.blobs.clone();
+        let repo = Repo::open(blobs, pass)?;
+        self.blobs.clean_tmp(coffer_engine::pid_alive)?;
+        let (marked, added) = coffer_engine::reconcile(&repo, &self.catalog, &self.actor)?;
+        if marked > 0 {
+            eprintln!(
+                "coffer: {marked} job(s) whose process ended early are now marked interrupted in the log"
+            );
+        }
+        if added > 0 {
+            eprintln!("coffer: {added} snapshot(s) found in the store were added to the catalog");
+        }
+        Ok(repo)
+    }
+}
+
+fn store_dir(cli: &Cli) -> Result<PathBuf> {
+    cli.store
+        .clone()
+        .ok_or_else(|| anyhow!("no store given: use --store DIR or set COFFER_STORE"))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn resolve(d: &Direct, s: &str) -> Result<SnapshotInfo> {
+    Ok(d.catalog.resolve_snapshot(s)?)
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let pf = cli.passphrase_file.clone();
+    match &cli.cmd {
+        Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
+        Cmd::Init {
+            container_size_mib,
+            compression_level,
+            kdf_memory_kib,
+        } => {
+            let dir = store_dir(&cli)?;
+            let opts = InitOptions {
+                container_size: container_size_mib
+                    .checked_mul(1024 * 1024)
+                    .filter(|_| (1..=1024).contains(container_size_mib))
+                    .ok_or_else(|| anyhow!("--container-size-mib must be between 1 and 1024"))?,
+                zstd_level: *compression_level,
+                kdf: KdfParams {
+                    m_kib: kdf_memory_kib.unwrap_or(KdfParams::DEFAULT.m_kib),
+                    ..KdfParams::DEFAULT
+                },
+                ..InitOptions::default()
+            };
+            let info = init(&dir, pf.as_deref(), opts)?;
+            if cli.json {
+                print_json(
+                    &serde_json::json!({ "store": dir, "store_id": info.store_id.to_hex() }),
+                )?;
+            } else {
+                println!("initialised store {} at {}", info.store_id, dir.display());
+                println!(
+                    "keep the passphrase safe: without it nothing in this store can be restored"
+                );
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Backup {
+            asset,
+            level,
+            exclude,
+            one_file_system,
+            path,
+        } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let req = BackupRequest {
+                asset: asset.clone(),
+                level: *level,
+                source: path.clone(),
+                excludes: exclude.clone(),
+                one_file_system: *one_file_system,
+                threads: 0,
+            };
+            let progress = Arc::new(Progress::default());
+            let spinner = Spinner::start("backup", progress.clone(), cli.quiet || cli.json);
+            let out = coffer_engine::backup(&repo, &d.catalog, &req, &d.actor, &progress);
+            drop(spinner);
+            let out = out?;
+            let s = &out.snapshot.stats;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "snapshot": out.snapshot,
+                    "warnings": out.warnings,
+                    "notice": out.notice,
+                    "job": out.job_id,
+                }))?;
+            } else {
+                if let Some(n) = &out.notice {
+                    println!("note: {n}");
+                }
+                for w in &out.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "snapshot {} ({} of '{}') saved: {} entries; {} files read ({}), {} unchanged ({}); {} new in {} chunks, {} stored",
+                    out.snapshot.id.short(),
+                    out.snapshot.level,
+                    out.snapshot.asset,
+                    s.entries,
+                    s.files_read,
+                    size(s.bytes_read),
+                    s.files_unchanged,
+                    size(s.bytes_unchanged),
+                    size(s.bytes_new),
+                    s.chunks_new,
+                    size(s.bytes_stored),
+                );
+                if !out.warnings.is_empty() {
+                    println!("finished with {} warning(s)", out.warnings.len());
+                }
+            }
+            Ok(if out.warnings.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_WARNINGS
+            })
+        }
+        Cmd::Snapshots { asset } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let snaps = d.catalog.snapshots(asset.as_deref())?;
+            if cli.json {
+                print_json(&snaps)?;
+            } else if snaps.is_empty() {
+                println!(
+                    "no snapshots (a store restored from other media needs 'coffer catalog rebuild')"
+                );
+            } else {
+                println!(
+                    "{:<10} {:<24} {:<12} {:<16} {:>9} {:>10}",
+                    "ID", "TIME", "LEVEL", "ASSET", "ENTRIES", "READ"
+                );
+                for s in &snaps {
+                    println!(
+                        "{:<10} {:<24} {:<12} {:<16} {:>9} {:>10}",
+                        s.id.short(),
+                        s.time,
+                        s.level.as_str(),
+                        s.asset,
+                        s.stats.entries,
+                        size(s.stats.bytes_read)
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Restore {
+            snapshot,
+            target,
+            overwrite,
+            paths,
+        } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let info = resolve(&d, snapshot)?;
+            let req = RestoreRequest {
+                snapshot: info.id,
+                target: target.clone(),
+                paths: paths
+                    .iter()
+                    .map(|p| coffer_engine::restore::normalize_selection(p.as_os_str().as_bytes()))
+                    .collect(),
+                overwrite: *overwrite,
+                threads: 0,
+            };
+            let progress = Arc::new(Progress::default());
+            let spinner = Spinner::start("restore", progress.clone(), cli.quiet || cli.json);
+            let out = coffer_engine::restore(&repo, &d.catalog, &req, &d.actor, &progress);
+            drop(spinner);
+            let out = out?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "snapshot": info.id,
+                    "target": target,
+                    "entries": out.entries,
+                    "files": out.files,
+                    "bytes": out.bytes,
+                    "warnings": out.warnings,
+                    "job": out.job_id,
+                }))?;
+            } else {
+                for w in &out.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "restored snapshot {} ({} of '{}', {}) to {}: {} entries, {} files, {}",
+                    info.id.short(),
+                    info.level,
+                    info.asset,
+                    info.time,
+                    target.display(),
+                    out.entries,
+                    out.files,
+                    size(out.bytes)
+                );
+            }
+            Ok(if out.warnings.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_WARNINGS
+            })
+        }
+        Cmd::Verify { read_data } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            // Keys are optional for a plain verify: with them, damage is mapped to files.
+            let have_pass = pf.is_some() || std::env::var_os("COFFER_PASSPHRASE").is_some();
+            let repo = if *read_data || have_pass {
+                Some(d.unlock(&passphrase(pf.as_deref(), false)?)?)
+            } else {
+                None
+            };
+            let progress = Arc::new(Progress::default());
+            let spinner = Spinner::start("verify", progress.clone(), cli.quiet || cli.json);
+            let report = coffer_engine::verify(
+                d.blobs.as_ref(),
+                repo.as_ref(),
+                Some(&d.catalog),
+                *read_data,
+                &d.actor,
+                &progress,
+            );
+            drop(spinner);
+            let report = report?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                for line in coffer_engine::verify::describe(&report) {
+                    println!("DAMAGED: {line}");
+                }
+                println!(
+                    "verified {} containers ({}){}{}: {}",
+                    report.containers_checked,
+                    size(report.bytes_checked),
+                    if report.read_data {
+                        ", every chunk decrypted and re-hashed"
+                    } else {
+                        ", ciphertext hashes (no keys needed)"
+                    },
+                    if repo.is_some() {
+                        format!(
+                            ", {} snapshots' file lists checked",
+                            report.snapshots_checked
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if report.ok() {
+                        "no damage found"
+                    } else {
+                        "DAMAGE FOUND"
+                    }
+                );
+                if !report.ok() && repo.is_none() {
+                    println!(
+                        "give the passphrase to see which snapshots and files the damage affects"
+                    );
+                }
+            }
+            Ok(if report.ok() { EXIT_OK } else { EXIT_DAMAGED })
+        }
+        Cmd::Ls { snapshot, path } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let info = resolve(&d, snapshot)?;
+            let under = path
+                .as_ref()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default();
+            let mut json = Vec::new();
+            let mut out = std::io::stdout().lock();
+            let mut res = Ok(());
+            coffer_engine::browse::list(&repo, &info, &under, |e| {
+                if cli.json {
+                    json.push(entry_json(e));
+                } else if res.is_ok() {
+                    let mut line = format!(
+                        "{} {:>6} {:>6} {:>12} {} {}",
+                        mode_string(e),
+                        e.uid,
+                        e.gid,
+                        e.size,
+                        coffer_types::rfc3339_ms(e.mtime_s.saturating_mul(1000)),
+                        e.display_path()
+                    );
+                    if !e.target.is_empty() {
+                        line.push_str(&format!(" -> {}", String::from_utf8_lossy(&e.target)));
+                    }
+                    res = writeln!(out, "{line}");
+                }
+            })?;
+            res?;
+            if cli.json {
+                print_json(&json)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Diff { from, to } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let (a, b) = (resolve(&d, from)?, resolve(&d, to)?);
+            let mut json = Vec::new();
+            coffer_engine::browse::diff(&repo, &a, &b, |c, e| {
+                if cli.json {
+                    json.push(serde_json::json!({ "change": c.marker().to_string(), "entry": entry_json(e) }));
+                } else {
+                    println!("{} {}", c.marker(), e.display_path());
+                }
+            })?;
+            if cli.json {
+                print_json(&json)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Find { pattern, asset } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let snaps = d.catalog.snapshots(asset.as_deref())?;
+            let mut json = Vec::new();
+            coffer_engine::browse::find(&repo, &snaps, pattern, |s, e| {
+                if cli.json {
+                    json.push(serde_json::json!({ "snapshot": s.id, "asset": s.asset, "time": s.time, "entry": entry_json(e) }));
+                } else {
+                    println!(
+                        "{} {} {:<16} {:>12} {}",
+                        s.id.short(),
+                        s.time,
+                        s.asset,
+                        e.size,
+                        e.display_path()
+                    );
+                }
+            })?;
+            if cli.json {
+                print_json(&json)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Log { asset, kind, limit } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let kind = kind.as_deref().map(str::parse::<JobKind>).transpose()?;
+            let jobs = d.catalog.jobs(&JobFilter {
+                asset: asset.clone(),
+                kind,
+                limit: Some(*limit),
+            })?;
+            if cli.json {
+                print_json(&jobs)?;
+            } else {
+                for j in &jobs {
+                    println!(
+                        "#{:<5} {:<8} {:<11} {:<16} {:<12} {} -> {} by {}@{}: {} files, {}{}",
+                        j.id,
+                        j.kind.as_str(),
+                        j.status.as_str(),
+                        j.asset.as_deref().unwrap_or("-"),
+                        j.level.map(|l| l.as_str()).unwrap_or("-"),
+                        j.started,
+                        j.ended.as_deref().unwrap_or("(running)"),
+                        j.identity,
+                        j.host,
+                        j.stats.files_read,
+                        size(j.stats.bytes_read),
+                        j.snapshot
+                            .map(|s| format!(", snapshot {}", s.short()))
+                            .unwrap_or_default()
+                    );
+                    for m in &j.messages {
+                        println!("        {m}");
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Cmd::Catalog {
+            cmd: CatalogCmd::Rebuild,
+        } => {
+            let mut d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let n = coffer_engine::rebuild_catalog(&repo, &mut d.catalog)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "snapshots": n }))?;
+            } else {
+                println!("catalog rebuilt from the store: {n} snapshots");
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Creates a store and its catalog.
+pub fn init(dir: &Path, pf: Option<&Path>, opts: InitOptions) -> Result<StoreConfig> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("create store directory '{}'", dir.display()))?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(DirStore::new(dir));
+    let pass = passphrase(pf, true)?;
+    let repo = Repo::init(blobs, &pass, opts)?;
+    Catalog::open(&dir.join("catalog.db"))?;
+    Ok(*repo.config())
+}

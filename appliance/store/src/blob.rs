@@ -1,0 +1,376 @@
+//! The `BlobStore` trait: where a store's objects live.
+//!
+//! Every byte a store writes goes through this trait: a directory on a local
+//! or pooled filesystem ([`DirStore`]), memory ([`MemStore`], for tests and
+//! tools), and later erasure-coded pools and S3 buckets. Keys are relative,
+//! `/`-separated names such as `data/3f/3f…` and `snapshots/…`; the trait
+//! refuses keys that could escape their root.
+//!
+//! Contract: [`BlobStore::put`] is atomic and durable (a reader sees the whole
+//! object or none of it, also after a crash) and never replaces an existing
+//! object: sealed objects are immutable.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::{Error, Result};
+
+/// Storage of immutable, named objects.
+pub trait BlobStore: Send + Sync {
+    /// Stores a new object atomically and durably; fails with
+    /// [`Error::AlreadyExists`] if `key` exists.
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// Reads a whole object.
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// Reads `len` bytes at `offset`; a short object is [`Error::Truncated`].
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// The size of an object.
+    fn size(&self, key: &str) -> Result<u64>;
+    /// Every key that starts with `prefix` (a folder such as `data/`), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Removes an object (missing objects are not an error).
+    fn delete(&self, key: &str) -> Result<()>;
+    /// Where the store lives, for messages.
+    fn describe(&self) -> String;
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && !key.starts_with('/')
+        && key
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Corrupt {
+            what: format!("object key '{key}'"),
+            reason: "not a safe relative name".into(),
+        })
+    }
+}
+
+/// A store in a directory of a mounted filesystem.
+#[derive(Debug)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    /// Opens (does not create) a directory store at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> DirStore {
+        DirStore { root: root.into() }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    /// Removes temporary files left by processes that are no longer alive
+    /// (a killed backup leaves its half-written object under `tmp/`).
+    pub fn clean_tmp(&self, is_alive: impl Fn(u32) -> bool) -> Result<usize> {
+        let dir = self.root.join("tmp");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("list", &dir, e)),
+        };
+        let mut removed = 0;
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io("list", &dir, e))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if pid.is_none_or(|p| !is_alive(p)) {
+                let p = ent.path();
+                fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+impl BlobStore for DirStore {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let dest = self.path(key)?;
+        if dest.exists() {
+            return Err(Error::AlreadyExists { key: key.into() });
+        }
+        let tmp_dir = self.root.join("tmp");
+        fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("create", &tmp_dir, e))?;
+        let mut nonce = [0u8; 8];
+        coffer_keys::random_bytes(&mut nonce)?;
+        let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), hex::encode(nonce)));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| Error::io("create", &tmp, e))?;
+            f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+            f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+            let parent = dest.parent().unwrap_or(&self.root);
+            fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+            // link(2) fails if the destination exists: no object is ever replaced.
+            fs::hard_link(&tmp, &dest).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Error::AlreadyExists { key: key.into() }
+                } else {
+                    Error::io("link", &dest, e)
+                }
+            })?;
+            sync_dir(parent)
+        })();
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let p = self.path(key)?;
+        fs::read(&p).map_err(|e| Error::from_io_get(key, &p, e))
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let p = self.path(key)?;
+        let mut f = File::open(&p).map_err(|e| Error::from_io_get(key, &p, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io("seek", &p, e))?;
+        let want = usize::try_from(len).map_err(|_| Error::Truncated {
+            key: key.into(),
+            detail: format!("range of {len} bytes is too large"),
+        })?;
+        let mut buf = Vec::with_capacity(want);
+        f.take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io("read", &p, e))?;
+        if buf.len() != want {
+            return Err(Error::Truncated {
+                key: key.into(),
+                detail: format!(
+                    "wanted {len} bytes at offset {offset}, object ends after {}",
+                    buf.len()
+                ),
+            });
+        }
+        Ok(buf)
+    }
+
+    fn size(&self, key: &str) -> Result<u64> {
+        let p = self.path(key)?;
+        fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|e| Error::from_io_get(key, &p, e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir_part = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.path(dir_part)?
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("list", &dir, e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| Error::io("list", &dir, e))?;
+                let path = ent.path();
+                let ft = ent.file_type().map_err(|e| Error::io("stat", &path, e))?;
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                let Some(rel) = rel.to_str() else { continue };
+                if ft.is_dir() {
+                    stack.push(path.clone());
+                } else if rel.starts_with(prefix) && !rel.starts_with("tmp/") {
+                    out.push(rel.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let p = self.path(key)?;
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", &p, e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// A store in memory: for tests and tools. Shipped code, same contract.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemStore {
+    /// An empty memory store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        // A panic while holding the lock cannot leave the map half-updated
+        // (every operation is a single insert/remove), so poisoning is ignored.
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces an object's bytes in place: for tests that simulate bit rot.
+    pub fn corrupt(&self, key: &str, f: impl FnOnce(&mut Vec<u8>)) -> bool {
+        match self.lock().get_mut(key) {
+            Some(v) => {
+                f(v);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl BlobStore for MemStore {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let mut m = self.lock();
+        if m.contains_key(key) {
+            return Err(Error::AlreadyExists { key: key.into() });
+        }
+        m.insert(key.to_string(), data.to_vec());
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.lock()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::NotFound { key: key.into() })
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let m = self.lock();
+        let v = m
+            .get(key)
+            .ok_or_else(|| Error::NotFound { key: key.into() })?;
+        let end = offset.checked_add(len);
+        match end {
+            Some(end) if end <= v.len() as u64 => Ok(v[offset as usize..end as usize].to_vec()),
+            _ => Err(Error::Truncated {
+                key: key.into(),
+                detail: format!(
+                    "wanted {len} bytes at offset {offset}, object has {}",
+                    v.len()
+                ),
+            }),
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<u64> {
+        self.lock()
+            .get(key)
+            .map(|v| v.len() as u64)
+            .ok_or_else(|| Error::NotFound { key: key.into() })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .lock()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract(s: &dyn BlobStore) {
+        s.put("data/ab/abc", b"hello world").unwrap();
+        assert!(matches!(
+            s.put("data/ab/abc", b"other"),
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert_eq!(s.get("data/ab/abc").unwrap(), b"hello world");
+        assert_eq!(s.get_range("data/ab/abc", 6, 5).unwrap(), b"world");
+        assert!(matches!(
+            s.get_range("data/ab/abc", 6, 6),
+            Err(Error::Truncated { .. })
+        ));
+        assert_eq!(s.size("data/ab/abc").unwrap(), 11);
+        s.put("snapshots/1", b"s").unwrap();
+        assert_eq!(s.list("data/").unwrap(), vec!["data/ab/abc".to_string()]);
+        assert_eq!(
+            s.list("snapshots/").unwrap(),
+            vec!["snapshots/1".to_string()]
+        );
+        assert!(matches!(s.get("nope"), Err(Error::NotFound { .. })));
+        for bad in ["../x", "/etc/passwd", "a//b", "a/./b", ""] {
+            assert!(s.put(bad, b"x").is_err(), "{bad}");
+        }
+        s.delete("snapshots/1").unwrap();
+        s.delete("snapshots/1").unwrap();
+        assert!(s.list("snapshots/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn dir_store_meets_the_contract() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DirStore::new(d.path());
+        contract(&s);
+        // no temporary files are left behind
+        assert_eq!(fs::read_dir(d.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn mem_store_meets_the_contract() {
+        contract(&MemStore::new());
+    }
+
+    #[test]
+    fn clean_tmp_removes_only_dead_writers_files() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DirStore::new(d.path());
+        fs::create_dir_all(d.path().join("tmp")).unwrap();
+        fs::write(d.path().join("tmp/999999-aa"), b"x").unwrap();
+        fs::write(d.path().join("tmp/1-bb"), b"x").unwrap();
+        assert_eq!(s.clean_tmp(|pid| pid == 1).unwrap(), 1);
+        assert!(d.path().join("tmp/1-bb").exists());
+    }
+}

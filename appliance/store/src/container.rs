@@ -1,0 +1,567 @@
+//! Containers: chunks compressed, encrypted and appended to one object, sealed
+//! once full.
+//!
+//! A sealed container is immutable and self-describing: it carries its own
+//! encrypted chunk table and, in its trailer, a blake3 of everything before
+//! it, so a copy without keys (offsite, tape) can be checked for bit rot and
+//! the index can be rebuilt from containers alone. Byte map in
+//! `docs/formats/store.md`.
+//!
+//! Encryption: one key per container, derived from its random id
+//! ([`coffer_keys::MasterKey::container_key`]); record `i` uses nonce `i`, the
+//! table uses `u64::MAX` and the index copy `u64::MAX - 1`. A container holds
+//! at most `u32::MAX` records, so no nonce repeats under a key.
+
+use coffer_keys::{MasterKey, ObjectKey, TAG_LEN};
+use coffer_types::{ChunkId, ContainerId, StoreId};
+
+use crate::format::{MAX_CHUNK, Reader, Writer, magic};
+use crate::{Error, Result};
+
+/// Header length.
+pub const HEADER_LEN: usize = 48;
+/// Trailer length.
+pub const TRAILER_LEN: usize = 56;
+/// Length of one plaintext table entry.
+pub const TABLE_ENTRY_LEN: usize = 49;
+/// Fixed part of an index object before its encrypted table.
+pub const INDEX_HEADER_LEN: usize = 72;
+const CONTAINER_VERSION: u16 = 1;
+const TABLE_NONCE: u64 = u64::MAX;
+const INDEX_NONCE: u64 = u64::MAX - 1;
+
+/// Record flag: the payload is zstd-compressed.
+pub const FLAG_ZSTD: u8 = 1;
+
+/// Where a chunk sits inside its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableEntry {
+    /// The chunk's id.
+    pub id: ChunkId,
+    /// Offset of the record from the container's start.
+    pub offset: u64,
+    /// Record length: ciphertext plus tag.
+    pub stored_len: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+    /// [`FLAG_ZSTD`] or 0.
+    pub flags: u8,
+}
+
+/// The object key of a container's data.
+pub fn data_key(id: &ContainerId) -> String {
+    let h = id.to_hex();
+    format!("data/{}/{}", &h[..2], h)
+}
+
+/// The object key of a container's index copy.
+pub fn index_key(id: &ContainerId) -> String {
+    format!("index/{}", id.to_hex())
+}
+
+fn header(store: &StoreId, id: &ContainerId, generation: u32) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(&magic::CONTAINER_V1);
+    w.u16(CONTAINER_VERSION);
+    w.u16(0);
+    w.u32(generation);
+    w.raw(&id.0);
+    w.raw(&store.0);
+    w.buf
+}
+
+fn encode_table(entries: &[TableEntry]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(entries.len() as u32);
+    for e in entries {
+        w.raw(&e.id.0);
+        w.u64(e.offset);
+        w.u32(e.stored_len);
+        w.u32(e.raw_len);
+        w.u8(e.flags);
+    }
+    w.buf
+}
+
+fn decode_table(plain: &[u8], container_len: Option<u64>) -> Result<Vec<TableEntry>> {
+    let mut r = Reader::new(plain, "container table");
+    let n = r.count(TABLE_ENTRY_LEN)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let e = TableEntry {
+            id: ChunkId(r.array()?),
+            offset: r.u64()?,
+            stored_len: r.u32()?,
+            raw_len: r.u32()?,
+            flags: r.u8()?,
+        };
+        if e.raw_len > MAX_CHUNK || e.flags & !FLAG_ZSTD != 0 || (e.stored_len as usize) < TAG_LEN {
+            return Err(r.corrupt(format!("bad entry for chunk {}", e.id)));
+        }
+        if let Some(len) = container_len {
+            let end = e.offset.checked_add(u64::from(e.stored_len));
+            if e.offset < HEADER_LEN as u64 || end.is_none_or(|end| end > len) {
+                return Err(r.corrupt(format!(
+                    "entry for chunk {} points outside the container",
+                    e.id
+                )));
+            }
+        }
+        out.push(e);
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Compresses (when it shrinks) a chunk: returns (payload, flags).
+pub fn compress(raw: &[u8], level: i32) -> Result<(Vec<u8>, u8)> {
+    let z = zstd::bulk::compress(raw, level)
+        .map_err(|e| Error::Codec(format!("zstd compress: {e}")))?;
+    if z.len() < raw.len() {
+        Ok((z, FLAG_ZSTD))
+    } else {
+        Ok((raw.to_vec(), 0))
+    }
+}
+
+/// Builds one container in memory. Chunks are compressed and encrypted as
+/// they are added; [`ContainerBuilder::seal`] appends the table and trailer.
+pub struct ContainerBuilder {
+    id: ContainerId,
+    key: ObjectKey,
+    buf: Vec<u8>,
+    entries: Vec<TableEntry>,
+    generation: u32,
+    zstd_level: i32,
+}
+
+/// A sealed container, ready to be stored.
+#[derive(Debug)]
+pub struct SealedContainer {
+    /// Its id.
+    pub id: ContainerId,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its chunk table.
+    pub entries: Vec<TableEntry>,
+    /// blake3 of `bytes[..len - 40]`, as in the trailer.
+    pub hash: [u8; 32],
+    /// The index object that mirrors its table.
+    pub index_object: Vec<u8>,
+}
+
+impl ContainerBuilder {
+    /// Starts a new container with a fresh random id.
+    pub fn new(
+        master: &MasterKey,
+        store: &StoreId,
+        zstd_level: i32,
+        capacity: usize,
+    ) -> Result<ContainerBuilder> {
+        let mut id = [0u8; 16];
+        coffer_keys::random_bytes(&mut id)?;
+        let id = ContainerId(id);
+        let mut buf = Vec::with_capacity(capacity + capacity / 8);
+        buf.extend_from_slice(&header(store, &id, master.generation()));
+        Ok(ContainerBuilder {
+            key: master.container_key(&id),
+            id,
+            buf,
+            entries: Vec::new(),
+            generation: master.generation(),
+            zstd_level,
+        })
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether no chunk was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Compresses, encrypts and appends one chunk; returns its stored size.
+    pub fn add(&mut self, id: ChunkId, raw: &[u8]) -> Result<u32> {
+        let raw_len = u32::try_from(raw.len())
+            .ok()
+            .filter(|l| *l <= MAX_CHUNK)
+            .ok_or_else(|| {
+                Error::Codec(format!(
+                    "chunk of {} bytes exceeds the maximum {MAX_CHUNK}",
+                    raw.len()
+                ))
+            })?;
+        let (payload, flags) = compress(raw, self.zstd_level)?;
+        self.add_compressed(id, raw_len, &payload, flags)
+    }
+
+    /// Encrypts and appends a chunk that was already compressed.
+    pub fn add_compressed(
+        &mut self,
+        id: ChunkId,
+        raw_len: u32,
+        payload: &[u8],
+        flags: u8,
+    ) -> Result<u32> {
+        let index = self.entries.len() as u64;
+        if index >= u64::from(u32::MAX) {
+            return Err(Error::Codec("container record limit reached".into()));
+        }
+        let ct = self.key.encrypt(index, &id.0, payload)?;
+        let stored_len = ct.len() as u32;
+        self.entries.push(TableEntry {
+            id,
+            offset: self.buf.len() as u64,
+            stored_len,
+            raw_len,
+            flags,
+        });
+        self.buf.extend_from_slice(&ct);
+        Ok(stored_len)
+    }
+
+    /// Seals the container: appends the encrypted table and the trailer.
+    pub fn seal(mut self) -> Result<SealedContainer> {
+        let table_plain = encode_table(&self.entries);
+        let aad = self.buf[..HEADER_LEN].to_vec();
+        let table_ct = self.key.encrypt(TABLE_NONCE, &aad, &table_plain)?;
+        let table_offset = self.buf.len() as u64;
+        self.buf.extend_from_slice(&table_ct);
+        let mut w = Writer::new();
+        w.u64(table_offset);
+        w.u32(table_ct.len() as u32);
+        w.u32(self.entries.len() as u32);
+        self.buf.extend_from_slice(&w.buf);
+        let hash = *blake3::hash(&self.buf).as_bytes();
+        self.buf.extend_from_slice(&hash);
+        self.buf.extend_from_slice(&magic::CONTAINER_END_V1);
+
+        let index_object = index_bytes(
+            &self.key,
+            self.generation,
+            &self.id,
+            self.buf.len() as u64,
+            &hash,
+            &table_plain,
+        )?;
+        Ok(SealedContainer {
+            id: self.id,
+            bytes: self.buf,
+            entries: self.entries,
+            hash,
+            index_object,
+        })
+    }
+}
+
+/// The parts of a container readable without keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Container id from the header.
+    pub id: ContainerId,
+    /// Store id from the header.
+    pub store: StoreId,
+    /// Key generation.
+    pub generation: u32,
+    /// Offset of the encrypted table.
+    pub table_offset: u64,
+    /// Length of the encrypted table.
+    pub table_len: u32,
+    /// Number of records.
+    pub count: u32,
+    /// blake3 recorded in the trailer.
+    pub hash: [u8; 32],
+}
+
+/// Parses a container's header and trailer and, given the whole container,
+/// checks the ciphertext hash. Needs no keys.
+pub fn parse_container(
+    header_bytes: &[u8],
+    trailer: &[u8],
+    total_len: u64,
+) -> Result<ContainerInfo> {
+    let mut h = Reader::new(header_bytes, "container header");
+    if h.array::<8>()? != magic::CONTAINER_V1 {
+        return Err(h.corrupt("bad magic: not a coffer container"));
+    }
+    let version = h.u16()?;
+    if version > CONTAINER_VERSION {
+        return Err(Error::NewerFormat {
+            what: "container".into(),
+            found: version,
+            supported: CONTAINER_VERSION,
+        });
+    }
+    let _flags = h.u16()?;
+    let generation = h.u32()?;
+    let id = ContainerId(h.array()?);
+    let store = StoreId(h.array()?);
+    let mut t = Reader::new(trailer, "container trailer");
+    let table_offset = t.u64()?;
+    let table_len = t.u32()?;
+    let count = t.u32()?;
+    let hash: [u8; 32] = t.array()?;
+    if t.array::<8>()? != magic::CONTAINER_END_V1 {
+        return Err(t.corrupt("bad end magic: the container is truncated or damaged"));
+    }
+    let end = table_offset.checked_add(u64::from(table_len));
+    if table_offset < HEADER_LEN as u64 || end != Some(total_len - TRAILER_LEN as u64) {
+        return Err(t.corrupt("table does not end where the trailer starts"));
+    }
+    Ok(ContainerInfo {
+        id,
+        store,
+        generation,
+        table_offset,
+        table_len,
+        count,
+        hash,
+    })
+}
+
+/// Checks a whole container without keys: structure and ciphertext hash.
+pub fn check_container(bytes: &[u8]) -> Result<ContainerInfo> {
+    if bytes.len() < HEADER_LEN + TRAILER_LEN {
+        return Err(Error::Corrupt {
+            what: "container".into(),
+            reason: format!("only {} bytes: truncated", bytes.len()),
+        });
+    }
+    let info = parse_container(
+        &bytes[..HEADER_LEN],
+        &bytes[bytes.len() - TRAILER_LEN..],
+        bytes.len() as u64,
+    )?;
+    let actual = blake3::hash(&bytes[..bytes.len() - 40]);
+    if actual.as_bytes() != &info.hash {
+        return Err(Error::Corrupt {
+            what: format!("container {}", info.id),
+            reason: "ciphertext hash mismatch (bit rot or tampering)".into(),
+        });
+    }
+    Ok(info)
+}
+
+/// Decrypts a container's table (from its bytes at `info.table_offset`).
+pub fn open_table(
+    master: &MasterKey,
+    info: &ContainerInfo,
+    header_bytes: &[u8],
+    table_ct: &[u8],
+    total_len: u64,
+) -> Result<Vec<TableEntry>> {
+    let key = master.container_key(&info.id);
+    let plain = key
+        .decrypt(TABLE_NONCE, &header_bytes[..HEADER_LEN], table_ct)
+        .map_err(|_| Error::Corrupt {
+            what: format!("container {}", info.id),
+            reason: "its table fails authentication (damaged, or not this store's key)".into(),
+        })?;
+    decode_table(&plain, Some(total_len))
+}
+
+/// An index object, parsed and opened.
+#[derive(Debug, Clone)]
+pub struct IndexObject {
+    /// The container it describes.
+    pub id: ContainerId,
+    /// The container's length.
+    pub container_len: u64,
+    /// The container's ciphertext hash.
+    pub hash: [u8; 32],
+    /// Key generation.
+    pub generation: u32,
+    /// Encrypted table (opened by [`IndexObject::open`]).
+    table_ct: Vec<u8>,
+    header: Vec<u8>,
+}
+
+impl IndexObject {
+    /// Parses an index object without keys.
+    pub fn parse(bytes: &[u8]) -> Result<IndexObject> {
+        let mut r = Reader::new(bytes, "index object");
+        if r.array::<8>()? != magic::INDEX_V1 {
+            return Err(r.corrupt("bad magic"));
+        }
+        let version = r.u16()?;
+        if version > CONTAINER_VERSION {
+            return Err(Error::NewerFormat {
+                what: "index object".into(),
+                found: version,
+                supported: CONTAINER_VERSION,
+            });
+        }
+        let _flags = r.u16()?;
+        let generation = r.u32()?;
+        let id = ContainerId(r.array()?);
+        let container_len = r.u64()?;
+        let hash = r.array()?;
+        let table_ct = r.take(r.remaining())?.to_vec();
+        Ok(IndexObject {
+            id,
+            container_len,
+            hash,
+            generation,
+            table_ct,
+            header: bytes[..INDEX_HEADER_LEN].to_vec(),
+        })
+    }
+
+    /// Decrypts the table.
+    pub fn open(&self, master: &MasterKey) -> Result<Vec<TableEntry>> {
+        let plain = master
+            .container_key(&self.id)
+            .decrypt(INDEX_NONCE, &self.header, &self.table_ct)
+            .map_err(|_| Error::Corrupt {
+                what: format!("index object of container {}", self.id),
+                reason: "fails authentication (damaged, or not this store's key)".into(),
+            })?;
+        decode_table(&plain, Some(self.container_len))
+    }
+}
+
+/// Decrypts, decompresses and authenticates one record.
+pub fn open_record(key: &ObjectKey, index: u64, e: &TableEntry, record: &[u8]) -> Result<Vec<u8>> {
+    let payload = key
+        .decrypt(index, &e.id.0, record)
+        .map_err(|_| Error::Corrupt {
+            what: format!("chunk {}", e.id),
+            reason: "fails authentication (bit rot or tampering)".into(),
+        })?;
+    let raw = if e.flags & FLAG_ZSTD != 0 {
+        zstd::bulk::decompress(&payload, e.raw_len as usize).map_err(|err| Error::Corrupt {
+            what: format!("chunk {}", e.id),
+            reason: format!("does not decompress: {err}"),
+        })?
+    } else {
+        payload
+    };
+    if raw.len() != e.raw_len as usize {
+        return Err(Error::Corrupt {
+            what: format!("chunk {}", e.id),
+            reason: format!("{} bytes, table says {}", raw.len(), e.raw_len),
+        });
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master() -> MasterKey {
+        MasterKey::from_bytes_for_fixtures([3; 32], 1)
+    }
+
+    #[test]
+    fn seal_and_read_back_every_chunk() {
+        let m = master();
+        let store = StoreId([9; 16]);
+        let mut b = ContainerBuilder::new(&m, &store, 3, 1 << 20).unwrap();
+        let ids = m.chunk_id_hasher();
+        let chunks: Vec<Vec<u8>> = vec![
+            vec![0u8; 10_000],
+            (0..5000u32).map(|i| (i * 7919) as u8).collect(),
+            b"x".to_vec(),
+        ];
+        for c in &chunks {
+            b.add(ids.id(c), c).unwrap();
+        }
+        let sealed = b.seal().unwrap();
+        let info = check_container(&sealed.bytes).unwrap();
+        assert_eq!(info.count, 3);
+        assert_eq!(info.store, store);
+        let n = sealed.bytes.len();
+        let table = open_table(
+            &m,
+            &info,
+            &sealed.bytes[..HEADER_LEN],
+            &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN],
+            n as u64,
+        )
+        .unwrap();
+        assert_eq!(table, sealed.entries);
+        assert_eq!(table[0].flags, FLAG_ZSTD, "zeros compress");
+        let idx = IndexObject::parse(&sealed.index_object).unwrap();
+        assert_eq!(idx.open(&m).unwrap(), table);
+        assert_eq!(idx.hash, info.hash);
+        let key = m.container_key(&sealed.id);
+        for (i, (e, c)) in table.iter().zip(&chunks).enumerate() {
+            let rec =
+                &sealed.bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
+            assert_eq!(&open_record(&key, i as u64, e, rec).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn bit_rot_and_truncation_are_detected_without_keys() {
+        let m = master();
+        let mut b = ContainerBuilder::new(&m, &StoreId([0; 16]), 3, 1 << 16).unwrap();
+        b.add(m.chunk_id_hasher().id(b"abc"), b"abc").unwrap();
+        let sealed = b.seal().unwrap();
+        let mut flipped = sealed.bytes.clone();
+        flipped[HEADER_LEN + 2] ^= 0x10;
+        assert!(
+            check_container(&flipped)
+                .unwrap_err()
+                .to_string()
+                .contains("hash mismatch")
+        );
+        let truncated = &sealed.bytes[..sealed.bytes.len() - 3];
+        assert!(check_container(truncated).is_err());
+        assert!(check_container(&sealed.bytes[..20]).is_err());
+    }
+
+    #[test]
+    fn wrong_key_cannot_open_table_or_records() {
+        let m = master();
+        let mut b = ContainerBuilder::new(&m, &StoreId([0; 16]), 3, 1 << 16).unwrap();
+        b.add(m.chunk_id_hasher().id(b"abc"), b"abc").unwrap();
+        let sealed = b.seal().unwrap();
+        let other = MasterKey::from_bytes_for_fixtures([4; 32], 1);
+        let idx = IndexObject::parse(&sealed.index_object).unwrap();
+        assert!(idx.open(&other).is_err());
+    }
+}
+
+/// Rebuilds the index object of a container from its opened table.
+pub fn index_object_for(
+    master: &MasterKey,
+    info: &ContainerInfo,
+    container_len: u64,
+    table: &[TableEntry],
+) -> Result<Vec<u8>> {
+    let key = master.container_key(&info.id);
+    index_bytes(
+        &key,
+        info.generation,
+        &info.id,
+        container_len,
+        &info.hash,
+        &encode_table(table),
+    )
+}
+
+fn index_bytes(
+    key: &ObjectKey,
+    generation: u32,
+    id: &ContainerId,
+    container_len: u64,
+    hash: &[u8; 32],
+    table_plain: &[u8],
+) -> Result<Vec<u8>> {
+    let mut iw = Writer::new();
+    iw.raw(&magic::INDEX_V1);
+    iw.u16(CONTAINER_VERSION);
+    iw.u16(0);
+    iw.u32(generation);
+    iw.raw(&id.0);
+    iw.u64(container_len);
+    iw.raw(hash);
+    let ct = key.encrypt(INDEX_NONCE, &iw.buf, table_plain)?;
+    iw.raw(&ct);
+    Ok(iw.buf)
+}

@@ -1,0 +1,735 @@
+//! An opened store: its config, its master key and its chunk index.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex, RwLock};
+
+use coffer_keys::{ChunkIdKey, KdfParams, MasterKey, Passphrase};
+use coffer_types::{ChunkId, ContainerId, SnapshotId, StoreId};
+
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::container::{
+    self, ContainerBuilder, HEADER_LEN, IndexObject, SealedContainer, TRAILER_LEN, TableEntry,
+    data_key, index_key,
+};
+use crate::format::{FORMAT_VERSION, Reader, Writer, magic};
+use crate::manifest::{Entry, ManifestDecoder, end_record, stream_header};
+use crate::snapshot::{SnapshotRecord, record_key};
+use crate::{BlobStore, Error, Result};
+
+const CONFIG_KEY: &str = "config";
+const CONFIG_LEN: usize = 80;
+
+/// A store's configuration: written once at `init`, readable without keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The store's id.
+    pub store_id: StoreId,
+    /// Containers are sealed once they reach this many bytes.
+    pub container_size: u32,
+    /// Data chunker bounds.
+    pub chunker: ChunkerParams,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl StoreConfig {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&magic::CONFIG_V1);
+        w.u16(FORMAT_VERSION);
+        w.u16(0);
+        w.raw(&self.store_id.0);
+        w.u32(self.container_size);
+        w.u32(self.chunker.min);
+        w.u32(self.chunker.avg);
+        w.u32(self.chunker.max);
+        w.raw(&self.zstd_level.to_le_bytes());
+        let h = *blake3::hash(&w.buf).as_bytes();
+        w.raw(&h);
+        w.buf
+    }
+
+    /// Parses and checks a config object.
+    pub fn decode(bytes: &[u8]) -> Result<StoreConfig> {
+        let mut r = Reader::new(bytes, "store config");
+        if r.array::<8>()? != magic::CONFIG_V1 {
+            return Err(r.corrupt("bad magic: not a coffer store config"));
+        }
+        let version = r.u16()?;
+        if version > FORMAT_VERSION {
+            return Err(Error::NewerFormat {
+                what: "store".into(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if bytes.len() != CONFIG_LEN {
+            return Err(r.corrupt(format!("length {} (expected {CONFIG_LEN})", bytes.len())));
+        }
+        if blake3::hash(&bytes[..48]).as_bytes()[..] != bytes[48..] {
+            return Err(r.corrupt("checksum mismatch"));
+        }
+        let _flags = r.u16()?;
+        let store_id = StoreId(r.array()?);
+        let container_size = r.u32()?;
+        let chunker = ChunkerParams {
+            min: r.u32()?,
+            avg: r.u32()?,
+            max: r.u32()?,
+        }
+        .validate()?;
+        let zstd_level = i32::from_le_bytes(r.array()?);
+        if !(1 << 20..=1 << 30).contains(&container_size) || !(1..=19).contains(&zstd_level) {
+            return Err(r.corrupt("container size or zstd level out of range"));
+        }
+        Ok(StoreConfig {
+            store_id,
+            container_size,
+            chunker,
+            zstd_level,
+        })
+    }
+
+    /// Reads a store's config without keys.
+    pub fn read(blobs: &dyn BlobStore) -> Result<StoreConfig> {
+        match blobs.get(CONFIG_KEY) {
+            Ok(b) => StoreConfig::decode(&b),
+            Err(Error::NotFound { .. }) => Err(Error::NotAStore(blobs.describe())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Choices made at `init`.
+#[derive(Debug, Clone, Copy)]
+pub struct InitOptions {
+    /// Container seal size (1 MiB to 1 GiB).
+    pub container_size: u32,
+    /// zstd level (1 to 19).
+    pub zstd_level: i32,
+    /// Passphrase stretching.
+    pub kdf: KdfParams,
+    /// Data chunker bounds.
+    pub chunker: ChunkerParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> InitOptions {
+        InitOptions {
+            container_size: 32 * 1024 * 1024,
+            zstd_level: 3,
+            kdf: KdfParams::DEFAULT,
+            chunker: ChunkerParams::DATA,
+        }
+    }
+}
+
+/// Where a chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLoc {
+    /// Its container.
+    pub container: ContainerId,
+    /// Record index inside the container (the GCM nonce).
+    pub index: u32,
+    /// The table entry.
+    pub entry: TableEntry,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    chunks: HashMap<ChunkId, ChunkLoc>,
+    /// Containers whose object is missing or has the wrong size: their chunks
+    /// are known (from the index copy) but not trusted for dedup or reads.
+    bad: HashMap<ContainerId, String>,
+    containers: HashSet<ContainerId>,
+}
+
+impl Index {
+    fn add(&mut self, container: ContainerId, entries: &[TableEntry]) {
+        self.containers.insert(container);
+        let bad = self.bad.contains_key(&container);
+        for (i, e) in entries.iter().enumerate() {
+            let loc = ChunkLoc {
+                container,
+                index: i as u32,
+                entry: *e,
+            };
+            match self.chunks.get(&e.id) {
+                Some(old) if !bad && self.bad.contains_key(&old.container) => {
+                    self.chunks.insert(e.id, loc);
+                }
+                Some(_) => {}
+                None => {
+                    self.chunks.insert(e.id, loc);
+                }
+            }
+        }
+    }
+
+    fn usable(&self, id: &ChunkId) -> Option<&ChunkLoc> {
+        self.chunks
+            .get(id)
+            .filter(|l| !self.bad.contains_key(&l.container))
+    }
+}
+
+/// An opened store.
+pub struct Repo {
+    blobs: Arc<dyn BlobStore>,
+    config: StoreConfig,
+    master: MasterKey,
+    ids: ChunkIdKey,
+    chunker: Chunker,
+    manifest_chunker: Chunker,
+    index: RwLock<Index>,
+    pending: Mutex<HashSet<ChunkId>>,
+}
+
+fn lock_err<T>(_: T) -> Error {
+    Error::Codec("internal lock poisoned by a panicked thread".into())
+}
+
+impl Repo {
+    /// Creates a store in `blobs` (which must not hold one) with a new master
+    /// key sealed under `pass`.
+    pub fn init(blobs: Arc<dyn BlobStore>, pass: &Passphrase, opts: InitOptions) -> Result<Repo> {
+        if blobs.get(CONFIG_KEY).is_ok() {
+            return Err(Error::StoreExists(blobs.describe()));
+        }
+        let mut id = [0u8; 16];
+        coffer_keys::random_bytes(&mut id)?;
+        let config = StoreConfig {
+            store_id: StoreId(id),
+            container_size: opts.container_size,
+            chunker: opts.chunker,
+            zstd_level: opts.zstd_level,
+        };
+        // Validate by round-tripping before anything is written.
+        let encoded = config.encode();
+        StoreConfig::decode(&encoded)?;
+        let master = MasterKey::generate(1)?;
+        let keyfile = master.seal(pass, opts.kdf)?;
+        blobs.put(&key_file_key(1), &keyfile)?;
+        // The config is written last: a store exists once its config does.
+        blobs.put(CONFIG_KEY, &encoded)?;
+        Repo::with_key(blobs, config, master)
+    }
+
+    /// Opens the store in `blobs` with `pass`.
+    pub fn open(blobs: Arc<dyn BlobStore>, pass: &Passphrase) -> Result<Repo> {
+        let config = StoreConfig::read(blobs.as_ref())?;
+        let keys = blobs.list("keys/")?;
+        if keys.is_empty() {
+            return Err(Error::Corrupt {
+                what: format!("store '{}'", blobs.describe()),
+                reason: "it has no key file".into(),
+            });
+        }
+        let mut last = None;
+        for k in keys {
+            let bytes = blobs.get(&k)?;
+            match MasterKey::unseal(&bytes, pass) {
+                Ok(master) => return Repo::with_key(blobs, config, master),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .map(Error::from)
+            .unwrap_or(Error::NotAStore(blobs.describe())))
+    }
+
+    fn with_key(blobs: Arc<dyn BlobStore>, config: StoreConfig, master: MasterKey) -> Result<Repo> {
+        let seed = master.chunker_seed();
+        let repo = Repo {
+            ids: master.chunk_id_hasher(),
+            chunker: Chunker::new(config.chunker, seed)?,
+            manifest_chunker: Chunker::new(ChunkerParams::MANIFEST, seed)?,
+            blobs,
+            config,
+            master,
+            index: RwLock::new(Index::default()),
+            pending: Mutex::new(HashSet::new()),
+        };
+        repo.load_index()?;
+        Ok(repo)
+    }
+
+    /// The blob store underneath.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The config.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The data chunker.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// The chunk id of `data`.
+    pub fn chunk_id(&self, data: &[u8]) -> ChunkId {
+        self.ids.id(data)
+    }
+
+    /// A keyed hasher for whole-file content hashes.
+    pub fn content_hasher(&self) -> blake3::Hasher {
+        self.ids.hasher()
+    }
+
+    /// Loads the chunk index from the index objects; a sealed container with
+    /// no index object (a backup killed between the two writes) is read from
+    /// its own table and its index object written.
+    fn load_index(&self) -> Result<()> {
+        let mut idx = Index::default();
+        let data: HashMap<ContainerId, String> = self
+            .blobs
+            .list("data/")?
+            .into_iter()
+            .filter_map(|k| {
+                let name = k.rsplit('/').next()?;
+                Some((name.parse::<ContainerId>().ok()?, k))
+            })
+            .collect();
+        let mut indexed = HashSet::new();
+        for key in self.blobs.list("index/")? {
+            let Some(id) = key
+                .strip_prefix("index/")
+                .and_then(|n| n.parse::<ContainerId>().ok())
+            else {
+                continue;
+            };
+            let parsed = self.blobs.get(&key).and_then(|b| IndexObject::parse(&b));
+            let obj = match parsed.and_then(|o| o.open(&self.master).map(|t| (o, t))) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "index object unreadable; reading the container's own table");
+                    continue;
+                }
+            };
+            let (obj, table) = obj;
+            match data.get(&id) {
+                None => {
+                    idx.bad.insert(id, "container object is missing".into());
+                }
+                Some(dk) => {
+                    let size = self.blobs.size(dk)?;
+                    if size != obj.container_len {
+                        idx.bad.insert(
+                            id,
+                            format!(
+                                "container is {size} bytes, its index says {}",
+                                obj.container_len
+                            ),
+                        );
+                    }
+                }
+            }
+            indexed.insert(id);
+            idx.add(id, &table);
+        }
+        for (id, key) in &data {
+            if indexed.contains(id) {
+                continue;
+            }
+            match self.read_container_table(key) {
+                Ok((table, sealed_index)) => {
+                    idx.add(*id, &table);
+                    match self.blobs.put(&index_key(id), &sealed_index) {
+                        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+                        Err(e) => {
+                            tracing::warn!(container = %id, error = %e, "could not write the index object")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "container unreadable; its chunks are not used");
+                    idx.bad.insert(*id, e.to_string());
+                    idx.containers.insert(*id);
+                }
+            }
+        }
+        *self.index.write().map_err(lock_err)? = idx;
+        Ok(())
+    }
+
+    /// Reads a container's table from the container itself and rebuilds the
+    /// index object that mirrors it.
+    fn read_container_table(&self, key: &str) -> Result<(Vec<TableEntry>, Vec<u8>)> {
+        let bytes = self.blobs.get(key)?;
+        let info = container::check_container(&bytes)?;
+        let n = bytes.len();
+        let table = container::open_table(
+            &self.master,
+            &info,
+            &bytes[..HEADER_LEN],
+            &bytes[info.table_offset as usize..n - TRAILER_LEN],
+            n as u64,
+        )?;
+        let index = container::index_object_for(&self.master, &info, n as u64, &table)?;
+        Ok((table, index))
+    }
+
+    /// Whether the caller should store chunk `id`: true exactly once per id
+    /// that no usable container holds.
+    pub fn claim(&self, id: &ChunkId) -> Result<bool> {
+        if self.index.read().map_err(lock_err)?.usable(id).is_some() {
+            return Ok(false);
+        }
+        Ok(self.pending.lock().map_err(lock_err)?.insert(*id))
+    }
+
+    /// Where a chunk is (usable containers only).
+    pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
+        Ok(self.index.read().map_err(lock_err)?.usable(id).copied())
+    }
+
+    /// Where a chunk was recorded, usable or not (for damage reports).
+    pub fn locate_any(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
+        Ok(self.index.read().map_err(lock_err)?.chunks.get(id).copied())
+    }
+
+    /// Containers known to be missing or of the wrong size, with the reason.
+    pub fn bad_containers(&self) -> Result<HashMap<ContainerId, String>> {
+        Ok(self.index.read().map_err(lock_err)?.bad.clone())
+    }
+
+    /// Every container the index knows, with its chunk table.
+    pub fn containers(&self) -> Result<HashMap<ContainerId, Vec<ChunkLoc>>> {
+        let idx = self.index.read().map_err(lock_err)?;
+        let mut out: HashMap<ContainerId, Vec<ChunkLoc>> =
+            idx.containers.iter().map(|c| (*c, Vec::new())).collect();
+        for loc in idx.chunks.values() {
+            out.entry(loc.container).or_default().push(*loc);
+        }
+        Ok(out)
+    }
+
+    /// A new container builder for this store.
+    pub fn new_container(&self) -> Result<ContainerBuilder> {
+        ContainerBuilder::new(
+            &self.master,
+            &self.config.store_id,
+            self.config.zstd_level,
+            self.config.container_size as usize,
+        )
+    }
+
+    /// Stores a sealed container and its index object, then makes its chunks
+    /// visible to dedup and reads.
+    pub fn commit(&self, sealed: SealedContainer) -> Result<()> {
+        self.blobs.put(&data_key(&sealed.id), &sealed.bytes)?;
+        self.blobs
+            .put(&index_key(&sealed.id), &sealed.index_object)?;
+        let mut idx = self.index.write().map_err(lock_err)?;
+        idx.add(sealed.id, &sealed.entries);
+        Ok(())
+    }
+
+    /// Reads, decrypts, decompresses and authenticates a chunk.
+    pub fn read_chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?.ok_or(Error::MissingChunk(*id))?;
+        let rec = self.blobs.get_range(
+            &data_key(&loc.container),
+            loc.entry.offset,
+            u64::from(loc.entry.stored_len),
+        )?;
+        let key = self.master.container_key(&loc.container);
+        let raw = container::open_record(&key, u64::from(loc.index), &loc.entry, &rec)?;
+        if self.ids.id(&raw) != *id {
+            return Err(Error::Corrupt {
+                what: format!("chunk {id}"),
+                reason: "content does not match its id".into(),
+            });
+        }
+        Ok(raw)
+    }
+
+    /// Reads a whole container and checks every record: hash, authentication,
+    /// decompression and chunk id. Returns the problems found (empty = sound).
+    pub fn read_check_container(&self, id: &ContainerId) -> Result<Vec<String>> {
+        let bytes = match self.blobs.get(&data_key(id)) {
+            Ok(b) => b,
+            Err(Error::NotFound { .. }) => return Ok(vec!["container object is missing".into()]),
+            Err(e) => return Err(e),
+        };
+        let info = match container::check_container(&bytes) {
+            Ok(i) => i,
+            Err(e) => return Ok(vec![e.to_string()]),
+        };
+        let n = bytes.len();
+        let table = match container::open_table(
+            &self.master,
+            &info,
+            &bytes[..HEADER_LEN],
+            &bytes[info.table_offset as usize..n - TRAILER_LEN],
+            n as u64,
+        ) {
+            Ok(t) => t,
+            Err(e) => return Ok(vec![e.to_string()]),
+        };
+        let key = self.master.container_key(id);
+        let mut problems = Vec::new();
+        for (i, e) in table.iter().enumerate() {
+            let rec = &bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
+            match container::open_record(&key, i as u64, e, rec) {
+                Ok(raw) if self.ids.id(&raw) == e.id => {}
+                Ok(_) => problems.push(format!("chunk {} does not match its id", e.id)),
+                Err(err) => problems.push(err.to_string()),
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Ids of the snapshots in the store (from the object names; no decryption).
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        Ok(self
+            .blobs
+            .list("snapshots/")?
+            .iter()
+            .filter_map(|k| k.strip_prefix("snapshots/")?.parse().ok())
+            .collect())
+    }
+
+    /// Reads one snapshot record.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<SnapshotRecord> {
+        let bytes = self.blobs.get(&record_key(id))?;
+        let rec = SnapshotRecord::open(&self.master, &bytes)?;
+        if rec.info.id != *id {
+            return Err(Error::Corrupt {
+                what: format!("snapshot record {id}"),
+                reason: format!("it names itself {}", rec.info.id),
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Writes a snapshot record: the commit point of a backup.
+    pub fn write_snapshot(&self, rec: &SnapshotRecord) -> Result<()> {
+        self.blobs
+            .put(&record_key(&rec.info.id), &rec.seal(&self.master)?)
+    }
+
+    /// Streams a snapshot's manifest.
+    pub fn manifest(&self, rec: &SnapshotRecord) -> ManifestDecoder<ChunkStream<'_>> {
+        ManifestDecoder::new(ChunkStream {
+            repo: self,
+            ids: rec.manifest.clone().into_iter(),
+            buf: Vec::new(),
+            pos: 0,
+        })
+    }
+
+    /// Starts a manifest for a new snapshot.
+    pub fn manifest_writer(&self) -> ManifestWriter<'_> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&stream_header());
+        ManifestWriter {
+            packer: Packer::new(self),
+            buf,
+            chunks: Vec::new(),
+            len: 0,
+            entries: 0,
+        }
+    }
+}
+
+fn key_file_key(generation: u32) -> String {
+    format!("keys/{generation:08}")
+}
+
+/// Reads the concatenated plaintext of a list of chunks.
+pub struct ChunkStream<'a> {
+    repo: &'a Repo,
+    ids: std::vec::IntoIter<ChunkId>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkStream<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(id) = self.ids.next() else {
+                return Ok(0);
+            };
+            self.buf = self.repo.read_chunk(&id).map_err(std::io::Error::other)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Packs chunks into containers and commits each container as it fills.
+/// One per writer thread; chunks must have been [`Repo::claim`]ed.
+pub struct Packer<'a> {
+    repo: &'a Repo,
+    open: Option<ContainerBuilder>,
+    /// Bytes written to containers so far.
+    pub stored: u64,
+}
+
+impl<'a> Packer<'a> {
+    /// A packer with no open container.
+    pub fn new(repo: &'a Repo) -> Packer<'a> {
+        Packer {
+            repo,
+            open: None,
+            stored: 0,
+        }
+    }
+
+    /// Adds a claimed chunk.
+    pub fn add(&mut self, id: ChunkId, raw: &[u8]) -> Result<()> {
+        let b = match &mut self.open {
+            Some(b) => b,
+            None => self.open.insert(self.repo.new_container()?),
+        };
+        self.stored += u64::from(b.add(id, raw)?);
+        if b.len() >= self.repo.config.container_size as usize {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Seals and commits the open container, if any.
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(b) = self.open.take() {
+            if !b.is_empty() {
+                self.repo.commit(b.seal()?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a manifest stream as chunks.
+pub struct ManifestWriter<'a> {
+    packer: Packer<'a>,
+    buf: Vec<u8>,
+    chunks: Vec<ChunkId>,
+    len: u64,
+    entries: u64,
+}
+
+impl ManifestWriter<'_> {
+    /// Appends one entry.
+    pub fn push(&mut self, e: &Entry) -> Result<()> {
+        let mut w = Writer {
+            buf: std::mem::take(&mut self.buf),
+        };
+        e.encode(&mut w);
+        self.buf = w.buf;
+        self.entries += 1;
+        if self.buf.len() >= 4 * ChunkerParams::MANIFEST.max as usize {
+            self.cut(false)?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, last: bool) -> Result<()> {
+        let repo = self.packer.repo;
+        let mut off = 0;
+        for l in repo.manifest_chunker.cut(&self.buf, last) {
+            let piece = &self.buf[off..off + l];
+            let id = repo.chunk_id(piece);
+            if repo.claim(&id)? {
+                self.packer.add(id, piece)?;
+            }
+            self.chunks.push(id);
+            self.len += l as u64;
+            off += l;
+        }
+        self.buf.drain(..off);
+        Ok(())
+    }
+
+    /// Entries written so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Ends the stream, seals its container; returns (length, chunk ids, bytes stored).
+    pub fn finish(mut self) -> Result<(u64, Vec<ChunkId>, u64)> {
+        let end = end_record(self.entries);
+        self.buf.extend_from_slice(&end);
+        self.cut(true)?;
+        self.packer.flush()?;
+        Ok((self.len, self.chunks, self.packer.stored))
+    }
+}
+
+/// What a keyless container check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCheck {
+    /// The container.
+    pub id: ContainerId,
+    /// Its size, if it exists.
+    pub len: Option<u64>,
+    /// What is wrong, or `None`.
+    pub problem: Option<String>,
+}
+
+/// Checks every container without keys: each is read whole, its structure and
+/// blake3 trailer checked, and compared with its index object (which also
+/// reveals containers that went missing).
+pub fn scan_containers(blobs: &dyn BlobStore) -> Result<Vec<ContainerCheck>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for key in blobs.list("data/")? {
+        let Some(id) = key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse::<ContainerId>().ok())
+        else {
+            continue;
+        };
+        seen.insert(id);
+        let bytes = blobs.get(&key)?;
+        let mut problem = match container::check_container(&bytes) {
+            Ok(info) if info.id != id => Some(format!("header names container {}", info.id)),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if problem.is_none() {
+            if let Ok(ib) = blobs.get(&index_key(&id)) {
+                match IndexObject::parse(&ib) {
+                    Ok(io)
+                        if io.container_len != bytes.len() as u64
+                            || io.hash[..] != bytes[bytes.len() - 40..bytes.len() - 8] =>
+                    {
+                        problem = Some("does not match its index object".into());
+                    }
+                    Ok(_) => {}
+                    Err(e) => problem = Some(format!("index object: {e}")),
+                }
+            }
+        }
+        out.push(ContainerCheck {
+            id,
+            len: Some(bytes.len() as u64),
+            problem,
+        });
+    }
+    for key in blobs.list("index/")? {
+        let Some(id) = key
+            .strip_prefix("index/")
+            .and_then(|n| n.parse::<ContainerId>().ok())
+        else {
+            continue;
+        };
+        if !seen.contains(&id) {
+            out.push(ContainerCheck {
+                id,
+                len: None,
+                problem: Some("container object is missing".into()),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,417 @@
+//! Coffer's shared vocabulary: identifiers, backup levels, job records and
+//! statistics that every other crate speaks.
+//!
+//! This crate sits at the bottom of the workspace (like proxmox's
+//! `pbs-api-types`): it depends on `serde` and `hex` only and performs no I/O,
+//! so the catalog, the engine, the shell and later the daemon's API can all use
+//! it without pulling each other in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A random 128-bit identifier, shown as 32 lowercase hex digits.
+macro_rules! hex_id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; 16]);
+
+        impl $name {
+            /// The id as 32 lowercase hex digits.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+            /// The first 8 hex digits, the short form operators type.
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..4])
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                let mut out = [0u8; 16];
+                hex::decode_to_slice(s, &mut out).map_err(|_| ParseError {
+                    what: stringify!($name),
+                    input: s.to_string(),
+                })?;
+                Ok(Self(out))
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// Identifies one snapshot (one complete restore point) in a store.
+    SnapshotId
+);
+hex_id!(
+    /// Identifies one container (a sealed, immutable file of chunks).
+    ContainerId
+);
+hex_id!(
+    /// Identifies a store, written in its config at `init`.
+    StoreId
+);
+
+/// A string that did not parse as the named type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What was being parsed.
+    pub what: &'static str,
+    /// The input that was rejected.
+    pub input: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}' is not a valid {}", self.input, self.what)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A chunk id: the keyed blake3 hash of the chunk's plaintext.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkId(pub [u8; 32]);
+
+impl ChunkId {
+    /// The id as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkId({})", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Backup level, in the words of ISO 27001 and every operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Reads every file.
+    Full,
+    /// Reads what changed since the asset's last snapshot of any level.
+    Incremental,
+    /// Reads what changed since the asset's last full.
+    Differential,
+}
+
+impl Level {
+    /// The lowercase name used on the command line and in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Full => "full",
+            Level::Incremental => "incremental",
+            Level::Differential => "differential",
+        }
+    }
+    /// The on-disk code (store format: snapshot record `level`).
+    pub fn code(self) -> u8 {
+        match self {
+            Level::Full => 1,
+            Level::Incremental => 2,
+            Level::Differential => 3,
+        }
+    }
+    /// Inverse of [`Level::code`].
+    pub fn from_code(code: u8) -> Option<Level> {
+        match code {
+            1 => Some(Level::Full),
+            2 => Some(Level::Incremental),
+            3 => Some(Level::Differential),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "full" => Ok(Level::Full),
+            "incremental" | "incr" => Ok(Level::Incremental),
+            "differential" | "diff" => Ok(Level::Differential),
+            _ => Err(ParseError {
+                what: "backup level (full, incremental, differential)",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// What kind of work a job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// A backup of an asset.
+    Backup,
+    /// A restore of a snapshot.
+    Restore,
+    /// A verification of the store.
+    Verify,
+}
+
+impl JobKind {
+    /// The lowercase name used in the catalog and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Restore => "restore",
+            JobKind::Verify => "verify",
+        }
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "backup" => Ok(JobKind::Backup),
+            "restore" => Ok(JobKind::Restore),
+            "verify" => Ok(JobKind::Verify),
+            _ => Err(ParseError {
+                what: "job kind",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// How a job ended (or that it has not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Still running (or its process died; see [`JobStatus::Interrupted`]).
+    Running,
+    /// Finished with nothing to report.
+    Success,
+    /// Finished, but some entries could not be read or changed while read.
+    Warning,
+    /// Did not finish its work.
+    Failed,
+    /// Its process ended before the job finished (killed, crashed, power loss).
+    Interrupted,
+}
+
+impl JobStatus {
+    /// The lowercase name used in the catalog and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Warning => "warning",
+            JobStatus::Failed => "failed",
+            JobStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "running" => Ok(JobStatus::Running),
+            "success" => Ok(JobStatus::Success),
+            "warning" => Ok(JobStatus::Warning),
+            "failed" => Ok(JobStatus::Failed),
+            "interrupted" => Ok(JobStatus::Interrupted),
+            _ => Err(ParseError {
+                what: "job status",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// What a backup read and wrote. All byte counts are plaintext bytes unless
+/// the name says `stored`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupStats {
+    /// Regular files whose content was read.
+    pub files_read: u64,
+    /// Bytes of file content read.
+    pub bytes_read: u64,
+    /// Regular files not read because they had not changed since the reference snapshot.
+    pub files_unchanged: u64,
+    /// Bytes in those unchanged files.
+    pub bytes_unchanged: u64,
+    /// Entries of all kinds in the snapshot (files, directories, links, …).
+    pub entries: u64,
+    /// Chunks that were not yet in the store.
+    pub chunks_new: u64,
+    /// Plaintext bytes of those new chunks.
+    pub bytes_new: u64,
+    /// Bytes the new chunks occupy in containers after compression and encryption.
+    pub bytes_stored: u64,
+    /// Entries that produced a warning (unreadable, vanished, changed while read).
+    pub warnings: u64,
+}
+
+/// The scope of a backup job: what was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Source paths, as given (absolute after resolution).
+    pub paths: Vec<String>,
+    /// Exclude globs.
+    pub excludes: Vec<String>,
+    /// Whether the walk stayed on the source's filesystem.
+    pub one_file_system: bool,
+}
+
+/// One snapshot as listed: enough to choose a restore point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// The snapshot's id.
+    pub id: SnapshotId,
+    /// The asset (system) it belongs to.
+    pub asset: String,
+    /// Its backup level.
+    pub level: Level,
+    /// When the backup started, RFC 3339 UTC (`time` is what scripts read).
+    pub time: String,
+    /// Start, milliseconds since the Unix epoch, UTC.
+    pub started_ms: i64,
+    /// End, milliseconds since the Unix epoch, UTC.
+    pub finished_ms: i64,
+    /// The snapshot whose unchanged files were reused (incremental, differential).
+    pub reference: Option<SnapshotId>,
+    /// Host that ran the backup.
+    pub host: String,
+    /// Identity that ran the backup.
+    pub identity: String,
+    /// What was backed up.
+    pub scope: Scope,
+    /// What the backup read and wrote.
+    pub stats: BackupStats,
+}
+
+/// One row of the job log: what ISO 27001 A.8.13 asks a backup log to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Catalog row id.
+    pub id: i64,
+    /// Backup, restore or verify.
+    pub kind: JobKind,
+    /// The asset, for backups and restores.
+    pub asset: Option<String>,
+    /// The level, for backups.
+    pub level: Option<Level>,
+    /// What was asked for.
+    pub scope: Scope,
+    /// Start, RFC 3339 UTC.
+    pub started: String,
+    /// End, RFC 3339 UTC, once ended.
+    pub ended: Option<String>,
+    /// How it ended.
+    pub status: JobStatus,
+    /// Figures.
+    pub stats: BackupStats,
+    /// Warnings and errors, one line each, naming the path and the reason.
+    pub messages: Vec<String>,
+    /// Who ran it (the OS user in direct mode).
+    pub identity: String,
+    /// Host that ran it.
+    pub host: String,
+    /// The snapshot it made (backup) or read (restore).
+    pub snapshot: Option<SnapshotId>,
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 UTC with millisecond
+/// precision, e.g. `2026-11-26T03:06:28.123Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_661_188_123), "2026-11-26T02:46:28.123Z");
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn ids_round_trip_through_hex() {
+        let id = SnapshotId([0xab; 16]);
+        assert_eq!(id.to_hex().parse::<SnapshotId>(), Ok(id));
+        assert!("xyz".parse::<SnapshotId>().is_err());
+        assert_eq!(id.short(), "abababab");
+    }
+
+    #[test]
+    fn levels_parse_and_code() {
+        for l in [Level::Full, Level::Incremental, Level::Differential] {
+            assert_eq!(l.as_str().parse::<Level>(), Ok(l));
+            assert_eq!(Level::from_code(l.code()), Some(l));
+        }
+        assert!("weekly".parse::<Level>().is_err());
+        assert_eq!(Level::from_code(0), None);
+    }
+}
