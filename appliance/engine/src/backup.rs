@@ -85,10 +85,10 @@ struct Abort {
 
 impl Abort {
     fn set(&self, e: Error) {
-        if let Ok(mut g) = self.error.lock() {
-            if g.is_none() {
-                *g = Some(e);
-            }
+        if let Ok(mut g) = self.error.lock()
+            && g.is_none()
+        {
+            *g = Some(e);
         }
         self.flag.store(true, Ordering::SeqCst);
     }
@@ -218,10 +218,10 @@ fn run(
                         abort.set(e.into());
                     }
                 }
-                if !abort.is_set() {
-                    if let Err(e) = p.flush() {
-                        abort.set(e.into());
-                    }
+                if !abort.is_set()
+                    && let Err(e) = p.flush()
+                {
+                    abort.set(e.into());
                 }
                 stats.bytes_stored.fetch_add(p.stored, Ordering::Relaxed);
             }));
@@ -620,10 +620,10 @@ impl Walker<'_, '_> {
             return Ok(None);
         }
         for ext in &prev.extents {
-            if let Extent::Data { id, .. } = ext {
-                if self.repo.locate(id)?.is_none() {
-                    return Ok(None);
-                }
+            if let Extent::Data { id, .. } = ext
+                && self.repo.locate(id)?.is_none()
+            {
+                return Ok(None);
             }
         }
         let mut e = now.clone();
@@ -654,10 +654,10 @@ fn collect(
                     g.push(w);
                 }
             }
-            if let (Some(e), false) = (d.entry, abort.is_set()) {
-                if let Err(err) = mw.push(&e) {
-                    abort.set(err.into());
-                }
+            if let (Some(e), false) = (d.entry, abort.is_set())
+                && let Err(err) = mw.push(&e)
+            {
+                abort.set(err.into());
             }
         }
     }

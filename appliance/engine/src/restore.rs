@@ -64,8 +64,11 @@ pub struct RestoreOutcome {
     pub files: u64,
     /// Content bytes written.
     pub bytes: u64,
-    /// Entries skipped or restored incompletely, with the reason.
+    /// Entries skipped by policy or because the manifest is unsafe, with the reason.
     pub warnings: Vec<String>,
+    /// Entries whose data could not be read from the store or written to the
+    /// target (damage, full disk): the restore is incomplete.
+    pub errors: Vec<String>,
     /// The job log row.
     pub job_id: i64,
 }
@@ -278,6 +281,20 @@ fn create_at(
     }
 }
 
+/// Why an entry was not restored: a warning (skipped by policy) or an error
+/// (its data could not be read or written).
+#[derive(Debug)]
+enum Problem {
+    Warning(String),
+    Error(String),
+}
+
+impl From<String> for Problem {
+    fn from(s: String) -> Problem {
+        Problem::Warning(s)
+    }
+}
+
 /// Writes one regular file's content and metadata.
 fn write_file(
     repo: &Repo,
@@ -287,7 +304,7 @@ fn write_file(
     extents: &[Extent],
     overwrite: bool,
     progress: &Progress,
-) -> std::result::Result<u64, String> {
+) -> std::result::Result<u64, Problem> {
     let n = OsStr::from_bytes(name);
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -296,7 +313,7 @@ fn write_file(
         fd = Some(openat(dir, n, flags, Mode::from_bits_truncate(0o600))?);
         Ok(())
     })?;
-    let file = File::from(fd.ok_or("cannot create: no descriptor")?);
+    let file = File::from(fd.ok_or_else(|| "cannot create: no descriptor".to_string())?);
     let mut offset = 0u64;
     let mut written = 0u64;
     for ext in extents {
@@ -304,15 +321,15 @@ fn write_file(
             Extent::Data { id, len } => {
                 let data = repo
                     .read_chunk(id)
-                    .map_err(|err| format!("cannot read its content: {err}"))?;
+                    .map_err(|e| Problem::Error(format!("cannot read its content: {e}")))?;
                 if data.len() as u64 != u64::from(*len) {
-                    return Err(format!(
+                    return Err(Problem::Error(format!(
                         "chunk {id} has {} bytes, manifest says {len}",
                         data.len()
-                    ));
+                    )));
                 }
                 file.write_all_at(&data, offset)
-                    .map_err(|err| format!("write failed: {err}"))?;
+                    .map_err(|e| Problem::Error(format!("write failed: {e}")))?;
                 offset += u64::from(*len);
                 written += u64::from(*len);
                 Progress::add(&progress.bytes, u64::from(*len));
@@ -321,7 +338,7 @@ fn write_file(
         }
     }
     file.set_len(e.size)
-        .map_err(|err| format!("write failed: {err}"))?;
+        .map_err(|e| Problem::Error(format!("write failed: {e}")))?;
     apply_meta_fd(&file, e)?;
     Ok(written)
 }
@@ -366,14 +383,21 @@ pub fn restore(
     let result = run(repo, &rec, req, progress);
     let (status, messages, stats) = match &result {
         Ok(o) => (
-            if o.warnings.is_empty() {
+            if !o.errors.is_empty() {
+                JobStatus::Failed
+            } else if o.warnings.is_empty() {
                 JobStatus::Success
             } else {
                 JobStatus::Warning
             },
-            o.warnings
+            o.errors
                 .iter()
-                .map(|w| format!("restore into {}: {w}", req.target.display()))
+                .map(|e| format!("restore into {}: error: {e}", req.target.display()))
+                .chain(
+                    o.warnings
+                        .iter()
+                        .map(|w| format!("restore into {}: {w}", req.target.display())),
+                )
                 .collect::<Vec<_>>(),
             BackupStats {
                 files_read: o.files,
@@ -440,10 +464,20 @@ fn run(
         stack: Vec::new(),
     };
     let warnings = Mutex::new(Vec::<String>::new());
+    let errors = Mutex::new(Vec::<String>::new());
     let warn = |path: &str, w: String| {
         tracing::warn!(path, "{w}");
         if let Ok(mut g) = warnings.lock() {
             g.push(format!("{path}: {w}"));
+        }
+    };
+    let report = |path: &str, p: Problem| match p {
+        Problem::Warning(w) => warn(path, w),
+        Problem::Error(e) => {
+            tracing::warn!(path, "{e}");
+            if let Ok(mut g) = errors.lock() {
+                g.push(format!("{path}: {e}"));
+            }
         }
     };
     let mut out = RestoreOutcome::default();
@@ -460,7 +494,7 @@ fn run(
         let mut workers = Vec::new();
         for _ in 0..threads {
             let rx = rx.clone();
-            let (warn, totals) = (&warn, &totals);
+            let (report, totals) = (&report, &totals);
             workers.push(s.spawn(move || {
                 for t in rx {
                     match write_file(
@@ -478,7 +512,7 @@ fn run(
                                 g.1 += n;
                             }
                         }
-                        Err(w) => warn(&t.display, w),
+                        Err(p) => report(&t.display, p),
                     }
                 }
             }));
@@ -493,6 +527,10 @@ fn run(
                     }
                 }
                 if !selected(&e.path, &req.paths) {
+                    if e.kind == EntryKind::File && e.nlink > 1 {
+                        // Not restored itself, but a selected link to it may need its content.
+                        multi.insert(e.path.clone(), (e.extents.clone(), false));
+                    }
                     continue;
                 }
                 let display = e.display_path();
@@ -519,7 +557,7 @@ fn run(
                     }
                 };
                 out.entries += 1;
-                let res: std::result::Result<(), String> = match e.kind {
+                let res: std::result::Result<(), Problem> = match e.kind {
                     EntryKind::Dir => {
                         match mkdirat(
                             dir.as_fd(),
@@ -530,7 +568,9 @@ fn run(
                                 dir_entries.push(e);
                                 Ok(())
                             }
-                            Err(err) => Err(format!("cannot create directory: {err}")),
+                            Err(err) => {
+                                Err(Problem::Error(format!("cannot create directory: {err}")))
+                            }
                         }
                     }
                     EntryKind::File if e.nlink > 1 => {
@@ -578,7 +618,8 @@ fn run(
                             OsStr::from_bytes(name),
                         )
                     })
-                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e)),
+                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e))
+                    .map_err(Problem::from),
                     EntryKind::Fifo => create_at(dir.as_fd(), name, req.overwrite, || {
                         mkfifoat(
                             dir.as_fd(),
@@ -586,7 +627,8 @@ fn run(
                             Mode::from_bits_truncate(0o600),
                         )
                     })
-                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e)),
+                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e))
+                    .map_err(Problem::from),
                     EntryKind::CharDev | EntryKind::BlockDev => {
                         let kind = if e.kind == EntryKind::CharDev {
                             SFlag::S_IFCHR
@@ -603,11 +645,12 @@ fn run(
                             )
                         })
                         .and_then(|()| apply_meta_at(dir.as_fd(), name, &e))
+                        .map_err(Problem::from)
                     }
                     EntryKind::Socket => Ok(()),
                 };
-                if let Err(w) = res {
-                    warn(&display, w);
+                if let Err(p) = res {
+                    report(&display, p);
                 }
             }
             Ok(())
@@ -664,6 +707,7 @@ fn run(
     out.files = files;
     out.bytes = bytes;
     out.warnings = warnings.into_inner().unwrap_or_default();
+    out.errors = errors.into_inner().unwrap_or_default();
     Ok(out)
 }
 
@@ -677,11 +721,11 @@ fn restore_link(
     multi: &HashMap<Vec<u8>, (Vec<Extent>, bool)>,
     overwrite: bool,
     progress: &Progress,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Problem> {
     let tcomps = safe_components(&e.target)
         .map_err(|why| format!("unsafe link target in the manifest ({why})"))?;
     let Some((tname, tparents)) = tcomps.split_last() else {
-        return Err("link target is the root".into());
+        return Err(Problem::Warning("link target is the root".into()));
     };
     match multi.get(&e.target) {
         Some((_, true)) => {
@@ -695,6 +739,7 @@ fn restore_link(
                     AtFlags::empty(), // no AT_SYMLINK_FOLLOW: a symlink is linked, never followed
                 )
             })
+            .map_err(Problem::from)
         }
         Some((extents, false)) => {
             // The first name was not restored: write the content under this name.
@@ -712,10 +757,10 @@ fn restore_link(
             )
             .map(|_| ())
         }
-        None => Err(format!(
+        None => Err(Problem::Warning(format!(
             "its first name '/{}' is not in the snapshot before it",
             String::from_utf8_lossy(&e.target)
-        )),
+        ))),
     }
 }
 

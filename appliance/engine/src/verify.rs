@@ -159,10 +159,7 @@ fn run(
             std::thread::scope(|s| {
                 for _ in 0..threads {
                     s.spawn(|| {
-                        loop {
-                            let Some(id) = next.lock().ok().and_then(|mut it| it.next()) else {
-                                break;
-                            };
+                        while let Some(id) = next.lock().ok().and_then(|mut it| it.next()) {
                             let size = blobs
                                 .size(&coffer_store::container::data_key(&id))
                                 .unwrap_or(0);
@@ -254,11 +251,11 @@ fn map_damage(
                         }
                         let mut damaged = false;
                         for ext in &e.extents {
-                            if let Extent::Data { id, .. } = ext {
-                                if seen_bad.contains(id) || !chunk_ok(id)? {
-                                    seen_bad.insert(*id);
-                                    damaged = true;
-                                }
+                            if let Extent::Data { id, .. } = ext
+                                && (seen_bad.contains(id) || !chunk_ok(id)?)
+                            {
+                                seen_bad.insert(*id);
+                                damaged = true;
                             }
                         }
                         if damaged {

@@ -424,11 +424,15 @@ fn run(cli: Cli) -> Result<u8> {
                     "files": out.files,
                     "bytes": out.bytes,
                     "warnings": out.warnings,
+                    "errors": out.errors,
                     "job": out.job_id,
                 }))?;
             } else {
                 for w in &out.warnings {
                     println!("warning: {w}");
+                }
+                for e in &out.errors {
+                    println!("error: {e}");
                 }
                 println!(
                     "restored snapshot {} ({} of '{}', {}) to {}: {} entries, {} files, {}",
@@ -441,6 +445,13 @@ fn run(cli: Cli) -> Result<u8> {
                     out.files,
                     size(out.bytes)
                 );
+            }
+            if !out.errors.is_empty() {
+                eprintln!(
+                    "coffer: error: restore incomplete: {} entries could not be restored (see above and 'coffer log')",
+                    out.errors.len()
+                );
+                return Ok(EXIT_FAILED);
             }
             Ok(if out.warnings.is_empty() {
                 EXIT_OK

@@ -143,7 +143,16 @@ pub fn run(source: &Path, workdir: &Path, pf: Option<&Path>) -> Result<u8> {
     for w in &out.warnings {
         println!("      warning: {w}");
     }
+    for e in &out.errors {
+        println!("      error: {e}");
+    }
     warnings += out.warnings.len();
+    if !out.errors.is_empty() {
+        bail!(
+            "restore incomplete: {} entries could not be restored",
+            out.errors.len()
+        );
+    }
 
     let (same, diffs) = compare_trees(&source, &target)?;
     println!(

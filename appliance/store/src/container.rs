@@ -448,6 +448,45 @@ pub fn open_record(key: &ObjectKey, index: u64, e: &TableEntry, record: &[u8]) -
     Ok(raw)
 }
 
+/// Rebuilds the index object of a container from its opened table.
+pub fn index_object_for(
+    master: &MasterKey,
+    info: &ContainerInfo,
+    container_len: u64,
+    table: &[TableEntry],
+) -> Result<Vec<u8>> {
+    let key = master.container_key(&info.id);
+    index_bytes(
+        &key,
+        info.generation,
+        &info.id,
+        container_len,
+        &info.hash,
+        &encode_table(table),
+    )
+}
+
+fn index_bytes(
+    key: &ObjectKey,
+    generation: u32,
+    id: &ContainerId,
+    container_len: u64,
+    hash: &[u8; 32],
+    table_plain: &[u8],
+) -> Result<Vec<u8>> {
+    let mut iw = Writer::new();
+    iw.raw(&magic::INDEX_V1);
+    iw.u16(CONTAINER_VERSION);
+    iw.u16(0);
+    iw.u32(generation);
+    iw.raw(&id.0);
+    iw.u64(container_len);
+    iw.raw(hash);
+    let ct = key.encrypt(INDEX_NONCE, &iw.buf, table_plain)?;
+    iw.raw(&ct);
+    Ok(iw.buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,43 +564,4 @@ mod tests {
         let idx = IndexObject::parse(&sealed.index_object).unwrap();
         assert!(idx.open(&other).is_err());
     }
-}
-
-/// Rebuilds the index object of a container from its opened table.
-pub fn index_object_for(
-    master: &MasterKey,
-    info: &ContainerInfo,
-    container_len: u64,
-    table: &[TableEntry],
-) -> Result<Vec<u8>> {
-    let key = master.container_key(&info.id);
-    index_bytes(
-        &key,
-        info.generation,
-        &info.id,
-        container_len,
-        &info.hash,
-        &encode_table(table),
-    )
-}
-
-fn index_bytes(
-    key: &ObjectKey,
-    generation: u32,
-    id: &ContainerId,
-    container_len: u64,
-    hash: &[u8; 32],
-    table_plain: &[u8],
-) -> Result<Vec<u8>> {
-    let mut iw = Writer::new();
-    iw.raw(&magic::INDEX_V1);
-    iw.u16(CONTAINER_VERSION);
-    iw.u16(0);
-    iw.u32(generation);
-    iw.raw(&id.0);
-    iw.u64(container_len);
-    iw.raw(hash);
-    let ct = key.encrypt(INDEX_NONCE, &iw.buf, table_plain)?;
-    iw.raw(&ct);
-    Ok(iw.buf)
 }

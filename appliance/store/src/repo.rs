@@ -599,10 +599,10 @@ impl<'a> Packer<'a> {
 
     /// Seals and commits the open container, if any.
     pub fn flush(&mut self) -> Result<()> {
-        if let Some(b) = self.open.take() {
-            if !b.is_empty() {
-                self.repo.commit(b.seal()?)?;
-            }
+        if let Some(b) = self.open.take()
+            && !b.is_empty()
+        {
+            self.repo.commit(b.seal()?)?;
         }
         Ok(())
     }
@@ -696,18 +696,19 @@ pub fn scan_containers(blobs: &dyn BlobStore) -> Result<Vec<ContainerCheck>> {
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
         };
-        if problem.is_none() {
-            if let Ok(ib) = blobs.get(&index_key(&id)) {
-                match IndexObject::parse(&ib) {
-                    Ok(io)
-                        if io.container_len != bytes.len() as u64
-                            || io.hash[..] != bytes[bytes.len() - 40..bytes.len() - 8] =>
-                    {
-                        problem = Some("does not match its index object".into());
-                    }
-                    Ok(_) => {}
-                    Err(e) => problem = Some(format!("index object: {e}")),
+        // A sound container must also agree with its index copy.
+        if problem.is_none()
+            && let Ok(ib) = blobs.get(&index_key(&id))
+        {
+            match IndexObject::parse(&ib) {
+                Ok(io)
+                    if io.container_len != bytes.len() as u64
+                        || io.hash[..] != bytes[bytes.len() - 40..bytes.len() - 8] =>
+                {
+                    problem = Some("does not match its index object".into());
                 }
+                Ok(_) => {}
+                Err(e) => problem = Some(format!("index object: {e}")),
             }
         }
         out.push(ContainerCheck {
