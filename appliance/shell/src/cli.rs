@@ -1,7 +1,7 @@
 //! Command-line parsing and the direct-mode commands.
 
 use std::io::{IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use coffer_engine::{Actor, BackupRequest, Progress, RestoreRequest};
 use coffer_keys::{KdfParams, Passphrase};
 use coffer_store::{BlobStore, DirStore, InitOptions, Repo, StoreConfig};
 use coffer_types::{JobKind, Level, SnapshotInfo};
+
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::output::{Spinner, entry_json, mode_string, size};
 
@@ -192,21 +194,31 @@ pub fn main() -> ExitCode {
 /// Gets the passphrase: environment, file, or a terminal prompt.
 pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<Passphrase> {
     if let Some(f) = file {
-        let bytes =
+        let mut bytes =
             std::fs::read(f).with_context(|| format!("read passphrase file '{}'", f.display()))?;
-        let first = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec();
-        return Ok(Passphrase::new(first)?);
+        // Keep the first line; Passphrase owns the buffer and wipes it on drop.
+        let end = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap_or(bytes.len());
+        bytes[end..].zeroize();
+        bytes.truncate(end);
+        return Ok(Passphrase::new(bytes)?);
     }
     if let Some(v) = std::env::var_os("COFFER_PASSPHRASE") {
-        return Ok(Passphrase::new(v.as_bytes().to_vec())?);
+        return Ok(Passphrase::new(v.into_vec())?);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no passphrase: set COFFER_PASSPHRASE, use --passphrase-file, or run on a terminal");
     }
     let p = rpassword::prompt_password("Store passphrase: ").context("read passphrase")?;
     if confirm {
-        let again = rpassword::prompt_password("Repeat passphrase: ").context("read passphrase")?;
-        if again != p {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat passphrase: ").context("read passphrase")?,
+        );
+        if *again != p {
+            let mut p = p;
+            p.zeroize();
             bail!("the passphrases differ");
         }
     }

@@ -554,6 +554,63 @@ mod tests {
         assert!(check_container(&sealed.bytes[..20]).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// Codec round trip: any chunks, compressible or not, come back
+        /// byte-identical through seal, keyless check, table and records.
+        #[test]
+        fn codec_round_trip(chunks in proptest::collection::vec(
+            (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..5000), 0usize..4000, proptest::prelude::any::<u8>()),
+            1..12,
+        ), level in 1i32..6) {
+            let m = master();
+            let ids = m.chunk_id_hasher();
+            let mut b = ContainerBuilder::new(&m, &StoreId([1; 16]), level, 1 << 20).unwrap();
+            let mut plain = Vec::new();
+            for (random, run, byte) in chunks {
+                // random bytes followed by a compressible run
+                let mut c = random;
+                c.extend(std::iter::repeat_n(byte, run));
+                b.add(ids.id(&c), &c).unwrap();
+                plain.push(c);
+            }
+            let sealed = b.seal().unwrap();
+            let info = check_container(&sealed.bytes).unwrap();
+            let n = sealed.bytes.len();
+            let table = open_table(&m, &info, &sealed.bytes[..HEADER_LEN], &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN], n as u64).unwrap();
+            let key = m.container_key(&sealed.id);
+            for (i, (e, c)) in table.iter().zip(&plain).enumerate() {
+                let rec = &sealed.bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
+                proptest::prop_assert_eq!(&open_record(&key, i as u64, e, rec).unwrap(), c);
+                proptest::prop_assert_eq!(e.id, ids.id(c));
+                proptest::prop_assert!(e.flags == 0 || (e.stored_len as usize) < c.len() + TAG_LEN);
+            }
+        }
+
+        /// Keyless checks and table parsing never panic on damaged input.
+        #[test]
+        fn damaged_containers_never_panic(flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8), cut in 0usize..4096) {
+            let m = master();
+            let mut b = ContainerBuilder::new(&m, &StoreId([1; 16]), 3, 1 << 20).unwrap();
+            b.add(m.chunk_id_hasher().id(b"abc"), b"abc").unwrap();
+            b.add(m.chunk_id_hasher().id(&[7u8; 3000]), &[7u8; 3000]).unwrap();
+            let mut bytes = b.seal().unwrap().bytes;
+            for (at, x) in flips {
+                let at = at % bytes.len();
+                bytes[at] ^= x | 1;
+            }
+            bytes.truncate(bytes.len().saturating_sub(cut % 64));
+            let _ = check_container(&bytes);
+            let _ = IndexObject::parse(&bytes);
+            if bytes.len() >= HEADER_LEN + TRAILER_LEN
+                && let Ok(info) = parse_container(&bytes[..HEADER_LEN], &bytes[bytes.len() - TRAILER_LEN..], bytes.len() as u64)
+            {
+                let n = bytes.len();
+                let _ = open_table(&m, &info, &bytes[..HEADER_LEN], &bytes[info.table_offset as usize..n - TRAILER_LEN], n as u64);
+            }
+        }
+    }
+
     #[test]
     fn wrong_key_cannot_open_table_or_records() {
         let m = master();

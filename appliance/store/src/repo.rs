@@ -734,3 +734,147 @@ pub fn scan_containers(blobs: &dyn BlobStore) -> Result<Vec<ContainerCheck>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Entry, EntryKind, MemStore};
+    use coffer_types::{BackupStats, Level, Scope, SnapshotInfo};
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 256,
+        t: 1,
+        p: 1,
+    };
+
+    fn pass(s: &str) -> Passphrase {
+        Passphrase::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    fn opts() -> InitOptions {
+        InitOptions {
+            container_size: 1 << 20,
+            kdf: FAST,
+            ..InitOptions::default()
+        }
+    }
+
+    #[test]
+    fn init_open_write_read_and_reopen() {
+        let blobs: Arc<dyn BlobStore> = Arc::new(MemStore::new());
+        let repo = Repo::init(blobs.clone(), &pass("pw"), opts()).unwrap();
+        assert!(matches!(
+            Repo::init(blobs.clone(), &pass("pw"), opts()),
+            Err(Error::StoreExists(_))
+        ));
+        // 3 MiB of distinct chunks: several containers at 1 MiB each
+        let mut p = Packer::new(&repo);
+        let mut ids = Vec::new();
+        for i in 0..48u32 {
+            // incompressible: blake3's XOF
+            let mut data = vec![0u8; 65536];
+            blake3::Hasher::new()
+                .update(&i.to_le_bytes())
+                .finalize_xof()
+                .fill(&mut data);
+            let id = repo.chunk_id(&data);
+            assert!(repo.claim(&id).unwrap());
+            assert!(!repo.claim(&id).unwrap(), "claimed twice");
+            p.add(id, &data).unwrap();
+            ids.push((id, data));
+        }
+        p.flush().unwrap();
+        assert!(blobs.list("data/").unwrap().len() >= 2);
+        assert_eq!(
+            blobs.list("data/").unwrap().len(),
+            blobs.list("index/").unwrap().len()
+        );
+        // a manifest and a snapshot record
+        let mut mw = repo.manifest_writer();
+        mw.push(&Entry::new(EntryKind::Dir, Vec::new())).unwrap();
+        let (len, chunks, _) = mw.finish().unwrap();
+        let rec = SnapshotRecord {
+            info: SnapshotInfo {
+                id: SnapshotId([9; 16]),
+                asset: "a".into(),
+                level: Level::Full,
+                time: coffer_types::rfc3339_ms(0),
+                started_ms: 0,
+                finished_ms: 1,
+                reference: None,
+                host: "h".into(),
+                identity: "i".into(),
+                scope: Scope::default(),
+                stats: BackupStats::default(),
+            },
+            manifest_len: len,
+            manifest: chunks,
+        };
+        repo.write_snapshot(&rec).unwrap();
+        drop(repo);
+
+        // reopen: the index comes back from index objects, data reads back
+        let repo = Repo::open(blobs.clone(), &pass("pw")).unwrap();
+        for (id, data) in &ids {
+            assert!(!repo.claim(id).unwrap(), "dedup lost after reopen");
+            assert_eq!(&repo.read_chunk(id).unwrap(), data);
+        }
+        assert_eq!(repo.snapshot_ids().unwrap(), vec![SnapshotId([9; 16])]);
+        let back = repo.load_snapshot(&SnapshotId([9; 16])).unwrap();
+        assert_eq!(back, rec);
+        let entries: Vec<Entry> = repo.manifest(&back).collect::<Result<_>>().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(matches!(
+            Repo::open(blobs, &pass("nope")),
+            Err(Error::Keys(coffer_keys::Error::WrongPassphrase))
+        ));
+    }
+
+    #[test]
+    fn a_container_without_its_index_object_is_recovered() {
+        let blobs: Arc<dyn BlobStore> = Arc::new(MemStore::new());
+        let repo = Repo::init(blobs.clone(), &pass("pw"), opts()).unwrap();
+        let data = vec![42u8; 5000];
+        let id = repo.chunk_id(&data);
+        assert!(repo.claim(&id).unwrap());
+        let mut p = Packer::new(&repo);
+        p.add(id, &data).unwrap();
+        p.flush().unwrap();
+        drop(repo);
+        // simulate a crash between the container write and its index write
+        let index = blobs.list("index/").unwrap();
+        blobs.delete(&index[0]).unwrap();
+        let repo = Repo::open(blobs.clone(), &pass("pw")).unwrap();
+        assert!(!repo.claim(&id).unwrap(), "sealed chunk not reused");
+        assert_eq!(repo.read_chunk(&id).unwrap(), data);
+        assert_eq!(
+            blobs.list("index/").unwrap(),
+            index,
+            "index object rewritten"
+        );
+    }
+
+    #[test]
+    fn damaged_config_is_refused() {
+        let blobs = Arc::new(MemStore::new());
+        let b: Arc<dyn BlobStore> = blobs.clone();
+        Repo::init(b.clone(), &pass("pw"), opts()).unwrap();
+        blobs.corrupt("config", |v| v[30] ^= 1);
+        assert!(matches!(
+            StoreConfig::read(b.as_ref()),
+            Err(Error::Corrupt { .. })
+        ));
+        blobs.corrupt("config", |v| {
+            v[30] ^= 1;
+            v[8] = 2;
+        });
+        assert!(matches!(
+            StoreConfig::read(b.as_ref()),
+            Err(Error::NewerFormat { found: 2, .. })
+        ));
+        assert!(matches!(
+            StoreConfig::read(&MemStore::new()),
+            Err(Error::NotAStore(_))
+        ));
+    }
+}

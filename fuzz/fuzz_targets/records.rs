@@ -1,0 +1,10 @@
+//! Config, key file and snapshot record parsers on any bytes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = coffer_store::StoreConfig::decode(data);
+    let _ = coffer_keys::parse_key_file(data);
+    let key = coffer_keys::MasterKey::from_bytes_for_fixtures([7; 32], 1);
+    let _ = coffer_store::SnapshotRecord::open(&key, data);
+});
