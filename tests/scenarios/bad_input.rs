@@ -179,17 +179,7 @@ fn backup_to_a_full_store_fails_clearly_and_keeps_earlier_snapshots() {
     let Some(small) = Tmpfs::mount(&dir.path().join("small"), "3m") else {
         return;
     };
-    let env = Env {
-        store: small.0.join("store"),
-        dir: tempfile::tempdir().unwrap(),
-    };
-    env.ok(&[
-        "init",
-        "--kdf-memory-kib",
-        "1024",
-        "--container-size-mib",
-        "1",
-    ]);
+    let env = Env::init(small.0.join("store"), tempfile::tempdir().unwrap());
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("small"), noise(200_000, 1)).unwrap();

@@ -124,6 +124,20 @@ fn ls_diff_find_log_and_catalog_rebuild() {
             .contains("reconstructed")
     );
 
+    // the chunk index comes back from the containers alone
+    std::fs::remove_dir_all(env.store.join("index")).unwrap();
+    let target = env.path("from-containers-alone");
+    assert_eq!(env.restore(&b, &target, &[]).code, 0);
+    assert_eq!(
+        std::fs::read(target.join("etc/ssh/sshd_config")).unwrap(),
+        b"PermitRootLogin prohibit-password\n"
+    );
+    assert!(
+        env.store.join("index").read_dir().unwrap().count() > 0,
+        "index objects rewritten"
+    );
+    env.ok(&["verify", "--read-data"]);
+
     // --store wins over COFFER_STORE; COFFER_STORE alone is enough
     let r = env.run(&["--store", "/nonexistent/coffer", "snapshots"]);
     assert_eq!(r.code, 1);

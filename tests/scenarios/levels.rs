@@ -10,6 +10,12 @@ fn stat(snap: &serde_json::Value, k: &str) -> u64 {
     snap["snapshot"]["stats"][k].as_u64().unwrap()
 }
 
+/// Waits out the racy window: a file changed within a second before a
+/// backup started is read again by the next one, however unchanged it looks.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
 fn bump(p: &Path, data: &[u8], t: i64) {
     std::fs::write(p, data).unwrap();
     set_mtime(p, t, 0);
@@ -30,6 +36,7 @@ fn levels_read_only_what_changed_and_every_snapshot_restores_alone() {
     std::fs::write(src.join("big"), noise(3 << 20, 99)).unwrap();
     let mut states: Vec<(String, BTreeMap<Vec<u8>, Meta>)> = Vec::new();
 
+    settle();
     let full = env.backup("web-01", "full", &src, 0);
     assert_eq!(stat(&full, "files_read"), 21);
     assert_eq!(stat(&full, "files_unchanged"), 0);
@@ -38,6 +45,7 @@ fn levels_read_only_what_changed_and_every_snapshot_restores_alone() {
     // change one file, add one: the incremental reads exactly those two
     bump(&src.join("d/f03"), b"changed once", 1_700_000_000);
     std::fs::write(src.join("d/new"), b"added").unwrap();
+    settle();
     let inc1 = env.backup("web-01", "incremental", &src, 0);
     assert_eq!(inc1["snapshot"]["level"], "incremental");
     assert_eq!(stat(&inc1, "files_read"), 2);
@@ -47,6 +55,7 @@ fn levels_read_only_what_changed_and_every_snapshot_restores_alone() {
 
     // change another: the next incremental reads only it (reference: the incremental)
     bump(&src.join("d/f07"), b"changed twice", 1_700_000_100);
+    settle();
     let inc2 = env.backup("web-01", "incremental", &src, 0);
     assert_eq!(stat(&inc2, "files_read"), 1);
     assert_eq!(inc2["snapshot"]["reference"], inc1["snapshot"]["id"]);
@@ -60,6 +69,7 @@ fn levels_read_only_what_changed_and_every_snapshot_restores_alone() {
     .unwrap();
     // delete one: the differential reads everything changed since the full
     std::fs::remove_file(src.join("d/f15")).unwrap();
+    settle();
     let diff = env.backup("web-01", "differential", &src, 0);
     assert_eq!(diff["snapshot"]["level"], "differential");
     assert_eq!(diff["snapshot"]["reference"], full["snapshot"]["id"]);
@@ -117,6 +127,7 @@ fn incremental_without_a_full_runs_as_full_and_says_so() {
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"a").unwrap();
+    settle();
     let r = env.backup("db-01", "incremental", &src, 0);
     assert_eq!(r["snapshot"]["level"], "full");
     assert!(r["notice"].as_str().unwrap().contains("ran as a full"));
@@ -134,6 +145,23 @@ fn incremental_without_a_full_runs_as_full_and_says_so() {
 }
 
 #[test]
+fn a_file_changed_just_before_a_backup_is_read_again() {
+    // Same size, same mtime (reset), same inode: only the timing tells.
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let f = src.join("racy");
+    bump(&f, b"version 1", 1_700_000_000);
+    env.backup("r", "full", &src, 0);
+    bump(&f, b"version 2", 1_700_000_000);
+    let inc = env.backup("r", "incremental", &src, 0);
+    assert_eq!(stat(&inc, "files_read"), 1, "a racy file was trusted");
+    let t = env.path("out");
+    assert_eq!(env.restore("latest", &t, &[]).code, 0);
+    assert_eq!(std::fs::read(t.join("racy")).unwrap(), b"version 2");
+}
+
+#[test]
 fn unreadable_and_changing_files_are_warnings_naming_the_path() {
     let env = Env::new();
     let src = env.path("src");
@@ -142,6 +170,7 @@ fn unreadable_and_changing_files_are_warnings_naming_the_path() {
     let growing = src.join("growing.log");
     std::fs::write(&growing, noise(24 << 20, 5)).unwrap();
     std::fs::write(src.join("locked"), b"no access").unwrap();
+    std::fs::hard_link(src.join("locked"), src.join("m-second-name")).unwrap();
     std::fs::set_permissions(
         src.join("locked"),
         std::os::unix::fs::PermissionsExt::from_mode(0o000),

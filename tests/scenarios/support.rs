@@ -55,6 +55,11 @@ impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
+        Env::init(store, dir)
+    }
+
+    /// A new store at `store` (anywhere), with scratch space in `dir`.
+    pub fn init(store: PathBuf, dir: tempfile::TempDir) -> Env {
         let env = Env { dir, store };
         env.ok(&[
             "init",
@@ -318,6 +323,7 @@ pub struct Meta {
 pub fn tree(root: &Path) -> BTreeMap<Vec<u8>, Meta> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+    let mut multi: Vec<(Vec<u8>, (u64, u64))> = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
         let md = std::fs::symlink_metadata(&p).unwrap();
@@ -351,6 +357,7 @@ pub fn tree(root: &Path) -> BTreeMap<Vec<u8>, Meta> {
             if rel < *e {
                 *e = rel.clone();
             }
+            multi.push((rel.clone(), (md.dev(), md.ino())));
         }
         out.insert(
             rel,
@@ -379,24 +386,8 @@ pub fn tree(root: &Path) -> BTreeMap<Vec<u8>, Meta> {
             },
         );
     }
-    // second pass: link groups
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = std::fs::symlink_metadata(&p).unwrap();
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                stack.push(e.unwrap().path());
-            }
-        }
-        if let Some(g) = inodes.get(&(md.dev(), md.ino())) {
-            let rel = p
-                .strip_prefix(root)
-                .unwrap()
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-            out.get_mut(&rel).unwrap().link_group = Some(g.clone());
-        }
+    for (rel, key) in multi {
+        out.get_mut(&rel).unwrap().link_group = inodes.get(&key).cloned();
     }
     out
 }

@@ -100,6 +100,33 @@ fn flipped_bit_is_found_and_mapped_to_files() {
     );
     let log = env.ok(&["log", "--json", "--kind", "restore"]).json();
     assert_eq!(log[0]["status"], "failed");
+
+    // verify remembered the damage: the next backup stores that data again
+    // instead of deduplicating against the rotten copy, and restores heal
+    let again = env.backup("v", "full", &env.path("src"), 0);
+    assert!(
+        again["snapshot"]["stats"]["bytes_new"].as_u64().unwrap() > 0,
+        "{again}"
+    );
+    for snap in [
+        "latest",
+        env.ok(&["--json", "snapshots"]).json()[0]["id"]
+            .as_str()
+            .unwrap(),
+    ] {
+        let target = env.path(&format!("healed-{}", &snap[..6]));
+        let r = env.restore(snap, &target, &[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert_same_tree(&tree(&env.path("src")), &tree(&target));
+    }
+    // the rotten container is still reported until it is removed, but no file depends on it
+    let v = env.run(&["--json", "verify"]);
+    assert_eq!(v.code, 4);
+    assert!(
+        v.json()["affected"].as_array().unwrap().is_empty(),
+        "{}",
+        v.stdout
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coffer_types::{
-    BackupStats, JobKind, JobRecord, JobStatus, Level, Scope, SnapshotId, SnapshotInfo,
+    BackupStats, ContainerId, JobKind, JobRecord, JobStatus, Level, Scope, SnapshotId, SnapshotInfo,
 };
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
@@ -378,6 +378,49 @@ impl Catalog {
             .map(|id| {
                 id.parse()
                     .map_err(|e| Error::corrupt(&self.path, format!("snapshot {id}: id: {e}")))
+            })
+            .collect()
+    }
+
+    /// Replaces the set of containers known to be damaged with the findings
+    /// of a complete verification (an empty list clears it).
+    pub fn replace_damaged_containers(
+        &self,
+        found: &[(ContainerId, String)],
+        now_ms: i64,
+    ) -> Result<()> {
+        let what = "recording damaged containers";
+        let tx = self.write_tx(what)?;
+        tx.execute("DELETE FROM damaged_containers", [])
+            .map_err(self.sql(what))?;
+        for (id, reason) in found {
+            tx.execute(
+                "INSERT INTO damaged_containers (container, reason, found_ms) VALUES (?1, ?2, ?3)",
+                rusqlite::params![id.to_hex(), reason, now_ms],
+            )
+            .map_err(self.sql(what))?;
+        }
+        tx.commit().map_err(self.sql(what))
+    }
+
+    /// Containers the last verification found damaged, with the reason.
+    pub fn damaged_containers(&self) -> Result<Vec<(ContainerId, String)>> {
+        let what = "listing damaged containers";
+        let mut stmt = self
+            .conn
+            .prepare("SELECT container, reason FROM damaged_containers ORDER BY container")
+            .map_err(self.sql(what))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.sql(what))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql(what))?;
+        rows.into_iter()
+            .map(|(id, reason)| {
+                let id = id.parse().map_err(|e| {
+                    Error::corrupt(&self.path, format!("damaged container {id}: {e}"))
+                })?;
+                Ok((id, reason))
             })
             .collect()
     }

@@ -76,10 +76,21 @@ CREATE INDEX jobs_started ON jobs(started_ms);
 ";
 
 /// All migrations, as (version they bring the schema to, SQL), in order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1)];
+/// Migration 2: containers that a verification found damaged, so that later
+/// backups store their chunks again instead of deduplicating against them.
+const M2: &str = "
+CREATE TABLE damaged_containers (
+    container   TEXT    PRIMARY KEY NOT NULL
+                CHECK (length(container) = 32 AND container NOT GLOB '*[^0-9a-f]*'),
+    reason      TEXT    NOT NULL,
+    found_ms    INTEGER NOT NULL
+);
+";
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2)];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

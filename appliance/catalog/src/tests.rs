@@ -114,7 +114,10 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
         .collect::<rusqlite::Result<_>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["assets", "jobs", "snapshots"]);
+    assert_eq!(
+        tables,
+        ["assets", "damaged_containers", "jobs", "snapshots"]
+    );
     drop(conn);
 
     // Reopening keeps the data and the version; migrations do not rerun
@@ -804,4 +807,22 @@ fn corrupt_rows_are_reported_with_the_path() {
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
     assert!(msg.contains(&id(&[1]).to_hex()), "{msg}");
     assert!(msg.contains("scope_json"), "{msg}");
+}
+
+#[test]
+fn damaged_containers_are_replaced_as_a_set() {
+    use coffer_types::ContainerId;
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+    assert!(cat.damaged_containers().unwrap().is_empty());
+    let a = (ContainerId([1; 16]), "hash mismatch".to_string());
+    let b = (ContainerId([2; 16]), "missing".to_string());
+    cat.replace_damaged_containers(&[a.clone(), b.clone()], 10)
+        .unwrap();
+    assert_eq!(cat.damaged_containers().unwrap(), vec![a.clone(), b]);
+    cat.replace_damaged_containers(std::slice::from_ref(&a), 20)
+        .unwrap();
+    assert_eq!(cat.damaged_containers().unwrap(), vec![a]);
+    cat.replace_damaged_containers(&[], 30).unwrap();
+    assert!(cat.damaged_containers().unwrap().is_empty());
 }

@@ -8,15 +8,16 @@
 //! the tree's size; no file is ever held whole (one chunk at a time).
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use coffer_catalog::{Catalog, JobEnd, NewJob};
 use coffer_store::ChunkStream;
@@ -27,12 +28,18 @@ use coffer_types::{
 };
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use nix::fcntl::{FcntlArg, OFlag, fcntl, openat};
+use nix::sys::stat::Mode;
 
-use crate::fsmeta::{content_changed, entry_from, kind_of, read_xattrs, unchanged};
+use crate::fsmeta::{content_changed, entry_from, kind_of, read_xattrs, read_xattrs_fd, unchanged};
 use crate::{Actor, Error, Progress, Result, now_ms};
 
 /// Most entries between the walker and the manifest writer at once.
 pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// Timestamp granularity assumed when deciding whether a file recorded by
+/// the reference backup could have changed unseen in the same tick.
+pub const RACY_WINDOW_MS: i64 = 1000;
 
 /// What to back up.
 #[derive(Debug, Clone)]
@@ -178,7 +185,10 @@ fn run(
     actor: &Actor,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
-    let root_md = std::fs::symlink_metadata(source).map_err(|e| Error::io("stat", source, e))?;
+    // The source itself may be reached through symlinks (the operator named
+    // it); everything below it is reached through descriptors.
+    let root = File::open(source).map_err(|e| Error::io("open source", source, e))?;
+    let root_md = root.metadata().map_err(|e| Error::io("stat", source, e))?;
     if !root_md.is_dir() {
         return Err(Error::Invalid(format!(
             "source '{}' is not a directory",
@@ -212,6 +222,7 @@ fn run(
                 let mut p = Packer::new(repo);
                 for (id, data) in rx {
                     if abort.is_set() {
+                        repo.release(&[id]);
                         continue;
                     }
                     if let Err(e) = p.add(id, &data) {
@@ -241,7 +252,18 @@ fn run(
                             warning: None,
                         }
                     } else {
-                        read_file(repo, job, &ctx, stats, abort, progress)
+                        let seq = job.seq;
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            read_file(repo, job, &ctx, stats, abort, progress)
+                        }))
+                        .unwrap_or_else(|_| {
+                            abort.set(Error::WorkerPanicked);
+                            Done {
+                                seq,
+                                entry: None,
+                                warning: None,
+                            }
+                        })
                     };
                     if dtx.send(done).is_err() {
                         break;
@@ -252,7 +274,7 @@ fn run(
         drop(chunk_tx);
         let collector = {
             let (abort, warnings) = (&abort, &warnings);
-            s.spawn(move || collect(repo, done_rx, ticket_rx, abort, warnings))
+            s.spawn(move || collect(repo, source, done_rx, ticket_rx, abort, warnings))
         };
 
         let mut walker = Walker {
@@ -261,6 +283,9 @@ fn run(
             root_dev: root_md.dev(),
             one_fs: req.one_file_system,
             reference: reference.as_ref().map(|r| RefCursor::new(repo.manifest(r))),
+            racy_from_ms: reference.as_ref().map_or(i64::MAX, |r| {
+                r.info.started_ms.saturating_sub(RACY_WINDOW_MS)
+            }),
             hardlinks: HashMap::new(),
             seq: 0,
             file_tx: &file_tx,
@@ -270,7 +295,7 @@ fn run(
             abort: &abort,
             progress,
         };
-        if let Err(e) = walker.walk_dir(source, Vec::new(), root_md) {
+        if let Err(e) = walker.walk_dir(Arc::new(root), source, Vec::new(), root_md) {
             abort.set(e);
         }
         drop(walker);
@@ -372,6 +397,10 @@ fn pick_reference(repo: &Repo, catalog: &Catalog, asset: &str, level: Level) -> 
 struct FileJob {
     seq: u64,
     entry: Entry,
+    /// The directory that holds the file, and its name there.
+    dir: Arc<File>,
+    name: OsString,
+    /// For messages.
     path: PathBuf,
     md: Metadata,
 }
@@ -430,6 +459,10 @@ struct Walker<'a, 'r> {
     root_dev: u64,
     one_fs: bool,
     reference: Option<RefCursor<'r>>,
+    /// Files whose recorded ctime is at or after this (ms) may have changed
+    /// in the same timestamp tick as the reference backup read them ("racy"):
+    /// they are read again rather than trusted.
+    racy_from_ms: i64,
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     seq: u64,
     file_tx: &'a Sender<FileJob>,
@@ -438,6 +471,30 @@ struct Walker<'a, 'r> {
     stats: &'a Stats,
     abort: &'a Abort,
     progress: &'a Progress,
+}
+
+/// `/proc/self/fd/N` for an open directory: paths below it resolve inside
+/// that very directory, whatever happens to its name meanwhile.
+fn proc_path(dir: &File) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+}
+
+/// Opens child directory `name` of `dir` without following a symlink, and
+/// checks it is the one that was stat'ed.
+fn open_dir_at(dir: &File, name: &OsStr, md: &Metadata) -> std::io::Result<File> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let f = File::from(fd);
+    let now = f.metadata()?;
+    if now.ino() != md.ino() || now.dev() != md.dev() {
+        return Err(std::io::Error::other("was replaced while being read"));
+    }
+    Ok(f)
 }
 
 fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -479,21 +536,26 @@ impl Walker<'_, '_> {
             || self.excludes.is_match(Path::new(OsStr::from_bytes(name)))
     }
 
-    fn walk_dir(&mut self, abs: &Path, rel: Vec<u8>, md: Metadata) -> Result<()> {
+    /// Walks one directory, open as `dir`: its entry, then its children in
+    /// name order. Children are reached through `/proc/self/fd/N/<name>` and
+    /// `openat(O_NOFOLLOW)`, so a directory swapped for a symlink mid-walk is
+    /// never followed out of the source.
+    fn walk_dir(&mut self, dir: Arc<File>, abs: &Path, rel: Vec<u8>, md: Metadata) -> Result<()> {
         if self.abort.is_set() {
             return Ok(());
         }
         let mut entry = entry_from(EntryKind::Dir, rel.clone(), &md);
-        let xattr_warning = self.add_xattrs(&mut entry, abs);
-        if let Some(w) = xattr_warning {
-            self.warn(abs, w)?;
+        match read_xattrs_fd(&dir) {
+            Ok(x) => entry.xattrs = x,
+            Err(e) => self.warn(abs, format!("cannot read extended attributes: {e}"))?,
         }
         Progress::add(&self.progress.entries, 1);
         self.emit(Some(entry), None)?;
         if self.one_fs && md.dev() != self.root_dev {
             return Ok(());
         }
-        let rd = match std::fs::read_dir(abs) {
+        let here = proc_path(&dir);
+        let rd = match std::fs::read_dir(&here) {
             Ok(rd) => rd,
             Err(e) => return self.warn(abs, format!("cannot list directory: {e}")),
         };
@@ -517,7 +579,8 @@ impl Walker<'_, '_> {
             if self.excluded(&child_rel, &child_abs) {
                 continue;
             }
-            let md = match std::fs::symlink_metadata(&child_abs) {
+            let via = here.join(&name);
+            let md = match std::fs::symlink_metadata(&via) {
                 Ok(md) => md,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     self.warn(&child_abs, "vanished before it could be read")?;
@@ -529,42 +592,52 @@ impl Walker<'_, '_> {
                 }
             };
             let kind = kind_of(md.mode());
-            if kind == EntryKind::Dir {
-                if self.one_fs && md.dev() != self.root_dev {
-                    // The mount point is kept (empty); the other filesystem is not entered.
-                    let mut e = entry_from(EntryKind::Dir, child_rel, &md);
-                    if let Some(w) = self.add_xattrs(&mut e, &child_abs) {
-                        self.warn(&child_abs, w)?;
-                    }
-                    self.emit(Some(e), None)?;
-                    continue;
+            if kind != EntryKind::Dir {
+                self.leaf(kind, &dir, name, &child_abs, child_rel, md)?;
+                continue;
+            }
+            if self.one_fs && md.dev() != self.root_dev {
+                // The mount point is kept (empty); the other filesystem is not entered.
+                let mut e = entry_from(EntryKind::Dir, child_rel, &md);
+                match read_xattrs(&via) {
+                    Ok(x) => e.xattrs = x,
+                    Err(err) => self.warn(
+                        &child_abs,
+                        format!("cannot read extended attributes: {err}"),
+                    )?,
                 }
-                self.walk_dir(&child_abs, child_rel, md)?;
-            } else {
-                self.leaf(kind, &child_abs, child_rel, md)?;
+                self.emit(Some(e), None)?;
+                continue;
+            }
+            match open_dir_at(&dir, &name, &md) {
+                Ok(child) => self.walk_dir(Arc::new(child), &child_abs, child_rel, md)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.warn(&child_abs, "vanished before it could be read")?;
+                }
+                Err(e) => self.warn(&child_abs, format!("cannot open directory: {e}"))?,
             }
         }
         Ok(())
     }
 
-    fn add_xattrs(&self, e: &mut Entry, abs: &Path) -> Option<String> {
-        match read_xattrs(abs) {
-            Ok(x) => {
-                e.xattrs = x;
-                None
-            }
-            Err(err) => Some(format!("cannot read extended attributes: {err}")),
-        }
-    }
-
-    fn leaf(&mut self, kind: EntryKind, abs: &Path, rel: Vec<u8>, md: Metadata) -> Result<()> {
+    fn leaf(
+        &mut self,
+        kind: EntryKind,
+        dir: &Arc<File>,
+        name: OsString,
+        abs: &Path,
+        rel: Vec<u8>,
+        md: Metadata,
+    ) -> Result<()> {
         Progress::add(&self.progress.entries, 1);
+        let via = proc_path(dir).join(&name);
         let mut entry = entry_from(kind, rel, &md);
-        if let Some(w) = self.add_xattrs(&mut entry, abs) {
-            self.warn(abs, w)?;
+        match read_xattrs(&via) {
+            Ok(x) => entry.xattrs = x,
+            Err(e) => self.warn(abs, format!("cannot read extended attributes: {e}"))?,
         }
         match kind {
-            EntryKind::Symlink => match std::fs::read_link(abs) {
+            EntryKind::Symlink => match std::fs::read_link(&via) {
                 Ok(t) => entry.target = t.as_os_str().as_bytes().to_vec(),
                 Err(e) => return self.warn(abs, format!("cannot read symlink: {e}")),
             },
@@ -597,6 +670,8 @@ impl Walker<'_, '_> {
                     .send(FileJob {
                         seq,
                         entry,
+                        dir: dir.clone(),
+                        name,
                         path: abs.to_path_buf(),
                         md,
                     })
@@ -619,6 +694,13 @@ impl Walker<'_, '_> {
         if !unchanged(prev, now) {
             return Ok(None);
         }
+        let prev_ctime_ms = prev
+            .ctime_s
+            .saturating_mul(1000)
+            .saturating_add(i64::from(prev.ctime_ns / 1_000_000));
+        if prev_ctime_ms >= self.racy_from_ms {
+            return Ok(None);
+        }
         for ext in &prev.extents {
             if let Extent::Data { id, .. } = ext
                 && self.repo.locate(id)?.is_none()
@@ -633,8 +715,10 @@ impl Walker<'_, '_> {
     }
 }
 
+/// Puts finished entries back in walk order and writes the manifest.
 fn collect(
     repo: &Repo,
+    source: &Path,
     done_rx: Receiver<Done>,
     ticket_rx: Receiver<()>,
     abort: &Abort,
@@ -643,16 +727,35 @@ fn collect(
     let mut mw = repo.manifest_writer();
     let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
     let mut next = 0u64;
+    // First names of multi-link files that made it into the manifest.
+    let mut linked: HashSet<Vec<u8>> = HashSet::new();
+    let warn = |w: String| {
+        tracing::warn!("{w}");
+        if let Ok(mut g) = warnings.lock() {
+            g.push(w);
+        }
+    };
     for d in done_rx {
         pending.insert(d.seq, d);
-        while let Some(d) = pending.remove(&next) {
+        while let Some(mut d) = pending.remove(&next) {
             next += 1;
             let _ = ticket_rx.recv();
-            if let Some(w) = d.warning {
-                tracing::warn!("{w}");
-                if let Ok(mut g) = warnings.lock() {
-                    g.push(w);
+            if let Some(w) = d.warning.take() {
+                warn(w);
+            }
+            match &d.entry {
+                Some(e) if e.kind == EntryKind::File && e.nlink > 1 => {
+                    linked.insert(e.path.clone());
                 }
+                Some(e) if e.kind == EntryKind::Hardlink && !linked.contains(&e.target) => {
+                    warn(format!(
+                        "{}: not backed up: it is a hard link to {}, which could not be read",
+                        source.join(OsStr::from_bytes(&e.path)).display(),
+                        source.join(OsStr::from_bytes(&e.target)).display()
+                    ));
+                    d.entry = None;
+                }
+                _ => {}
             }
             if let (Some(e), false) = (d.entry, abort.is_set())
                 && let Err(err) = mw.push(&e)
@@ -674,17 +777,30 @@ fn collect(
     }
 }
 
-fn open_source(path: &Path) -> std::io::Result<File> {
-    let open = |extra: i32| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra)
-            .open(path)
+/// Opens a source file relative to its directory: never through a symlink,
+/// never blocking (a file swapped for a FIFO would hang the open), without
+/// touching its access time where the kernel allows.
+fn open_source(dir: &File, name: &OsStr) -> std::io::Result<File> {
+    let open = |extra: OFlag| {
+        openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | extra,
+            Mode::empty(),
+        )
     };
-    match open(libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+    let fd = match open(OFlag::O_NOATIME) {
+        Err(nix::errno::Errno::EPERM) => open(OFlag::empty()),
         r => r,
     }
+    .map_err(std::io::Error::from)?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("is no longer a regular file"));
+    }
+    let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
+    fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(file)
 }
 
 /// Data regions of a file: `(offset, len)`; the gaps are holes. Files that
@@ -729,6 +845,8 @@ fn read_file(
     let FileJob {
         seq,
         mut entry,
+        dir,
+        name,
         path,
         md,
     } = job;
@@ -737,7 +855,7 @@ fn read_file(
         entry: None,
         warning: Some(format!("{}: {w}", path.display())),
     };
-    let file = match open_source(&path) {
+    let file = match open_source(&dir, &name) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return fail("vanished before it could be read".into());
@@ -788,9 +906,10 @@ fn read_file(
                 Ok(true) => {
                     stats.chunks_new.fetch_add(1, Ordering::Relaxed);
                     stats.bytes_new.fetch_add(n, Ordering::Relaxed);
-                    chunk_tx
-                        .send((id, data))
-                        .map_err(|_| "backup aborted".to_string())
+                    chunk_tx.send((id, data)).map_err(|_| {
+                        repo.release(&[id]);
+                        "backup aborted".to_string()
+                    })
                 }
                 Ok(false) => Ok(()),
                 Err(e) => Err(e.to_string()),

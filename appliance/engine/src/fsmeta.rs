@@ -66,18 +66,34 @@ pub fn unchanged(prev: &Entry, now: &Entry) -> bool {
         && prev.ino == now.ino
 }
 
-/// Reads the extended attributes of `path` itself (symlinks not followed),
-/// sorted by name. Filesystems without xattrs give none.
-pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Extended attributes as (name, value) pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Reads the extended attributes of `path` itself (symlinks not followed).
+/// Filesystems without xattrs give none.
+pub fn read_xattrs(path: &Path) -> std::io::Result<Xattrs> {
+    collect_xattrs(xattr::list(path), |n| xattr::get(path, n))
+}
+
+/// Reads the extended attributes of an open file or directory.
+pub fn read_xattrs_fd(f: &std::fs::File) -> std::io::Result<Xattrs> {
+    use xattr::FileExt;
+    collect_xattrs(f.list_xattr(), |n| f.get_xattr(n))
+}
+
+fn collect_xattrs(
+    names: std::io::Result<xattr::XAttrs>,
+    get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> std::io::Result<Xattrs> {
     use std::os::unix::ffi::OsStrExt;
-    let names = match xattr::list(path) {
+    let names = match names {
         Ok(n) => n,
         Err(e) if is_unsupported(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for name in names {
-        match xattr::get(path, &name) {
+        match get(&name) {
             Ok(Some(v)) => out.push((name.as_bytes().to_vec(), v)),
             Ok(None) => {}
             Err(e) if is_unsupported(&e) => {}

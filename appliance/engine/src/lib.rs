@@ -142,9 +142,12 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// Brings the catalog in line with the store after a crash: jobs whose
 /// process died become *interrupted*, and snapshots whose record reached the
-/// store but not the catalog are added. Returns (jobs marked, snapshots added).
+/// store but not the catalog are added. It also tells the opened store which
+/// containers the last verification found damaged. Returns (jobs marked,
+/// snapshots added).
 pub fn reconcile(repo: &Repo, catalog: &Catalog, actor: &Actor) -> Result<(usize, usize)> {
     let marked = catalog.mark_interrupted(pid_alive, &actor.host, now_ms())?;
+    repo.mark_bad(&catalog.damaged_containers()?)?;
     let known = catalog.snapshot_ids()?;
     let mut added = 0;
     for id in repo.snapshot_ids()? {

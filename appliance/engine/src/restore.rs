@@ -24,7 +24,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coffer_catalog::{Catalog, JobEnd, NewJob};
 use coffer_store::{Entry, EntryKind, Extent, Repo};
@@ -33,7 +32,7 @@ use crossbeam_channel::bounded;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{
-    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, mkdirat, mknodat, utimensat,
+    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, futimens, mkdirat, mknodat, utimensat,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, mkfifoat, symlinkat, unlinkat};
@@ -168,13 +167,8 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-fn mtime_of(e: &Entry) -> SystemTime {
-    if e.mtime_s >= 0 {
-        UNIX_EPOCH + Duration::new(e.mtime_s as u64, e.mtime_ns.min(999_999_999))
-    } else {
-        UNIX_EPOCH - Duration::from_secs(e.mtime_s.unsigned_abs())
-            + Duration::from_nanos(u64::from(e.mtime_ns.min(999_999_999)))
-    }
+fn mtime_spec(e: &Entry) -> TimeSpec {
+    TimeSpec::new(e.mtime_s, i64::from(e.mtime_ns.min(999_999_999)))
 }
 
 fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> PathBuf {
@@ -183,106 +177,137 @@ fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> PathBuf {
     p
 }
 
-/// Applies owner, mode, xattrs and mtime to an open file or directory.
-fn apply_meta_fd(f: &File, e: &Entry) -> std::result::Result<(), String> {
-    use xattr::FileExt as _;
-    if is_root() {
-        std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))
-            .map_err(|err| format!("cannot set owner: {err}"))?;
-    }
-    f.set_permissions(std::fs::Permissions::from_mode(e.mode & 0o7777))
-        .map_err(|err| format!("cannot set mode: {err}"))?;
-    for (k, v) in &e.xattrs {
-        f.set_xattr(OsStr::from_bytes(k), v).map_err(|err| {
-            format!(
-                "cannot set extended attribute '{}': {err}",
-                String::from_utf8_lossy(k)
-            )
-        })?;
-    }
-    f.set_times(std::fs::FileTimes::new().set_modified(mtime_of(e)))
-        .map_err(|err| format!("cannot set times: {err}"))
+fn xattr_error(k: &[u8], err: impl std::fmt::Display) -> String {
+    format!(
+        "cannot set extended attribute '{}': {err}",
+        String::from_utf8_lossy(k)
+    )
 }
 
-/// Applies metadata to a non-file entry by name (symlinks not followed).
+/// Joins the metadata failures of one entry; all steps are tried.
+fn meta_result(failures: Vec<String>) -> std::result::Result<(), String> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// Applies owner, xattrs, mode and mtime (in that order: chown clears
+/// setuid/setgid and file capabilities, and a read-only mode would forbid
+/// setting xattrs) to an open file or directory.
+fn apply_meta_fd(f: &File, e: &Entry) -> std::result::Result<(), String> {
+    use xattr::FileExt as _;
+    let mut failures = Vec::new();
+    if is_root()
+        && let Err(err) = std::os::unix::fs::fchown(f, Some(e.uid), Some(e.gid))
+    {
+        failures.push(format!("cannot set owner: {err}"));
+    }
+    for (k, v) in &e.xattrs {
+        if let Err(err) = f.set_xattr(OsStr::from_bytes(k), v) {
+            failures.push(xattr_error(k, err));
+        }
+    }
+    if let Err(err) = f.set_permissions(std::fs::Permissions::from_mode(e.mode & 0o7777)) {
+        failures.push(format!("cannot set mode: {err}"));
+    }
+    if let Err(err) = futimens(f.as_fd(), &TimeSpec::UTIME_OMIT, &mtime_spec(e)) {
+        failures.push(format!("cannot set times: {err}"));
+    }
+    meta_result(failures)
+}
+
+/// Applies metadata to a symlink, fifo or device node by name. Nothing here
+/// follows a symlink: ownership and times use `AT_SYMLINK_NOFOLLOW`, xattrs
+/// the `l*` calls, and the mode is set through an `O_PATH` descriptor whose
+/// type was checked (Linux has no lchmod).
 fn apply_meta_at(dir: BorrowedFd<'_>, name: &[u8], e: &Entry) -> std::result::Result<(), String> {
     let n = OsStr::from_bytes(name);
-    if is_root() {
-        fchownat(
+    let mut failures = Vec::new();
+    if is_root()
+        && let Err(err) = fchownat(
             dir,
             n,
             Some(Uid::from_raw(e.uid)),
             Some(Gid::from_raw(e.gid)),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|err| format!("cannot set owner: {err}"))?;
-    }
-    if e.kind != EntryKind::Symlink {
-        fchmodat(
-            dir,
-            n,
-            Mode::from_bits_truncate(e.mode & 0o7777),
-            FchmodatFlags::NoFollowSymlink,
-        )
-        .or_else(|err| {
-            // Linux has no lchmod; for non-symlinks following is equivalent.
-            if err == Errno::EOPNOTSUPP || err == Errno::ENOTSUP {
-                fchmodat(
-                    dir,
-                    n,
-                    Mode::from_bits_truncate(e.mode & 0o7777),
-                    FchmodatFlags::FollowSymlink,
-                )
-            } else {
-                Err(err)
-            }
-        })
-        .map_err(|err| format!("cannot set mode: {err}"))?;
+    {
+        failures.push(format!("cannot set owner: {err}"));
     }
     if !e.xattrs.is_empty() {
         let p = proc_path(dir, name);
         for (k, v) in &e.xattrs {
-            xattr::set(&p, OsStr::from_bytes(k), v).map_err(|err| {
-                format!(
-                    "cannot set extended attribute '{}': {err}",
-                    String::from_utf8_lossy(k)
-                )
-            })?;
+            if let Err(err) = xattr::set(&p, OsStr::from_bytes(k), v) {
+                failures.push(xattr_error(k, err));
+            }
         }
     }
-    let mtime = TimeSpec::new(e.mtime_s, i64::from(e.mtime_ns.min(999_999_999)));
-    utimensat(
+    if e.kind != EntryKind::Symlink
+        && let Err(err) = chmod_nofollow(dir, n, e.mode & 0o7777)
+    {
+        failures.push(format!("cannot set mode: {err}"));
+    }
+    if let Err(err) = utimensat(
         dir,
         n,
         &TimeSpec::UTIME_OMIT,
-        &mtime,
+        &mtime_spec(e),
         UtimensatFlags::NoFollowSymlink,
+    ) {
+        failures.push(format!("cannot set times: {err}"));
+    }
+    meta_result(failures)
+}
+
+/// chmod of `name` in `dir` that refuses to act on a symlink.
+fn chmod_nofollow(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> nix::Result<()> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(Errno::ELOOP);
+    }
+    // /proc/self/fd/N names the inode the O_PATH descriptor holds.
+    let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &path,
+        Mode::from_bits_truncate(mode),
+        FchmodatFlags::FollowSymlink,
     )
-    .map_err(|err| format!("cannot set times: {err}"))
 }
 
 /// Creates `name` in `dir` with `create`; an existing entry is removed first
-/// when `overwrite`, otherwise it is a warning.
+/// when `overwrite`, otherwise it is a warning. Failing to create is an error.
 fn create_at(
     dir: BorrowedFd<'_>,
     name: &[u8],
     overwrite: bool,
     mut create: impl FnMut() -> nix::Result<()>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Problem> {
     match create() {
         Ok(()) => Ok(()),
         Err(Errno::EEXIST) if overwrite => {
             unlinkat(dir, OsStr::from_bytes(name), UnlinkatFlags::NoRemoveDir)
-                .map_err(|e| format!("exists and cannot be replaced: {e}"))?;
-            create().map_err(|e| format!("cannot create: {e}"))
+                .map_err(|e| Problem::Error(format!("exists and cannot be replaced: {e}")))?;
+            create().map_err(|e| Problem::Error(format!("cannot create: {e}")))
         }
-        Err(Errno::EEXIST) => Err("exists in the target; not overwritten (use --overwrite)".into()),
-        Err(e) => Err(format!("cannot create: {e}")),
+        Err(Errno::EEXIST) => Err(Problem::Warning(
+            "exists in the target; not overwritten (use --overwrite)".into(),
+        )),
+        Err(e) => Err(Problem::Error(format!("cannot create: {e}"))),
     }
 }
 
-/// Why an entry was not restored: a warning (skipped by policy) or an error
-/// (its data could not be read or written).
+/// Why an entry was not restored: a warning (skipped by policy, or metadata
+/// that could not be set) or an error (its data could not be read, created or
+/// written).
 #[derive(Debug)]
 enum Problem {
     Warning(String),
@@ -435,22 +460,32 @@ fn run(
     req: &RestoreRequest,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
-    let created = match std::fs::symlink_metadata(&req.target) {
-        Ok(md) if md.is_dir() => false,
-        Ok(_) => {
-            return Err(Error::Invalid(format!(
-                "target '{}' exists and is not a directory",
-                req.target.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&req.target)
-                .map_err(|e| Error::io("create target", &req.target, e))?;
-            true
-        }
-        Err(e) => return Err(Error::io("stat target", &req.target, e)),
+    // Create the target's last component ourselves and open what we created
+    // with O_NOFOLLOW, so nobody can swap a symlink in between. A target that
+    // already exists is the operator's choice and is opened as named.
+    if let Some(parent) = req.target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create target", parent, e))?;
+    }
+    let created = match std::fs::create_dir(&req.target) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::io("create target", &req.target, e)),
     };
-    let root = File::open(&req.target).map_err(|e| Error::io("open target", &req.target, e))?;
+    let nofollow = if created { libc::O_NOFOLLOW } else { 0 };
+    let root = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC | nofollow)
+            .open(&req.target)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOTDIR) => Error::Invalid(format!(
+                    "target '{}' exists and is not a directory",
+                    req.target.display()
+                )),
+                _ => Error::io("open target", &req.target, e),
+            })?
+    };
     let root: Arc<OwnedFd> = Arc::new(root.into());
     let threads = if req.threads == 0 {
         std::thread::available_parallelism()
@@ -618,8 +653,7 @@ fn run(
                             OsStr::from_bytes(name),
                         )
                     })
-                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e))
-                    .map_err(Problem::from),
+                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e).map_err(Problem::Warning)),
                     EntryKind::Fifo => create_at(dir.as_fd(), name, req.overwrite, || {
                         mkfifoat(
                             dir.as_fd(),
@@ -627,8 +661,7 @@ fn run(
                             Mode::from_bits_truncate(0o600),
                         )
                     })
-                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e))
-                    .map_err(Problem::from),
+                    .and_then(|()| apply_meta_at(dir.as_fd(), name, &e).map_err(Problem::Warning)),
                     EntryKind::CharDev | EntryKind::BlockDev => {
                         let kind = if e.kind == EntryKind::CharDev {
                             SFlag::S_IFCHR
@@ -644,8 +677,9 @@ fn run(
                                 e.rdev,
                             )
                         })
-                        .and_then(|()| apply_meta_at(dir.as_fd(), name, &e))
-                        .map_err(Problem::from)
+                        .and_then(|()| {
+                            apply_meta_at(dir.as_fd(), name, &e).map_err(Problem::Warning)
+                        })
                     }
                     EntryKind::Socket => Ok(()),
                 };
@@ -739,7 +773,6 @@ fn restore_link(
                     AtFlags::empty(), // no AT_SYMLINK_FOLLOW: a symlink is linked, never followed
                 )
             })
-            .map_err(Problem::from)
         }
         Some((extents, false)) => {
             // The first name was not restored: write the content under this name.

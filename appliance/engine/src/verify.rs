@@ -88,6 +88,10 @@ pub fn verify(
         None => None,
     };
     let result = run(blobs, repo, read_data, progress);
+    if let (Some(c), Ok(r)) = (catalog, &result) {
+        // Every container was checked: the findings replace the last ones.
+        c.replace_damaged_containers(&r.damaged_containers, now_ms())?;
+    }
     if let (Some(c), Some(id)) = (catalog, job) {
         let (status, messages) = match &result {
             Ok(r) if r.ok() => (JobStatus::Success, Vec::new()),

@@ -142,7 +142,7 @@ impl KdfParams {
     };
 
     fn check(self) -> Result<()> {
-        if self.m_kib < 8 * self.p.max(1)
+        if self.m_kib < self.p.saturating_mul(8)
             || self.m_kib > Self::MAX.m_kib
             || self.t == 0
             || self.t > Self::MAX.t
@@ -486,9 +486,12 @@ mod tests {
             MasterKey::unseal(&newer, &pass("p")),
             Err(Error::NewerVersion { found: 9, .. })
         ));
-        let mut hostile = file;
+        let mut hostile = file.clone();
         hostile[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(parse_key_file(&hostile), Err(Error::Malformed(_))));
+        let mut lanes = file;
+        lanes[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(parse_key_file(&lanes), Err(Error::Malformed(_))));
         assert!(matches!(
             Passphrase::new(b"\n".to_vec()),
             Err(Error::EmptyPassphrase)

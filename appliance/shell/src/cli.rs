@@ -170,6 +170,7 @@ enum CatalogCmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_open_file_limit();
     let filter = match cli.verbose {
         0 => "error",
         1 => "info",
@@ -188,6 +189,17 @@ pub fn main() -> ExitCode {
             eprintln!("coffer: error: {e:#}");
             ExitCode::from(EXIT_FAILED)
         }
+    }
+}
+
+/// Backups hold a descriptor per directory on the walk and per queued file's
+/// directory: lift the soft limit on open files to the hard one.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 

@@ -125,7 +125,13 @@ impl BlobStore for DirStore {
             f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
             f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
             let parent = dest.parent().unwrap_or(&self.root);
-            fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+            if !parent.exists() {
+                fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+                // New folders must themselves survive a power cut (keys are
+                // at most two levels deep: `data/ab/…`).
+                sync_dir(parent.parent().unwrap_or(&self.root))?;
+                sync_dir(&self.root)?;
+            }
             // link(2) fails if the destination exists: no object is ever replaced.
             fs::hard_link(&tmp, &dest).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {

@@ -83,7 +83,9 @@ fn encode_table(entries: &[TableEntry]) -> Vec<u8> {
     w.buf
 }
 
-fn decode_table(plain: &[u8], container_len: Option<u64>) -> Result<Vec<TableEntry>> {
+/// Parses a table; every record must lie between the header and `data_end`
+/// (where the table starts).
+fn decode_table(plain: &[u8], data_end: Option<u64>) -> Result<Vec<TableEntry>> {
     let mut r = Reader::new(plain, "container table");
     let n = r.count(TABLE_ENTRY_LEN)?;
     let mut out = Vec::with_capacity(n);
@@ -98,9 +100,9 @@ fn decode_table(plain: &[u8], container_len: Option<u64>) -> Result<Vec<TableEnt
         if e.raw_len > MAX_CHUNK || e.flags & !FLAG_ZSTD != 0 || (e.stored_len as usize) < TAG_LEN {
             return Err(r.corrupt(format!("bad entry for chunk {}", e.id)));
         }
-        if let Some(len) = container_len {
+        if let Some(limit) = data_end {
             let end = e.offset.checked_add(u64::from(e.stored_len));
-            if e.offset < HEADER_LEN as u64 || end.is_none_or(|end| end > len) {
+            if e.offset < HEADER_LEN as u64 || end.is_none_or(|end| end > limit) {
                 return Err(r.corrupt(format!(
                     "entry for chunk {} points outside the container",
                     e.id
@@ -171,6 +173,11 @@ impl ContainerBuilder {
             generation: master.generation(),
             zstd_level,
         })
+    }
+
+    /// The ids of the chunks added so far.
+    pub fn chunk_ids(&self) -> Vec<ChunkId> {
+        self.entries.iter().map(|e| e.id).collect()
     }
 
     /// Bytes so far.
@@ -351,7 +358,6 @@ pub fn open_table(
     info: &ContainerInfo,
     header_bytes: &[u8],
     table_ct: &[u8],
-    total_len: u64,
 ) -> Result<Vec<TableEntry>> {
     let key = master.container_key(&info.id);
     let plain = key
@@ -360,7 +366,18 @@ pub fn open_table(
             what: format!("container {}", info.id),
             reason: "its table fails authentication (damaged, or not this store's key)".into(),
         })?;
-    decode_table(&plain, Some(total_len))
+    let table = decode_table(&plain, Some(info.table_offset))?;
+    if table.len() != info.count as usize {
+        return Err(Error::Corrupt {
+            what: format!("container {}", info.id),
+            reason: format!(
+                "its trailer counts {} records, its table {}",
+                info.count,
+                table.len()
+            ),
+        });
+    }
+    Ok(table)
 }
 
 /// An index object, parsed and opened.
@@ -419,7 +436,10 @@ impl IndexObject {
                 what: format!("index object of container {}", self.id),
                 reason: "fails authentication (damaged, or not this store's key)".into(),
             })?;
-        decode_table(&plain, Some(self.container_len))
+        decode_table(
+            &plain,
+            Some(self.container_len.saturating_sub(TRAILER_LEN as u64)),
+        )
     }
 }
 
@@ -519,7 +539,6 @@ mod tests {
             &info,
             &sealed.bytes[..HEADER_LEN],
             &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN],
-            n as u64,
         )
         .unwrap();
         assert_eq!(table, sealed.entries);
@@ -577,7 +596,8 @@ mod tests {
             let sealed = b.seal().unwrap();
             let info = check_container(&sealed.bytes).unwrap();
             let n = sealed.bytes.len();
-            let table = open_table(&m, &info, &sealed.bytes[..HEADER_LEN], &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN], n as u64).unwrap();
+            let table = open_table(&m, &info, &sealed.bytes[..HEADER_LEN], &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN],
+        ).unwrap();
             let key = m.container_key(&sealed.id);
             for (i, (e, c)) in table.iter().zip(&plain).enumerate() {
                 let rec = &sealed.bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
@@ -606,7 +626,8 @@ mod tests {
                 && let Ok(info) = parse_container(&bytes[..HEADER_LEN], &bytes[bytes.len() - TRAILER_LEN..], bytes.len() as u64)
             {
                 let n = bytes.len();
-                let _ = open_table(&m, &info, &bytes[..HEADER_LEN], &bytes[info.table_offset as usize..n - TRAILER_LEN], n as u64);
+                let _ = open_table(&m, &info, &bytes[..HEADER_LEN], &bytes[info.table_offset as usize..n - TRAILER_LEN],
+        );
             }
         }
     }

@@ -215,23 +215,52 @@ impl Entry {
             r.bytes(k);
             r.bytes(v);
         }
-        r.u32(self.extents.len() as u32);
-        for e in &self.extents {
-            match e {
-                Extent::Data { id, len } => {
-                    r.u8(0);
-                    r.raw(&id.0);
-                    r.u32(*len);
-                }
-                Extent::Hole { len } => {
-                    r.u8(1);
-                    r.u64(*len);
-                }
-            }
-        }
+        let mut batches = self.extents.chunks(EXTENTS_PER_RECORD);
+        encode_extents(&mut r, batches.next().unwrap_or(&[]));
         r.raw(&self.content_hash);
         w.u32(r.buf.len() as u32);
         w.raw(&r.buf);
+        // A file with more extents than one record holds (over ~64 GiB at
+        // 1 MiB chunks) continues in continuation records.
+        for batch in batches {
+            let mut c = Writer::new();
+            c.u8(CONTINUATION_RECORD);
+            encode_extents(&mut c, batch);
+            w.u32(c.buf.len() as u32);
+            w.raw(&c.buf);
+        }
+    }
+
+    /// Checks the rules that span a whole entry (after continuation records).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Error::Corrupt {
+            what: format!("manifest entry {}", self.display_path()),
+            reason,
+        };
+        match self.kind {
+            EntryKind::File => {
+                let mut total = 0u64;
+                for e in &self.extents {
+                    total = total
+                        .checked_add(e.len())
+                        .ok_or_else(|| bad("extent lengths overflow".into()))?;
+                }
+                if total != self.size {
+                    return Err(bad(format!(
+                        "extents cover {total} bytes, size is {}",
+                        self.size
+                    )));
+                }
+            }
+            _ if !self.extents.is_empty() => {
+                return Err(bad("only regular files have content extents".into()));
+            }
+            _ => {}
+        }
+        if self.kind == EntryKind::Hardlink && self.target.is_empty() {
+            return Err(bad("hard link without a target".into()));
+        }
+        Ok(())
     }
 
     /// Decodes one record body (without its length prefix).
@@ -260,35 +289,48 @@ impl Entry {
             let v = r.bytes(MAX_XATTR)?.to_vec();
             e.xattrs.push((k, v));
         }
-        let ne = r.count(9)?;
-        let mut total = 0u64;
-        for _ in 0..ne {
-            let ext = match r.u8()? {
-                0 => Extent::Data {
-                    id: ChunkId(r.array()?),
-                    len: r.u32()?,
-                },
-                1 => Extent::Hole { len: r.u64()? },
-                t => return Err(r.corrupt(format!("unknown extent type {t}"))),
-            };
-            total = total
-                .checked_add(ext.len())
-                .ok_or_else(|| r.corrupt("extent lengths overflow"))?;
-            e.extents.push(ext);
-        }
+        e.extents = decode_extents(&mut r)?;
         e.content_hash = r.array()?;
         r.finish()?;
-        if matches!(kind, EntryKind::File | EntryKind::Hardlink)
-            && !e.extents.is_empty()
-            && total != e.size
-        {
-            return Err(Error::Corrupt {
-                what: format!("manifest entry {}", e.display_path()),
-                reason: format!("extents cover {total} bytes, size is {}", e.size),
-            });
-        }
         Ok(e)
     }
+}
+
+/// Extents per record; more go into continuation records.
+pub const EXTENTS_PER_RECORD: usize = 65_536;
+const CONTINUATION_RECORD: u8 = 0xfe;
+
+fn encode_extents(w: &mut Writer, extents: &[Extent]) {
+    w.u32(extents.len() as u32);
+    for e in extents {
+        match e {
+            Extent::Data { id, len } => {
+                w.u8(0);
+                w.raw(&id.0);
+                w.u32(*len);
+            }
+            Extent::Hole { len } => {
+                w.u8(1);
+                w.u64(*len);
+            }
+        }
+    }
+}
+
+fn decode_extents(r: &mut Reader<'_>) -> Result<Vec<Extent>> {
+    let n = r.count(9)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(match r.u8()? {
+            0 => Extent::Data {
+                id: ChunkId(r.array()?),
+                len: r.u32()?,
+            },
+            1 => Extent::Hole { len: r.u64()? },
+            t => return Err(r.corrupt(format!("unknown extent type {t}"))),
+        });
+    }
+    Ok(out)
 }
 
 /// Compares two manifest paths in manifest order (component-wise).
@@ -332,6 +374,16 @@ pub struct ManifestDecoder<R: std::io::Read> {
     started: bool,
     done: bool,
     count: u64,
+    /// The entry read last, held until its continuation records are in.
+    pending: Option<Entry>,
+    /// An end record read while the last entry was still pending.
+    pending_end: Option<u64>,
+}
+
+enum Record {
+    Entry(Entry),
+    Continuation(Vec<Extent>),
+    End(u64),
 }
 
 impl<R: std::io::Read> ManifestDecoder<R> {
@@ -342,6 +394,8 @@ impl<R: std::io::Read> ManifestDecoder<R> {
             started: false,
             done: false,
             count: 0,
+            pending: None,
+            pending_end: None,
         }
     }
 
@@ -355,28 +409,26 @@ impl<R: std::io::Read> ManifestDecoder<R> {
         })
     }
 
-    /// The next entry, or `None` after the end record.
-    pub fn next_entry(&mut self) -> Result<Option<Entry>> {
-        if self.done {
-            return Ok(None);
+    fn header(&mut self) -> Result<()> {
+        let mut h = [0u8; 12];
+        self.read_exact(&mut h)?;
+        let mut r = Reader::new(&h, "manifest header");
+        if r.array::<8>()? != magic::MANIFEST_V1 {
+            return Err(r.corrupt("bad magic"));
         }
-        if !self.started {
-            let mut h = [0u8; 12];
-            self.read_exact(&mut h)?;
-            let mut r = Reader::new(&h, "manifest header");
-            if r.array::<8>()? != magic::MANIFEST_V1 {
-                return Err(r.corrupt("bad magic"));
-            }
-            let v = r.u16()?;
-            if v > MANIFEST_VERSION {
-                return Err(Error::NewerFormat {
-                    what: "manifest".into(),
-                    found: v,
-                    supported: MANIFEST_VERSION,
-                });
-            }
-            self.started = true;
+        let v = r.u16()?;
+        if v > MANIFEST_VERSION {
+            return Err(Error::NewerFormat {
+                what: "manifest".into(),
+                found: v,
+                supported: MANIFEST_VERSION,
+            });
         }
+        self.started = true;
+        Ok(())
+    }
+
+    fn record(&mut self) -> Result<Record> {
         let mut len = [0u8; 4];
         self.read_exact(&mut len)?;
         let len = u32::from_le_bytes(len) as usize;
@@ -388,21 +440,89 @@ impl<R: std::io::Read> ManifestDecoder<R> {
         }
         let mut body = vec![0u8; len];
         self.read_exact(&mut body)?;
-        if body[0] == END_RECORD {
-            let mut r = Reader::new(&body[1..], "manifest end record");
-            let n = r.u64()?;
-            r.finish()?;
-            if n != self.count {
-                return Err(r.corrupt(format!(
-                    "end record counts {n} entries, manifest has {}",
-                    self.count
-                )));
+        match body[0] {
+            END_RECORD => {
+                let mut r = Reader::new(&body[1..], "manifest end record");
+                let n = r.u64()?;
+                r.finish()?;
+                Ok(Record::End(n))
             }
-            self.done = true;
+            CONTINUATION_RECORD => {
+                let mut r = Reader::new(&body[1..], "manifest continuation record");
+                let ext = decode_extents(&mut r)?;
+                r.finish()?;
+                Ok(Record::Continuation(ext))
+            }
+            _ => Entry::decode(&body).map(Record::Entry),
+        }
+    }
+
+    fn finish_entry(&mut self, e: Entry) -> Result<Option<Entry>> {
+        e.validate()?;
+        self.count += 1;
+        Ok(Some(e))
+    }
+
+    /// The next entry, or `None` after the end record.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>> {
+        if self.done {
             return Ok(None);
         }
-        self.count += 1;
-        Entry::decode(&body).map(Some)
+        if !self.started {
+            self.header()?;
+        }
+        if let Some(n) = self.pending_end.take() {
+            return self.end(n).map(|()| None);
+        }
+        loop {
+            match self.record()? {
+                Record::Entry(e) => {
+                    if let Some(prev) = self.pending.replace(e) {
+                        return self.finish_entry(prev);
+                    }
+                }
+                Record::Continuation(ext) => match &mut self.pending {
+                    Some(p) if p.kind == EntryKind::File => p.extents.extend(ext),
+                    _ => {
+                        return Err(Error::Corrupt {
+                            what: "manifest".into(),
+                            reason: "continuation record without a file before it".into(),
+                        });
+                    }
+                },
+                Record::End(n) => {
+                    if let Some(prev) = self.pending.take() {
+                        // Give the last entry now; the end record is read again next call.
+                        let out = self.finish_entry(prev)?;
+                        self.pending_end = Some(n);
+                        return Ok(out);
+                    }
+                    return self.end(n).map(|()| None);
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, n: u64) -> Result<()> {
+        if n != self.count {
+            return Err(Error::Corrupt {
+                what: "manifest".into(),
+                reason: format!("end record counts {n} entries, manifest has {}", self.count),
+            });
+        }
+        let mut extra = [0u8; 1];
+        match self.src.read(&mut extra) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(Error::Corrupt {
+                    what: "manifest".into(),
+                    reason: "data after the end record".into(),
+                });
+            }
+            Err(e) => return Err(Error::Manifest(e.to_string())),
+        }
+        self.done = true;
+        Ok(())
     }
 }
 
@@ -475,13 +595,61 @@ mod tests {
         }
     }
 
+    fn stream(entries: &[Entry]) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&stream_header());
+        for e in entries {
+            e.encode(&mut w);
+        }
+        w.raw(&end_record(entries.len() as u64));
+        w.buf
+    }
+
     #[test]
-    fn extents_must_cover_the_size() {
+    fn entries_must_be_whole() {
         let mut e = sample();
         e.size = 11;
-        let mut w = Writer::new();
-        e.encode(&mut w);
-        assert!(Entry::decode(&w.buf[4..]).is_err());
+        assert!(e.validate().is_err(), "extents do not cover the size");
+        e.extents.clear();
+        assert!(e.validate().is_err(), "a non-empty file without extents");
+        let mut d = Entry::new(EntryKind::Dir, b"d".to_vec());
+        d.extents = vec![Extent::Hole { len: 1 }];
+        assert!(d.validate().is_err(), "a directory with content");
+        assert!(
+            Entry::new(EntryKind::Hardlink, b"h".to_vec())
+                .validate()
+                .is_err()
+        );
+        let r: Result<Vec<Entry>> = ManifestDecoder::new(&stream(&[d])[..]).collect();
+        assert!(r.is_err());
+        let mut trailing = stream(&[sample()]);
+        trailing.push(0);
+        let r: Result<Vec<Entry>> = ManifestDecoder::new(&trailing[..]).collect();
+        assert!(r.unwrap_err().to_string().contains("after the end record"));
+    }
+
+    #[test]
+    fn files_with_very_many_extents_span_continuation_records() {
+        let mut big = Entry::new(EntryKind::File, b"vm.img".to_vec());
+        big.extents = (0..(2 * EXTENTS_PER_RECORD + 7))
+            .map(|i| {
+                if i % 2 == 0 {
+                    Extent::Data {
+                        id: ChunkId([(i % 251) as u8; 32]),
+                        len: 1,
+                    }
+                } else {
+                    Extent::Hole { len: 2 }
+                }
+            })
+            .collect();
+        big.size = big.extents.iter().map(Extent::len).sum();
+        let after = Entry::new(EntryKind::Fifo, b"zz".to_vec());
+        let bytes = stream(&[big.clone(), after.clone()]);
+        let all: Vec<Entry> = ManifestDecoder::new(&bytes[..])
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(all, vec![big, after]);
     }
 
     proptest! {

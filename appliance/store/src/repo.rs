@@ -184,6 +184,8 @@ pub struct Repo {
     manifest_chunker: Chunker,
     index: RwLock<Index>,
     pending: Mutex<HashSet<ChunkId>>,
+    /// Containers found damaged by a verification (see [`Repo::mark_bad`]).
+    known_bad: Mutex<HashMap<ContainerId, String>>,
 }
 
 fn lock_err<T>(_: T) -> Error {
@@ -250,6 +252,7 @@ impl Repo {
             master,
             index: RwLock::new(Index::default()),
             pending: Mutex::new(HashSet::new()),
+            known_bad: Mutex::new(HashMap::new()),
         };
         repo.load_index()?;
         Ok(repo)
@@ -284,7 +287,12 @@ impl Repo {
     /// no index object (a backup killed between the two writes) is read from
     /// its own table and its index object written.
     fn load_index(&self) -> Result<()> {
-        let mut idx = Index::default();
+        let mut idx = Index {
+            // Known-bad containers first, so a chunk with a good copy elsewhere
+            // is located there whatever order the containers load in.
+            bad: self.known_bad.lock().map_err(lock_err)?.clone(),
+            ..Index::default()
+        };
         let data: HashMap<ContainerId, String> = self
             .blobs
             .list("data/")?
@@ -311,6 +319,10 @@ impl Repo {
                 }
             };
             let (obj, table) = obj;
+            if obj.id != id {
+                tracing::warn!(container = %id, names = %obj.id, "index object is filed under another container's name; ignored");
+                continue;
+            }
             match data.get(&id) {
                 None => {
                     idx.bad.insert(id, "container object is missing".into());
@@ -367,7 +379,6 @@ impl Repo {
             &info,
             &bytes[..HEADER_LEN],
             &bytes[info.table_offset as usize..n - TRAILER_LEN],
-            n as u64,
         )?;
         let index = container::index_object_for(&self.master, &info, n as u64, &table)?;
         Ok((table, index))
@@ -390,6 +401,24 @@ impl Repo {
     /// Where a chunk was recorded, usable or not (for damage reports).
     pub fn locate_any(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
         Ok(self.index.read().map_err(lock_err)?.chunks.get(id).copied())
+    }
+
+    /// Marks containers as damaged (a verification found them so): their
+    /// chunks are no longer used for dedup or reads, so the next backup
+    /// stores that data again and reads prefer the new copy.
+    pub fn mark_bad(&self, found: &[(ContainerId, String)]) -> Result<()> {
+        let mut added = false;
+        {
+            let mut known = self.known_bad.lock().map_err(lock_err)?;
+            for (id, why) in found {
+                if !known.contains_key(id) {
+                    known.insert(*id, why.clone());
+                    added = true;
+                }
+            }
+        }
+        // Reload so chunks move to their good copies where there are any.
+        if added { self.load_index() } else { Ok(()) }
     }
 
     /// Containers known to be missing or of the wrong size, with the reason.
@@ -422,11 +451,31 @@ impl Repo {
     /// visible to dedup and reads.
     pub fn commit(&self, sealed: SealedContainer) -> Result<()> {
         self.blobs.put(&data_key(&sealed.id), &sealed.bytes)?;
-        self.blobs
-            .put(&index_key(&sealed.id), &sealed.index_object)?;
-        let mut idx = self.index.write().map_err(lock_err)?;
-        idx.add(sealed.id, &sealed.entries);
+        match self.blobs.put(&index_key(&sealed.id), &sealed.index_object) {
+            // Another process opening the store between our two writes
+            // rebuilt the index object from the container: same bytes.
+            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.index
+            .write()
+            .map_err(lock_err)?
+            .add(sealed.id, &sealed.entries);
+        let mut pending = self.pending.lock().map_err(lock_err)?;
+        for e in &sealed.entries {
+            pending.remove(&e.id);
+        }
         Ok(())
+    }
+
+    /// Gives up claims on chunks that will not be stored (an aborted
+    /// backup), so a later backup with this `Repo` stores them itself.
+    pub fn release(&self, ids: &[ChunkId]) {
+        if let Ok(mut pending) = self.pending.lock() {
+            for id in ids {
+                pending.remove(id);
+            }
+        }
     }
 
     /// Reads, decrypts, decompresses and authenticates a chunk.
@@ -454,7 +503,8 @@ impl Repo {
         let bytes = match self.blobs.get(&data_key(id)) {
             Ok(b) => b,
             Err(Error::NotFound { .. }) => return Ok(vec!["container object is missing".into()]),
-            Err(e) => return Err(e),
+            // An unreadable container (EIO, …) is a finding, not the end of the check.
+            Err(e) => return Ok(vec![e.to_string()]),
         };
         let info = match container::check_container(&bytes) {
             Ok(i) => i,
@@ -466,7 +516,6 @@ impl Repo {
             &info,
             &bytes[..HEADER_LEN],
             &bytes[info.table_offset as usize..n - TRAILER_LEN],
-            n as u64,
         ) {
             Ok(t) => t,
             Err(e) => return Ok(vec![e.to_string()]),
@@ -602,9 +651,22 @@ impl<'a> Packer<'a> {
         if let Some(b) = self.open.take()
             && !b.is_empty()
         {
-            self.repo.commit(b.seal()?)?;
+            let ids = b.chunk_ids();
+            if let Err(e) = b.seal().and_then(|sealed| self.repo.commit(sealed)) {
+                self.repo.release(&ids);
+                return Err(e);
+            }
         }
         Ok(())
+    }
+}
+
+impl Drop for Packer<'_> {
+    /// Chunks in a container that was never sealed are released.
+    fn drop(&mut self) {
+        if let Some(b) = self.open.take() {
+            self.repo.release(&b.chunk_ids());
+        }
     }
 }
 
@@ -690,7 +752,17 @@ pub fn scan_containers(blobs: &dyn BlobStore) -> Result<Vec<ContainerCheck>> {
             continue;
         };
         seen.insert(id);
-        let bytes = blobs.get(&key)?;
+        let bytes = match blobs.get(&key) {
+            Ok(b) => b,
+            Err(e) => {
+                out.push(ContainerCheck {
+                    id,
+                    len: None,
+                    problem: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
         let mut problem = match container::check_container(&bytes) {
             Ok(info) if info.id != id => Some(format!("header names container {}", info.id)),
             Ok(_) => None,
@@ -784,6 +856,7 @@ mod tests {
             ids.push((id, data));
         }
         p.flush().unwrap();
+        drop(p);
         assert!(blobs.list("data/").unwrap().len() >= 2);
         assert_eq!(
             blobs.list("data/").unwrap().len(),
@@ -840,6 +913,7 @@ mod tests {
         let mut p = Packer::new(&repo);
         p.add(id, &data).unwrap();
         p.flush().unwrap();
+        drop(p);
         drop(repo);
         // simulate a crash between the container write and its index write
         let index = blobs.list("index/").unwrap();
@@ -852,6 +926,28 @@ mod tests {
             index,
             "index object rewritten"
         );
+    }
+
+    #[test]
+    fn claims_of_unsealed_chunks_are_released() {
+        let blobs: Arc<dyn BlobStore> = Arc::new(MemStore::new());
+        let repo = Repo::init(blobs, &pass("pw"), opts()).unwrap();
+        let data = vec![1u8; 100];
+        let id = repo.chunk_id(&data);
+        assert!(repo.claim(&id).unwrap());
+        {
+            let mut p = Packer::new(&repo);
+            p.add(id, &data).unwrap();
+            // dropped without flush: an aborted backup
+        }
+        assert!(repo.claim(&id).unwrap(), "an unsealed chunk stayed claimed");
+        repo.release(&[id]);
+        let mut p = Packer::new(&repo);
+        assert!(repo.claim(&id).unwrap());
+        p.add(id, &data).unwrap();
+        p.flush().unwrap();
+        assert!(!repo.claim(&id).unwrap());
+        assert_eq!(repo.read_chunk(&id).unwrap(), data);
     }
 
     #[test]
