@@ -77,12 +77,25 @@ fn newer_format_unknown_snapshot_and_no_store_are_clear_errors() {
     let mut cfg = std::fs::read(env.store.join("config")).unwrap();
     cfg[8] = 7; // format version 7
     std::fs::write(env.store.join("config"), &cfg).unwrap();
-    let r = env.run(&["snapshots"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("format version 7") && r.stderr.contains("upgrade coffer"),
-        "{}",
-        r.stderr
+    let before = store_listing(&env.store);
+    let src_arg = src.to_str().unwrap();
+    for args in [
+        &["snapshots"][..],
+        &["backup", "--asset", "a", src_arg],
+        &["verify"],
+    ] {
+        let r = env.run(args);
+        assert_eq!(r.code, 1, "{args:?}");
+        assert!(
+            r.stderr.contains("format version 7") && r.stderr.contains("upgrade coffer"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        before,
+        store_listing(&env.store),
+        "a refused command changed the store"
     );
 
     let r = env.run(&[

@@ -192,43 +192,12 @@ fn unreadable_and_changing_files_are_warnings_naming_the_path() {
         })
     };
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let mut cmd = env.cmd();
-    cmd.args(["--json", "backup", "--asset", "w", src.to_str().unwrap()]);
-    if is_root() {
-        // root reads everything: run the backup as an unprivileged user so the
-        // mode-000 file really is unreadable.
-        let _ = std::process::Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(env.dir.path())
-            .status();
-        std::fs::set_permissions(
-            env.dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            crate::support::coffer_bin(),
-        ]);
-        c.env("COFFER_STORE", &env.store)
-            .env("COFFER_PASSPHRASE", PASS)
-            .stdin(std::process::Stdio::null());
-        c.args(["--json", "backup", "--asset", "w", src.to_str().unwrap()]);
-        cmd = c;
-    }
-    let out = cmd.output().unwrap();
+    // As root the mode-000 file would be readable: the backup runs as nobody.
+    let out = env.run_unprivileged(&["--json", "backup", "--asset", "w", src.to_str().unwrap()]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = out.stdout.clone();
+    assert_eq!(out.code, 3, "{stdout}\n{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let warnings: Vec<String> = v["warnings"]
         .as_array()

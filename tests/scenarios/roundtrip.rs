@@ -99,6 +99,35 @@ fn chosen_paths_restore_alone_and_existing_files_are_kept() {
 }
 
 #[test]
+fn unprivileged_restore_keeps_read_only_modes_xattrs_and_times() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("ro-dir")).unwrap();
+    std::fs::write(src.join("ro-dir/inside"), b"inside a read-only directory").unwrap();
+    std::fs::write(src.join("ro-file"), b"read-only").unwrap();
+    xattr::set(src.join("ro-file"), "user.note", b"kept").unwrap();
+    xattr::set(src.join("ro-dir"), "user.note", b"kept too").unwrap();
+    for (p, mode, t) in [
+        ("ro-dir/inside", 0o444, 1),
+        ("ro-file", 0o444, 2),
+        ("ro-dir", 0o555, 3),
+    ] {
+        std::fs::set_permissions(
+            src.join(p),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+        set_mtime(&src.join(p), 1_650_000_000 + t, 42);
+    }
+    let target = env.path("out");
+    let r = env.run_unprivileged(&["backup", "--asset", "u", src.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = env.run_unprivileged(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_same_tree(&tree(&src), &tree(&target));
+}
+
+#[test]
 fn excludes_and_one_file_system() {
     let env = Env::new();
     let src = env.path("src");

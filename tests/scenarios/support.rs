@@ -88,6 +88,36 @@ impl Env {
         Run::from(self.cmd().args(args).output().unwrap())
     }
 
+    /// Runs `coffer` as an unprivileged user: as root, the whole scratch
+    /// directory (store and trees) is handed to `nobody` and the command runs
+    /// under `setpriv`; as any other user it simply runs.
+    pub fn run_unprivileged<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        if !is_root() {
+            return self.run(args);
+        }
+        let ok = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(self.dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown failed");
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            coffer_bin(),
+        ])
+        .env("COFFER_STORE", &self.store)
+        .env("COFFER_PASSPHRASE", PASS)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .args(args);
+        Run::from(c.output().unwrap())
+    }
+
     /// Runs and asserts exit 0.
     pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
         let r = self.run(args);

@@ -121,7 +121,9 @@ struct DirCache {
 impl DirCache {
     /// The directory at `comps` below the target, created (mode 0700, fixed
     /// later by its own entry) when missing; never through a symlink.
-    fn open(&mut self, comps: &[&[u8]]) -> std::result::Result<Arc<OwnedFd>, String> {
+    /// A symlink in the way is a warning (the entry is skipped by policy);
+    /// failing to create or open a directory is an error.
+    fn open(&mut self, comps: &[&[u8]]) -> std::result::Result<Arc<OwnedFd>, Problem> {
         let keep = self
             .stack
             .iter()
@@ -140,18 +142,21 @@ impl DirCache {
             let fd = match openat(parent.as_fd(), name, flags, Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
-                    mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o700))
-                        .map_err(|e| format!("cannot create directory: {e}"))?;
+                    mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o700)).map_err(
+                        |e| Problem::Error(format!("cannot create directory for it: {e}")),
+                    )?;
                     openat(parent.as_fd(), name, flags, Mode::empty())
-                        .map_err(|e| format!("cannot open directory: {e}"))?
+                        .map_err(|e| Problem::Error(format!("cannot open directory for it: {e}")))?
                 }
                 Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
-                    return Err(format!(
-                        "'{}' in its path is not a directory (a symlink is never followed)",
+                    return Err(Problem::Warning(format!(
+                        "skipped: '{}' in its path is not a directory (a symlink is never followed)",
                         String::from_utf8_lossy(c)
-                    ));
+                    )));
                 }
-                Err(e) => return Err(format!("cannot open directory: {e}")),
+                Err(e) => {
+                    return Err(Problem::Error(format!("cannot open directory for it: {e}")));
+                }
             };
             self.stack.push((c.to_vec(), Arc::new(fd)));
         }
@@ -586,8 +591,8 @@ fn run(
                 };
                 let dir = match dirs.open(parents) {
                     Ok(d) => d,
-                    Err(w) => {
-                        warn(&display, format!("skipped: {w}"));
+                    Err(p) => {
+                        report(&display, p);
                         continue;
                     }
                 };
@@ -718,13 +723,13 @@ fn run(
             let f = File::from(
                 fd.as_fd()
                     .try_clone_to_owned()
-                    .map_err(|err| err.to_string())?,
+                    .map_err(|err| Problem::Error(err.to_string()))?,
             );
-            apply_meta_fd(&f, e)
+            apply_meta_fd(&f, e).map_err(Problem::Warning)
         });
         dirs.stack.clear();
-        if let Err(w) = res {
-            warn(&e.display_path(), w);
+        if let Err(p) = res {
+            report(&e.display_path(), p);
         }
     }
     if let (Some(e), true) = (root_entry, created) {
