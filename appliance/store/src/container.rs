@@ -291,17 +291,7 @@ pub fn parse_container(
     total_len: u64,
 ) -> Result<ContainerInfo> {
     let mut h = Reader::new(header_bytes, "container header");
-    if h.array::<8>()? != magic::CONTAINER_V1 {
-        return Err(h.corrupt("bad magic: not a coffer container"));
-    }
-    let version = h.u16()?;
-    if version > CONTAINER_VERSION {
-        return Err(Error::NewerFormat {
-            what: "container".into(),
-            found: version,
-            supported: CONTAINER_VERSION,
-        });
-    }
+    h.expect_header(magic::CONTAINER_V1, CONTAINER_VERSION, "container")?;
     let _flags = h.u16()?;
     let generation = h.u32()?;
     let id = ContainerId(h.array()?);
@@ -400,17 +390,7 @@ impl IndexObject {
     /// Parses an index object without keys.
     pub fn parse(bytes: &[u8]) -> Result<IndexObject> {
         let mut r = Reader::new(bytes, "index object");
-        if r.array::<8>()? != magic::INDEX_V1 {
-            return Err(r.corrupt("bad magic"));
-        }
-        let version = r.u16()?;
-        if version > CONTAINER_VERSION {
-            return Err(Error::NewerFormat {
-                what: "index object".into(),
-                found: version,
-                supported: CONTAINER_VERSION,
-            });
-        }
+        r.expect_header(magic::INDEX_V1, CONTAINER_VERSION, "index object")?;
         let _flags = r.u16()?;
         let generation = r.u32()?;
         let id = ContainerId(r.array()?);

@@ -164,6 +164,23 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+    /// Reads a structure's magic and version: a wrong magic says the input
+    /// is not a `what`, a version above `supported` is [`Error::NewerFormat`].
+    pub fn expect_header(&mut self, magic: [u8; 8], supported: u16, what: &str) -> Result<u16> {
+        if self.array::<8>()? != magic {
+            return Err(self.corrupt(format!("bad magic: not a coffer {what}")));
+        }
+        let version = self.u16()?;
+        if version > supported {
+            return Err(Error::NewerFormat {
+                what: what.to_string(),
+                found: version,
+                supported,
+            });
+        }
+        Ok(version)
+    }
+
     /// Fails unless every byte was read.
     pub fn finish(&self) -> Result<()> {
         if self.remaining() != 0 {

@@ -413,17 +413,7 @@ impl<R: std::io::Read> ManifestDecoder<R> {
         let mut h = [0u8; 12];
         self.read_exact(&mut h)?;
         let mut r = Reader::new(&h, "manifest header");
-        if r.array::<8>()? != magic::MANIFEST_V1 {
-            return Err(r.corrupt("bad magic"));
-        }
-        let v = r.u16()?;
-        if v > MANIFEST_VERSION {
-            return Err(Error::NewerFormat {
-                what: "manifest".into(),
-                found: v,
-                supported: MANIFEST_VERSION,
-            });
-        }
+        r.expect_header(magic::MANIFEST_V1, MANIFEST_VERSION, "manifest")?;
         self.started = true;
         Ok(())
     }

@@ -53,17 +53,7 @@ impl StoreConfig {
     /// Parses and checks a config object.
     pub fn decode(bytes: &[u8]) -> Result<StoreConfig> {
         let mut r = Reader::new(bytes, "store config");
-        if r.array::<8>()? != magic::CONFIG_V1 {
-            return Err(r.corrupt("bad magic: not a coffer store config"));
-        }
-        let version = r.u16()?;
-        if version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                what: "store".into(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        r.expect_header(magic::CONFIG_V1, FORMAT_VERSION, "store")?;
         if bytes.len() != CONFIG_LEN {
             return Err(r.corrupt(format!("length {} (expected {CONFIG_LEN})", bytes.len())));
         }

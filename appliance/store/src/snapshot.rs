@@ -158,17 +158,7 @@ impl SnapshotRecord {
     /// Opens a record's object bytes.
     pub fn open(master: &MasterKey, bytes: &[u8]) -> Result<SnapshotRecord> {
         let mut r = Reader::new(bytes, "snapshot record");
-        if r.array::<8>()? != magic::SNAPSHOT_V1 {
-            return Err(r.corrupt("bad magic"));
-        }
-        let v = r.u16()?;
-        if v > SNAPSHOT_VERSION {
-            return Err(Error::NewerFormat {
-                what: "snapshot record".into(),
-                found: v,
-                supported: SNAPSHOT_VERSION,
-            });
-        }
+        r.expect_header(magic::SNAPSHOT_V1, SNAPSHOT_VERSION, "snapshot record")?;
         let _flags = r.u16()?;
         let _generation = r.u32()?;
         let id = SnapshotId(r.array()?);
