@@ -12,8 +12,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() >= HEADER_LEN + TRAILER_LEN {
         let n = data.len();
         if let Ok(info) = container::parse_container(&data[..HEADER_LEN], &data[n - TRAILER_LEN..], n as u64) {
-            let _ = container::open_table(&key, &info, &data[..HEADER_LEN], &data[info.table_offset as usize..n - TRAILER_LEN],
-        );
+            let _ = container::open_table(&key, data, &info);
         }
     }
 });

@@ -7,7 +7,7 @@
 //! manifest is read and every referenced chunk looked up, so damage is
 //! reported as the snapshots and files it affects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use coffer_catalog::{Catalog, JobEnd, NewJob};
@@ -154,7 +154,7 @@ fn run(
     let mut bad: HashMap<ContainerId, String> = HashMap::new();
     match (repo, read_data) {
         (Some(repo), true) => {
-            let containers: Vec<ContainerId> = repo.containers()?.into_keys().collect();
+            let containers = repo.container_ids()?;
             let problems = Mutex::new(Vec::new());
             let next = Mutex::new(containers.into_iter());
             let threads = std::thread::available_parallelism()
@@ -198,10 +198,11 @@ fn run(
         }
     }
     if let Some(repo) = repo {
-        for (id, why) in repo.bad_containers()? {
-            bad.entry(id).or_insert(why);
-        }
-        map_damage(repo, &bad, &mut report)?;
+        // What this check found joins what the store already distrusts; a
+        // chunk with a good copy elsewhere is then not damage.
+        repo.mark_bad(&bad.iter().map(|(c, w)| (*c, w.clone())).collect::<Vec<_>>())?;
+        bad = repo.bad_containers()?;
+        map_damage(repo, &mut report)?;
     }
     let mut damaged: Vec<_> = bad.into_iter().collect();
     damaged.sort();
@@ -209,19 +210,10 @@ fn run(
     Ok(report)
 }
 
-/// Walks every snapshot and names the files whose chunks are in a damaged
-/// container or in none.
-fn map_damage(
-    repo: &Repo,
-    bad: &HashMap<ContainerId, String>,
-    report: &mut VerifyReport,
-) -> Result<()> {
-    let chunk_ok = |id: &ChunkId| -> Result<bool> {
-        Ok(match repo.locate_any(id)? {
-            Some(loc) => !bad.contains_key(&loc.container),
-            None => false,
-        })
-    };
+/// Walks every snapshot and names the files with a chunk that no sound
+/// container holds.
+fn map_damage(repo: &Repo, report: &mut VerifyReport) -> Result<()> {
+    let chunk_ok = |id: &ChunkId| -> Result<bool> { Ok(repo.locate(id)?.is_some()) };
     for sid in repo.snapshot_ids()? {
         let rec = match repo.load_snapshot(&sid) {
             Ok(r) => r,
@@ -245,7 +237,6 @@ fn map_damage(
         if !manifest_ok {
             affected.manifest_damaged = true;
         } else {
-            let mut seen_bad: HashSet<ChunkId> = HashSet::new();
             let mut dec = repo.manifest(&rec);
             loop {
                 match dec.next_entry() {
@@ -256,9 +247,8 @@ fn map_damage(
                         let mut damaged = false;
                         for ext in &e.extents {
                             if let Extent::Data { id, .. } = ext
-                                && (seen_bad.contains(id) || !chunk_ok(id)?)
+                                && !chunk_ok(id)?
                             {
-                                seen_bad.insert(*id);
                                 damaged = true;
                             }
                         }

@@ -229,7 +229,7 @@ fn fingerprints(root: &Path) -> Result<BTreeMap<PathBuf, Fingerprint>> {
         out.insert(
             rel,
             Fingerprint {
-                kind: md.mode() & S_IFMT,
+                kind: md.mode() & nix::libc::S_IFMT,
                 mode: md.mode() & 0o7777,
                 mtime: if ft.is_dir() {
                     (0, 0)
@@ -247,9 +247,6 @@ fn fingerprints(root: &Path) -> Result<BTreeMap<PathBuf, Fingerprint>> {
     }
     Ok(out)
 }
-
-/// The file-type bits of `st_mode`.
-const S_IFMT: u32 = 0o170000;
 
 /// Compares two trees; returns (identical entries, descriptions of differences).
 fn compare_trees(a: &Path, b: &Path) -> Result<(usize, Vec<String>)> {

@@ -85,7 +85,7 @@ fn encode_table(entries: &[TableEntry]) -> Vec<u8> {
 
 /// Parses a table; every record must lie between the header and `data_end`
 /// (where the table starts).
-fn decode_table(plain: &[u8], data_end: Option<u64>) -> Result<Vec<TableEntry>> {
+fn decode_table(plain: &[u8], data_end: u64) -> Result<Vec<TableEntry>> {
     let mut r = Reader::new(plain, "container table");
     let n = r.count(TABLE_ENTRY_LEN)?;
     let mut out = Vec::with_capacity(n);
@@ -100,14 +100,12 @@ fn decode_table(plain: &[u8], data_end: Option<u64>) -> Result<Vec<TableEntry>> 
         if e.raw_len > MAX_CHUNK || e.flags & !FLAG_ZSTD != 0 || (e.stored_len as usize) < TAG_LEN {
             return Err(r.corrupt(format!("bad entry for chunk {}", e.id)));
         }
-        if let Some(limit) = data_end {
-            let end = e.offset.checked_add(u64::from(e.stored_len));
-            if e.offset < HEADER_LEN as u64 || end.is_none_or(|end| end > limit) {
-                return Err(r.corrupt(format!(
-                    "entry for chunk {} points outside the container",
-                    e.id
-                )));
-            }
+        let end = e.offset.checked_add(u64::from(e.stored_len));
+        if e.offset < HEADER_LEN as u64 || end.is_none_or(|end| end > data_end) {
+            return Err(r.corrupt(format!(
+                "entry for chunk {} points outside the container",
+                e.id
+            )));
         }
         out.push(e);
     }
@@ -115,15 +113,12 @@ fn decode_table(plain: &[u8], data_end: Option<u64>) -> Result<Vec<TableEntry>> 
     Ok(out)
 }
 
-/// Compresses (when it shrinks) a chunk: returns (payload, flags).
-pub fn compress(raw: &[u8], level: i32) -> Result<(Vec<u8>, u8)> {
+/// The zstd frame of a chunk, or `None` when compression does not shrink it
+/// (the chunk is then stored as it is, without a copy).
+pub fn compress(raw: &[u8], level: i32) -> Result<Option<Vec<u8>>> {
     let z = zstd::bulk::compress(raw, level)
         .map_err(|e| Error::Codec(format!("zstd compress: {e}")))?;
-    if z.len() < raw.len() {
-        Ok((z, FLAG_ZSTD))
-    } else {
-        Ok((raw.to_vec(), 0))
-    }
+    Ok((z.len() < raw.len()).then_some(z))
 }
 
 /// Builds one container in memory. Chunks are compressed and encrypted as
@@ -201,18 +196,14 @@ impl ContainerBuilder {
                     raw.len()
                 ))
             })?;
-        let (payload, flags) = compress(raw, self.zstd_level)?;
-        self.add_compressed(id, raw_len, &payload, flags)
+        match compress(raw, self.zstd_level)? {
+            Some(z) => self.append(id, raw_len, &z, FLAG_ZSTD),
+            None => self.append(id, raw_len, raw, 0),
+        }
     }
 
-    /// Encrypts and appends a chunk that was already compressed.
-    pub fn add_compressed(
-        &mut self,
-        id: ChunkId,
-        raw_len: u32,
-        payload: &[u8],
-        flags: u8,
-    ) -> Result<u32> {
+    /// Encrypts and appends one record.
+    fn append(&mut self, id: ChunkId, raw_len: u32, payload: &[u8], flags: u8) -> Result<u32> {
         let index = self.entries.len() as u64;
         if index >= u64::from(u32::MAX) {
             return Err(Error::Codec("container record limit reached".into()));
@@ -283,8 +274,8 @@ pub struct ContainerInfo {
     pub hash: [u8; 32],
 }
 
-/// Parses a container's header and trailer and, given the whole container,
-/// checks the ciphertext hash. Needs no keys.
+/// Parses a container's header and trailer (no keys needed). The ciphertext
+/// hash is checked by [`check_container`], which reads the whole container.
 pub fn parse_container(
     header_bytes: &[u8],
     trailer: &[u8],
@@ -336,27 +327,34 @@ pub fn check_container(bytes: &[u8]) -> Result<ContainerInfo> {
     if actual.as_bytes() != &info.hash {
         return Err(Error::Corrupt {
             what: format!("container {}", info.id),
-            reason: "ciphertext hash mismatch (bit rot or tampering)".into(),
+            reason: "ciphertext hash mismatch (bit rot or modification)".into(),
         });
     }
     Ok(info)
 }
 
-/// Decrypts a container's table (from its bytes at `info.table_offset`).
+/// Decrypts the table of a whole container whose structure `info` describes
+/// (from [`check_container`] or [`parse_container`]).
 pub fn open_table(
     master: &MasterKey,
+    bytes: &[u8],
     info: &ContainerInfo,
-    header_bytes: &[u8],
-    table_ct: &[u8],
 ) -> Result<Vec<TableEntry>> {
+    let table_ct = usize::try_from(info.table_offset)
+        .ok()
+        .and_then(|start| bytes.get(start..bytes.len().checked_sub(TRAILER_LEN)?))
+        .ok_or_else(|| Error::Corrupt {
+            what: format!("container {}", info.id),
+            reason: "its table lies outside the bytes given".into(),
+        })?;
     let key = master.container_key(&info.id);
     let plain = key
-        .decrypt(TABLE_NONCE, &header_bytes[..HEADER_LEN], table_ct)
+        .decrypt(TABLE_NONCE, &bytes[..HEADER_LEN], table_ct)
         .map_err(|_| Error::Corrupt {
             what: format!("container {}", info.id),
             reason: "its table fails authentication (damaged, or not this store's key)".into(),
         })?;
-    let table = decode_table(&plain, Some(info.table_offset))?;
+    let table = decode_table(&plain, info.table_offset)?;
     if table.len() != info.count as usize {
         return Err(Error::Corrupt {
             what: format!("container {}", info.id),
@@ -418,7 +416,7 @@ impl IndexObject {
             })?;
         decode_table(
             &plain,
-            Some(self.container_len.saturating_sub(TRAILER_LEN as u64)),
+            self.container_len.saturating_sub(TRAILER_LEN as u64),
         )
     }
 }
@@ -513,14 +511,7 @@ mod tests {
         let info = check_container(&sealed.bytes).unwrap();
         assert_eq!(info.count, 3);
         assert_eq!(info.store, store);
-        let n = sealed.bytes.len();
-        let table = open_table(
-            &m,
-            &info,
-            &sealed.bytes[..HEADER_LEN],
-            &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN],
-        )
-        .unwrap();
+        let table = open_table(&m, &sealed.bytes, &info).unwrap();
         assert_eq!(table, sealed.entries);
         assert_eq!(table[0].flags, FLAG_ZSTD, "zeros compress");
         let idx = IndexObject::parse(&sealed.index_object).unwrap();
@@ -575,9 +566,7 @@ mod tests {
             }
             let sealed = b.seal().unwrap();
             let info = check_container(&sealed.bytes).unwrap();
-            let n = sealed.bytes.len();
-            let table = open_table(&m, &info, &sealed.bytes[..HEADER_LEN], &sealed.bytes[info.table_offset as usize..n - TRAILER_LEN],
-        ).unwrap();
+            let table = open_table(&m, &sealed.bytes, &info).unwrap();
             let key = m.container_key(&sealed.id);
             for (i, (e, c)) in table.iter().zip(&plain).enumerate() {
                 let rec = &sealed.bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
@@ -605,9 +594,7 @@ mod tests {
             if bytes.len() >= HEADER_LEN + TRAILER_LEN
                 && let Ok(info) = parse_container(&bytes[..HEADER_LEN], &bytes[bytes.len() - TRAILER_LEN..], bytes.len() as u64)
             {
-                let n = bytes.len();
-                let _ = open_table(&m, &info, &bytes[..HEADER_LEN], &bytes[info.table_offset as usize..n - TRAILER_LEN],
-        );
+                let _ = open_table(&m, &bytes, &info);
             }
         }
     }

@@ -9,8 +9,8 @@ use coffer_types::{ChunkId, ContainerId, SnapshotId, StoreId};
 
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::container::{
-    self, ContainerBuilder, HEADER_LEN, IndexObject, SealedContainer, TRAILER_LEN, TableEntry,
-    data_key, index_key,
+    self, ContainerBuilder, ContainerInfo, IndexObject, SealedContainer, TableEntry, data_key,
+    index_key,
 };
 use crate::format::{FORMAT_VERSION, Reader, Writer, magic};
 use crate::manifest::{Entry, ManifestDecoder, end_record, stream_header};
@@ -128,9 +128,13 @@ pub struct ChunkLoc {
 
 #[derive(Debug, Default)]
 struct Index {
+    /// The first location of every chunk.
     chunks: HashMap<ChunkId, ChunkLoc>,
-    /// Containers whose object is missing or has the wrong size: their chunks
-    /// are known (from the index copy) but not trusted for dedup or reads.
+    /// Further copies of a chunk (a chunk stored again because its first
+    /// container went bad): rare, so kept apart from the main map.
+    spares: HashMap<ChunkId, Vec<ChunkLoc>>,
+    /// Containers that are missing, of the wrong size, or found damaged by a
+    /// verification: their chunks are known but not used for dedup or reads.
     bad: HashMap<ContainerId, String>,
     containers: HashSet<ContainerId>,
 }
@@ -138,29 +142,30 @@ struct Index {
 impl Index {
     fn add(&mut self, container: ContainerId, entries: &[TableEntry]) {
         self.containers.insert(container);
-        let bad = self.bad.contains_key(&container);
         for (i, e) in entries.iter().enumerate() {
             let loc = ChunkLoc {
                 container,
                 index: i as u32,
                 entry: *e,
             };
-            match self.chunks.get(&e.id) {
-                Some(old) if !bad && self.bad.contains_key(&old.container) => {
-                    self.chunks.insert(e.id, loc);
+            match self.chunks.entry(e.id) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(loc);
                 }
-                Some(_) => {}
-                None => {
-                    self.chunks.insert(e.id, loc);
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.spares.entry(e.id).or_default().push(loc);
                 }
             }
         }
     }
 
+    /// A location of `id` in a container that is not bad.
     fn usable(&self, id: &ChunkId) -> Option<&ChunkLoc> {
+        let good = |l: &&ChunkLoc| !self.bad.contains_key(&l.container);
         self.chunks
             .get(id)
-            .filter(|l| !self.bad.contains_key(&l.container))
+            .filter(good)
+            .or_else(|| self.spares.get(id)?.iter().find(good))
     }
 }
 
@@ -174,8 +179,6 @@ pub struct Repo {
     manifest_chunker: Chunker,
     index: RwLock<Index>,
     pending: Mutex<HashSet<ChunkId>>,
-    /// Containers found damaged by a verification (see [`Repo::mark_bad`]).
-    known_bad: Mutex<HashMap<ContainerId, String>>,
 }
 
 fn lock_err<T>(_: T) -> Error {
@@ -242,7 +245,6 @@ impl Repo {
             master,
             index: RwLock::new(Index::default()),
             pending: Mutex::new(HashSet::new()),
-            known_bad: Mutex::new(HashMap::new()),
         };
         repo.load_index()?;
         Ok(repo)
@@ -277,29 +279,11 @@ impl Repo {
     /// no index object (a backup killed between the two writes) is read from
     /// its own table and its index object written.
     fn load_index(&self) -> Result<()> {
-        let mut idx = Index {
-            // Known-bad containers first, so a chunk with a good copy elsewhere
-            // is located there whatever order the containers load in.
-            bad: self.known_bad.lock().map_err(lock_err)?.clone(),
-            ..Index::default()
-        };
-        let data: HashMap<ContainerId, String> = self
-            .blobs
-            .list("data/")?
-            .into_iter()
-            .filter_map(|k| {
-                let name = k.rsplit('/').next()?;
-                Some((name.parse::<ContainerId>().ok()?, k))
-            })
-            .collect();
+        let mut idx = Index::default();
+        let data: HashMap<ContainerId, String> =
+            list_data(self.blobs.as_ref())?.into_iter().collect();
         let mut indexed = HashSet::new();
-        for key in self.blobs.list("index/")? {
-            let Some(id) = key
-                .strip_prefix("index/")
-                .and_then(|n| n.parse::<ContainerId>().ok())
-            else {
-                continue;
-            };
+        for (id, key) in list_index(self.blobs.as_ref())? {
             let parsed = self.blobs.get(&key).and_then(|b| IndexObject::parse(&b));
             let obj = match parsed.and_then(|o| o.open(&self.master).map(|t| (o, t))) {
                 Ok(x) => x,
@@ -362,16 +346,16 @@ impl Repo {
     /// index object that mirrors it.
     fn read_container_table(&self, key: &str) -> Result<(Vec<TableEntry>, Vec<u8>)> {
         let bytes = self.blobs.get(key)?;
-        let info = container::check_container(&bytes)?;
-        let n = bytes.len();
-        let table = container::open_table(
-            &self.master,
-            &info,
-            &bytes[..HEADER_LEN],
-            &bytes[info.table_offset as usize..n - TRAILER_LEN],
-        )?;
-        let index = container::index_object_for(&self.master, &info, n as u64, &table)?;
+        let (info, table) = self.open_container(&bytes)?;
+        let index = container::index_object_for(&self.master, &info, bytes.len() as u64, &table)?;
         Ok((table, index))
+    }
+
+    /// Checks a whole container's structure and hash and opens its table.
+    fn open_container(&self, bytes: &[u8]) -> Result<(ContainerInfo, Vec<TableEntry>)> {
+        let info = container::check_container(bytes)?;
+        let table = container::open_table(&self.master, bytes, &info)?;
+        Ok((info, table))
     }
 
     /// Whether the caller should store chunk `id`: true exactly once per id
@@ -388,43 +372,33 @@ impl Repo {
         Ok(self.index.read().map_err(lock_err)?.usable(id).copied())
     }
 
-    /// Where a chunk was recorded, usable or not (for damage reports).
-    pub fn locate_any(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
-        Ok(self.index.read().map_err(lock_err)?.chunks.get(id).copied())
-    }
-
     /// Marks containers as damaged (a verification found them so): their
     /// chunks are no longer used for dedup or reads, so the next backup
     /// stores that data again and reads prefer the new copy.
     pub fn mark_bad(&self, found: &[(ContainerId, String)]) -> Result<()> {
-        let mut added = false;
-        {
-            let mut known = self.known_bad.lock().map_err(lock_err)?;
-            for (id, why) in found {
-                if !known.contains_key(id) {
-                    known.insert(*id, why.clone());
-                    added = true;
-                }
-            }
+        let mut idx = self.index.write().map_err(lock_err)?;
+        for (id, why) in found {
+            idx.bad.entry(*id).or_insert_with(|| why.clone());
         }
-        // Reload so chunks move to their good copies where there are any.
-        if added { self.load_index() } else { Ok(()) }
+        Ok(())
     }
 
-    /// Containers known to be missing or of the wrong size, with the reason.
+    /// Containers not used for dedup or reads (missing, of the wrong size,
+    /// or marked bad), with the reason.
     pub fn bad_containers(&self) -> Result<HashMap<ContainerId, String>> {
         Ok(self.index.read().map_err(lock_err)?.bad.clone())
     }
 
-    /// Every container the index knows, with its chunk table.
-    pub fn containers(&self) -> Result<HashMap<ContainerId, Vec<ChunkLoc>>> {
-        let idx = self.index.read().map_err(lock_err)?;
-        let mut out: HashMap<ContainerId, Vec<ChunkLoc>> =
-            idx.containers.iter().map(|c| (*c, Vec::new())).collect();
-        for loc in idx.chunks.values() {
-            out.entry(loc.container).or_default().push(*loc);
-        }
-        Ok(out)
+    /// Every container the index knows.
+    pub fn container_ids(&self) -> Result<Vec<ContainerId>> {
+        Ok(self
+            .index
+            .read()
+            .map_err(lock_err)?
+            .containers
+            .iter()
+            .copied()
+            .collect())
     }
 
     /// A new container builder for this store.
@@ -496,18 +470,8 @@ impl Repo {
             // An unreadable container (EIO, …) is a finding, not the end of the check.
             Err(e) => return Ok(vec![e.to_string()]),
         };
-        let info = match container::check_container(&bytes) {
-            Ok(i) => i,
-            Err(e) => return Ok(vec![e.to_string()]),
-        };
-        let n = bytes.len();
-        let table = match container::open_table(
-            &self.master,
-            &info,
-            &bytes[..HEADER_LEN],
-            &bytes[info.table_offset as usize..n - TRAILER_LEN],
-        ) {
-            Ok(t) => t,
+        let table = match self.open_container(&bytes) {
+            Ok((_, t)) => t,
             Err(e) => return Ok(vec![e.to_string()]),
         };
         let key = self.master.container_key(id);
@@ -574,6 +538,24 @@ impl Repo {
             entries: 0,
         }
     }
+}
+
+/// The containers in a store: (id, object key).
+fn list_data(blobs: &dyn BlobStore) -> Result<Vec<(ContainerId, String)>> {
+    Ok(blobs
+        .list("data/")?
+        .into_iter()
+        .filter_map(|k| Some((k.rsplit('/').next()?.parse().ok()?, k)))
+        .collect())
+}
+
+/// The index objects in a store: (container id, object key).
+fn list_index(blobs: &dyn BlobStore) -> Result<Vec<(ContainerId, String)>> {
+    Ok(blobs
+        .list("index/")?
+        .into_iter()
+        .filter_map(|k| Some((k.strip_prefix("index/")?.parse().ok()?, k)))
+        .collect())
 }
 
 fn key_file_key(generation: u32) -> String {
@@ -733,14 +715,7 @@ pub struct ContainerCheck {
 pub fn scan_containers(blobs: &dyn BlobStore) -> Result<Vec<ContainerCheck>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    for key in blobs.list("data/")? {
-        let Some(id) = key
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse::<ContainerId>().ok())
-        else {
-            continue;
-        };
+    for (id, key) in list_data(blobs)? {
         seen.insert(id);
         let bytes = match blobs.get(&key) {
             Ok(b) => b,
@@ -753,39 +728,25 @@ pub fn scan_containers(blobs: &dyn BlobStore) -> Result<Vec<ContainerCheck>> {
                 continue;
             }
         };
-        let mut problem = match container::check_container(&bytes) {
+        let problem = match container::check_container(&bytes) {
             Ok(info) if info.id != id => Some(format!("header names container {}", info.id)),
-            Ok(_) => None,
             Err(e) => Some(e.to_string()),
-        };
-        // A sound container must also agree with its index copy.
-        if problem.is_none()
-            && let Ok(ib) = blobs.get(&index_key(&id))
-        {
-            match IndexObject::parse(&ib) {
-                Ok(io)
-                    if io.container_len != bytes.len() as u64
-                        || io.hash[..] != bytes[bytes.len() - 40..bytes.len() - 8] =>
-                {
-                    problem = Some("does not match its index object".into());
+            // A sound container must also agree with its index copy.
+            Ok(info) => match blobs.get(&index_key(&id)).map(|b| IndexObject::parse(&b)) {
+                Ok(Ok(io)) if io.container_len != bytes.len() as u64 || io.hash != info.hash => {
+                    Some("does not match its index object".into())
                 }
-                Ok(_) => {}
-                Err(e) => problem = Some(format!("index object: {e}")),
-            }
-        }
+                Ok(Err(e)) => Some(format!("index object: {e}")),
+                _ => None,
+            },
+        };
         out.push(ContainerCheck {
             id,
             len: Some(bytes.len() as u64),
             problem,
         });
     }
-    for key in blobs.list("index/")? {
-        let Some(id) = key
-            .strip_prefix("index/")
-            .and_then(|n| n.parse::<ContainerId>().ok())
-        else {
-            continue;
-        };
+    for (id, _) in list_index(blobs)? {
         if !seen.contains(&id) {
             out.push(ContainerCheck {
                 id,
@@ -938,6 +899,33 @@ mod tests {
         p.flush().unwrap();
         assert!(!repo.claim(&id).unwrap());
         assert_eq!(repo.read_chunk(&id).unwrap(), data);
+    }
+
+    #[test]
+    fn a_chunk_stored_again_is_read_from_its_good_copy() {
+        let blobs: Arc<dyn BlobStore> = Arc::new(MemStore::new());
+        let repo = Repo::init(blobs.clone(), &pass("pw"), opts()).unwrap();
+        let data = vec![5u8; 3000];
+        let id = repo.chunk_id(&data);
+        let store_once = |repo: &Repo| {
+            assert!(repo.claim(&id).unwrap());
+            let mut p = Packer::new(repo);
+            p.add(id, &data).unwrap();
+            p.flush().unwrap();
+        };
+        store_once(&repo);
+        let first = repo.container_ids().unwrap()[0];
+        repo.mark_bad(&[(first, "found damaged".into())]).unwrap();
+        assert_eq!(repo.locate(&id).unwrap(), None);
+        store_once(&repo); // the next backup stores it again
+        drop(repo);
+        // Whatever order the containers load in, the good copy is used.
+        let repo = Repo::open(blobs, &pass("pw")).unwrap();
+        repo.mark_bad(&[(first, "found damaged".into())]).unwrap();
+        let loc = repo.locate(&id).unwrap().unwrap();
+        assert_ne!(loc.container, first);
+        assert_eq!(repo.read_chunk(&id).unwrap(), data);
+        assert!(!repo.claim(&id).unwrap());
     }
 
     #[test]
