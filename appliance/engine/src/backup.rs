@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -31,11 +31,16 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use nix::fcntl::{FcntlArg, OFlag, fcntl, openat};
 use nix::sys::stat::Mode;
 
-use crate::fsmeta::{content_changed, entry_from, kind_of, read_xattrs, read_xattrs_fd, unchanged};
+use crate::fsmeta::{
+    Stat, content_changed, entry_from, kind_of, read_xattrs, read_xattrs_fd, unchanged,
+};
 use crate::{Actor, Error, Progress, Result, now_ms};
 
 /// Most entries between the walker and the manifest writer at once.
 pub const MAX_IN_FLIGHT: usize = 4096;
+
+/// Entries the walker batches per message to the collector.
+const WALK_BATCH: usize = 256;
 
 /// Timestamp granularity assumed when deciding whether a file recorded by
 /// the reference backup could have changed unseen in the same tick.
@@ -209,41 +214,20 @@ fn run(
     let abort = Abort::default();
     let warnings = Mutex::new(Vec::<String>::new());
     let (file_tx, file_rx) = bounded::<FileJob>(256);
-    let (chunk_tx, chunk_rx) = bounded::<(ChunkId, Vec<u8>)>(threads * 2);
-    let (done_tx, done_rx) = unbounded::<Done>();
+    let (done_tx, done_rx) = unbounded::<Vec<Done>>();
     let (ticket_tx, ticket_rx) = bounded::<()>(MAX_IN_FLIGHT);
 
     let manifest = std::thread::scope(|s| -> Result<_> {
-        let mut packers = Vec::new();
-        for _ in 0..threads {
-            let rx = chunk_rx.clone();
-            let (stats, abort) = (&stats, &abort);
-            packers.push(s.spawn(move || {
-                let mut p = Packer::new(repo);
-                for (id, data) in rx {
-                    if abort.is_set() {
-                        repo.release(&[id]);
-                        continue;
-                    }
-                    if let Err(e) = p.add(id, &data) {
-                        abort.set(e.into());
-                    }
-                }
-                if !abort.is_set()
-                    && let Err(e) = p.flush()
-                {
-                    abort.set(e.into());
-                }
-                stats.bytes_stored.fetch_add(p.stored, Ordering::Relaxed);
-            }));
-        }
-        drop(chunk_rx);
         let mut readers = Vec::new();
         for _ in 0..threads {
             let rx = file_rx.clone();
-            let (ctx, dtx) = (chunk_tx.clone(), done_tx.clone());
+            let dtx = done_tx.clone();
             let (stats, abort) = (&stats, &abort);
             readers.push(s.spawn(move || {
+                let mut w = Worker {
+                    packer: Packer::new(repo),
+                    window: Vec::new(),
+                };
                 for job in rx {
                     let done = if abort.is_set() {
                         Done {
@@ -254,7 +238,7 @@ fn run(
                     } else {
                         let seq = job.seq;
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            read_file(repo, job, &ctx, stats, abort, progress)
+                            read_file(repo, job, &mut w, stats, abort, progress)
                         }))
                         .unwrap_or_else(|_| {
                             abort.set(Error::WorkerPanicked);
@@ -265,13 +249,20 @@ fn run(
                             }
                         })
                     };
-                    if dtx.send(done).is_err() {
+                    if dtx.send(vec![done]).is_err() {
                         break;
                     }
                 }
+                if !abort.is_set()
+                    && let Err(e) = w.packer.flush()
+                {
+                    abort.set(e.into());
+                }
+                stats
+                    .bytes_stored
+                    .fetch_add(w.packer.stored, Ordering::Relaxed);
             }));
         }
-        drop(chunk_tx);
         let collector = {
             let (abort, warnings) = (&abort, &warnings);
             s.spawn(move || collect(repo, source, done_rx, ticket_rx, abort, warnings))
@@ -288,6 +279,7 @@ fn run(
             }),
             hardlinks: HashMap::new(),
             seq: 0,
+            batch: Vec::new(),
             file_tx: &file_tx,
             done_tx: &done_tx,
             ticket_tx: &ticket_tx,
@@ -295,7 +287,10 @@ fn run(
             abort: &abort,
             progress,
         };
-        if let Err(e) = walker.walk_dir(Arc::new(root), source, Vec::new(), root_md) {
+        if let Err(e) = walker
+            .walk_dir(Arc::new(root), source, Vec::new(), Stat::from(&root_md))
+            .and_then(|()| walker.flush())
+        {
             abort.set(e);
         }
         drop(walker);
@@ -303,9 +298,6 @@ fn run(
         drop(done_tx);
         let mut panicked = false;
         for h in readers {
-            panicked |= h.join().is_err();
-        }
-        for h in packers {
             panicked |= h.join().is_err();
         }
         let manifest = collector.join();
@@ -402,7 +394,7 @@ struct FileJob {
     name: OsString,
     /// For messages.
     path: PathBuf,
-    md: Metadata,
+    md: Stat,
 }
 
 struct Done {
@@ -465,8 +457,11 @@ struct Walker<'a, 'r> {
     racy_from_ms: i64,
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     seq: u64,
+    /// Entries finished by the walker itself, sent to the collector in
+    /// batches (one channel message and wake-up per batch, not per entry).
+    batch: Vec<Done>,
     file_tx: &'a Sender<FileJob>,
-    done_tx: &'a Sender<Done>,
+    done_tx: &'a Sender<Vec<Done>>,
     ticket_tx: &'a Sender<()>,
     stats: &'a Stats,
     abort: &'a Abort,
@@ -481,7 +476,7 @@ fn proc_path(dir: &File) -> PathBuf {
 
 /// Opens child directory `name` of `dir` without following a symlink, and
 /// checks it is the one that was stat'ed.
-fn open_dir_at(dir: &File, name: &OsStr, md: &Metadata) -> std::io::Result<File> {
+fn open_dir_at(dir: &File, name: &OsStr, md: &Stat) -> std::io::Result<File> {
     let fd = openat(
         dir,
         name,
@@ -491,7 +486,7 @@ fn open_dir_at(dir: &File, name: &OsStr, md: &Metadata) -> std::io::Result<File>
     .map_err(std::io::Error::from)?;
     let f = File::from(fd);
     let now = f.metadata()?;
-    if now.ino() != md.ino() || now.dev() != md.dev() {
+    if now.ino() != md.ino || now.dev() != md.dev {
         return Err(std::io::Error::other("was replaced while being read"));
     }
     Ok(f)
@@ -508,18 +503,46 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
 
 impl Walker<'_, '_> {
     fn emit(&mut self, entry: Option<Entry>, warning: Option<String>) -> Result<()> {
-        self.ticket_tx
-            .send(())
-            .map_err(|_| Error::Invalid("backup aborted".into()))?;
+        self.ticket()?;
         let seq = self.seq;
         self.seq += 1;
+        self.batch.push(Done {
+            seq,
+            entry,
+            warning,
+        });
+        if self.batch.len() >= WALK_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batched entries to the collector. Done before anything
+    /// that may block on the collector, which waits for them in order.
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         self.done_tx
-            .send(Done {
-                seq,
-                entry,
-                warning,
-            })
+            .send(std::mem::take(&mut self.batch))
             .map_err(|_| Error::Invalid("backup aborted".into()))
+    }
+
+    /// A place among the entries in flight; waits (after flushing) when
+    /// [`MAX_IN_FLIGHT`] are.
+    fn ticket(&mut self) -> Result<()> {
+        match self.ticket_tx.try_send(()) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(())) => {
+                self.flush()?;
+                self.ticket_tx
+                    .send(())
+                    .map_err(|_| Error::Invalid("backup aborted".into()))
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(())) => {
+                Err(Error::Invalid("backup aborted".into()))
+            }
+        }
     }
 
     fn warn(&mut self, path: &Path, what: impl std::fmt::Display) -> Result<()> {
@@ -540,7 +563,7 @@ impl Walker<'_, '_> {
     /// name order. Children are reached through `/proc/self/fd/N/<name>` and
     /// `openat(O_NOFOLLOW)`, so a directory swapped for a symlink mid-walk is
     /// never followed out of the source.
-    fn walk_dir(&mut self, dir: Arc<File>, abs: &Path, rel: Vec<u8>, md: Metadata) -> Result<()> {
+    fn walk_dir(&mut self, dir: Arc<File>, abs: &Path, rel: Vec<u8>, md: Stat) -> Result<()> {
         if self.abort.is_set() {
             return Ok(());
         }
@@ -551,7 +574,7 @@ impl Walker<'_, '_> {
         }
         Progress::add(&self.progress.entries, 1);
         self.emit(Some(entry), None)?;
-        if self.one_fs && md.dev() != self.root_dev {
+        if self.one_fs && md.dev != self.root_dev {
             return Ok(());
         }
         let here = proc_path(&dir);
@@ -579,8 +602,7 @@ impl Walker<'_, '_> {
             if self.excluded(&child_rel, &child_abs) {
                 continue;
             }
-            let via = here.join(&name);
-            let md = match std::fs::symlink_metadata(&via) {
+            let md = match Stat::at(&dir, &name) {
                 Ok(md) => md,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     self.warn(&child_abs, "vanished before it could be read")?;
@@ -591,15 +613,15 @@ impl Walker<'_, '_> {
                     continue;
                 }
             };
-            let kind = kind_of(md.mode());
+            let kind = kind_of(md.mode);
             if kind != EntryKind::Dir {
                 self.leaf(kind, &dir, name, &child_abs, child_rel, md)?;
                 continue;
             }
-            if self.one_fs && md.dev() != self.root_dev {
+            if self.one_fs && md.dev != self.root_dev {
                 // The mount point is kept (empty); the other filesystem is not entered.
                 let mut e = entry_from(EntryKind::Dir, child_rel, &md);
-                match read_xattrs(&via) {
+                match read_xattrs(&here.join(&name)) {
                     Ok(x) => e.xattrs = x,
                     Err(err) => self.warn(
                         &child_abs,
@@ -627,14 +649,19 @@ impl Walker<'_, '_> {
         name: OsString,
         abs: &Path,
         rel: Vec<u8>,
-        md: Metadata,
+        md: Stat,
     ) -> Result<()> {
         Progress::add(&self.progress.entries, 1);
         let via = proc_path(dir).join(&name);
         let mut entry = entry_from(kind, rel, &md);
-        match read_xattrs(&via) {
-            Ok(x) => entry.xattrs = x,
-            Err(e) => self.warn(abs, format!("cannot read extended attributes: {e}"))?,
+        // A regular file's xattrs come from its open descriptor when it is
+        // read, or from the reference snapshot when it is unchanged (setting
+        // an xattr changes the ctime, which `unchanged` compares).
+        if kind != EntryKind::File {
+            match read_xattrs(&via) {
+                Ok(x) => entry.xattrs = x,
+                Err(e) => self.warn(abs, format!("cannot read extended attributes: {e}"))?,
+            }
         }
         match kind {
             EntryKind::Symlink => match std::fs::read_link(&via) {
@@ -642,8 +669,8 @@ impl Walker<'_, '_> {
                 Err(e) => return self.warn(abs, format!("cannot read symlink: {e}")),
             },
             EntryKind::File => {
-                if md.nlink() > 1 {
-                    let key = (md.dev(), md.ino());
+                if md.nlink > 1 {
+                    let key = (md.dev, md.ino);
                     if let Some(first) = self.hardlinks.get(&key) {
                         entry.kind = EntryKind::Hardlink;
                         entry.target = first.clone();
@@ -660,22 +687,31 @@ impl Walker<'_, '_> {
                     Progress::add(&self.progress.files, 1);
                     return self.emit(Some(reused), None);
                 }
-                self.ticket_tx
-                    .send(())
-                    .map_err(|_| Error::Invalid("backup aborted".into()))?;
+                self.ticket()?;
                 let seq = self.seq;
                 self.seq += 1;
-                return self
-                    .file_tx
-                    .send(FileJob {
-                        seq,
-                        entry,
-                        dir: dir.clone(),
-                        name,
-                        path: abs.to_path_buf(),
-                        md,
-                    })
-                    .map_err(|_| Error::Invalid("backup aborted".into()));
+                let job = FileJob {
+                    seq,
+                    entry,
+                    dir: dir.clone(),
+                    name,
+                    path: abs.to_path_buf(),
+                    md,
+                };
+                // The readers' results reach the collector after the
+                // entries before them: flush those before waiting on a reader.
+                return match self.file_tx.try_send(job) {
+                    Ok(()) => Ok(()),
+                    Err(crossbeam_channel::TrySendError::Full(job)) => {
+                        self.flush()?;
+                        self.file_tx
+                            .send(job)
+                            .map_err(|_| Error::Invalid("backup aborted".into()))
+                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                        Err(Error::Invalid("backup aborted".into()))
+                    }
+                };
             }
             _ => {}
         }
@@ -709,6 +745,7 @@ impl Walker<'_, '_> {
             }
         }
         let mut e = now.clone();
+        e.xattrs = prev.xattrs.clone();
         e.extents = prev.extents.clone();
         e.content_hash = prev.content_hash;
         Ok(Some(e))
@@ -719,7 +756,7 @@ impl Walker<'_, '_> {
 fn collect(
     repo: &Repo,
     source: &Path,
-    done_rx: Receiver<Done>,
+    done_rx: Receiver<Vec<Done>>,
     ticket_rx: Receiver<()>,
     abort: &Abort,
     warnings: &Mutex<Vec<String>>,
@@ -735,9 +772,15 @@ fn collect(
             g.push(w);
         }
     };
-    for d in done_rx {
-        pending.insert(d.seq, d);
-        while let Some(mut d) = pending.remove(&next) {
+    for d in done_rx.into_iter().flatten() {
+        // In-order entries (most of them) skip the reorder map.
+        let mut ready = if d.seq == next {
+            Some(d)
+        } else {
+            pending.insert(d.seq, d);
+            None
+        };
+        while let Some(mut d) = ready.take().or_else(|| pending.remove(&next)) {
             next += 1;
             let _ = ticket_rx.recv();
             if let Some(w) = d.warning.take() {
@@ -805,13 +848,13 @@ fn open_source(dir: &File, name: &OsStr) -> std::io::Result<File> {
 
 /// Data regions of a file: `(offset, len)`; the gaps are holes. Files that
 /// occupy as many blocks as their size are one region without asking.
-fn data_regions(file: &File, md: &Metadata) -> Vec<(u64, u64)> {
+fn data_regions(file: &File, md: &Stat) -> Vec<(u64, u64)> {
     use std::os::fd::AsFd;
-    let size = md.size();
+    let size = md.size;
     if size == 0 {
         return Vec::new();
     }
-    if md.blocks().saturating_mul(512) >= size {
+    if md.blocks.saturating_mul(512) >= size {
         return vec![(0, u64::MAX)];
     }
     let fd = file.as_fd();
@@ -834,10 +877,27 @@ fn data_regions(file: &File, md: &Metadata) -> Vec<(u64, u64)> {
     out
 }
 
+/// Why a file could not be read, as its warning says it.
+struct ReadFail(String);
+
+impl From<std::io::Error> for ReadFail {
+    fn from(e: std::io::Error) -> ReadFail {
+        ReadFail(format!("cannot read: {e}"))
+    }
+}
+
+/// A reader thread's own state: the container it packs new chunks into and
+/// the window it reads files through. Chunks never cross threads and no
+/// buffer is allocated per chunk.
+struct Worker<'r> {
+    packer: Packer<'r>,
+    window: Vec<u8>,
+}
+
 fn read_file(
     repo: &Repo,
     job: FileJob,
-    chunk_tx: &Sender<(ChunkId, Vec<u8>)>,
+    w: &mut Worker<'_>,
     stats: &Stats,
     abort: &Abort,
     progress: &Progress,
@@ -863,12 +923,21 @@ fn read_file(
         Err(e) => return fail(format!("cannot read: {e}")),
     };
     let before = match file.metadata() {
-        Ok(m) => m,
+        Ok(m) => Stat::from(&m),
         Err(e) => return fail(format!("cannot stat: {e}")),
     };
     let mut warning = None;
-    if before.ino() != md.ino() || before.dev() != md.dev() || !before.is_file() {
+    if before.ino != md.ino || before.dev != md.dev || !before.is_file() {
         return fail("was replaced while being read; not backed up".into());
+    }
+    match read_xattrs_fd(&file) {
+        Ok(x) => entry.xattrs = x,
+        Err(e) => {
+            warning = Some(format!(
+                "{}: cannot read extended attributes: {e}",
+                path.display()
+            ))
+        }
     }
     let mut hasher = repo.content_hasher();
     let mut extents = Vec::new();
@@ -883,8 +952,15 @@ fn read_file(
             left -= n as u64;
         }
     };
-    let small = before.size() <= u64::from(repo.config().chunker.min);
-    for (start, len) in data_regions(&file, &before) {
+    let Worker { packer, window } = w;
+    let min = repo.config().chunker.min as usize;
+    let small = before.size <= min as u64;
+    let regions = data_regions(&file, &before);
+    // A file that is one chunk has the chunk's id as its content hash (both
+    // are blake3 under the same key): it is hashed once, not twice.
+    let mut single_chunk: Option<ChunkId> = None;
+    let one_region = regions.len() == 1 && regions[0].0 == 0;
+    for (start, len) in regions {
         if start > offset {
             add_hole(&mut extents, &mut hasher, start - offset);
             offset = start;
@@ -893,10 +969,14 @@ fn read_file(
         if let Err(e) = f.seek(SeekFrom::Start(start)) {
             return fail(format!("cannot read: {e}"));
         }
-        let region = f.take(len);
-        let mut emit = |data: Vec<u8>| -> std::result::Result<(), String> {
-            let id = repo.chunk_id(&data);
-            hasher.update(&data);
+        let mut region = f.take(len);
+        let mut emit = |data: &[u8], whole: bool| -> std::result::Result<(), String> {
+            let id = repo.chunk_id(data);
+            if whole {
+                single_chunk = Some(id);
+            } else {
+                hasher.update(data);
+            }
             let n = data.len() as u64;
             offset += n;
             stats.bytes_read.fetch_add(n, Ordering::Relaxed);
@@ -906,8 +986,9 @@ fn read_file(
                 Ok(true) => {
                     stats.chunks_new.fetch_add(1, Ordering::Relaxed);
                     stats.bytes_new.fetch_add(n, Ordering::Relaxed);
-                    chunk_tx.send((id, data)).map_err(|_| {
+                    packer.add(id, data).map_err(|e| {
                         repo.release(&[id]);
+                        abort.set(e.into());
                         "backup aborted".to_string()
                     })
                 }
@@ -916,49 +997,42 @@ fn read_file(
             }
         };
         let res = if small {
-            let mut buf = Vec::with_capacity(before.size() as usize);
-            match region
-                .take(u64::from(repo.config().chunker.min))
-                .read_to_end(&mut buf)
-            {
+            window.clear();
+            match (&mut region).take(min as u64).read_to_end(window) {
                 Ok(0) => Ok(()),
-                Ok(_) => emit(buf),
+                Ok(n) => emit(&window[..n], one_region && n as u64 == before.size),
                 Err(e) => Err(format!("cannot read: {e}")),
             }
         } else {
-            let mut r = Ok(());
-            for chunk in repo.chunker().stream(region) {
+            let mut emit_all = |c: &[u8]| {
                 if abort.is_set() {
-                    break;
+                    return Err(ReadFail("backup aborted".into()));
                 }
-                r = match chunk {
-                    Ok(c) => emit(c),
-                    Err(e) => Err(format!("cannot read: {e}")),
-                };
-                if r.is_err() {
-                    break;
-                }
-            }
-            r
+                emit(c, false).map_err(ReadFail)
+            };
+            repo.chunker()
+                .for_each_chunk(region, window, &mut emit_all)
+                .map_err(|ReadFail(e)| e)
         };
         if let Err(e) = res {
             return fail(e);
         }
     }
-    if offset < before.size() {
+    if offset < before.size {
         // A trailing hole (or a file that shrank: caught below).
         let after_size = file.metadata().map(|m| m.size()).unwrap_or(0);
-        if after_size == before.size() {
-            add_hole(&mut extents, &mut hasher, before.size() - offset);
-            offset = before.size();
+        if after_size == before.size {
+            add_hole(&mut extents, &mut hasher, before.size - offset);
+            offset = before.size;
         }
     }
-    match file.metadata() {
-        Ok(after) if content_changed(&before, &after) || offset != after.size() => {
+    let earlier = warning.take();
+    match file.metadata().map(|m| Stat::from(&m)) {
+        Ok(after) if content_changed(&before, &after) || offset != after.size => {
             warning = Some(format!(
                 "{}: changed while being read; the copy may be inconsistent (read {offset} bytes, size now {})",
                 path.display(),
-                after.size()
+                after.size
             ));
         }
         Ok(_) => {}
@@ -969,13 +1043,21 @@ fn read_file(
             ))
         }
     }
+    // Both problems are reported when there are two.
+    warning = match (earlier, warning) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     entry.size = offset;
-    entry.mtime_s = before.mtime();
-    entry.mtime_ns = before.mtime_nsec() as u32;
-    entry.ctime_s = before.ctime();
-    entry.ctime_ns = before.ctime_nsec() as u32;
+    entry.mtime_s = before.mtime;
+    entry.mtime_ns = before.mtime_ns as u32;
+    entry.ctime_s = before.ctime;
+    entry.ctime_ns = before.ctime_ns as u32;
     entry.extents = extents;
-    entry.content_hash = *hasher.finalize().as_bytes();
+    entry.content_hash = match single_chunk {
+        Some(id) => id.0,
+        None => *hasher.finalize().as_bytes(),
+    };
     stats.files_read.fetch_add(1, Ordering::Relaxed);
     Progress::add(&progress.files, 1);
     Done {

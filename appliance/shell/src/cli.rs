@@ -65,8 +65,10 @@ enum Cmd {
         /// zstd compression level (1 to 19).
         #[arg(long, default_value_t = 3)]
         compression_level: i32,
-        /// Argon2id memory in KiB (default 65536; lower only for tests).
-        #[arg(long, hide = true)]
+        /// Argon2id memory in KiB for sealing the master key (default 19456,
+        /// with 4 passes); more makes passphrase guessing dearer and every
+        /// command that unlocks the store use that much more memory.
+        #[arg(long)]
         kdf_memory_kib: Option<u32>,
     },
     /// Back up a directory as a snapshot of an asset.

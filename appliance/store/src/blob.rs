@@ -8,7 +8,10 @@
 //!
 //! Contract: [`BlobStore::put`] is atomic and durable (a reader sees the whole
 //! object or none of it, also after a crash) and never replaces an existing
-//! object: sealed objects are immutable.
+//! object: sealed objects are immutable. [`BlobStore::create`] writes an
+//! object in pieces under the same contract: it appears only on
+//! [`ObjectWriter::commit`], so a container never has to be held whole in
+//! memory.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -35,6 +38,80 @@ pub trait BlobStore: Send + Sync {
     fn delete(&self, key: &str) -> Result<()>;
     /// Where the store lives, for messages.
     fn describe(&self) -> String;
+    /// Reads an object from its start as a stream (the default reads it
+    /// whole first).
+    fn reader<'a>(&'a self, key: &str) -> Result<Box<dyn Read + Send + 'a>> {
+        Ok(Box::new(io::Cursor::new(self.get(key)?)))
+    }
+    /// Starts a new object that is written in pieces and appears, atomically
+    /// and durably, on [`ObjectWriter::commit`]; dropped uncommitted it
+    /// leaves nothing. The default buffers the pieces and calls `put`.
+    fn create<'a>(&'a self, key: &str) -> Result<Box<dyn ObjectWriter + 'a>> {
+        check_key(key)?;
+        Ok(Box::new(Buffered {
+            store: self,
+            key: key.to_string(),
+            buf: Vec::new(),
+        }))
+    }
+}
+
+/// A new object being written; see [`BlobStore::create`].
+pub trait ObjectWriter: Send {
+    /// Appends bytes.
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Makes the object exist, whole; fails with [`Error::AlreadyExists`]
+    /// if meanwhile another object took its key.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+struct Buffered<'a, S: BlobStore + ?Sized> {
+    store: &'a S,
+    key: String,
+    buf: Vec<u8>,
+}
+
+impl<S: BlobStore + ?Sized> ObjectWriter for Buffered<'_, S> {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.store.put(&self.key, &self.buf)
+    }
+}
+
+/// A [`DirStore`] object being written: a file under `tmp/`, linked to its
+/// key on commit, removed if never committed.
+struct DirWriter<'a> {
+    store: &'a DirStore,
+    key: String,
+    dest: PathBuf,
+    tmp: PathBuf,
+    file: File,
+}
+
+impl ObjectWriter for DirWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all(data)
+            .map_err(|e| Error::io("write", &self.tmp, e))
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("sync", &self.tmp, e))?;
+        self.store.publish(&self.key, &self.tmp, &self.dest)
+    }
+}
+
+impl Drop for DirWriter<'_> {
+    fn drop(&mut self) {
+        // Committed or not, the temporary name goes (a committed object
+        // lives on under its key through the hard link).
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 fn check_key(key: &str) -> Result<()> {
@@ -105,8 +182,29 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
-impl BlobStore for DirStore {
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+impl DirStore {
+    /// Gives a written and synced temporary file its key.
+    fn publish(&self, key: &str, tmp: &Path, dest: &Path) -> Result<()> {
+        let parent = dest.parent().unwrap_or(&self.root);
+        if !parent.exists() {
+            fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+            // New folders must themselves survive a power cut (keys are
+            // at most two levels deep: `data/ab/…`).
+            sync_dir(parent.parent().unwrap_or(&self.root))?;
+            sync_dir(&self.root)?;
+        }
+        // link(2) fails if the destination exists: no object is ever replaced.
+        fs::hard_link(tmp, dest).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::AlreadyExists { key: key.into() }
+            } else {
+                Error::io("link", dest, e)
+            }
+        })?;
+        sync_dir(parent)
+    }
+
+    fn writer(&self, key: &str) -> Result<DirWriter<'_>> {
         let dest = self.path(key)?;
         if dest.exists() {
             return Err(Error::AlreadyExists { key: key.into() });
@@ -116,34 +214,36 @@ impl BlobStore for DirStore {
         let mut nonce = [0u8; 8];
         coffer_keys::random_bytes(&mut nonce)?;
         let tmp = tmp_dir.join(format!("{}-{}", std::process::id(), hex::encode(nonce)));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| Error::io("create", &tmp, e))?;
-            f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
-            f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-            let parent = dest.parent().unwrap_or(&self.root);
-            if !parent.exists() {
-                fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-                // New folders must themselves survive a power cut (keys are
-                // at most two levels deep: `data/ab/…`).
-                sync_dir(parent.parent().unwrap_or(&self.root))?;
-                sync_dir(&self.root)?;
-            }
-            // link(2) fails if the destination exists: no object is ever replaced.
-            fs::hard_link(&tmp, &dest).map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Error::AlreadyExists { key: key.into() }
-                } else {
-                    Error::io("link", &dest, e)
-                }
-            })?;
-            sync_dir(parent)
-        })();
-        let _ = fs::remove_file(&tmp);
-        result
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        Ok(DirWriter {
+            store: self,
+            key: key.to_string(),
+            dest,
+            tmp,
+            file,
+        })
+    }
+}
+
+impl BlobStore for DirStore {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let mut w = Box::new(self.writer(key)?);
+        w.write(data)?;
+        w.commit()
+    }
+
+    fn create<'a>(&'a self, key: &str) -> Result<Box<dyn ObjectWriter + 'a>> {
+        Ok(Box::new(self.writer(key)?))
+    }
+
+    fn reader<'a>(&'a self, key: &str) -> Result<Box<dyn Read + Send + 'a>> {
+        let p = self.path(key)?;
+        let f = File::open(&p).map_err(|e| Error::from_io_get(key, &p, e))?;
+        Ok(Box::new(io::BufReader::with_capacity(1 << 20, f)))
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
@@ -367,6 +467,44 @@ mod tests {
     #[test]
     fn mem_store_meets_the_contract() {
         contract(&MemStore::new());
+        written_in_pieces(&MemStore::new());
+    }
+
+    /// Objects written in pieces appear whole on commit, never before, and
+    /// never replace an object.
+    fn written_in_pieces(s: &dyn BlobStore) {
+        let mut w = s.create("data/cd/cde").unwrap();
+        w.write(b"hello ").unwrap();
+        w.write(b"world").unwrap();
+        assert!(matches!(s.get("data/cd/cde"), Err(Error::NotFound { .. })));
+        w.commit().unwrap();
+        assert_eq!(s.get("data/cd/cde").unwrap(), b"hello world");
+        let mut r = Vec::new();
+        s.reader("data/cd/cde")
+            .unwrap()
+            .read_to_end(&mut r)
+            .unwrap();
+        assert_eq!(r, b"hello world");
+        // abandoned: nothing appears
+        let mut w = s.create("data/cd/gone").unwrap();
+        w.write(b"half").unwrap();
+        drop(w);
+        assert!(matches!(s.get("data/cd/gone"), Err(Error::NotFound { .. })));
+        // an object created meanwhile wins; the late writer fails
+        let mut w = s.create("data/cd/race").unwrap();
+        w.write(b"late").unwrap();
+        s.put("data/cd/race", b"first").unwrap();
+        assert!(matches!(w.commit(), Err(Error::AlreadyExists { .. })));
+        assert_eq!(s.get("data/cd/race").unwrap(), b"first");
+        assert!(s.create("../escape").is_err());
+    }
+
+    #[test]
+    fn dir_store_writes_in_pieces_without_leftovers() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DirStore::new(d.path());
+        written_in_pieces(&s);
+        assert_eq!(fs::read_dir(d.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]

@@ -88,6 +88,49 @@ impl Chunker {
         .map(|r| r.map(|c| c.data).map_err(std::io::Error::from))
     }
 
+    /// Chunks `source` through `window` (a buffer the caller keeps and
+    /// reuses; it grows to max + min bytes), calling `f` with each chunk in
+    /// order. The cuts are the same as [`Chunker::stream`]'s: the window
+    /// always holds a whole chunk and the start of the next, so every cut
+    /// but the last is final. Stops at the first error of the reader or `f`.
+    pub fn for_each_chunk<R: Read, E: From<std::io::Error>>(
+        &self,
+        mut source: R,
+        window: &mut Vec<u8>,
+        mut f: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let cap = (self.params.max + self.params.min) as usize;
+        if window.len() < cap {
+            window.resize(cap, 0);
+        }
+        let (mut filled, mut eof) = (0usize, false);
+        loop {
+            while !eof && filled < cap {
+                match source.read(&mut window[filled..cap]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            let mut at = 0;
+            for len in self.cut(&window[..filled], eof) {
+                f(&window[at..at + len])?;
+                at += len;
+            }
+            if at == 0 {
+                // Cannot happen with validated parameters (a full window
+                // always yields a cut); never loop forever if it did.
+                return Err(std::io::Error::other("the chunker made no progress").into());
+            }
+            window.copy_within(at..filled, 0);
+            filled -= at;
+        }
+    }
+
     /// Cut points of an in-memory buffer: the lengths of its chunks. When
     /// `last` is false the final piece is left out (its boundary may depend
     /// on data that follows).
@@ -125,6 +168,24 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn windowed_chunking_cuts_where_the_stream_does() {
+        let c = Chunker::new(SMALL, 99).unwrap();
+        for (len, seed) in [(0usize, 1u64), (100, 2), (300_000, 3), (1_000_003, 4)] {
+            let d = data(len, seed);
+            let streamed: Vec<Vec<u8>> = c.stream(&d[..]).map(|r| r.unwrap()).collect();
+            let mut window = Vec::new();
+            let mut windowed = Vec::new();
+            c.for_each_chunk(&d[..], &mut window, |ch| -> std::io::Result<()> {
+                windowed.push(ch.to_vec());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(windowed, streamed, "len {len}");
+            assert!(window.len() <= (SMALL.max + SMALL.min) as usize);
+        }
     }
 
     const SMALL: ChunkerParams = ChunkerParams {

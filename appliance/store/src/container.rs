@@ -12,7 +12,7 @@
 //! table uses `u64::MAX` and the index copy `u64::MAX - 1`. A container holds
 //! at most `u32::MAX` records, so no nonce repeats under a key.
 
-use coffer_keys::{MasterKey, ObjectKey, TAG_LEN};
+use coffer_keys::{MasterKey, ObjectKey, RecordSealer, TAG_LEN};
 use coffer_types::{ChunkId, ContainerId, StoreId};
 
 use crate::format::{MAX_CHUNK, Reader, Writer, magic};
@@ -113,23 +113,55 @@ fn decode_table(plain: &[u8], data_end: u64) -> Result<Vec<TableEntry>> {
     Ok(out)
 }
 
-/// The zstd frame of a chunk, or `None` when compression does not shrink it
-/// (the chunk is then stored as it is, without a copy).
-pub fn compress(raw: &[u8], level: i32) -> Result<Option<Vec<u8>>> {
-    let z = zstd::bulk::compress(raw, level)
-        .map_err(|e| Error::Codec(format!("zstd compress: {e}")))?;
-    Ok((z.len() < raw.len()).then_some(z))
+/// A reusable zstd context: creating one per chunk costs more than
+/// compressing a small chunk.
+pub struct Compressor {
+    ctx: zstd::bulk::Compressor<'static>,
+    buf: Vec<u8>,
 }
 
-/// Builds one container in memory. Chunks are compressed and encrypted as
-/// they are added; [`ContainerBuilder::seal`] appends the table and trailer.
+impl Compressor {
+    /// A context at `level`.
+    pub fn new(level: i32) -> Result<Compressor> {
+        Ok(Compressor {
+            ctx: zstd::bulk::Compressor::new(level)
+                .map_err(|e| Error::Codec(format!("zstd context: {e}")))?,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The zstd frame of a chunk, or `None` when compression does not shrink
+    /// it (the chunk is then stored as it is). The frame borrows the context's
+    /// buffer until the next call.
+    pub fn compress(&mut self, raw: &[u8]) -> Result<Option<&[u8]>> {
+        self.buf.clear();
+        self.buf.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.ctx
+            .compress_to_buffer(raw, &mut self.buf)
+            .map_err(|e| Error::Codec(format!("zstd compress: {e}")))?;
+        Ok((self.buf.len() < raw.len()).then_some(&self.buf[..]))
+    }
+}
+
+/// Builds one container. Chunks are compressed and encrypted as they are
+/// added; [`ContainerBuilder::drain`] hands the bytes so far to a writer (so
+/// a container is never held whole), and [`ContainerBuilder::seal`] appends
+/// the table and trailer. The trailer's hash runs over everything, drained
+/// or not.
 pub struct ContainerBuilder {
     id: ContainerId,
     key: ObjectKey,
+    header: Vec<u8>,
+    /// Bytes not yet drained.
     buf: Vec<u8>,
+    /// Bytes drained so far (they come before `buf`).
+    drained: u64,
+    /// blake3 over the drained bytes.
+    hasher: blake3::Hasher,
     entries: Vec<TableEntry>,
     generation: u32,
-    zstd_level: i32,
+    sealer: RecordSealer,
+    zstd: Compressor,
 }
 
 /// A sealed container, ready to be stored.
@@ -137,8 +169,10 @@ pub struct ContainerBuilder {
 pub struct SealedContainer {
     /// Its id.
     pub id: ContainerId,
-    /// Its bytes.
+    /// Its bytes after those drained: all of them if nothing was drained.
     pub bytes: Vec<u8>,
+    /// Its whole length.
+    pub len: u64,
     /// Its chunk table.
     pub entries: Vec<TableEntry>,
     /// blake3 of `bytes[..len - 40]`, as in the trailer.
@@ -158,15 +192,21 @@ impl ContainerBuilder {
         let mut id = [0u8; 16];
         coffer_keys::random_bytes(&mut id)?;
         let id = ContainerId(id);
-        let mut buf = Vec::with_capacity(capacity + capacity / 8);
-        buf.extend_from_slice(&header(store, &id, master.generation()));
+        let mut buf = Vec::with_capacity(capacity);
+        let header = header(store, &id, master.generation());
+        buf.extend_from_slice(&header);
+        let key = master.container_key(&id);
         Ok(ContainerBuilder {
-            key: master.container_key(&id),
+            sealer: key.sealer(),
+            key,
             id,
+            header,
             buf,
+            drained: 0,
+            hasher: blake3::Hasher::new(),
             entries: Vec::new(),
             generation: master.generation(),
-            zstd_level,
+            zstd: Compressor::new(zstd_level)?,
         })
     }
 
@@ -175,9 +215,32 @@ impl ContainerBuilder {
         self.entries.iter().map(|e| e.id).collect()
     }
 
-    /// Bytes so far.
+    /// Its id.
+    pub fn id(&self) -> ContainerId {
+        self.id
+    }
+
+    /// Bytes so far, drained or not.
     pub fn len(&self) -> usize {
+        self.drained as usize + self.buf.len()
+    }
+
+    /// Bytes added since the last drain.
+    pub fn pending(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Hands the bytes added since the last drain to `out`. If `out` fails
+    /// the container is lost (its caller abandons it).
+    pub fn drain(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.hasher.update(&self.buf);
+        out(&self.buf)?;
+        self.drained += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
     }
 
     /// Whether no chunk was added yet.
@@ -196,57 +259,66 @@ impl ContainerBuilder {
                     raw.len()
                 ))
             })?;
-        match compress(raw, self.zstd_level)? {
-            Some(z) => self.append(id, raw_len, &z, FLAG_ZSTD),
-            None => self.append(id, raw_len, raw, 0),
-        }
-    }
-
-    /// Encrypts and appends one record.
-    fn append(&mut self, id: ChunkId, raw_len: u32, payload: &[u8], flags: u8) -> Result<u32> {
         let index = self.entries.len() as u64;
         if index >= u64::from(u32::MAX) {
             return Err(Error::Codec("container record limit reached".into()));
         }
-        let ct = self.key.encrypt(index, &id.0, payload)?;
-        let stored_len = ct.len() as u32;
+        // The record is compressed, then encrypted in place at the end of
+        // the container buffer: no per-record allocation or copy.
+        let start = self.buf.len();
+        let flags = match self.zstd.compress(raw)? {
+            Some(z) => {
+                self.buf.extend_from_slice(z);
+                FLAG_ZSTD
+            }
+            None => {
+                self.buf.extend_from_slice(raw);
+                0
+            }
+        };
+        if let Err(e) = self.sealer.seal_tail(index, &id.0, &mut self.buf, start) {
+            self.buf.truncate(start);
+            return Err(e.into());
+        }
+        let stored_len = (self.buf.len() - start) as u32;
         self.entries.push(TableEntry {
             id,
-            offset: self.buf.len() as u64,
+            offset: self.drained + start as u64,
             stored_len,
             raw_len,
             flags,
         });
-        self.buf.extend_from_slice(&ct);
         Ok(stored_len)
     }
 
     /// Seals the container: appends the encrypted table and the trailer.
     pub fn seal(mut self) -> Result<SealedContainer> {
         let table_plain = encode_table(&self.entries);
-        let aad = self.buf[..HEADER_LEN].to_vec();
-        let table_ct = self.key.encrypt(TABLE_NONCE, &aad, &table_plain)?;
-        let table_offset = self.buf.len() as u64;
+        let table_ct = self.key.encrypt(TABLE_NONCE, &self.header, &table_plain)?;
+        let table_offset = self.len() as u64;
         self.buf.extend_from_slice(&table_ct);
         let mut w = Writer::new();
         w.u64(table_offset);
         w.u32(table_ct.len() as u32);
         w.u32(self.entries.len() as u32);
         self.buf.extend_from_slice(&w.buf);
-        let hash = *blake3::hash(&self.buf).as_bytes();
+        self.hasher.update(&self.buf);
+        let hash = *self.hasher.finalize().as_bytes();
         self.buf.extend_from_slice(&hash);
         self.buf.extend_from_slice(&magic::CONTAINER_END_V1);
+        let len = self.len() as u64;
 
         let index_object = index_bytes(
             &self.key,
             self.generation,
             &self.id,
-            self.buf.len() as u64,
+            len,
             &hash,
             &table_plain,
         )?;
         Ok(SealedContainer {
             id: self.id,
+            len,
             bytes: self.buf,
             entries: self.entries,
             hash,
@@ -347,9 +419,20 @@ pub fn open_table(
             what: format!("container {}", info.id),
             reason: "its table lies outside the bytes given".into(),
         })?;
+    open_table_parts(master, &bytes[..HEADER_LEN], table_ct, info)
+}
+
+/// Decrypts a container's table from its header and encrypted table alone
+/// (read on their own, without the records between them).
+pub fn open_table_parts(
+    master: &MasterKey,
+    header: &[u8],
+    table_ct: &[u8],
+    info: &ContainerInfo,
+) -> Result<Vec<TableEntry>> {
     let key = master.container_key(&info.id);
     let plain = key
-        .decrypt(TABLE_NONCE, &bytes[..HEADER_LEN], table_ct)
+        .decrypt(TABLE_NONCE, header, table_ct)
         .map_err(|_| Error::Corrupt {
             what: format!("container {}", info.id),
             reason: "its table fails authentication (damaged, or not this store's key)".into(),
@@ -430,9 +513,23 @@ pub fn open_record(key: &ObjectKey, index: u64, e: &TableEntry, record: &[u8]) -
             reason: "fails authentication (bit rot or tampering)".into(),
         })?;
     let raw = if e.flags & FLAG_ZSTD != 0 {
-        zstd::bulk::decompress(&payload, e.raw_len as usize).map_err(|err| Error::Corrupt {
+        // One decompression context per thread: creating one per chunk
+        // costs more than decompressing a small chunk.
+        thread_local! {
+            static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let corrupt = |err: std::io::Error| Error::Corrupt {
             what: format!("chunk {}", e.id),
             reason: format!("does not decompress: {err}"),
+        };
+        DCTX.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let d = match slot.as_mut() {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new().map_err(corrupt)?),
+            };
+            d.decompress(&payload, e.raw_len as usize).map_err(corrupt)
         })?
     } else {
         payload
@@ -491,6 +588,43 @@ mod tests {
 
     fn master() -> MasterKey {
         MasterKey::from_bytes_for_fixtures([3; 32], 1)
+    }
+
+    #[test]
+    fn a_drained_container_is_the_same_container() {
+        let m = master();
+        let store = StoreId([9; 16]);
+        let ids = m.chunk_id_hasher();
+        let mut b = ContainerBuilder::new(&m, &store, 3, 1 << 10).unwrap();
+        let mut out = Vec::new();
+        let chunks: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| (0..3000 + i * 97).map(|j| (j * (i + 3)) as u8).collect())
+            .collect();
+        for (n, c) in chunks.iter().enumerate() {
+            b.add(ids.id(c), c).unwrap();
+            if n % 7 == 3 {
+                b.drain(&mut |bytes| {
+                    out.extend_from_slice(bytes);
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(b.pending(), 0);
+            }
+        }
+        let sealed = b.seal().unwrap();
+        out.extend_from_slice(&sealed.bytes);
+        assert_eq!(out.len() as u64, sealed.len);
+        let info = check_container(&out).unwrap();
+        assert_eq!(info.hash, sealed.hash);
+        let table = open_table(&m, &out, &info).unwrap();
+        assert_eq!(table, sealed.entries);
+        let key = m.container_key(&sealed.id);
+        for (i, (e, c)) in table.iter().zip(&chunks).enumerate() {
+            let rec = &out[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
+            assert_eq!(&open_record(&key, i as u64, e, rec).unwrap(), c);
+        }
+        let idx = IndexObject::parse(&sealed.index_object).unwrap();
+        assert_eq!(idx.container_len, sealed.len);
     }
 
     #[test]

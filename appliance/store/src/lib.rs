@@ -27,7 +27,7 @@ pub mod manifest;
 mod repo;
 pub mod snapshot;
 
-pub use blob::{BlobStore, DirStore, MemStore};
+pub use blob::{BlobStore, DirStore, MemStore, ObjectWriter};
 pub use chunker::{Chunker, ChunkerParams};
 pub use manifest::{Entry, EntryKind, Extent};
 pub use repo::{

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, RwLock};
 
 use coffer_keys::{ChunkIdKey, KdfParams, MasterKey, Passphrase};
-use coffer_types::{ChunkId, ContainerId, SnapshotId, StoreId};
+use coffer_types::{ChunkId, ContainerId, IdMap, IdSet, SnapshotId, StoreId};
 
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::container::{
@@ -15,7 +15,7 @@ use crate::container::{
 use crate::format::{FORMAT_VERSION, Reader, Writer, magic};
 use crate::manifest::{Entry, ManifestDecoder, end_record, stream_header};
 use crate::snapshot::{SnapshotRecord, record_key};
-use crate::{BlobStore, Error, Result};
+use crate::{BlobStore, Error, ObjectWriter, Result};
 
 const CONFIG_KEY: &str = "config";
 const CONFIG_LEN: usize = 80;
@@ -126,46 +126,98 @@ pub struct ChunkLoc {
     pub entry: TableEntry,
 }
 
+/// A chunk's location as the index keeps it: 24 bytes beside its 32-byte
+/// id, which is the map's key and not repeated (the index is the one
+/// structure that grows with the store; see docs/performance.md).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The container's number in [`Index::ids`].
+    container: u32,
+    index: u32,
+    /// Containers are at most 1 GiB plus one chunk, so offsets fit.
+    offset: u32,
+    stored_len: u32,
+    raw_len: u32,
+    flags: u8,
+}
+
 #[derive(Debug, Default)]
 struct Index {
+    /// Every container the index knows, by number.
+    ids: Vec<ContainerId>,
+    numbers: IdMap<ContainerId, u32>,
     /// The first location of every chunk.
-    chunks: HashMap<ChunkId, ChunkLoc>,
+    chunks: IdMap<ChunkId, Slot>,
     /// Further copies of a chunk (a chunk stored again because its first
     /// container went bad): rare, so kept apart from the main map.
-    spares: HashMap<ChunkId, Vec<ChunkLoc>>,
+    spares: IdMap<ChunkId, Vec<Slot>>,
     /// Containers that are missing, of the wrong size, or found damaged by a
     /// verification: their chunks are known but not used for dedup or reads.
-    bad: HashMap<ContainerId, String>,
-    containers: HashSet<ContainerId>,
+    bad: IdMap<ContainerId, String>,
 }
 
 impl Index {
+    fn number(&mut self, container: ContainerId) -> u32 {
+        let next = self.ids.len() as u32;
+        let n = *self.numbers.entry(container).or_insert(next);
+        if n == next {
+            self.ids.push(container);
+        }
+        n
+    }
+
     fn add(&mut self, container: ContainerId, entries: &[TableEntry]) {
-        self.containers.insert(container);
+        let n = self.number(container);
+        self.chunks.reserve(entries.len());
         for (i, e) in entries.iter().enumerate() {
-            let loc = ChunkLoc {
-                container,
+            let Ok(offset) = u32::try_from(e.offset) else {
+                // No container Coffer writes is this large: the table lies.
+                self.bad
+                    .entry(container)
+                    .or_insert_with(|| format!("chunk {} lies beyond 4 GiB", e.id));
+                continue;
+            };
+            let slot = Slot {
+                container: n,
                 index: i as u32,
-                entry: *e,
+                offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+                flags: e.flags,
             };
             match self.chunks.entry(e.id) {
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(loc);
+                    v.insert(slot);
                 }
                 std::collections::hash_map::Entry::Occupied(_) => {
-                    self.spares.entry(e.id).or_default().push(loc);
+                    self.spares.entry(e.id).or_default().push(slot);
                 }
             }
         }
     }
 
+    fn loc(&self, id: &ChunkId, s: &Slot) -> ChunkLoc {
+        ChunkLoc {
+            container: self.ids[s.container as usize],
+            index: s.index,
+            entry: TableEntry {
+                id: *id,
+                offset: u64::from(s.offset),
+                stored_len: s.stored_len,
+                raw_len: s.raw_len,
+                flags: s.flags,
+            },
+        }
+    }
+
     /// A location of `id` in a container that is not bad.
-    fn usable(&self, id: &ChunkId) -> Option<&ChunkLoc> {
-        let good = |l: &&ChunkLoc| !self.bad.contains_key(&l.container);
+    fn usable(&self, id: &ChunkId) -> Option<ChunkLoc> {
+        let good = |s: &&Slot| !self.bad.contains_key(&self.ids[s.container as usize]);
         self.chunks
             .get(id)
             .filter(good)
             .or_else(|| self.spares.get(id)?.iter().find(good))
+            .map(|s| self.loc(id, s))
     }
 }
 
@@ -178,7 +230,7 @@ pub struct Repo {
     chunker: Chunker,
     manifest_chunker: Chunker,
     index: RwLock<Index>,
-    pending: Mutex<HashSet<ChunkId>>,
+    pending: Mutex<IdSet<ChunkId>>,
 }
 
 fn lock_err<T>(_: T) -> Error {
@@ -244,7 +296,7 @@ impl Repo {
             config,
             master,
             index: RwLock::new(Index::default()),
-            pending: Mutex::new(HashSet::new()),
+            pending: Mutex::new(IdSet::default()),
         };
         repo.load_index()?;
         Ok(repo)
@@ -283,8 +335,22 @@ impl Repo {
         let data: HashMap<ContainerId, String> =
             list_data(self.blobs.as_ref())?.into_iter().collect();
         let mut indexed = HashSet::new();
-        for (id, key) in list_index(self.blobs.as_ref())? {
-            let parsed = self.blobs.get(&key).and_then(|b| IndexObject::parse(&b));
+        // Index objects are read first so the map is sized once: growing
+        // it by doubling would briefly hold two copies.
+        let objects: Vec<_> = list_index(self.blobs.as_ref())?
+            .into_iter()
+            .map(|(id, key)| (id, self.blobs.get(&key)))
+            .collect();
+        let estimate: usize = objects
+            .iter()
+            .map(|(_, b)| {
+                b.as_ref()
+                    .map_or(0, |b| b.len() / container::TABLE_ENTRY_LEN)
+            })
+            .sum();
+        idx.chunks.reserve(estimate);
+        for (id, bytes) in objects {
+            let parsed = bytes.and_then(|b| IndexObject::parse(&b));
             let obj = match parsed.and_then(|o| o.open(&self.master).map(|t| (o, t))) {
                 Ok(x) => x,
                 Err(e) => {
@@ -334,7 +400,7 @@ impl Repo {
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, "container unreadable; its chunks are not used");
                     idx.bad.insert(*id, e.to_string());
-                    idx.containers.insert(*id);
+                    idx.number(*id);
                 }
             }
         }
@@ -369,7 +435,7 @@ impl Repo {
 
     /// Where a chunk is (usable containers only).
     pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLoc>> {
-        Ok(self.index.read().map_err(lock_err)?.usable(id).copied())
+        Ok(self.index.read().map_err(lock_err)?.usable(id))
     }
 
     /// Marks containers as damaged (a verification found them so): their
@@ -386,19 +452,19 @@ impl Repo {
     /// Containers not used for dedup or reads (missing, of the wrong size,
     /// or marked bad), with the reason.
     pub fn bad_containers(&self) -> Result<HashMap<ContainerId, String>> {
-        Ok(self.index.read().map_err(lock_err)?.bad.clone())
-    }
-
-    /// Every container the index knows.
-    pub fn container_ids(&self) -> Result<Vec<ContainerId>> {
         Ok(self
             .index
             .read()
             .map_err(lock_err)?
-            .containers
+            .bad
             .iter()
-            .copied()
+            .map(|(k, v)| (*k, v.clone()))
             .collect())
+    }
+
+    /// Every container the index knows.
+    pub fn container_ids(&self) -> Result<Vec<ContainerId>> {
+        Ok(self.index.read().map_err(lock_err)?.ids.clone())
     }
 
     /// A new container builder for this store.
@@ -407,14 +473,20 @@ impl Repo {
             &self.master,
             &self.config.store_id,
             self.config.zstd_level,
-            self.config.container_size as usize,
+            DRAIN_AT + (1 << 16),
         )
     }
 
-    /// Stores a sealed container and its index object, then makes its chunks
-    /// visible to dedup and reads.
-    pub fn commit(&self, sealed: SealedContainer) -> Result<()> {
-        self.blobs.put(&data_key(&sealed.id), &sealed.bytes)?;
+    /// Stores a sealed container, whose drained bytes went to `data` (the
+    /// writer of its data object), and its index object; then makes its
+    /// chunks visible to dedup and reads.
+    pub fn commit(
+        &self,
+        sealed: SealedContainer,
+        mut data: Box<dyn ObjectWriter + '_>,
+    ) -> Result<()> {
+        data.write(&sealed.bytes)?;
+        data.commit()?;
         match self.blobs.put(&index_key(&sealed.id), &sealed.index_object) {
             // Another process opening the store between our two writes
             // rebuilt the index object from the container: same bytes.
@@ -463,26 +535,86 @@ impl Repo {
 
     /// Reads a whole container and checks every record: hash, authentication,
     /// decompression and chunk id. Returns the problems found (empty = sound).
+    ///
+    /// The container is streamed, one record in memory at a time: its header,
+    /// trailer and table are read first, then every byte once in order, both
+    /// to re-hash the whole object against its trailer and to open each record.
     pub fn read_check_container(&self, id: &ContainerId) -> Result<Vec<String>> {
-        let bytes = match self.blobs.get(&data_key(id)) {
-            Ok(b) => b,
-            Err(Error::NotFound { .. }) => return Ok(vec!["container object is missing".into()]),
-            // An unreadable container (EIO, …) is a finding, not the end of the check.
-            Err(e) => return Ok(vec![e.to_string()]),
-        };
-        let table = match self.open_container(&bytes) {
-            Ok((_, t)) => t,
-            Err(e) => return Ok(vec![e.to_string()]),
-        };
-        let key = self.master.container_key(id);
+        match self.stream_check_container(id) {
+            Ok(problems) => Ok(problems),
+            Err(Error::NotFound { .. }) => Ok(vec!["container object is missing".into()]),
+            // An unreadable or malformed container (EIO, truncation, a bad
+            // table) is a finding, not the end of the check.
+            Err(e) => Ok(vec![e.to_string()]),
+        }
+    }
+
+    fn stream_check_container(&self, id: &ContainerId) -> Result<Vec<String>> {
+        let key = data_key(id);
+        let total = self.blobs.size(&key)?;
+        if total < (container::HEADER_LEN + container::TRAILER_LEN) as u64 {
+            return Err(Error::Corrupt {
+                what: format!("container {id}"),
+                reason: format!("only {total} bytes: truncated"),
+            });
+        }
+        let header = self
+            .blobs
+            .get_range(&key, 0, container::HEADER_LEN as u64)?;
+        let trailer = self.blobs.get_range(
+            &key,
+            total - container::TRAILER_LEN as u64,
+            container::TRAILER_LEN as u64,
+        )?;
+        let info = container::parse_container(&header, &trailer, total)?;
+        let table_ct = self
+            .blobs
+            .get_range(&key, info.table_offset, u64::from(info.table_len))?;
+        let table = container::open_table_parts(&self.master, &header, &table_ct, &info)?;
+        let ckey = self.master.container_key(id);
         let mut problems = Vec::new();
-        for (i, e) in table.iter().enumerate() {
-            let rec = &bytes[e.offset as usize..(e.offset + u64::from(e.stored_len)) as usize];
-            match container::open_record(&key, i as u64, e, rec) {
+        let mut r = self.blobs.reader(&key)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut pos = 0u64;
+        let mut buf = Vec::new();
+        // Reads the next `len` bytes into `buf` and the hash.
+        let mut next = |len: u64, buf: &mut Vec<u8>, pos: &mut u64| -> Result<()> {
+            buf.resize(len as usize, 0);
+            r.read_exact(buf).map_err(|e| Error::Truncated {
+                key: key.clone(),
+                detail: format!("reading {len} bytes at offset {pos}: {e}"),
+            })?;
+            hasher.update(buf);
+            *pos += len;
+            Ok(())
+        };
+        let mut order: Vec<(usize, &TableEntry)> = table.iter().enumerate().collect();
+        order.sort_by_key(|(_, e)| e.offset);
+        for (i, e) in order {
+            if e.offset < pos {
+                problems.push(format!("chunk {} overlaps the record before it", e.id));
+                continue;
+            }
+            // Bytes between records (none in a container Coffer wrote) still
+            // count for the hash; they are read in bounded pieces.
+            while pos < e.offset {
+                next((e.offset - pos).min(1 << 20), &mut buf, &mut pos)?;
+            }
+            next(u64::from(e.stored_len), &mut buf, &mut pos)?;
+            match container::open_record(&ckey, i as u64, e, &buf) {
                 Ok(raw) if self.ids.id(&raw) == e.id => {}
                 Ok(_) => problems.push(format!("chunk {} does not match its id", e.id)),
                 Err(err) => problems.push(err.to_string()),
             }
+        }
+        // The table and the trailer up to its hash.
+        while pos < total - 40 {
+            next((total - 40 - pos).min(1 << 20), &mut buf, &mut pos)?;
+        }
+        if hasher.finalize().as_bytes() != &info.hash {
+            problems.push(format!(
+                "container {id}: ciphertext hash mismatch (bit rot or modification)"
+            ));
         }
         Ok(problems)
     }
@@ -590,7 +722,8 @@ impl Read for ChunkStream<'_> {
 /// One per writer thread; chunks must have been [`Repo::claim`]ed.
 pub struct Packer<'a> {
     repo: &'a Repo,
-    open: Option<ContainerBuilder>,
+    /// The open container and the writer its bytes stream to.
+    open: Option<(ContainerBuilder, Box<dyn ObjectWriter + 'a>)>,
     /// Bytes written to containers so far.
     pub stored: u64,
 }
@@ -607,24 +740,36 @@ impl<'a> Packer<'a> {
 
     /// Adds a claimed chunk.
     pub fn add(&mut self, id: ChunkId, raw: &[u8]) -> Result<()> {
-        let b = match &mut self.open {
-            Some(b) => b,
-            None => self.open.insert(self.repo.new_container()?),
+        let (b, w) = match &mut self.open {
+            Some(open) => open,
+            None => {
+                let b = self.repo.new_container()?;
+                let w = self.repo.blobs.create(&data_key(&b.id()))?;
+                self.open.insert((b, w))
+            }
         };
         self.stored += u64::from(b.add(id, raw)?);
         if b.len() >= self.repo.config.container_size as usize {
-            self.flush()?;
+            return self.flush();
+        }
+        if b.pending() >= DRAIN_AT
+            && let Err(e) = b.drain(&mut |bytes| w.write(bytes))
+        {
+            if let Some((b, _)) = self.open.take() {
+                self.repo.release(&b.chunk_ids());
+            }
+            return Err(e);
         }
         Ok(())
     }
 
     /// Seals and commits the open container, if any.
     pub fn flush(&mut self) -> Result<()> {
-        if let Some(b) = self.open.take()
+        if let Some((b, w)) = self.open.take()
             && !b.is_empty()
         {
             let ids = b.chunk_ids();
-            if let Err(e) = b.seal().and_then(|sealed| self.repo.commit(sealed)) {
+            if let Err(e) = b.seal().and_then(|sealed| self.repo.commit(sealed, w)) {
                 self.repo.release(&ids);
                 return Err(e);
             }
@@ -636,11 +781,16 @@ impl<'a> Packer<'a> {
 impl Drop for Packer<'_> {
     /// Chunks in a container that was never sealed are released.
     fn drop(&mut self) {
-        if let Some(b) = self.open.take() {
+        if let Some((b, _)) = self.open.take() {
             self.repo.release(&b.chunk_ids());
         }
     }
 }
+
+/// A packer hands its open container's bytes to the store's writer every
+/// this many bytes, so memory per packer stays small whatever the
+/// container size.
+const DRAIN_AT: usize = 1 << 20;
 
 /// Writes a manifest stream as chunks.
 pub struct ManifestWriter<'a> {

@@ -93,6 +93,34 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// A hasher for ids that are already uniformly random: keyed blake3 chunk
+/// ids (nobody without the store's key can choose them) and random
+/// container or snapshot ids. It takes the id's first eight bytes as the
+/// hash instead of running SipHash over 32 bytes on every index lookup.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Arrays hash as a length then their bytes; only the bytes count.
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        b[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(b);
+    }
+    fn write_usize(&mut self, _len: usize) {}
+}
+
+/// `BuildHasher` of [`IdHasher`].
+pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+/// A map keyed by random ids.
+pub type IdMap<K, V> = std::collections::HashMap<K, V, IdHash>;
+/// A set of random ids.
+pub type IdSet<K> = std::collections::HashSet<K, IdHash>;
+
 /// A chunk id: the keyed blake3 hash of the chunk's plaintext.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkId(pub [u8; 32]);

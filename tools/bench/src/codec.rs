@@ -51,7 +51,8 @@ pub fn measure(root: &Path, max_bytes: u64) -> Result<Codec> {
         if total >= max_bytes {
             break;
         }
-        let data = std::fs::read(root.join(&rel)).with_context(|| format!("read {}", rel.display()))?;
+        let data =
+            std::fs::read(root.join(&rel)).with_context(|| format!("read {}", rel.display()))?;
         total += data.len() as u64;
         files.push(data);
     }

@@ -50,7 +50,13 @@ pub fn version_of(program: &Path, arg: &str) -> String {
         .arg(arg)
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -99,7 +105,11 @@ pub fn debian_tree(data: &Path, version: &str) -> Result<PathBuf> {
     sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
     let tarball = x.join(format!("usr/src/{PACKAGE}.tar.xz"));
     eprintln!("unpacking {}", tarball.display());
-    sh(Command::new("tar").arg("-xJf").arg(&tarball).arg("-C").arg(&dir))?;
+    sh(Command::new("tar")
+        .arg("-xJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir))?;
     if !tree.is_dir() {
         bail!("{} did not unpack to {}", tarball.display(), tree.display());
     }
@@ -174,6 +184,42 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     sh(Command::new("cp").arg("-a").arg(from).arg(to))
 }
 
+/// Mounts a tmpfs of `bytes` at `dir` (needs root); false if it cannot.
+pub fn mount_tmpfs(dir: &Path, bytes: u64) -> bool {
+    unmount(dir);
+    if fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!("size={bytes}"))
+        .arg("tmpfs")
+        .arg(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "cannot mount a tmpfs at {}; restoring to disk",
+            dir.display()
+        );
+    }
+    ok
+}
+
+/// Unmounts `dir` if something is mounted there.
+pub fn unmount(dir: &Path) {
+    let mounted = Command::new("mountpoint")
+        .arg("-q")
+        .arg(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if mounted {
+        let _ = Command::new("umount").arg(dir).status();
+    }
+}
+
 pub fn remove_tree(p: &Path) -> Result<()> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
@@ -237,7 +283,10 @@ pub fn mutate(root: &Path, seed: u64) -> Result<Mutation> {
     let mut m = Mutation::default();
     for &i in &idx[..n_mod as usize] {
         let p = root.join(&files[i]);
-        let f = OpenOptions::new().write(true).open(&p).with_context(|| format!("open {}", p.display()))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("open {}", p.display()))?;
         let len = f.metadata()?.len();
         let off = rng.below(len);
         let n = (len - off).clamp(1, 4096) as usize;
@@ -280,7 +329,10 @@ pub fn compare_trees(source: &Path, restored: &Path) -> Result<u64> {
         if na != nb {
             let missing: Vec<_> = na.difference(&nb).take(5).collect();
             let extra: Vec<_> = nb.difference(&na).take(5).collect();
-            bail!("{}: entries differ; missing {missing:?}, extra {extra:?}", b.display());
+            bail!(
+                "{}: entries differ; missing {missing:?}, extra {extra:?}",
+                b.display()
+            );
         }
         for name in na {
             let r = rel.join(&name);
@@ -349,7 +401,11 @@ mod tests {
             let dir = root.join(format!("d{d}"));
             fs::create_dir_all(&dir).unwrap();
             for f in 0..300 {
-                fs::write(dir.join(format!("f{f}")), format!("file {d}/{f}\n").repeat(f + 1)).unwrap();
+                fs::write(
+                    dir.join(format!("f{f}")),
+                    format!("file {d}/{f}\n").repeat(f + 1),
+                )
+                .unwrap();
             }
         }
         std::os::unix::fs::symlink("d0/f1", root.join("link")).unwrap();
@@ -364,7 +420,14 @@ mod tests {
         let ma = mutate(&a, 7).unwrap();
         let mb = mutate(&b, 7).unwrap();
         assert_eq!(ma, mb);
-        assert_eq!(ma, Mutation { modified: 15, added: 2, deleted: 2 });
+        assert_eq!(
+            ma,
+            Mutation {
+                modified: 15,
+                added: 2,
+                deleted: 2
+            }
+        );
         // Same seed, same result; and the result differs from the original.
         compare_trees(&a, &b).unwrap_or_else(|e| {
             // mtimes of modified files may differ by the second they were written
@@ -396,10 +459,20 @@ mod tests {
         assert!(e.contains("contents differ"), "{e}");
         copy_tree(&a, &b).unwrap();
         fs::set_permissions(b.join("d1/f1"), fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(compare_trees(&a, &b).unwrap_err().to_string().contains("mode differs"));
+        assert!(
+            compare_trees(&a, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("mode differs")
+        );
         copy_tree(&a, &b).unwrap();
         fs::remove_file(b.join("d4/f4")).unwrap();
-        assert!(compare_trees(&a, &b).unwrap_err().to_string().contains("missing"));
+        assert!(
+            compare_trees(&a, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("missing")
+        );
         fs::remove_dir_all(&t).unwrap();
     }
 }

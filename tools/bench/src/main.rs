@@ -30,7 +30,10 @@ use crate::report::{Record, Sizes, Step};
 use crate::tools::{Session, Tool};
 
 #[derive(Parser, Debug)]
-#[command(name = "coffer-bench", about = "Coffer against restic and borg, side by side")]
+#[command(
+    name = "coffer-bench",
+    about = "Coffer against restic and borg, side by side"
+)]
 struct Cli {
     /// Where data, repositories, logs and results go.
     #[arg(long, global = true, default_value = "target/bench")]
@@ -39,7 +42,12 @@ struct Cli {
     #[arg(long, global = true)]
     coffer: Option<PathBuf>,
     /// Tools to run, comma-separated.
-    #[arg(long, global = true, value_delimiter = ',', default_value = "coffer,restic,borg")]
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "coffer,restic,borg"
+    )]
     tools: Vec<String>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -115,11 +123,17 @@ fn real_main() -> Result<()> {
     let tools = cli
         .tools
         .iter()
-        .map(|t| Tool::parse(t).with_context(|| format!("unknown tool '{t}' (coffer, restic, borg)")))
+        .map(|t| {
+            Tool::parse(t).with_context(|| format!("unknown tool '{t}' (coffer, restic, borg)"))
+        })
         .collect::<Result<Vec<_>>>()?;
     std::fs::create_dir_all(&cli.workdir)?;
     let workdir = std::fs::canonicalize(&cli.workdir)?;
-    match cli.cmd.clone().unwrap_or(Cmd::Compare(CompareOpts::default())) {
+    match cli
+        .cmd
+        .clone()
+        .unwrap_or(Cmd::Compare(CompareOpts::default()))
+    {
         Cmd::Compare(opts) => {
             let coffer = coffer_binary(cli.coffer.as_deref())?;
             compare(&workdir, &coffer, &tools, &opts)
@@ -174,7 +188,10 @@ fn machine(workdir: &Path) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_default();
     let mem_kib: f64 = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
@@ -188,7 +205,9 @@ fn machine(workdir: &Path) -> Machine {
             .unwrap_or_default()
     };
     Machine {
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         cpu_model,
         mem_gib: mem_kib / 1024.0 / 1024.0,
         kernel: out(Command::new("uname").arg("-r")),
@@ -198,6 +217,7 @@ fn machine(workdir: &Path) -> Machine {
 
 #[derive(Serialize)]
 struct Report {
+    restore_on_tmpfs: bool,
     machine: Machine,
     versions: std::collections::BTreeMap<&'static str, String>,
     data: [(String, data::TreeSize); 2],
@@ -220,7 +240,10 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
         None => {
             let dd = workdir.join("data");
             std::fs::create_dir_all(&dd)?;
-            (data::debian_tree(&dd, &opts.versions[0])?, data::debian_tree(&dd, &opts.versions[1])?)
+            (
+                data::debian_tree(&dd, &opts.versions[0])?,
+                data::debian_tree(&dd, &opts.versions[1])?,
+            )
         }
     };
     let (size_a, size_b) = (data::tree_size(&a)?, data::tree_size(&b)?);
@@ -240,6 +263,11 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
 
     let runner = Runner::new(&workdir.join("logs"))?;
     let src = workdir.join("src");
+    // Restores land on a tmpfs: repeated creation and deletion of 80,000
+    // files makes ext4's inode allocator scan "recently deleted" inodes,
+    // which swamps the tools' own work (seen here: restore times ×10).
+    let restore_fs = workdir.join("restore-fs");
+    let restore_on_tmpfs = data::mount_tmpfs(&restore_fs, size_b.bytes * 2 + (1 << 30));
     let mut records = Vec::new();
     let mut sizes = Sizes::new();
     let mut mutation = data::Mutation::default();
@@ -252,41 +280,84 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
             data::copy_tree(&a, &src)?;
             let mut s = Session::new(tool, coffer, &dir);
             let mut rec = |step: Step, sample, bytes| {
-                records.push(Record { run, tool, step, sample, bytes });
+                records.push(Record {
+                    run,
+                    tool,
+                    step,
+                    sample,
+                    bytes,
+                });
             };
             let label = |step: Step| format!("{run}-{}-{}", tool.name(), step.label());
 
             rec(Step::Init, runner.run(&label(Step::Init), &s.init())?, 0);
             let c = s.backup(&src);
-            rec(Step::Full, runner.run(&label(Step::Full), &c)?, size_a.bytes);
+            rec(
+                Step::Full,
+                runner.run(&label(Step::Full), &c)?,
+                size_a.bytes,
+            );
             let c = s.backup(&src);
-            rec(Step::Unchanged, runner.run(&label(Step::Unchanged), &c)?, size_a.bytes);
+            rec(
+                Step::Unchanged,
+                runner.run(&label(Step::Unchanged), &c)?,
+                size_a.bytes,
+            );
             mutation = data::mutate(&src, opts.seed)?;
             let c = s.backup(&src);
-            rec(Step::Change1pct, runner.run(&label(Step::Change1pct), &c)?, size_a.bytes);
+            rec(
+                Step::Change1pct,
+                runner.run(&label(Step::Change1pct), &c)?,
+                size_a.bytes,
+            );
             data::copy_tree(&b, &src)?;
             let c = s.backup(&src);
-            rec(Step::Upgrade, runner.run(&label(Step::Upgrade), &c)?, size_b.bytes);
+            rec(
+                Step::Upgrade,
+                runner.run(&label(Step::Upgrade), &c)?,
+                size_b.bytes,
+            );
             let repo_bytes = data::dir_bytes(&s.repo)?;
-            sizes.entry((tool, "after 4 backups")).or_default().push(repo_bytes);
+            sizes
+                .entry((tool, "after 4 backups"))
+                .or_default()
+                .push(repo_bytes);
 
-            let target = dir.join("restore");
+            let target = restore_fs.join(tool.name());
             std::fs::create_dir_all(&target)?;
             let (c, landed) = s.restore(&src, &target);
-            rec(Step::Restore, runner.run(&label(Step::Restore), &c)?, size_b.bytes);
-            data::compare_trees(&src, &landed)
-                .with_context(|| format!("{} restored a tree that differs from the source", tool.name()))?;
+            rec(
+                Step::Restore,
+                runner.run(&label(Step::Restore), &c)?,
+                size_b.bytes,
+            );
+            data::compare_trees(&src, &landed).with_context(|| {
+                format!(
+                    "{} restored a tree that differs from the source",
+                    tool.name()
+                )
+            })?;
             data::remove_tree(&target)?;
 
-            rec(Step::Verify, runner.run(&label(Step::Verify), &s.verify())?, repo_bytes);
+            rec(
+                Step::Verify,
+                runner.run(&label(Step::Verify), &s.verify())?,
+                repo_bytes,
+            );
             if let Some(c) = s.retention() {
                 rec(Step::Retention, runner.run(&label(Step::Retention), &c)?, 0);
-                sizes.entry((tool, "after retention")).or_default().push(data::dir_bytes(&s.repo)?);
+                sizes
+                    .entry((tool, "after retention"))
+                    .or_default()
+                    .push(data::dir_bytes(&s.repo)?);
             }
             data::remove_tree(&dir)?;
         }
     }
     data::remove_tree(&src)?;
+    if restore_on_tmpfs {
+        data::unmount(&restore_fs);
+    }
 
     let meds = report::medians(&records);
     let table = report::table(&meds, &sizes);
@@ -298,7 +369,9 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
     if tools.contains(&Tool::Borg) {
         versions.insert("borg", data::version_of(Path::new("borg"), "--version"));
     }
-    let full = meds.iter().find(|m| m.tool == Tool::Coffer && m.step == Step::Full);
+    let full = meds
+        .iter()
+        .find(|m| m.tool == Tool::Coffer && m.step == Step::Full);
     let mut summary = String::new();
     summary.push_str(&format!(
         "machine: {} × {}, {:.0} GiB, Linux {}, {} ; {}\n",
@@ -327,17 +400,28 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
             100.0 * codec_limit_full_s / f.wall_s
         ));
     }
-    summary.push('\n');
+    summary.push_str(&format!(
+        "\nrestores into {}; repositories and sources on {}; warm page cache; sync before every step\n",
+        if restore_on_tmpfs { "tmpfs" } else { "the workdir's filesystem" },
+        m.filesystem
+    ));
     let rep = Report {
+        restore_on_tmpfs,
         machine: m,
         versions,
-        data: [(a.display().to_string(), size_a), (b.display().to_string(), size_b)],
+        data: [
+            (a.display().to_string(), size_a),
+            (b.display().to_string(), size_b),
+        ],
         mutation,
         runs: opts.runs,
         codec,
         codec_limit_full_s,
         medians: meds,
-        repo_sizes: sizes.iter().map(|((t, w), v)| (*t, *w, v.clone())).collect(),
+        repo_sizes: sizes
+            .iter()
+            .map(|((t, w), v)| (*t, *w, v.clone()))
+            .collect(),
         records,
     };
     let json = workdir.join("results.json");

@@ -67,7 +67,8 @@ pub fn helper_main(out: &Path, argv: &[OsString]) -> Result<()> {
         },
         code: status.code(),
     };
-    std::fs::write(out, serde_json::to_vec(&outcome)?).with_context(|| format!("write {}", out.display()))
+    std::fs::write(out, serde_json::to_vec(&outcome)?)
+        .with_context(|| format!("write {}", out.display()))
 }
 
 /// A command to measure.
@@ -150,8 +151,15 @@ impl Runner {
         let log = self.logs.join(format!("{n:04}-{slug}.log"));
         let out = self.logs.join(format!("{n:04}-{slug}.json"));
         let logf = File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        // Dirty pages of the step before are written back now, not during
+        // this command's measurement.
+        nix::unistd::sync();
         let mut c = Command::new(&self.exe);
-        c.arg("measure").arg("--out").arg(&out).arg("--").arg(&cmd.program);
+        c.arg("measure")
+            .arg("--out")
+            .arg(&out)
+            .arg("--")
+            .arg(&cmd.program);
         c.args(&cmd.args);
         for (k, v) in &cmd.env {
             c.env(k, v);

@@ -88,7 +88,11 @@ pub fn medians(records: &[Record]) -> Vec<Median> {
                 runs: rs.len(),
                 wall_s: wall,
                 cpu_s: median(rs.iter().map(|r| r.sample.cpu_s()).collect()),
-                max_rss_mib: median(rs.iter().map(|r| r.sample.max_rss_kib as f64 / 1024.0).collect()),
+                max_rss_mib: median(
+                    rs.iter()
+                        .map(|r| r.sample.max_rss_kib as f64 / 1024.0)
+                        .collect(),
+                ),
                 mb_per_s: median(
                     rs.iter()
                         .map(|r| r.bytes as f64 / 1e6 / r.sample.wall_s.max(1e-9))
@@ -148,7 +152,9 @@ pub fn table(meds: &[Median], sizes: &Sizes) -> String {
         let _ = writeln!(out, "\n| repository size | tool | MB | Coffer ÷ |");
         let _ = writeln!(out, "|---|---|---:|---:|");
         for when in ["after 4 backups", "after retention"] {
-            let coffer = sizes.get(&(Tool::Coffer, when)).map(|v| median(v.iter().map(|&b| b as f64).collect()));
+            let coffer = sizes
+                .get(&(Tool::Coffer, when))
+                .map(|v| median(v.iter().map(|&b| b as f64).collect()));
             for ((tool, w), v) in sizes.iter().filter(|((_, w), _)| *w == when) {
                 let mb = median(v.iter().map(|&b| b as f64).collect());
                 let ratio = match (tool, coffer) {
@@ -183,14 +189,29 @@ mod tests {
         };
         let mut recs = Vec::new();
         for (run, (c, r)) in [(2.0, 6.0), (1.0, 7.0), (3.0, 5.0)].into_iter().enumerate() {
-            recs.push(Record { run: run as u32, tool: Tool::Coffer, step: Step::Full, sample: s(c, 51200), bytes: 1_000_000_000 });
-            recs.push(Record { run: run as u32, tool: Tool::Restic, step: Step::Full, sample: s(r, 102400), bytes: 1_000_000_000 });
+            recs.push(Record {
+                run: run as u32,
+                tool: Tool::Coffer,
+                step: Step::Full,
+                sample: s(c, 51200),
+                bytes: 1_000_000_000,
+            });
+            recs.push(Record {
+                run: run as u32,
+                tool: Tool::Restic,
+                step: Step::Full,
+                sample: s(r, 102400),
+                bytes: 1_000_000_000,
+            });
         }
         let meds = medians(&recs);
         let c = meds.iter().find(|m| m.tool == Tool::Coffer).unwrap();
         assert_eq!(c.wall_s, 2.0);
         assert_eq!(c.mb_per_s, 500.0);
         let t = table(&meds, &Sizes::new());
-        assert!(t.contains("| full backup | restic | 6.00 | 6.00 | 100 | 167 | 3.00× | 0.50 |"), "{t}");
+        assert!(
+            t.contains("| full backup | restic | 6.00 | 6.00 | 100 | 167 | 3.00× | 0.50 |"),
+            "{t}"
+        );
     }
 }

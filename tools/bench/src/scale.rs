@@ -15,12 +15,27 @@ use crate::tools::{Session, Tool};
 
 const PER_DIR: u64 = 1000;
 const WORDS: [&str; 16] = [
-    "backup", "restore", "tape", "disk", "pool", "chunk", "index", "snapshot", "verify", "retention", "offsite",
-    "audit", "vault", "media", "rotation", "key",
+    "backup",
+    "restore",
+    "tape",
+    "disk",
+    "pool",
+    "chunk",
+    "index",
+    "snapshot",
+    "verify",
+    "retention",
+    "offsite",
+    "audit",
+    "vault",
+    "media",
+    "rotation",
+    "key",
 ];
 
 fn file_path(root: &Path, i: u64) -> PathBuf {
-    root.join(format!("d{:04}", i / PER_DIR)).join(format!("f{:03}.txt", i % PER_DIR))
+    root.join(format!("d{:04}", i / PER_DIR))
+        .join(format!("f{:03}.txt", i % PER_DIR))
 }
 
 /// Small text files (100 B to 4 KiB), each unique, from a fixed seed.
@@ -57,7 +72,10 @@ fn grow(root: &Path, from: u64, to: u64) -> Result<()> {
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("generator thread panicked"))))
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("generator thread panicked")))
+            })
             .collect::<Result<Vec<()>>>()
     })?;
     Ok(())
@@ -106,12 +124,21 @@ pub fn run(workdir: &Path, coffer: &Path, tools: &[Tool], files: u64, points: u6
                 unchanged.wall_s,
                 unchanged.max_rss_kib as f64 / 1024.0
             );
-            out.push(Point { files: n, tool, full, unchanged, repo_bytes });
+            out.push(Point {
+                files: n,
+                tool,
+                full,
+                unchanged,
+                repo_bytes,
+            });
             data::remove_tree(&dir)?;
         }
     }
     let mut t = String::new();
-    let _ = writeln!(t, "| files | tool | full s | full RSS MiB | unchanged s | unchanged RSS MiB | repo MB |");
+    let _ = writeln!(
+        t,
+        "| files | tool | full s | full RSS MiB | unchanged s | unchanged RSS MiB | repo MB |"
+    );
     let _ = writeln!(t, "|---:|---|---:|---:|---:|---:|---:|");
     for p in &out {
         let _ = writeln!(

@@ -95,7 +95,11 @@ impl Session {
         self.backups += 1;
         match self.tool {
             Tool::Coffer => {
-                let level = if self.backups == 1 { "full" } else { "incremental" };
+                let level = if self.backups == 1 {
+                    "full"
+                } else {
+                    "incremental"
+                };
                 self.base("coffer")
                     .args(["backup", "--asset", "bench", "--level", level])
                     .arg(src)
@@ -160,10 +164,12 @@ impl Session {
     pub fn retention(&self) -> Option<Cmd> {
         match self.tool {
             Tool::Coffer => None,
-            Tool::Restic => Some(
-                self.base("restic")
-                    .args(["forget", "--keep-last", "1", "--prune"]),
-            ),
+            Tool::Restic => {
+                Some(
+                    self.base("restic")
+                        .args(["forget", "--keep-last", "1", "--prune"]),
+                )
+            }
             // prune marks, compact frees: both are one operation here
             Tool::Borg => Some(
                 self.base("sh")
