@@ -225,6 +225,11 @@ impl ContainerBuilder {
         self.drained as usize + self.buf.len()
     }
 
+    /// Records added so far.
+    pub fn records(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Bytes added since the last drain.
     pub fn pending(&self) -> usize {
         self.buf.len()

@@ -129,7 +129,7 @@ pub struct ChunkLoc {
 /// A chunk's location as the index keeps it: 24 bytes beside its 32-byte
 /// id, which is the map's key and not repeated (the index is the one
 /// structure that grows with the store; see docs/performance.md).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     /// The container's number in [`Index::ids`].
     container: u32,
@@ -141,19 +141,38 @@ struct Slot {
     flags: u8,
 }
 
+/// The chunk index: where every chunk is.
+///
+/// Most of it is one array sorted by chunk id, 56 bytes a chunk with no
+/// slack, found through a directory of the ids' first two bytes (the ids are
+/// uniform, so each bucket holds a handful). Chunks stored by this process
+/// go to a small hash map first and are merged into the array when the map
+/// reaches a sixteenth of it. A hash map of everything cost twice the memory:
+/// its table rounds up to a power of two and is at most 7/8 full.
 #[derive(Debug, Default)]
 struct Index {
     /// Every container the index knows, by number.
     ids: Vec<ContainerId>,
     numbers: IdMap<ContainerId, u32>,
-    /// The first location of every chunk.
-    chunks: IdMap<ChunkId, Slot>,
+    /// The first location of every chunk, sorted by id (once loaded).
+    sorted: Vec<(ChunkId, Slot)>,
+    /// `sorted[dir[b]..dir[b + 1]]` are the ids whose first two bytes are `b`.
+    dir: Vec<u32>,
+    /// Chunks added since the last merge.
+    recent: IdMap<ChunkId, Slot>,
     /// Further copies of a chunk (a chunk stored again because its first
-    /// container went bad): rare, so kept apart from the main map.
+    /// container went bad): rare, so kept apart.
     spares: IdMap<ChunkId, Vec<Slot>>,
     /// Containers that are missing, of the wrong size, or found damaged by a
     /// verification: their chunks are known but not used for dedup or reads.
     bad: IdMap<ContainerId, String>,
+}
+
+/// Chunks the recent map holds at least before a merge.
+const MERGE_MIN: usize = 1 << 13;
+
+fn bucket(id: &ChunkId) -> usize {
+    usize::from(u16::from_be_bytes([id.0[0], id.0[1]]))
 }
 
 impl Index {
@@ -166,9 +185,15 @@ impl Index {
         n
     }
 
-    fn add(&mut self, container: ContainerId, entries: &[TableEntry]) {
+    /// The slots of a container's table; entries that cannot be right mark
+    /// the container bad.
+    fn slots<'e>(
+        &mut self,
+        container: ContainerId,
+        entries: &'e [TableEntry],
+    ) -> Vec<(&'e ChunkId, Slot)> {
         let n = self.number(container);
-        self.chunks.reserve(entries.len());
+        let mut out = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let Ok(offset) = u32::try_from(e.offset) else {
                 // No container Coffer writes is this large: the table lies.
@@ -177,23 +202,113 @@ impl Index {
                     .or_insert_with(|| format!("chunk {} lies beyond 4 GiB", e.id));
                 continue;
             };
-            let slot = Slot {
-                container: n,
-                index: i as u32,
-                offset,
-                stored_len: e.stored_len,
-                raw_len: e.raw_len,
-                flags: e.flags,
-            };
-            match self.chunks.entry(e.id) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(slot);
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    self.spares.entry(e.id).or_default().push(slot);
-                }
+            out.push((
+                &e.id,
+                Slot {
+                    container: n,
+                    index: i as u32,
+                    offset,
+                    stored_len: e.stored_len,
+                    raw_len: e.raw_len,
+                    flags: e.flags,
+                },
+            ));
+        }
+        out
+    }
+
+    /// While loading: appends without sorting; [`Index::finish_load`] sorts.
+    fn load(&mut self, container: ContainerId, entries: &[TableEntry]) {
+        let slots = self.slots(container, entries);
+        self.sorted
+            .extend(slots.into_iter().map(|(id, s)| (*id, s)));
+    }
+
+    /// Sorts what [`Index::load`] appended; later copies of a chunk become spares.
+    fn finish_load(&mut self) {
+        self.sorted.sort_unstable_by(|a, b| {
+            (a.0, a.1.container, a.1.index).cmp(&(b.0, b.1.container, b.1.index))
+        });
+        let mut w = 0;
+        for r in 0..self.sorted.len() {
+            if w > 0 && self.sorted[w - 1].0 == self.sorted[r].0 {
+                let (id, s) = self.sorted[r];
+                self.spares.entry(id).or_default().push(s);
+            } else {
+                self.sorted[w] = self.sorted[r];
+                w += 1;
             }
         }
+        self.sorted.truncate(w);
+        self.sorted.shrink_to_fit();
+        self.rebuild_dir();
+    }
+
+    fn rebuild_dir(&mut self) {
+        self.dir.clear();
+        self.dir.resize((1 << 16) + 1, 0);
+        for (id, _) in &self.sorted {
+            self.dir[bucket(id) + 1] += 1;
+        }
+        for b in 0..(1 << 16) {
+            self.dir[b + 1] += self.dir[b];
+        }
+    }
+
+    /// A container committed by this process.
+    fn add(&mut self, container: ContainerId, entries: &[TableEntry]) {
+        for (id, slot) in self.slots(container, entries) {
+            if self.first(id).is_some() {
+                self.spares.entry(*id).or_default().push(slot);
+            } else {
+                self.recent.insert(*id, slot);
+            }
+        }
+        if self.recent.len() >= MERGE_MIN.max(self.sorted.len() / 16) {
+            self.merge();
+        }
+    }
+
+    /// Moves the recent chunks into the sorted array (merging from the back,
+    /// in place: no second copy of the array).
+    fn merge(&mut self) {
+        let mut add: Vec<(ChunkId, Slot)> = self.recent.drain().collect();
+        add.sort_unstable_by_key(|a| a.0);
+        let old = self.sorted.len();
+        self.sorted.reserve_exact(add.len());
+        let filler = (
+            ChunkId([0; 32]),
+            add.first().map_or(Slot::default(), |a| a.1),
+        );
+        self.sorted.resize(old + add.len(), filler);
+        let (mut i, mut j, mut k) = (old, add.len(), old + add.len());
+        while j > 0 {
+            if i > 0 && self.sorted[i - 1].0 > add[j - 1].0 {
+                self.sorted[k - 1] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k - 1] = add[j - 1];
+                j -= 1;
+            }
+            k -= 1;
+        }
+        self.rebuild_dir();
+        self.recent.shrink_to(MERGE_MIN);
+    }
+
+    /// The first known location of `id`, sound or not.
+    fn first(&self, id: &ChunkId) -> Option<&Slot> {
+        if let Some(s) = self.recent.get(id) {
+            return Some(s);
+        }
+        if self.dir.is_empty() {
+            return None;
+        }
+        let b = bucket(id);
+        let part = &self.sorted[self.dir[b] as usize..self.dir[b + 1] as usize];
+        part.binary_search_by(|(k, _)| k.cmp(id))
+            .ok()
+            .map(|i| &part[i].1)
     }
 
     fn loc(&self, id: &ChunkId, s: &Slot) -> ChunkLoc {
@@ -213,11 +328,16 @@ impl Index {
     /// A location of `id` in a container that is not bad.
     fn usable(&self, id: &ChunkId) -> Option<ChunkLoc> {
         let good = |s: &&Slot| !self.bad.contains_key(&self.ids[s.container as usize]);
-        self.chunks
-            .get(id)
+        self.first(id)
             .filter(good)
             .or_else(|| self.spares.get(id)?.iter().find(good))
             .map(|s| self.loc(id, s))
+    }
+
+    /// Chunks indexed (first locations).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
     }
 }
 
@@ -335,22 +455,17 @@ impl Repo {
         let data: HashMap<ContainerId, String> =
             list_data(self.blobs.as_ref())?.into_iter().collect();
         let mut indexed = HashSet::new();
-        // Index objects are read first so the map is sized once: growing
+        // The array is sized once from the index objects' sizes: growing
         // it by doubling would briefly hold two copies.
-        let objects: Vec<_> = list_index(self.blobs.as_ref())?
-            .into_iter()
-            .map(|(id, key)| (id, self.blobs.get(&key)))
-            .collect();
-        let estimate: usize = objects
+        let objects = list_index(self.blobs.as_ref())?;
+        let estimate: u64 = objects
             .iter()
-            .map(|(_, b)| {
-                b.as_ref()
-                    .map_or(0, |b| b.len() / container::TABLE_ENTRY_LEN)
-            })
+            .map(|(_, key)| self.blobs.size(key).unwrap_or(0) / container::TABLE_ENTRY_LEN as u64)
             .sum();
-        idx.chunks.reserve(estimate);
-        for (id, bytes) in objects {
-            let parsed = bytes.and_then(|b| IndexObject::parse(&b));
+        idx.sorted
+            .reserve_exact(usize::try_from(estimate).unwrap_or(0));
+        for (id, key) in objects {
+            let parsed = self.blobs.get(&key).and_then(|b| IndexObject::parse(&b));
             let obj = match parsed.and_then(|o| o.open(&self.master).map(|t| (o, t))) {
                 Ok(x) => x,
                 Err(e) => {
@@ -381,7 +496,7 @@ impl Repo {
                 }
             }
             indexed.insert(id);
-            idx.add(id, &table);
+            idx.load(id, &table);
         }
         for (id, key) in &data {
             if indexed.contains(id) {
@@ -389,7 +504,7 @@ impl Repo {
             }
             match self.read_container_table(key) {
                 Ok((table, sealed_index)) => {
-                    idx.add(*id, &table);
+                    idx.load(*id, &table);
                     match self.blobs.put(&index_key(id), &sealed_index) {
                         Ok(()) | Err(Error::AlreadyExists { .. }) => {}
                         Err(e) => {
@@ -404,6 +519,7 @@ impl Repo {
                 }
             }
         }
+        idx.finish_load();
         *self.index.write().map_err(lock_err)? = idx;
         Ok(())
     }
@@ -749,7 +865,7 @@ impl<'a> Packer<'a> {
             }
         };
         self.stored += u64::from(b.add(id, raw)?);
-        if b.len() >= self.repo.config.container_size as usize {
+        if b.len() >= self.repo.config.container_size as usize || b.records() >= MAX_RECORDS {
             return self.flush();
         }
         if b.pending() >= DRAIN_AT
@@ -786,6 +902,12 @@ impl Drop for Packer<'_> {
         }
     }
 }
+
+/// A container is sealed at this many records even below its size: a
+/// container's table is read and written whole (sealing, index objects,
+/// loading), so many tiny chunks (small files) would otherwise make tables
+/// of several MiB.
+pub const MAX_RECORDS: usize = 1 << 14;
 
 /// A packer hands its open container's bytes to the store's writer every
 /// this many bytes, so memory per packer stays small whatever the
@@ -913,6 +1035,80 @@ mod tests {
     use super::*;
     use crate::{Entry, EntryKind, MemStore};
     use coffer_types::{BackupStats, Level, Scope, SnapshotInfo};
+
+    fn entries(seed: u64, n: usize) -> Vec<TableEntry> {
+        (0..n)
+            .map(|i| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(
+                    &(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9))
+                    .to_le_bytes(),
+                );
+                id[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+                id[31] = seed as u8;
+                TableEntry {
+                    id: ChunkId(id),
+                    offset: 48 + i as u64 * 100,
+                    stored_len: 100,
+                    raw_len: 200 + i as u32,
+                    flags: 1,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_index_finds_every_chunk_through_loads_and_merges() {
+        let mut idx = Index::default();
+        let c = |n: u8| ContainerId([n; 16]);
+        // loaded, with one chunk in two containers
+        let a = entries(1, 3000);
+        let mut b = entries(2, 2000);
+        b[7] = a[5];
+        idx.load(c(1), &a);
+        idx.load(c(2), &b);
+        idx.finish_load();
+        assert_eq!(idx.len(), 4999);
+        assert_eq!(idx.usable(&a[5].id).unwrap().container, c(1));
+        // added at run time: enough to merge several times
+        let mut added = Vec::new();
+        for k in 3..40u8 {
+            let e = entries(u64::from(k), 700);
+            idx.add(c(k), &e);
+            added.push((c(k), e));
+        }
+        assert!(idx.recent.len() < MERGE_MIN.max(idx.sorted.len() / 16));
+        assert!(
+            idx.sorted.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted, no duplicates"
+        );
+        for (i, e) in a.iter().enumerate() {
+            let l = idx.usable(&e.id).unwrap();
+            assert_eq!((l.container, l.index, l.entry), (c(1), i as u32, *e));
+        }
+        for (cid, es) in &added {
+            for (i, e) in es.iter().enumerate() {
+                let l = idx.usable(&e.id).unwrap();
+                assert_eq!(
+                    (l.container, l.index, l.entry.raw_len),
+                    (*cid, i as u32, e.raw_len)
+                );
+            }
+        }
+        assert!(idx.usable(&ChunkId([0xEE; 32])).is_none());
+        // a bad first copy falls back to the spare
+        idx.bad.insert(c(1), "rot".into());
+        let l = idx.usable(&a[5].id).unwrap();
+        assert_eq!((l.container, l.index), (c(2), 7));
+        assert!(idx.usable(&a[6].id).is_none());
+        // an entry beyond 4 GiB marks its container bad instead of wrapping
+        let mut far = entries(99, 1);
+        far[0].offset = 5 << 30;
+        idx.add(c(99), &far);
+        assert!(idx.bad.contains_key(&c(99)));
+        assert!(idx.usable(&far[0].id).is_none());
+    }
 
     const FAST: KdfParams = KdfParams {
         m_kib: 256,

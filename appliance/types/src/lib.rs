@@ -426,6 +426,27 @@ mod tests {
     }
 
     #[test]
+    fn id_maps_hash_by_the_ids_leading_bytes() {
+        use std::hash::BuildHasher;
+        let mut a = [0u8; 32];
+        a[..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+        a[20] = 9;
+        assert_eq!(
+            IdHash::default().hash_one(ChunkId(a)),
+            0x0102_0304_0506_0708
+        );
+        let mut m: IdMap<ChunkId, u32> = IdMap::default();
+        for i in 0..1000u32 {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.wrapping_mul(2_654_435_761).to_le_bytes());
+            k[31] = i as u8;
+            m.insert(ChunkId(k), i);
+        }
+        assert_eq!(m.len(), 1000);
+        assert!(m.values().all(|v| *v < 1000));
+    }
+
+    #[test]
     fn ids_round_trip_through_hex() {
         let id = SnapshotId([0xab; 16]);
         assert_eq!(id.to_hex().parse::<SnapshotId>(), Ok(id));

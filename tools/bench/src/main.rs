@@ -9,6 +9,8 @@
 //! each figure is the median of `--runs` runs. `coffer-bench scale` measures
 //! time and peak RSS against file count on generated small files.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 mod codec;
 mod data;
 mod measure;

@@ -59,10 +59,10 @@ fn grow(root: &Path, from: u64, to: u64) -> Result<()> {
                 s.spawn(move || -> Result<()> {
                     for i in (from..to).filter(|i| (i / PER_DIR) % 2 == w) {
                         let p = file_path(root, i);
-                        if i % PER_DIR == 0 || i == from {
-                            if let Some(d) = p.parent() {
-                                fs::create_dir_all(d)?;
-                            }
+                        if (i % PER_DIR == 0 || i == from)
+                            && let Some(d) = p.parent()
+                        {
+                            fs::create_dir_all(d)?;
                         }
                         fs::write(&p, content(i))?;
                     }
