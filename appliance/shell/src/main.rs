@@ -13,7 +13,20 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tune_malloc();
+    default_sigpipe();
     cli::main()
+}
+
+/// `coffer ls latest | head` ends quietly when `head` exits, as command-line
+/// tools do, instead of panicking on the closed pipe (Rust ignores SIGPIPE).
+/// A long-running server in this binary must ignore SIGPIPE again: a client
+/// hanging up must not kill it.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: restores the default disposition (no handler runs), before
+    // any other thread exists.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// Fixes glibc's mmap threshold at 4 MiB. Left alone, glibc raises it to the
