@@ -9,7 +9,7 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{self, Normalization, StreamCDC};
+use fastcdc::v2020::{self, Normalization};
 
 use crate::{Error, Result};
 
@@ -75,9 +75,12 @@ impl Chunker {
         })
     }
 
-    /// Streams `source` as chunks, holding at most `max` bytes at a time.
+    /// `fastcdc`'s own streaming chunker: the reference the tests hold
+    /// [`Chunker::for_each_chunk`] to (the engine chunks through a reused
+    /// window instead of a new buffer per chunk).
+    #[cfg(test)]
     pub fn stream<R: Read>(&self, source: R) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
-        StreamCDC::with_level_and_seed(
+        fastcdc::v2020::StreamCDC::with_level_and_seed(
             source,
             self.params.min,
             self.params.avg,
