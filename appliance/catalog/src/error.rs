@@ -10,12 +10,12 @@ use rusqlite::ErrorCode;
 pub enum Error {
     /// The database file could not be opened or created (missing directory,
     /// permissions, read-only filesystem, …).
-    #[error("cannot open the catalog {}: {source}", path.display())]
+    #[error("cannot open the catalog {}: {error}", path.display())]
     Open {
         /// The catalog file.
         path: PathBuf,
         /// SQLite's reason.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 
     /// The file exists but is not a SQLite database.
@@ -47,14 +47,14 @@ pub enum Error {
 
     /// Migrating the schema to `version` failed; the transaction was rolled
     /// back and the file is unchanged.
-    #[error("cannot migrate the catalog {} to schema version {version}: {source}", path.display())]
+    #[error("cannot migrate the catalog {} to schema version {version}: {error}", path.display())]
     Migrate {
         /// The catalog file.
         path: PathBuf,
         /// The migration that failed.
         version: i64,
         /// SQLite's reason.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 
     /// Another process held the database locked for longer than the busy
@@ -68,14 +68,14 @@ pub enum Error {
     },
 
     /// Any other SQLite failure.
-    #[error("catalog {}: {what}: {source}", path.display())]
+    #[error("catalog {}: {what}: {error}", path.display())]
     Sql {
         /// The catalog file.
         path: PathBuf,
         /// The operation that failed.
         what: &'static str,
         /// SQLite's reason.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 
     /// A row holds a value this code cannot read (a bad level, id, JSON, …).
@@ -101,12 +101,12 @@ pub enum Error {
     },
 
     /// A value could not be encoded as JSON for storage.
-    #[error("cannot encode {what} as JSON: {source}")]
+    #[error("cannot encode {what} as JSON: {error}")]
     Encode {
         /// What was being encoded.
         what: &'static str,
         /// serde_json's reason.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// No job row has this id.
@@ -154,7 +154,7 @@ impl Error {
             _ => Error::Sql {
                 path: path.to_path_buf(),
                 what,
-                source,
+                error: source,
             },
         }
     }

@@ -129,7 +129,7 @@ fn open_error(path: &Path, source: rusqlite::Error) -> Error {
     } else {
         Error::Open {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 }

@@ -90,7 +90,7 @@ fn read_stats(row: &Row<'_>, start: usize) -> rusqlite::Result<[i64; 9]> {
 pub(crate) fn scope_to_json(scope: &Scope) -> Result<String> {
     serde_json::to_string(scope).map_err(|source| Error::Encode {
         what: "the job scope",
-        source,
+        error: source,
     })
 }
 
@@ -98,7 +98,7 @@ pub(crate) fn scope_to_json(scope: &Scope) -> Result<String> {
 pub(crate) fn messages_to_json(messages: &[String]) -> Result<String> {
     serde_json::to_string(messages).map_err(|source| Error::Encode {
         what: "the job messages",
-        source,
+        error: source,
     })
 }
 

@@ -129,14 +129,14 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.execute_batch(sql).map_err(|source| Error::Migrate {
             path: path.to_path_buf(),
             version,
-            source,
+            error: source,
         })?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(|source| Error::Migrate {
             path: path.to_path_buf(),
             version: SCHEMA_VERSION,
-            source,
+            error: source,
         })?;
     tx.commit()
         .map_err(|e| Error::sql(path, "committing the schema migration", e))?;

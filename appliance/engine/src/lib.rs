@@ -44,14 +44,15 @@ pub enum Error {
     #[error(transparent)]
     Catalog(#[from] coffer_catalog::Error),
     /// A local file operation failed.
-    #[error("{op} '{path}' failed: {source}")]
+    #[error("{op} '{path}' failed: {error}")]
     Io {
         /// Operation.
         op: &'static str,
         /// Path.
         path: String,
-        /// OS error.
-        source: std::io::Error,
+        /// OS error: in the message, not a separate source, so an error
+        /// chain prints it once.
+        error: std::io::Error,
     },
     /// A request that cannot be carried out as asked.
     #[error("{0}")]
@@ -70,7 +71,7 @@ impl Error {
         Error::Io {
             op,
             path: path.as_ref().display().to_string(),
-            source,
+            error: source,
         }
     }
 }

@@ -81,6 +81,12 @@ impl<S: BlobStore + ?Sized> ObjectWriter for Buffered<'_, S> {
     }
 }
 
+/// Free space a [`DirStore`] keeps when writing containers: a backup that
+/// fills the filesystem stops here, so the catalog beside the store can
+/// still record how the job ended and index objects and snapshot records
+/// can still be written.
+pub const DATA_RESERVE: u64 = 256 * 1024;
+
 /// A [`DirStore`] object being written: a file under `tmp/`, linked to its
 /// key on commit, removed if never committed.
 struct DirWriter<'a> {
@@ -89,10 +95,42 @@ struct DirWriter<'a> {
     dest: PathBuf,
     tmp: PathBuf,
     file: File,
+    /// A container (`data/…`): it must leave [`DATA_RESERVE`] free.
+    bulk: bool,
+}
+
+impl DirWriter<'_> {
+    /// Fails like a full disk when writing `len` more bytes of a container
+    /// would eat into [`DATA_RESERVE`].
+    fn check_reserve(&self, len: usize) -> Result<()> {
+        if !self.bulk {
+            return Ok(());
+        }
+        let Ok(st) = nix::sys::statvfs::statvfs(&self.store.root) else {
+            return Ok(());
+        };
+        let free = st.blocks_available().saturating_mul(st.fragment_size());
+        if free < len as u64 + DATA_RESERVE {
+            return Err(Error::io(
+                "write",
+                &self.tmp,
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "No space left on device: {} KiB free, and the store keeps its last {} KiB for the catalog and index",
+                        free / 1024,
+                        DATA_RESERVE / 1024
+                    ),
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl ObjectWriter for DirWriter<'_> {
     fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.check_reserve(data.len())?;
         self.file
             .write_all(data)
             .map_err(|e| Error::io("write", &self.tmp, e))
@@ -221,6 +259,7 @@ impl DirStore {
             .map_err(|e| Error::io("create", &tmp, e))?;
         Ok(DirWriter {
             store: self,
+            bulk: key.starts_with("data/"),
             key: key.to_string(),
             dest,
             tmp,

@@ -62,14 +62,15 @@ pub enum Error {
         detail: String,
     },
     /// An I/O operation failed.
-    #[error("{op} '{path}' failed: {source}")]
+    #[error("{op} '{path}' failed: {error}")]
     Io {
         /// The operation.
         op: &'static str,
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error: in the message, not a separate source, so an
+        /// error chain prints it once.
+        error: std::io::Error,
     },
     /// Data does not parse or fails its checks.
     #[error("{what} is damaged: {reason}")]
@@ -116,7 +117,7 @@ impl Error {
         Error::Io {
             op,
             path: path.display().to_string(),
-            source,
+            error: source,
         }
     }
 
