@@ -531,17 +531,22 @@ impl Walker<'_, '_> {
     /// A place among the entries in flight; waits (after flushing) when
     /// [`MAX_IN_FLIGHT`] are.
     fn ticket(&mut self) -> Result<()> {
-        match self.ticket_tx.try_send(()) {
+        let tx = self.ticket_tx;
+        self.send_flushing(tx, ())
+    }
+
+    /// Sends on a bounded queue. When it is full, the batch goes to the
+    /// collector first: whoever empties the queue may be waiting, through
+    /// the collector, for the entries in it.
+    fn send_flushing<T>(&mut self, tx: &Sender<T>, item: T) -> Result<()> {
+        let aborted = || Error::Invalid("backup aborted".into());
+        match tx.try_send(item) {
             Ok(()) => Ok(()),
-            Err(crossbeam_channel::TrySendError::Full(())) => {
+            Err(crossbeam_channel::TrySendError::Full(item)) => {
                 self.flush()?;
-                self.ticket_tx
-                    .send(())
-                    .map_err(|_| Error::Invalid("backup aborted".into()))
+                tx.send(item).map_err(|_| aborted())
             }
-            Err(crossbeam_channel::TrySendError::Disconnected(())) => {
-                Err(Error::Invalid("backup aborted".into()))
-            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(aborted()),
         }
     }
 
@@ -652,19 +657,21 @@ impl Walker<'_, '_> {
         md: Stat,
     ) -> Result<()> {
         Progress::add(&self.progress.entries, 1);
-        let via = proc_path(dir).join(&name);
+        // Regular files never need the path (they are opened relative to
+        // `dir`): it is built only for the other kinds.
+        let via = || proc_path(dir).join(&name);
         let mut entry = entry_from(kind, rel, &md);
         // A regular file's xattrs come from its open descriptor when it is
         // read, or from the reference snapshot when it is unchanged (setting
         // an xattr changes the ctime, which `unchanged` compares).
         if kind != EntryKind::File {
-            match read_xattrs(&via) {
+            match read_xattrs(&via()) {
                 Ok(x) => entry.xattrs = x,
                 Err(e) => self.warn(abs, format!("cannot read extended attributes: {e}"))?,
             }
         }
         match kind {
-            EntryKind::Symlink => match std::fs::read_link(&via) {
+            EntryKind::Symlink => match std::fs::read_link(via()) {
                 Ok(t) => entry.target = t.as_os_str().as_bytes().to_vec(),
                 Err(e) => return self.warn(abs, format!("cannot read symlink: {e}")),
             },
@@ -698,20 +705,8 @@ impl Walker<'_, '_> {
                     path: abs.to_path_buf(),
                     md,
                 };
-                // The readers' results reach the collector after the
-                // entries before them: flush those before waiting on a reader.
-                return match self.file_tx.try_send(job) {
-                    Ok(()) => Ok(()),
-                    Err(crossbeam_channel::TrySendError::Full(job)) => {
-                        self.flush()?;
-                        self.file_tx
-                            .send(job)
-                            .map_err(|_| Error::Invalid("backup aborted".into()))
-                    }
-                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                        Err(Error::Invalid("backup aborted".into()))
-                    }
-                };
+                let tx = self.file_tx;
+                return self.send_flushing(tx, job);
             }
             _ => {}
         }

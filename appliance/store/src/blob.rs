@@ -95,7 +95,9 @@ struct DirWriter<'a> {
     dest: PathBuf,
     tmp: PathBuf,
     file: File,
-    /// A container (`data/…`): it must leave [`DATA_RESERVE`] free.
+    /// Written in pieces through [`BlobStore::create`] (containers): it
+    /// must leave [`DATA_RESERVE`] free. Objects `put` whole (index
+    /// objects, snapshot records) may use the reserve.
     bulk: bool,
 }
 
@@ -242,7 +244,7 @@ impl DirStore {
         sync_dir(parent)
     }
 
-    fn writer(&self, key: &str) -> Result<DirWriter<'_>> {
+    fn writer(&self, key: &str, bulk: bool) -> Result<DirWriter<'_>> {
         let dest = self.path(key)?;
         if dest.exists() {
             return Err(Error::AlreadyExists { key: key.into() });
@@ -259,7 +261,7 @@ impl DirStore {
             .map_err(|e| Error::io("create", &tmp, e))?;
         Ok(DirWriter {
             store: self,
-            bulk: key.starts_with("data/"),
+            bulk,
             key: key.to_string(),
             dest,
             tmp,
@@ -270,13 +272,13 @@ impl DirStore {
 
 impl BlobStore for DirStore {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        let mut w = Box::new(self.writer(key)?);
+        let mut w = Box::new(self.writer(key, false)?);
         w.write(data)?;
         w.commit()
     }
 
     fn create<'a>(&'a self, key: &str) -> Result<Box<dyn ObjectWriter + 'a>> {
-        Ok(Box::new(self.writer(key)?))
+        Ok(Box::new(self.writer(key, true)?))
     }
 
     fn reader<'a>(&'a self, key: &str) -> Result<Box<dyn Read + Send + 'a>> {

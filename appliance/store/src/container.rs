@@ -22,6 +22,9 @@ use crate::{Error, Result};
 pub const HEADER_LEN: usize = 48;
 /// Trailer length.
 pub const TRAILER_LEN: usize = 56;
+/// The container's last bytes that its blake3 does not cover: the hash
+/// itself and the end magic.
+pub const UNHASHED_TAIL: usize = 40;
 /// Length of one plaintext table entry.
 pub const TABLE_ENTRY_LEN: usize = 49;
 /// Fixed part of an index object before its encrypted table.
@@ -175,7 +178,7 @@ pub struct SealedContainer {
     pub len: u64,
     /// Its chunk table.
     pub entries: Vec<TableEntry>,
-    /// blake3 of `bytes[..len - 40]`, as in the trailer.
+    /// blake3 of all but the last [`UNHASHED_TAIL`] bytes, as in the trailer.
     pub hash: [u8; 32],
     /// The index object that mirrors its table.
     pub index_object: Vec<u8>,
@@ -400,7 +403,7 @@ pub fn check_container(bytes: &[u8]) -> Result<ContainerInfo> {
         &bytes[bytes.len() - TRAILER_LEN..],
         bytes.len() as u64,
     )?;
-    let actual = blake3::hash(&bytes[..bytes.len() - 40]);
+    let actual = blake3::hash(&bytes[..bytes.len() - UNHASHED_TAIL]);
     if actual.as_bytes() != &info.hash {
         return Err(Error::Corrupt {
             what: format!("container {}", info.id),

@@ -276,11 +276,8 @@ impl Index {
         add.sort_unstable_by_key(|a| a.0);
         let old = self.sorted.len();
         self.sorted.reserve_exact(add.len());
-        let filler = (
-            ChunkId([0; 32]),
-            add.first().map_or(Slot::default(), |a| a.1),
-        );
-        self.sorted.resize(old + add.len(), filler);
+        self.sorted
+            .resize(old + add.len(), (ChunkId([0; 32]), Slot::default()));
         let (mut i, mut j, mut k) = (old, add.len(), old + add.len());
         while j > 0 {
             if i > 0 && self.sorted[i - 1].0 > add[j - 1].0 {
@@ -724,8 +721,9 @@ impl Repo {
             }
         }
         // The table and the trailer up to its hash.
-        while pos < total - 40 {
-            next((total - 40 - pos).min(1 << 20), &mut buf, &mut pos)?;
+        let hashed = total - container::UNHASHED_TAIL as u64;
+        while pos < hashed {
+            next((hashed - pos).min(1 << 20), &mut buf, &mut pos)?;
         }
         if hasher.finalize().as_bytes() != &info.hash {
             problems.push(format!(

@@ -127,49 +127,53 @@ pub struct TreeSize {
     pub bytes: u64,
 }
 
-/// Regular files of `root`, relative, in sorted order.
-pub fn files_of(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+/// Calls `f` with the relative path and `lstat` of every entry below
+/// `root` (not `root` itself), depth first.
+fn walk(root: &Path, mut f: impl FnMut(&Path, &fs::Metadata)) -> Result<()> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
-        let mut names: Vec<_> = fs::read_dir(&dir)
-            .with_context(|| format!("read {}", dir.display()))?
-            .collect::<std::io::Result<Vec<_>>>()?;
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            let ft = e.file_type()?;
+        for e in fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+            let e = e?;
+            let md = e.metadata()?;
             let r = rel.join(e.file_name());
-            if ft.is_dir() {
+            f(&r, &md);
+            if md.is_dir() {
                 stack.push(r);
-            } else if ft.is_file() {
-                out.push(r);
             }
         }
     }
+    Ok(())
+}
+
+/// Regular files of `root`, relative, in sorted order.
+pub fn files_of(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(root, |rel, md| {
+        if md.is_file() {
+            out.push(rel.to_path_buf());
+        }
+    })?;
     out.sort();
     Ok(out)
 }
 
 pub fn tree_size(root: &Path) -> Result<TreeSize> {
-    let mut s = TreeSize::default();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        s.dirs += 1;
-        for e in fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
-            let e = e?;
-            let md = e.metadata()?;
-            let ft = md.file_type();
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_symlink() {
-                s.symlinks += 1;
-            } else if ft.is_file() {
-                s.files += 1;
-                s.bytes += md.len();
-            }
+    let mut s = TreeSize {
+        dirs: 1,
+        ..TreeSize::default()
+    };
+    walk(root, |_, md| {
+        let ft = md.file_type();
+        if ft.is_dir() {
+            s.dirs += 1;
+        } else if ft.is_symlink() {
+            s.symlinks += 1;
+        } else if ft.is_file() {
+            s.files += 1;
+            s.bytes += md.len();
         }
-    }
+    })?;
     Ok(s)
 }
 

@@ -321,7 +321,7 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
             );
             let repo_bytes = data::dir_bytes(&s.repo)?;
             sizes
-                .entry((tool, "after 4 backups"))
+                .entry((tool, report::AFTER_BACKUPS))
                 .or_default()
                 .push(repo_bytes);
 
@@ -349,7 +349,7 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
             if let Some(c) = s.retention() {
                 rec(Step::Retention, runner.run(&label(Step::Retention), &c)?, 0);
                 sizes
-                    .entry((tool, "after retention"))
+                    .entry((tool, report::AFTER_RETENTION))
                     .or_default()
                     .push(data::dir_bytes(&s.repo)?);
             }

@@ -106,6 +106,10 @@ pub fn medians(records: &[Record]) -> Vec<Median> {
 /// Repository sizes by tool and moment, medians over runs.
 pub type Sizes = BTreeMap<(Tool, &'static str), Vec<u64>>;
 
+/// The moments repository sizes are taken.
+pub const AFTER_BACKUPS: &str = "after 4 backups";
+pub const AFTER_RETENTION: &str = "after retention";
+
 /// The comparison table: a row per step and tool; on each peer's row, how
 /// many times faster Coffer was and Coffer's peak RSS as a fraction of the peer's.
 pub fn table(meds: &[Median], sizes: &Sizes) -> String {
@@ -151,7 +155,7 @@ pub fn table(meds: &[Median], sizes: &Sizes) -> String {
     if !sizes.is_empty() {
         let _ = writeln!(out, "\n| repository size | tool | MB | Coffer ÷ |");
         let _ = writeln!(out, "|---|---|---:|---:|");
-        for when in ["after 4 backups", "after retention"] {
+        for when in [AFTER_BACKUPS, AFTER_RETENTION] {
             let coffer = sizes
                 .get(&(Tool::Coffer, when))
                 .map(|v| median(v.iter().map(|&b| b as f64).collect()));
