@@ -348,6 +348,10 @@ fn run(
     // The commit point: the snapshot exists once its record does.
     repo.write_snapshot(&rec)?;
     catalog.insert_snapshot(&info)?;
+    // What the storage had to report (a pool running degraded, shards read
+    // through parity) goes in the job log with the file warnings.
+    let mut warnings = warnings;
+    warnings.extend(repo.blobs().notices());
     tracing::info!(snapshot = %info.id, asset = %info.asset, level = %level, entries, "snapshot committed");
     Ok(BackupOutcome {
         snapshot: info,

@@ -746,6 +746,7 @@ fn run(
     out.files = files;
     out.bytes = bytes;
     out.warnings = warnings.into_inner().unwrap_or_default();
+    out.warnings.extend(repo.blobs().notices());
     out.errors = errors.into_inner().unwrap_or_default();
     Ok(out)
 }

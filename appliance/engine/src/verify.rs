@@ -49,6 +49,9 @@ pub struct VerifyReport {
     pub affected: Vec<Affected>,
     /// Snapshot records that cannot be read.
     pub damaged_snapshots: Vec<(SnapshotId, String)>,
+    /// What the storage reported while being read (a pool running
+    /// degraded, shards healed from parity): not damage, but worth acting on.
+    pub notices: Vec<String>,
 }
 
 impl VerifyReport {
@@ -87,14 +90,18 @@ pub fn verify(
         })?),
         None => None,
     };
-    let result = run(blobs, repo, read_data, progress);
+    let mut result = run(blobs, repo, read_data, progress);
+    if let Ok(r) = &mut result {
+        r.notices = blobs.notices();
+    }
     if let (Some(c), Ok(r)) = (catalog, &result) {
         // Every container was checked: the findings replace the last ones.
         c.replace_damaged_containers(&r.damaged_containers, now_ms())?;
     }
     if let (Some(c), Some(id)) = (catalog, job) {
         let (status, messages) = match &result {
-            Ok(r) if r.ok() => (JobStatus::Success, Vec::new()),
+            Ok(r) if r.ok() && r.notices.is_empty() => (JobStatus::Success, Vec::new()),
+            Ok(r) if r.ok() => (JobStatus::Warning, r.notices.clone()),
             Ok(r) => (JobStatus::Failed, describe(r)),
             Err(e) => (JobStatus::Failed, vec![format!("error: {e}")]),
         };

@@ -512,6 +512,9 @@ fn run(cli: Cli) -> Result<u8> {
                 for line in coffer_engine::verify::describe(&report) {
                     println!("DAMAGED: {line}");
                 }
+                for line in &report.notices {
+                    println!("warning: {line}");
+                }
                 println!(
                     "verified {} containers ({}){}{}: {}",
                     report.containers_checked,

@@ -43,6 +43,23 @@ pub trait BlobStore: Send + Sync {
     fn reader<'a>(&'a self, key: &str) -> Result<Box<dyn Read + Send + 'a>> {
         Ok(Box::new(io::Cursor::new(self.get(key)?)))
     }
+    /// Sets (`true`) or releases (`false`) the retention lock of an object:
+    /// a locked object cannot be deleted or changed, not even by root,
+    /// until released. Only the retention code calls this. Backends without
+    /// immutability refuse with [`Error::Backend`].
+    fn retention_lock(&self, key: &str, locked: bool) -> Result<()> {
+        let _ = (key, locked);
+        Err(Error::Backend {
+            store: self.describe(),
+            reason: "this store has no retention locks".into(),
+        })
+    }
+    /// Takes what the backend has to report since it was last asked: a
+    /// pool running degraded, shards healed from parity, members that
+    /// failed. Jobs add these to their log as warnings.
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Starts a new object that is written in pieces and appears, atomically
     /// and durably, on [`ObjectWriter::commit`]; dropped uncommitted it
     /// leaves nothing. The default buffers the pieces and calls `put`.
@@ -154,7 +171,9 @@ impl Drop for DirWriter<'_> {
     }
 }
 
-fn check_key(key: &str) -> Result<()> {
+/// Checks that an object key is a safe relative name (no `..`, no absolute
+/// path, no empty component): what every backend accepts.
+pub fn check_key(key: &str) -> Result<()> {
     let ok = !key.is_empty()
         && !key.starts_with('/')
         && key
@@ -363,6 +382,7 @@ impl BlobStore for DirStore {
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(Error::Locked { key: key.into() }),
             Err(e) => Err(Error::io("remove", &p, e)),
         }
     }

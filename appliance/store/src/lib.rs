@@ -27,7 +27,7 @@ pub mod manifest;
 mod repo;
 pub mod snapshot;
 
-pub use blob::{BlobStore, DirStore, MemStore, ObjectWriter};
+pub use blob::{BlobStore, DirStore, MemStore, ObjectWriter, check_key};
 pub use chunker::{Chunker, ChunkerParams};
 pub use manifest::{Entry, EntryKind, Extent};
 pub use repo::{
@@ -107,6 +107,22 @@ pub enum Error {
     /// A manifest stream could not be read.
     #[error("reading manifest: {0}")]
     Manifest(String),
+    /// An object is under a retention lock: it cannot be deleted or changed
+    /// until the retention code releases it.
+    #[error("object '{key}' is under a retention lock")]
+    Locked {
+        /// Object key.
+        key: String,
+    },
+    /// The storage backend cannot do what was asked or failed as a whole
+    /// (a pool that cannot place a stripe, a feature it lacks).
+    #[error("{store}: {reason}")]
+    Backend {
+        /// The backend, as [`BlobStore::describe`] names it.
+        store: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Key handling failed (wrong passphrase, damaged key file, …).
     #[error(transparent)]
     Keys(#[from] coffer_keys::Error),
