@@ -10,6 +10,7 @@ mod browse;
 mod crash;
 mod golden;
 mod levels;
+mod pool;
 mod roundtrip;
 mod safety;
 mod verify;

@@ -60,14 +60,24 @@ impl Env {
 
     /// A new store at `store` (anywhere), with scratch space in `dir`.
     pub fn init(store: PathBuf, dir: tempfile::TempDir) -> Env {
+        Env::init_with(store, dir, &[])
+    }
+
+    /// A new store with more `init` arguments (`--pool MEMBER`).
+    pub fn init_with(store: PathBuf, dir: tempfile::TempDir, extra: &[&OsStr]) -> Env {
         let env = Env { dir, store };
-        env.ok(&[
+        let mut args: Vec<&OsStr> = [
             "init",
             "--kdf-memory-kib",
             "1024",
             "--container-size-mib",
             "1",
-        ]);
+        ]
+        .iter()
+        .map(OsStr::new)
+        .collect();
+        args.extend_from_slice(extra);
+        env.ok(&args);
         env
     }
 
@@ -502,5 +512,49 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A small ext4 filesystem in an image file, loop-mounted (root only);
+/// `None`, with the reason printed, where the machine cannot.
+pub struct LoopFs(pub PathBuf);
+
+impl LoopFs {
+    pub fn mount(image: &Path, at: &Path, mib: u64) -> Option<LoopFs> {
+        if !is_root() {
+            skip("not root: cannot loop-mount a filesystem");
+            return None;
+        }
+        std::fs::create_dir_all(at).unwrap();
+        let f = std::fs::File::create(image).unwrap();
+        f.set_len(mib * 1024 * 1024).unwrap();
+        drop(f);
+        let mkfs = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0"])
+            .arg(image)
+            .status();
+        if !mkfs.map(|s| s.success()).unwrap_or(false) {
+            skip("mkfs.ext4 is not available");
+            return None;
+        }
+        let ok = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(at)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            Some(LoopFs(at.to_path_buf()))
+        } else {
+            skip("loop devices are not available here");
+            None
+        }
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }

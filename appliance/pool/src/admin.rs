@@ -159,7 +159,9 @@ pub fn create(paths: &[PathBuf], opts: &CreateOptions) -> Result<PoolMeta> {
         )));
     }
     if opts.name.is_empty() || opts.name.len() > 64 {
-        return Err(Error::Geometry("the pool name must be 1 to 64 characters".into()));
+        return Err(Error::Geometry(
+            "the pool name must be 1 to 64 characters".into(),
+        ));
     }
     let mut seen: Vec<PathBuf> = Vec::new();
     let mut members = Vec::new();
@@ -212,7 +214,10 @@ fn unreachable(pool: &Pool) -> Vec<String> {
         .filter(|m| {
             !matches!(
                 m.state(),
-                MemberState::Online | MemberState::Full(_) | MemberState::Failing(_) | MemberState::Failed(_)
+                MemberState::Online
+                    | MemberState::Full(_)
+                    | MemberState::Failing(_)
+                    | MemberState::Failed(_)
             )
         })
         .map(|m| m.meta.id.clone())
@@ -237,7 +242,10 @@ pub fn add(pool: &Pool, path: &Path, allow_same_device: bool) -> Result<PoolMeta
     if failed.iter().any(|f| f.starts_with(&id)) {
         return Err(Error::Unavailable {
             name: meta.name.clone(),
-            reason: format!("could not write metadata to the new member: {}", failed.join("; ")),
+            reason: format!(
+                "could not write metadata to the new member: {}",
+                failed.join("; ")
+            ),
         });
     }
     Ok(meta)
@@ -289,7 +297,10 @@ pub fn replace(pool: &Pool, old: &str, path: &Path, allow_same_device: bool) -> 
     if failed.iter().any(|f| f.starts_with(&id)) {
         return Err(Error::Unavailable {
             name: meta.name.clone(),
-            reason: format!("could not write metadata to the new member: {}", failed.join("; ")),
+            reason: format!(
+                "could not write metadata to the new member: {}",
+                failed.join("; ")
+            ),
         });
     }
     Ok(meta)

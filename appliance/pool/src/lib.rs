@@ -34,7 +34,8 @@ mod tests;
 
 pub use meta::{MemberMeta, PoolMeta, PoolState};
 pub use pool::{
-    Geometry, MemberState, MemberStatus, OpenOptions, Pool, PoolHealth, PoolStatus, default_geometry,
+    Geometry, MemberState, MemberStatus, OpenOptions, Pool, PoolHealth, PoolStatus,
+    default_geometry,
 };
 pub use scrub::{MemberScrub, ScrubProgress, ScrubReport};
 

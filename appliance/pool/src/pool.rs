@@ -264,8 +264,7 @@ impl Pool {
                 if opts.smart
                     && let Some(disk) = coffer_block::disk_of_path(&member.root, &opts.sys)
                     && !disk.starts_with("loop")
-                    && let Ok(Some(h)) =
-                        coffer_block::smart::query(&Path::new("/dev").join(&disk))
+                    && let Ok(Some(h)) = coffer_block::smart::query(&Path::new("/dev").join(&disk))
                 {
                     member.health = Some(h);
                 }
@@ -276,7 +275,11 @@ impl Pool {
         Pool::assemble(best, members, opts.reserve)
     }
 
-    pub(crate) fn assemble(meta: PoolMeta, members: Vec<Member>, reserve: Option<u64>) -> Result<Pool> {
+    pub(crate) fn assemble(
+        meta: PoolMeta,
+        members: Vec<Member>,
+        reserve: Option<u64>,
+    ) -> Result<Pool> {
         let id = meta.id_bytes()?;
         let pool = Pool {
             id,
@@ -290,6 +293,15 @@ impl Pool {
             cache: Mutex::new(VecDeque::new()),
         };
         for m in &pool.members {
+            let s = m.state();
+            if let Some(r) = s.reason() {
+                lock(&pool.notices).member_events.push(format!(
+                    "pool '{}': member {} is {}: {r}",
+                    pool.meta.name,
+                    m.label(),
+                    s.name()
+                ));
+            }
             pool.check_space(m);
         }
         let readable = pool.members.iter().filter(|m| m.state().readable()).count();
@@ -387,7 +399,12 @@ impl Pool {
         let mut g = lock(&m.state);
         if *g != s {
             if let Some(r) = s.reason() {
-                let msg = format!("pool '{}': member {} is {}: {r}", self.meta.name, m.label(), s.name());
+                let msg = format!(
+                    "pool '{}': member {} is {}: {r}",
+                    self.meta.name,
+                    m.label(),
+                    s.name()
+                );
                 tracing::warn!(member = %m.meta.id, state = s.name(), reason = r, "pool member state changed");
                 lock(&self.notices).member_events.push(msg);
             }
@@ -455,7 +472,10 @@ impl Pool {
 
     /// Opens an object's shards, without the cache. Shards that cannot be
     /// used are returned with the reason.
-    pub(crate) fn open_object_fresh(&self, key: &str) -> coffer_store::Result<(OpenObject, Vec<Rejected>)> {
+    pub(crate) fn open_object_fresh(
+        &self,
+        key: &str,
+    ) -> coffer_store::Result<(OpenObject, Vec<Rejected>)> {
         let khash = shard::key_hash(key);
         let mut shards: Vec<Option<OpenShard>> = Vec::new();
         let mut rejected = Vec::new();
@@ -587,7 +607,14 @@ impl Pool {
 
     /// Reads and verifies block `j` of stripe `s` from its shard; `None`
     /// if the shard is missing, marked bad, or fails now (then marked).
-    pub(crate) fn read_verified(&self, key: &str, obj: &OpenObject, s: u64, j: usize, buf: &mut Vec<u8>) -> bool {
+    pub(crate) fn read_verified(
+        &self,
+        key: &str,
+        obj: &OpenObject,
+        s: u64,
+        j: usize,
+        buf: &mut Vec<u8>,
+    ) -> bool {
         let Some(sh) = obj.shards.get(j).and_then(Option::as_ref) else {
             return false;
         };
@@ -610,7 +637,12 @@ impl Pool {
     }
 
     /// All k data blocks of stripe `s`, repaired from parity where needed.
-    pub(crate) fn stripe_blocks(&self, key: &str, obj: &OpenObject, s: u64) -> coffer_store::Result<Vec<Vec<u8>>> {
+    pub(crate) fn stripe_blocks(
+        &self,
+        key: &str,
+        obj: &OpenObject,
+        s: u64,
+    ) -> coffer_store::Result<Vec<Vec<u8>>> {
         let (k, m) = (obj.layout.k, obj.layout.m);
         let blen = obj.layout.block_len(s) as usize;
         let mut blocks: Vec<Option<Vec<u8>>> = vec![None; k + m];
@@ -635,7 +667,10 @@ impl Pool {
             Coder::new(k, m).repair(&mut blocks, blen).map_err(|e| {
                 coffer_store::Error::Corrupt {
                     what: format!("object '{key}' in pool '{}'", self.meta.name),
-                    reason: format!("stripe {s} cannot be rebuilt: {e} ({})", self.member_problems()),
+                    reason: format!(
+                        "stripe {s} cannot be rebuilt: {e} ({})",
+                        self.member_problems()
+                    ),
                 }
             })?;
             lock(&self.notices).healed_reads += 1;
@@ -644,7 +679,13 @@ impl Pool {
     }
 
     /// Data block `j` of stripe `s`, from the block cache or the shards.
-    fn data_block(&self, key: &str, obj: &OpenObject, s: u64, j: usize) -> coffer_store::Result<Arc<Vec<u8>>> {
+    fn data_block(
+        &self,
+        key: &str,
+        obj: &OpenObject,
+        s: u64,
+        j: usize,
+    ) -> coffer_store::Result<Arc<Vec<u8>>> {
         {
             let c = lock(&obj.blocks);
             if let Some((_, b)) = c.iter().find(|(id, _)| *id == (s, j)) {
@@ -671,7 +712,9 @@ impl Pool {
             c.push_front(((s, i), b));
         }
         c.truncate(2 * obj.layout.k.max(2));
-        out.ok_or_else(|| self.backend_error(format!("block {j} of stripe {s} of '{key}' went missing")))
+        out.ok_or_else(|| {
+            self.backend_error(format!("block {j} of stripe {s} of '{key}' went missing"))
+        })
     }
 
     /// The pool's current status: members, capacity, health.
@@ -876,7 +919,10 @@ impl ShardOut {
         self.budget -= len;
         let h = shard::block_hash(s, self.index, data);
         self.hasher.update(&h);
-        let f = self.file.as_mut().ok_or_else(|| io::Error::other("shard already finished"))?;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("shard already finished"))?;
         f.write_all(&h)?;
         f.write_all(data)?;
         self.written += len;
@@ -884,7 +930,14 @@ impl ShardOut {
     }
 
     /// Writes the header and makes the file durable.
-    pub(crate) fn finish(&mut self, pool: &Pool, key: &str, len: u64, k: usize, m: usize) -> io::Result<()> {
+    pub(crate) fn finish(
+        &mut self,
+        pool: &Pool,
+        key: &str,
+        len: u64,
+        k: usize,
+        m: usize,
+    ) -> io::Result<()> {
         let h = Header {
             k: k as u8,
             m: m as u8,
@@ -895,7 +948,10 @@ impl ShardOut {
             key: shard::key_hash(key),
             shard_hash: *self.hasher.finalize().as_bytes(),
         };
-        let w = self.file.take().ok_or_else(|| io::Error::other("shard already finished"))?;
+        let w = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("shard already finished"))?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.write_all_at(&h.encode(), 0)?;
         f.sync_all()
@@ -999,9 +1055,10 @@ impl PoolWriter<'_> {
             &self.pad
         };
         let data: Vec<&[u8]> = src.chunks(b).collect();
-        self.coder
-            .encode(&data, &mut self.parity)
-            .map_err(|e| self.pool.backend_error(format!("erasure coding failed: {e}")))?;
+        self.coder.encode(&data, &mut self.parity).map_err(|e| {
+            self.pool
+                .backend_error(format!("erasure coding failed: {e}"))
+        })?;
         let s = self.stripe_no;
         let mut failed = Vec::new();
         for (pos, out) in self.outs.iter_mut().enumerate() {
@@ -1087,7 +1144,9 @@ impl ObjectWriter for PoolWriter<'_> {
                     }
                     return Err(coffer_store::Error::AlreadyExists { key });
                 }
-                Err(e) => pool.member_failed(m, &format!("publishing a shard of '{key}': {e}"), true),
+                Err(e) => {
+                    pool.member_failed(m, &format!("publishing a shard of '{key}': {e}"), true)
+                }
             }
         }
         if published.len() < pool.k {
@@ -1149,7 +1208,13 @@ impl BlobStore for Pool {
 
     fn create<'a>(&'a self, key: &str) -> coffer_store::Result<Box<dyn ObjectWriter + 'a>> {
         coffer_store::check_key(key)?;
-        if self.members.iter().filter(|m| m.state().readable() && m.shard_path(key).exists()).count() >= self.k {
+        if self
+            .members
+            .iter()
+            .filter(|m| m.state().readable() && m.shard_path(key).exists())
+            .count()
+            >= self.k
+        {
             return Err(coffer_store::Error::AlreadyExists { key: key.into() });
         }
         let mut outs = Vec::new();
@@ -1200,7 +1265,10 @@ impl BlobStore for Pool {
             _ => {
                 return Err(coffer_store::Error::Truncated {
                     key: key.into(),
-                    detail: format!("wanted {len} bytes at offset {offset}, object has {}", l.len),
+                    detail: format!(
+                        "wanted {len} bytes at offset {offset}, object has {}",
+                        l.len
+                    ),
                 });
             }
         }

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::pool::{MemberState, OpenObject, Pool, ShardOut, publish};
 use crate::shard::{Coder, HASH_LEN};
-use crate::Result;
 
 /// The last scrub's report, kept on every member.
 pub(crate) const REPORT_FILE: &str = "coffer-pool-scrub.json";
@@ -193,7 +193,11 @@ impl Pool {
                         .is_some_and(|h| *h.finalize().as_bytes() == sh.header.shard_hash);
                     if sh.bad.load(Ordering::Relaxed) || !whole_ok {
                         if !sh.bad.load(Ordering::Relaxed) {
-                            self.checksum_error(&self.members[sh.member], key, "shard hash mismatch");
+                            self.checksum_error(
+                                &self.members[sh.member],
+                                key,
+                                "shard hash mismatch",
+                            );
                         }
                         r.shards_damaged += 1;
                         per[sh.member].damaged += 1;

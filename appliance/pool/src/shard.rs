@@ -254,9 +254,9 @@ impl Coder {
                 e.reset(self.k, self.m, b).map_err(|e| e.to_string())?;
                 e
             }
-            None => self.enc.insert(
-                ReedSolomonEncoder::new(self.k, self.m, b).map_err(|e| e.to_string())?,
-            ),
+            None => self
+                .enc
+                .insert(ReedSolomonEncoder::new(self.k, self.m, b).map_err(|e| e.to_string())?),
         };
         for d in data {
             enc.add_original_shard(d).map_err(|e| e.to_string())?;
@@ -329,10 +329,7 @@ mod tests {
 
     #[test]
     fn magic_is_derived_from_its_versioned_string() {
-        assert_eq!(
-            MAGIC,
-            blake3::hash(b"coffer pool shard v1").as_bytes()[..8]
-        );
+        assert_eq!(MAGIC, blake3::hash(b"coffer pool shard v1").as_bytes()[..8]);
     }
 
     #[test]

@@ -101,7 +101,13 @@ fn objects_round_trip_across_members_with_default_geometry() {
         assert_eq!(r, d);
         assert_eq!(shard_files(&f, &key).len(), 6, "one shard per member");
         // ranges across block and stripe edges
-        for (off, len) in [(0, 1), (4095, 2), (4096 * 4 - 1, 3), (7, 50_000), (99_990, 10)] {
+        for (off, len) in [
+            (0, 1),
+            (4095, 2),
+            (4096 * 4 - 1, 3),
+            (7, 50_000),
+            (99_990, 10),
+        ] {
             if off + len <= *n {
                 assert_eq!(
                     pool.get_range(&key, off as u64, len as u64).unwrap(),
@@ -124,7 +130,10 @@ fn objects_round_trip_across_members_with_default_geometry() {
     assert!(pool.put("../escape", b"x").is_err());
     pool.delete("data/00/obj0").unwrap();
     assert!(shard_files(&f, "data/00/obj0").is_empty());
-    assert!(pool.notices().is_empty(), "a healthy pool has nothing to report");
+    assert!(
+        pool.notices().is_empty(),
+        "a healthy pool has nothing to report"
+    );
     // no temporary files left anywhere
     for m in &f.members {
         assert_eq!(fs::read_dir(m.join("tmp")).unwrap().count(), 0);
@@ -146,16 +155,25 @@ fn reads_survive_m_lost_members_and_corrupt_shards() {
     flip(&p2, 40_000);
     let pool = open(&f.members[0]);
     assert_eq!(pool.get("data/aa/x").unwrap(), d);
-    assert_eq!(pool.get_range("data/aa/x", 1000, 70_000).unwrap(), d[1000..71_000]);
+    assert_eq!(
+        pool.get_range("data/aa/x", 1000, 70_000).unwrap(),
+        d[1000..71_000]
+    );
     let notes = pool.notices().join("\n");
     assert!(notes.contains("missing"), "{notes}");
-    assert!(notes.contains("damaged") && notes.contains("parity"), "{notes}");
+    assert!(
+        notes.contains("damaged") && notes.contains("parity"),
+        "{notes}"
+    );
     // a third failure is more than m = 2: a clear error, not wrong data
     drop(pool);
     fs::remove_dir_all(&f.members[3]).unwrap();
     let pool = open(&f.members[0]);
     let e = pool.get("data/aa/x").unwrap_err().to_string();
-    assert!(e.contains("cannot be rebuilt") || e.contains("needed"), "{e}");
+    assert!(
+        e.contains("cannot be rebuilt") || e.contains("needed"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -171,7 +189,10 @@ fn a_member_lost_in_the_middle_of_a_write_degrades_then_scrub_restores_redundanc
     w.commit().unwrap();
     assert_eq!(pool.get("data/bb/y").unwrap(), d);
     let notes = pool.notices().join("\n");
-    assert!(notes.contains("ran degraded") && notes.contains("1 object"), "{notes}");
+    assert!(
+        notes.contains("ran degraded") && notes.contains("1 object"),
+        "{notes}"
+    );
     // writes keep working while k members are left
     pool.put("data/bb/z", &d[..1000]).unwrap();
     drop(pool);
@@ -193,7 +214,10 @@ fn a_member_lost_in_the_middle_of_a_write_degrades_then_scrub_restores_redundanc
     // full redundancy: a second scrub finds nothing, and any two members
     // may now fail
     let r2 = pool.scrub(&|_| {}).unwrap();
-    assert_eq!((r2.shards_missing, r2.shards_damaged, r2.shards_repaired), (0, 0, 0));
+    assert_eq!(
+        (r2.shards_missing, r2.shards_damaged, r2.shards_repaired),
+        (0, 0, 0)
+    );
     assert_eq!(r2.shards_checked, 8);
     drop(pool);
     fs::remove_dir_all(&f.members[0]).unwrap();
@@ -218,7 +242,10 @@ fn a_write_that_cannot_place_k_shards_fails_and_leaves_nothing() {
         Ok(()) => w.commit().unwrap_err(),
     };
     let msg = e.to_string();
-    assert!(msg.contains("cannot place a stripe") && msg.contains("nothing of it was kept"), "{msg}");
+    assert!(
+        msg.contains("cannot place a stripe") && msg.contains("nothing of it was kept"),
+        "{msg}"
+    );
     assert!(!f.members[0].join(OBJECTS).join("data/cc/lost").exists());
     assert_eq!(fs::read_dir(f.members[0].join("tmp")).unwrap().count(), 0);
     // what was written before is untouched: its shard on the surviving
@@ -258,7 +285,11 @@ fn scrub_heals_damaged_truncated_and_foreign_shards() {
     assert_eq!(r.shards_damaged, 3, "{r:?}");
     assert_eq!(r.shards_repaired, 3, "{r:?}");
     let r2 = pool.scrub(&|_| {}).unwrap();
-    assert_eq!((r2.shards_damaged, r2.shards_repaired, r2.shards_missing), (0, 0, 0), "{r2:?}");
+    assert_eq!(
+        (r2.shards_damaged, r2.shards_repaired, r2.shards_missing),
+        (0, 0, 0),
+        "{r2:?}"
+    );
     for i in 0..4 {
         assert_eq!(pool.get(&format!("data/dd/o{i}")).unwrap(), d);
     }
@@ -287,7 +318,11 @@ fn bad_members_are_refused_and_nothing_is_overwritten() {
     let e = admin::create(&f.members, &o).unwrap_err().to_string();
     assert!(e.contains("3+2 needs 5 members"), "{e}");
     // the same directory twice
-    let twice = vec![f.members[0].clone(), f.members[1].clone(), f.members[0].clone()];
+    let twice = vec![
+        f.members[0].clone(),
+        f.members[1].clone(),
+        f.members[0].clone(),
+    ];
     let e = admin::create(&twice, &opts("p")).unwrap_err().to_string();
     assert!(e.contains("same directory"), "{e}");
     // the same disk without the development switch
@@ -297,18 +332,27 @@ fn bad_members_are_refused_and_nothing_is_overwritten() {
     assert!(e.contains("same disk"), "{e}");
     // not empty
     fs::write(f.members[2].join("precious"), b"keep me").unwrap();
-    let e = admin::create(&f.members, &opts("p")).unwrap_err().to_string();
+    let e = admin::create(&f.members, &opts("p"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not empty") && e.contains("precious"), "{e}");
     assert_eq!(fs::read(f.members[2].join("precious")).unwrap(), b"keep me");
     fs::remove_file(f.members[2].join("precious")).unwrap();
     // members of another pool
     admin::create(&f.members[..2], &opts("other")).unwrap();
     let before = fs::read(f.members[0].join(meta::META_FILE)).unwrap();
-    let e = admin::create(&f.members, &opts("p")).unwrap_err().to_string();
+    let e = admin::create(&f.members, &opts("p"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already belongs to pool 'other'"), "{e}");
-    assert_eq!(fs::read(f.members[0].join(meta::META_FILE)).unwrap(), before);
+    assert_eq!(
+        fs::read(f.members[0].join(meta::META_FILE)).unwrap(),
+        before
+    );
     let other = open(&f.members[0]);
-    let e = admin::add(&other, &f.members[1], true).unwrap_err().to_string();
+    let e = admin::add(&other, &f.members[1], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already belongs"), "{e}");
     // not a member at all
     assert!(matches!(
@@ -332,13 +376,24 @@ fn stale_and_foreign_members_are_left_out_untouched() {
     assert_eq!(pool.meta().generation, 2, "the newest generation wins");
     let st = pool.status();
     assert_eq!(st.members[3].state, "stale");
-    assert!(st.members[3].reason.as_ref().unwrap().contains("generation 1"));
+    assert!(
+        st.members[3]
+            .reason
+            .as_ref()
+            .unwrap()
+            .contains("generation 1")
+    );
     assert_eq!(st.health, crate::PoolHealth::Degraded);
     assert_eq!(fs::read(f.members[3].join(meta::META_FILE)).unwrap(), stale);
     // stale metadata offered as a new member: refused
-    let e = admin::replace(&pool, &pool.meta().members[3].id.clone(), &f.members[3], true)
-        .unwrap_err()
-        .to_string();
+    let e = admin::replace(
+        &pool,
+        &pool.meta().members[3].id.clone(),
+        &f.members[3],
+        true,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("already belongs"), "{e}");
     // data goes to the others meanwhile
     pool.put("data/ee/a", b"hello").unwrap();
@@ -364,7 +419,12 @@ fn export_and_import_on_new_paths() {
     let moved: Vec<PathBuf> = f
         .members
         .iter()
-        .map(|m| m.with_file_name(format!("{}-moved", m.file_name().unwrap().to_string_lossy())))
+        .map(|m| {
+            m.with_file_name(format!(
+                "{}-moved",
+                m.file_name().unwrap().to_string_lossy()
+            ))
+        })
         .collect();
     for (a, b) in f.members.iter().zip(&moved) {
         fs::rename(a, b).unwrap();
@@ -414,8 +474,15 @@ fn failing_smart_and_full_members_leave_placement() {
     )
     .unwrap();
     let e = full.put("data/gg/b", b"x").unwrap_err().to_string();
-    assert!(e.contains("cannot place a stripe") && e.contains("full"), "{e}");
-    assert_eq!(full.get("data/gg/a").unwrap(), data(10_000, 8), "reads go on");
+    assert!(
+        e.contains("cannot place a stripe") && e.contains("full"),
+        "{e}"
+    );
+    assert_eq!(
+        full.get("data/gg/a").unwrap(),
+        data(10_000, 8),
+        "reads go on"
+    );
 }
 
 #[test]

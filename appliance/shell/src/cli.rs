@@ -17,6 +17,8 @@ use coffer_types::{JobKind, Level, SnapshotInfo};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::output::{Spinner, entry_json, mode_string, size};
+use crate::pool_cmd::PoolLink;
+use coffer_pool::Pool;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -70,6 +72,10 @@ enum Cmd {
         /// command that unlocks the store use that much more memory.
         #[arg(long)]
         kdf_memory_kib: Option<u32>,
+        /// Keep the store's objects on this disk pool (any member's
+        /// directory); the store directory keeps the catalog and a link.
+        #[arg(long, value_name = "MEMBER_DIR")]
+        pool: Option<PathBuf>,
     },
     /// Back up a directory as a snapshot of an asset.
     Backup {
@@ -146,6 +152,16 @@ enum Cmd {
         /// At most this many jobs (newest first).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+    /// The appliance's disks.
+    Disk {
+        #[command(subcommand)]
+        cmd: crate::pool_cmd::DiskCmd,
+    },
+    /// Disk pools: erasure-coded storage across member disks.
+    Pool {
+        #[command(subcommand)]
+        cmd: crate::pool_cmd::PoolCmd,
     },
     /// Catalog maintenance.
     Catalog {
@@ -239,21 +255,39 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<Passphrase> {
     Ok(Passphrase::new(p.into_bytes())?)
 }
 
+/// Where a store's objects live.
+enum Backend {
+    Dir(Arc<DirStore>),
+    Pool(Arc<Pool>),
+}
+
 /// A store opened in direct mode.
 pub struct Direct {
-    pub blobs: Arc<DirStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    backend: Backend,
     pub catalog: Catalog,
     pub actor: Actor,
 }
 
 impl Direct {
-    /// Opens the store's directory and catalog without keys.
+    /// Opens the store's directory (and its pool, when it is on one) and
+    /// catalog, without keys.
     pub fn open(dir: &Path) -> Result<Direct> {
-        let blobs = Arc::new(DirStore::new(dir));
+        let (blobs, backend): (Arc<dyn BlobStore>, Backend) = match PoolLink::read(dir)? {
+            Some(link) => {
+                let p = Arc::new(link.open(&coffer_pool::OpenOptions::default())?);
+                (p.clone(), Backend::Pool(p))
+            }
+            None => {
+                let d = Arc::new(DirStore::new(dir));
+                (d.clone(), Backend::Dir(d))
+            }
+        };
         StoreConfig::read(blobs.as_ref())?;
         let catalog = Catalog::open(&dir.join("catalog.db"))?;
         Ok(Direct {
             blobs,
+            backend,
             catalog,
             actor: Actor::current(),
         })
@@ -261,9 +295,15 @@ impl Direct {
 
     /// Opens with keys, cleans up after crashed writers, reconciles the catalog.
     pub fn unlock(&self, pass: &Passphrase) -> Result<Repo> {
-        let blobs: Arc<dyn BlobStore> = self.blobs.clone();
-        let repo = Repo::open(blobs, pass)?;
-        self.blobs.clean_tmp(coffer_engine::pid_alive)?;
+        let repo = Repo::open(self.blobs.clone(), pass)?;
+        match &self.backend {
+            Backend::Dir(d) => {
+                d.clean_tmp(coffer_engine::pid_alive)?;
+            }
+            Backend::Pool(p) => {
+                p.clean_tmp(coffer_engine::pid_alive);
+            }
+        }
         let (marked, added) = coffer_engine::reconcile(&repo, &self.catalog, &self.actor)?;
         if marked > 0 {
             eprintln!(
@@ -283,7 +323,7 @@ fn store_dir(cli: &Cli) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no store given: use --store DIR or set COFFER_STORE"))
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
@@ -298,10 +338,13 @@ fn run(cli: Cli) -> Result<u8> {
     let pf = cli.passphrase_file.clone();
     match &cli.cmd {
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
+        Cmd::Disk { cmd } => crate::pool_cmd::disk(cmd, cli.json),
+        Cmd::Pool { cmd } => crate::pool_cmd::pool(cmd, cli.store.as_deref(), cli.json, cli.quiet),
         Cmd::Init {
             container_size_mib,
             compression_level,
             kdf_memory_kib,
+            pool,
         } => {
             let dir = store_dir(&cli)?;
             let opts = InitOptions {
@@ -316,7 +359,7 @@ fn run(cli: Cli) -> Result<u8> {
                 },
                 ..InitOptions::default()
             };
-            let info = init(&dir, pf.as_deref(), opts)?;
+            let info = init(&dir, pf.as_deref(), opts, pool.as_deref())?;
             if cli.json {
                 print_json(
                     &serde_json::json!({ "store": dir, "store_id": info.store_id.to_hex() }),
@@ -675,13 +718,36 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// Creates a store and its catalog.
-pub fn init(dir: &Path, pf: Option<&Path>, opts: InitOptions) -> Result<StoreConfig> {
+/// Creates a store and its catalog; with `pool`, the store's objects live
+/// on that pool and the directory holds the catalog and the pool link.
+pub fn init(
+    dir: &Path,
+    pf: Option<&Path>,
+    opts: InitOptions,
+    pool: Option<&Path>,
+) -> Result<StoreConfig> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("create store directory '{}'", dir.display()))?;
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirStore::new(dir));
+    if PoolLink::read(dir)?.is_some() {
+        bail!(
+            "'{}' already holds a coffer store (on a pool)",
+            dir.display()
+        );
+    }
+    let pool = pool
+        .map(|member| Pool::open(member, &coffer_pool::OpenOptions::default()))
+        .transpose()?
+        .map(Arc::new);
+    let blobs: Arc<dyn BlobStore> = match &pool {
+        Some(p) => p.clone(),
+        None => Arc::new(DirStore::new(dir)),
+    };
     let pass = passphrase(pf, true)?;
     let repo = Repo::init(blobs, &pass, opts)?;
+    // The link is written once the store exists on the pool.
+    if let Some(p) = &pool {
+        PoolLink::write(dir, p)?;
+    }
     Catalog::open(&dir.join("catalog.db"))?;
     Ok(*repo.config())
 }

@@ -52,7 +52,7 @@ pub fn run(source: &Path, workdir: &Path, pf: Option<&Path>) -> Result<u8> {
     let pass = || crate::cli::passphrase(pf.as_deref(), false);
 
     let t = Instant::now();
-    let cfg = init(&store, pf.as_deref(), InitOptions::default())?;
+    let cfg = init(&store, pf.as_deref(), InitOptions::default(), None)?;
     println!(
         "[1/7] init: store {} at {} (AES-256-GCM, zstd {}, {} MiB containers; key sealed with Argon2id) in {:.2}s",
         cfg.store_id.short(),

@@ -8,6 +8,7 @@
 mod cli;
 mod demo;
 mod output;
+mod pool_cmd;
 
 use std::process::ExitCode;
 

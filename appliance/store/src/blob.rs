@@ -382,7 +382,9 @@ impl BlobStore for DirStore {
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(Error::Locked { key: key.into() }),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                Err(Error::Locked { key: key.into() })
+            }
             Err(e) => Err(Error::io("remove", &p, e)),
         }
     }

@@ -125,8 +125,12 @@ fn by_id_links(dir: &Path) -> BTreeMap<String, PathBuf> {
         }
     }
     links.sort_by(|a, b| {
-        let wa = a.1.file_name().is_some_and(|n| n.to_string_lossy().starts_with("wwn-"));
-        let wb = b.1.file_name().is_some_and(|n| n.to_string_lossy().starts_with("wwn-"));
+        let wa =
+            a.1.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("wwn-"));
+        let wb =
+            b.1.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("wwn-"));
         (wa, &a.1).cmp(&(wb, &b.1))
     });
     let mut out = BTreeMap::new();
@@ -155,10 +159,9 @@ pub fn discover(sys: &Path, dev: &Path, mountinfo: &str) -> Result<Vec<Disk>> {
             continue;
         }
         let devno = read_trim(&d.join("dev")).unwrap_or_default();
-        let model = match (
-            read_trim(&d.join("device/vendor")),
-            read_trim(&d.join("device/model")),
-        ) {
+        // virtio and NVMe put a PCI vendor id (0x1af4) in `vendor`: not a name.
+        let vendor = read_trim(&d.join("device/vendor")).filter(|v| !v.starts_with("0x"));
+        let model = match (vendor, read_trim(&d.join("device/model"))) {
             (Some(v), Some(m)) if !m.starts_with(&v) => Some(format!("{v} {m}")),
             (_, Some(m)) => Some(m),
             (v, None) => v,

@@ -139,8 +139,10 @@ pub fn parse(device: &str, text: &str) -> Result<Health> {
     let scsi_unc = ["read", "write", "verify"]
         .iter()
         .filter_map(|k| {
-            doc.pointer(&format!("/scsi_error_counter_log/{k}/total_uncorrected_errors"))
-                .and_then(u)
+            doc.pointer(&format!(
+                "/scsi_error_counter_log/{k}/total_uncorrected_errors"
+            ))
+            .and_then(u)
         })
         .reduce(|a, b| a + b);
     let spare_below = match nvme {
@@ -327,7 +329,10 @@ mod tests {
         assert_eq!(failed.verdict, Verdict::Failing);
         assert_eq!(
             failed.reasons,
-            ["SMART overall assessment FAILED", "NVMe critical warning 0x10"]
+            [
+                "SMART overall assessment FAILED",
+                "NVMe critical warning 0x10"
+            ]
         );
     }
 
