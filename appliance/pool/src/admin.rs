@@ -153,7 +153,7 @@ pub fn create(paths: &[PathBuf], opts: &CreateOptions) -> Result<PoolMeta> {
         )));
     }
     let block = opts.block_size.unwrap_or(DEFAULT_BLOCK);
-    if block < 1024 || block % 64 != 0 {
+    if block < 1024 || !block.is_multiple_of(64) {
         return Err(Error::Geometry(format!(
             "block size {block}: must be a multiple of 64 bytes, at least 1024"
         )));

@@ -183,13 +183,16 @@ struct Notices {
     healed_reads: u64,
 }
 
+/// A verified data block: ((stripe, block index), bytes).
+type CachedBlock = ((u64, usize), Arc<Vec<u8>>);
+
 /// An opened object: its shard files, found on the members.
 #[derive(Debug)]
 pub(crate) struct OpenObject {
     pub(crate) layout: Layout,
     pub(crate) shards: Vec<Option<OpenShard>>,
     /// Recently read data blocks: (stripe, block) → bytes.
-    blocks: Mutex<VecDeque<((u64, usize), Arc<Vec<u8>>)>>,
+    blocks: Mutex<VecDeque<CachedBlock>>,
 }
 
 #[derive(Debug)]

@@ -163,23 +163,18 @@ impl Pool {
             .collect();
         let mut buf = Vec::new();
         for s in 0..l.stripes() {
-            for i in 0..n {
-                let Some(sh) = obj.shards[i].as_ref() else {
+            for (i, hasher) in hashers.iter_mut().enumerate() {
+                let Some(h) = hasher.as_mut() else {
                     continue;
                 };
-                if sh.bad.load(Ordering::Relaxed) {
-                    continue;
-                }
                 if self.read_verified(key, &obj, s, i, &mut buf) {
                     r.bytes_checked += buf.len() as u64;
-                    if let Some(h) = hashers[i].as_mut() {
-                        h.update(&buf[..HASH_LEN as usize]);
-                    }
+                    h.update(&buf[..HASH_LEN as usize]);
                 }
             }
         }
         let mut bad: Vec<usize> = Vec::new();
-        for i in 0..n {
+        for (i, hasher) in hashers.iter().enumerate() {
             match obj.shards[i].as_ref() {
                 None => {
                     r.shards_missing += 1;
@@ -188,7 +183,7 @@ impl Pool {
                 Some(sh) => {
                     r.shards_checked += 1;
                     per[sh.member].shards += 1;
-                    let whole_ok = hashers[i]
+                    let whole_ok = hasher
                         .as_ref()
                         .is_some_and(|h| *h.finalize().as_bytes() == sh.header.shard_hash);
                     if sh.bad.load(Ordering::Relaxed) || !whole_ok {

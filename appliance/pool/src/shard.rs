@@ -185,7 +185,7 @@ impl Header {
         if h.index >= h.k + h.m {
             return Err(format!("shard index {} outside {}+{}", h.index, h.k, h.m));
         }
-        if h.block == 0 || h.block % 2 != 0 {
+        if h.block == 0 || !h.block.is_multiple_of(2) {
             return Err(format!("impossible block size {}", h.block));
         }
         Ok(h)

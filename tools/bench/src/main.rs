@@ -14,6 +14,7 @@
 mod codec;
 mod data;
 mod measure;
+mod pool;
 mod report;
 mod scale;
 mod tools;
@@ -72,6 +73,19 @@ enum Cmd {
     Codec {
         /// The directory to sample.
         dir: PathBuf,
+    },
+    /// Erasure-coding throughput per core, and a full backup onto a
+    /// 6-member pool against the same backup onto one directory.
+    Pool {
+        /// Runs per figure; each figure is the median.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// The tree to back up (default: linux-source 6.1.190-1 from Debian).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Only the encode throughput.
+        #[arg(long)]
+        encode_only: bool,
     },
     /// Internal: run one command and write its kernel accounting as JSON.
     #[command(hide = true)]
@@ -151,6 +165,29 @@ fn real_main() -> Result<()> {
             let c = codec::measure(&dir, 256 << 20)?;
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())
+        }
+        Cmd::Pool {
+            runs,
+            dir,
+            encode_only,
+        } => {
+            if encode_only {
+                for (k, m) in [(4, 2), (2, 2), (8, 4)] {
+                    let e = pool::encode(k, m, 64 * 1024, 512 << 20)?;
+                    println!("{}", serde_json::to_string(&e)?);
+                }
+                return Ok(());
+            }
+            let tree = match dir {
+                Some(d) => std::fs::canonicalize(d)?,
+                None => {
+                    let dd = workdir.join("data");
+                    std::fs::create_dir_all(&dd)?;
+                    data::debian_tree(&dd, "6.1.190-1")?
+                }
+            };
+            let coffer = coffer_binary(cli.coffer.as_deref())?;
+            pool::run(&workdir, &coffer, &tree, runs)
         }
         Cmd::Measure { .. } => unreachable!("handled above"),
     }
