@@ -319,8 +319,25 @@ pub fn disk(cmd: &DiskCmd, json: bool) -> Result<u8> {
     } else if !no_smart {
         notes.push("smartctl is not installed (apt install smartmontools): no health shown".into());
     }
+    // Capacity of every mounted filesystem on these disks, from statvfs.
+    let mut filesystems = Vec::new();
+    for d in &disks {
+        let mounts = d
+            .mounts
+            .iter()
+            .chain(d.partitions.iter().flat_map(|p| p.mounts.iter()));
+        for m in mounts {
+            if let Ok(c) = coffer_block::capacity(m) {
+                filesystems.push((d.name.clone(), m.clone(), c));
+            }
+        }
+    }
     if json {
-        print_json(&serde_json::json!({ "disks": disks, "notes": notes }))?;
+        let fs: Vec<_> = filesystems
+            .iter()
+            .map(|(d, m, c)| serde_json::json!({ "disk": d, "mount": m, "capacity": c }))
+            .collect();
+        print_json(&serde_json::json!({ "disks": disks, "filesystems": fs, "notes": notes }))?;
         return Ok(EXIT_OK);
     }
     println!(
@@ -356,6 +373,19 @@ pub fn disk(cmd: &DiskCmd, json: bool) -> Result<u8> {
             && !h.reasons.is_empty()
         {
             println!("{:<10} └ {}", "", h.reasons.join(", "));
+        }
+    }
+    if !filesystems.is_empty() {
+        println!();
+        println!("{:<10} {:>10} {:>10} MOUNT", "DISK", "SIZE", "FREE");
+        for (d, m, c) in &filesystems {
+            println!(
+                "{:<10} {:>10} {:>10} {}",
+                d,
+                size(c.total),
+                size(c.available),
+                m.display()
+            );
         }
     }
     for n in &notes {
