@@ -239,16 +239,7 @@ pub fn add(pool: &Pool, path: &Path, allow_same_device: bool) -> Result<PoolMeta
     });
     prepare_member(&canon)?;
     let failed = write_all(&meta, &unreachable(pool));
-    if failed.iter().any(|f| f.starts_with(&id)) {
-        return Err(Error::Unavailable {
-            name: meta.name.clone(),
-            reason: format!(
-                "could not write metadata to the new member: {}",
-                failed.join("; ")
-            ),
-        });
-    }
-    Ok(meta)
+    with_new_member(meta, &id, failed)
 }
 
 /// Replaces member `old` (id or path) by the empty disk at `path`. The old
@@ -294,7 +285,13 @@ pub fn replace(pool: &Pool, old: &str, path: &Path, allow_same_device: bool) -> 
     let mut skip = unreachable(pool);
     skip.push(gone.id);
     let failed = write_all(&meta, &skip);
-    if failed.iter().any(|f| f.starts_with(&id)) {
+    with_new_member(meta, &id, failed)
+}
+
+/// The new generation, if it reached the new member `id`; other members it
+/// missed are stale from now on and say so when the pool is opened.
+fn with_new_member(meta: PoolMeta, id: &str, failed: Vec<String>) -> Result<PoolMeta> {
+    if failed.iter().any(|f| f.starts_with(id)) {
         return Err(Error::Unavailable {
             name: meta.name.clone(),
             reason: format!(
@@ -302,6 +299,9 @@ pub fn replace(pool: &Pool, old: &str, path: &Path, allow_same_device: bool) -> 
                 failed.join("; ")
             ),
         });
+    }
+    for f in &failed {
+        tracing::warn!(failed = %f, "a member missed the new pool generation");
     }
     Ok(meta)
 }
