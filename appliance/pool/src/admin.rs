@@ -227,7 +227,11 @@ fn unreachable(pool: &Pool) -> Vec<String> {
 /// Adds an empty disk to the pool. Existing objects stay where they are;
 /// new ones are placed on it by free space.
 pub fn add(pool: &Pool, path: &Path, allow_same_device: bool) -> Result<PoolMeta> {
-    let others: Vec<PathBuf> = pool.members.iter().map(|m| m.root.clone()).collect();
+    let others: Vec<PathBuf> = pool
+        .members
+        .iter()
+        .map(|m| m.root().to_path_buf())
+        .collect();
     let canon = check_new_member(path, &others, allow_same_device)?;
     let mut meta = bump(pool);
     let id = random_hex(8)?;
@@ -249,13 +253,13 @@ pub fn replace(pool: &Pool, old: &str, path: &Path, allow_same_device: bool) -> 
     let old_m = pool
         .members
         .iter()
-        .find(|m| m.meta.id == old || m.root == Path::new(old) || m.meta.path == Path::new(old))
+        .find(|m| m.meta.id == old || m.root() == Path::new(old))
         .ok_or_else(|| Error::UnknownMember(old.to_string()))?;
     let others: Vec<PathBuf> = pool
         .members
         .iter()
         .filter(|m| m.meta.id != old_m.meta.id)
-        .map(|m| m.root.clone())
+        .map(|m| m.root().to_path_buf())
         .collect();
     let canon = check_new_member(path, &others, allow_same_device)?;
     let mut meta = bump(pool);

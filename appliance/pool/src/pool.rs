@@ -111,7 +111,6 @@ impl MemberState {
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) meta: MemberMeta,
-    pub(crate) root: PathBuf,
     state: Mutex<MemberState>,
     pub(crate) health: Option<Health>,
     pub(crate) read_errors: AtomicU64,
@@ -128,7 +127,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Member {
     pub(crate) fn new(meta: MemberMeta, state: MemberState) -> Member {
         Member {
-            root: meta.path.clone(),
             meta,
             state: Mutex::new(state),
             health: None,
@@ -137,14 +135,18 @@ impl Member {
             checksum_errors: AtomicU64::new(0),
         }
     }
+    /// Where the member is mounted.
+    pub(crate) fn root(&self) -> &Path {
+        &self.meta.path
+    }
     pub(crate) fn state(&self) -> MemberState {
         lock(&self.state).clone()
     }
     pub(crate) fn shard_path(&self, key: &str) -> PathBuf {
-        self.root.join(OBJECTS).join(key)
+        self.root().join(OBJECTS).join(key)
     }
     fn label(&self) -> String {
-        format!("{} ({})", self.meta.id, self.root.display())
+        format!("{} ({})", self.meta.id, self.root().display())
     }
 }
 
@@ -265,7 +267,7 @@ impl Pool {
             let mut member = Member::new(mm.clone(), state);
             if member.state().readable() {
                 if opts.smart
-                    && let Some(disk) = coffer_block::disk_of_path(&member.root, &opts.sys)
+                    && let Some(disk) = coffer_block::disk_of_path(member.root(), &opts.sys)
                     && !disk.starts_with("loop")
                     && let Ok(Some(h)) = coffer_block::smart::query(&Path::new("/dev").join(&disk))
                 {
@@ -296,15 +298,7 @@ impl Pool {
             cache: Mutex::new(VecDeque::new()),
         };
         for m in &pool.members {
-            let s = m.state();
-            if let Some(r) = s.reason() {
-                lock(&pool.notices).member_events.push(format!(
-                    "pool '{}': member {} is {}: {r}",
-                    pool.meta.name,
-                    m.label(),
-                    s.name()
-                ));
-            }
+            pool.member_event(m, &m.state());
             pool.check_space(m);
         }
         let readable = pool.members.iter().filter(|m| m.state().readable()).count();
@@ -324,14 +318,6 @@ impl Pool {
     /// The pool's metadata as opened.
     pub fn meta(&self) -> &PoolMeta {
         &self.meta
-    }
-
-    /// k + m.
-    pub fn geometry(&self) -> Geometry {
-        Geometry {
-            data: self.k as u8,
-            parity: self.m as u8,
-        }
     }
 
     /// Records SMART health for a member (by id), as `open` does from
@@ -374,7 +360,7 @@ impl Pool {
         if !m.state().writable() {
             return None;
         }
-        match coffer_block::capacity(&m.root) {
+        match coffer_block::capacity(m.root()) {
             Ok(cap) => {
                 let reserve = self.reserve_for(&cap);
                 if cap.available <= reserve {
@@ -401,17 +387,21 @@ impl Pool {
     pub(crate) fn set_state(&self, m: &Member, s: MemberState) {
         let mut g = lock(&m.state);
         if *g != s {
-            if let Some(r) = s.reason() {
-                let msg = format!(
-                    "pool '{}': member {} is {}: {r}",
-                    self.meta.name,
-                    m.label(),
-                    s.name()
-                );
-                tracing::warn!(member = %m.meta.id, state = s.name(), reason = r, "pool member state changed");
-                lock(&self.notices).member_events.push(msg);
-            }
+            self.member_event(m, &s);
             *g = s;
+        }
+    }
+
+    /// Logs and keeps for the job log a member that is not online.
+    fn member_event(&self, m: &Member, s: &MemberState) {
+        if let Some(r) = s.reason() {
+            tracing::warn!(member = %m.meta.id, state = s.name(), reason = r, "pool member not online");
+            lock(&self.notices).member_events.push(format!(
+                "pool '{}': member {} is {}: {r}",
+                self.meta.name,
+                m.label(),
+                s.name()
+            ));
         }
     }
 
@@ -423,7 +413,7 @@ impl Pool {
         } else {
             m.read_errors.fetch_add(1, Ordering::Relaxed);
         }
-        let state = if !m.root.join(meta::META_FILE).exists() {
+        let state = if !m.root().join(meta::META_FILE).exists() {
             MemberState::Missing(format!("not there any more ({what})"))
         } else {
             MemberState::Failed(what.to_string())
@@ -629,10 +619,12 @@ impl Pool {
             Err(e) => {
                 sh.bad.store(true, Ordering::Relaxed);
                 let m = &self.members[sh.member];
-                if e.contains("blake3") {
-                    self.checksum_error(m, key, &e);
-                } else {
-                    self.member_failed(m, &format!("shard of '{key}': {e}"), false);
+                let what = format!("stripe {s} {e}");
+                match e {
+                    shard::BlockError::Hash => self.checksum_error(m, key, &what),
+                    shard::BlockError::Read(_) => {
+                        self.member_failed(m, &format!("shard of '{key}': {what}"), false)
+                    }
                 }
                 false
             }
@@ -725,7 +717,7 @@ impl Pool {
         let mut members = Vec::new();
         let (mut total, mut avail) = (0u64, 0u64);
         for m in &self.members {
-            let cap = coffer_block::capacity(&m.root).ok();
+            let cap = coffer_block::capacity(m.root()).ok();
             let state = m.state();
             if let Some(c) = &cap
                 && state.readable()
@@ -737,7 +729,7 @@ impl Pool {
             }
             members.push(MemberStatus {
                 id: m.meta.id.clone(),
-                path: m.root.clone(),
+                path: m.root().to_path_buf(),
                 state: state.name().to_string(),
                 reason: state.reason().map(String::from),
                 disk: m.meta.disk.clone(),
@@ -782,7 +774,7 @@ impl Pool {
             if !m.state().readable() {
                 continue;
             }
-            let dir = m.root.join(OBJECTS);
+            let dir = m.root().join(OBJECTS);
             if !dir.exists() {
                 continue;
             }
@@ -801,26 +793,25 @@ impl Pool {
     /// Creates the temporary file of a new shard on member `mi`.
     pub(crate) fn shard_out(&self, mi: usize, index: u8) -> std::result::Result<ShardOut, String> {
         let m = &self.members[mi];
-        let dir = m.root.join(TMP);
+        let dir = m.root().join(TMP);
         fs::create_dir_all(&dir).map_err(|e| format!("create '{}': {e}", dir.display()))?;
         let mut nonce = [0u8; 8];
         coffer_keys::random_bytes(&mut nonce).map_err(|e| e.to_string())?;
         let tmp = dir.join(format!("{}-{}", std::process::id(), hex::encode(nonce)));
-        let file = fs::OpenOptions::new()
+        let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(|e| format!("create '{}': {e}", tmp.display()))?;
-        let mut w = file;
-        w.write_all(&[0u8; HEADER_LEN as usize])
+        // The header's place: it is written last, at `finish`.
+        file.write_all(&[0u8; HEADER_LEN as usize])
             .map_err(|e| format!("write '{}': {e}", tmp.display()))?;
         Ok(ShardOut {
             member: mi,
             index,
             tmp,
-            file: Some(w),
+            file: Some(file),
             hasher: blake3::Hasher::new(),
-            written: HEADER_LEN,
             budget: u64::MAX,
         })
     }
@@ -830,7 +821,7 @@ impl Pool {
         let mut n = 0;
         for m in &self.members {
             if m.state().writable()
-                && let Ok(k) = DirStore::new(&m.root).clean_tmp(&is_alive)
+                && let Ok(k) = DirStore::new(m.root()).clean_tmp(&is_alive)
             {
                 n += k;
             }
@@ -904,7 +895,6 @@ pub(crate) struct ShardOut {
     pub(crate) tmp: PathBuf,
     file: Option<File>,
     hasher: blake3::Hasher,
-    written: u64,
     /// Bytes this shard may still take before the member's reserve.
     pub(crate) budget: u64,
 }
@@ -936,26 +926,19 @@ impl ShardOut {
             }
             io::IoSlice::advance_slices(&mut slices, n);
         }
-        self.written += len;
         Ok(())
     }
 
-    /// Writes the header and makes the file durable.
-    pub(crate) fn finish(
-        &mut self,
-        pool: &Pool,
-        key: &str,
-        len: u64,
-        k: usize,
-        m: usize,
-    ) -> io::Result<()> {
+    /// Writes the header for an object of layout `l` and makes the file
+    /// durable.
+    pub(crate) fn finish(&mut self, pool: [u8; 16], key: &str, l: &Layout) -> io::Result<()> {
         let h = Header {
-            k: k as u8,
-            m: m as u8,
+            k: l.k as u8,
+            m: l.m as u8,
             index: self.index,
-            block: pool.block,
-            len,
-            pool: pool.id,
+            block: l.block as u32,
+            len: l.len,
+            pool,
             key: shard::key_hash(key),
             shard_hash: *self.hasher.finalize().as_bytes(),
         };
@@ -1126,7 +1109,13 @@ impl ObjectWriter for PoolWriter<'_> {
         if !self.stripe.is_empty() {
             self.flush_buffered()?;
         }
-        let (pool, key, len) = (self.pool, self.key.clone(), self.len);
+        let (pool, key) = (self.pool, self.key.clone());
+        let layout = Layout {
+            len: self.len,
+            k: pool.k,
+            m: pool.m,
+            block: pool.block as u64,
+        };
         let mut outs = std::mem::take(&mut self.outs);
         // The shards are on different disks: their headers and fsyncs run
         // side by side.
@@ -1134,8 +1123,8 @@ impl ObjectWriter for PoolWriter<'_> {
             let handles: Vec<_> = outs
                 .iter_mut()
                 .map(|o| {
-                    let key = &key;
-                    sc.spawn(move || o.finish(pool, key, len, pool.k, pool.m))
+                    let (key, layout) = (&key, &layout);
+                    sc.spawn(move || o.finish(pool.id, key, layout))
                 })
                 .collect();
             handles
@@ -1184,7 +1173,7 @@ impl ObjectWriter for PoolWriter<'_> {
             let handles: Vec<_> = outs
                 .iter()
                 .map(|o| {
-                    let (root, key, tmp) = (&pool.members[o.member].root, &key, &o.tmp);
+                    let (root, key, tmp) = (pool.members[o.member].root(), &key, &o.tmp);
                     sc.spawn(move || publish(root, key, tmp, false))
                 })
                 .collect();
@@ -1270,15 +1259,8 @@ impl BlobStore for Pool {
 
     fn create<'a>(&'a self, key: &str) -> coffer_store::Result<Box<dyn ObjectWriter + 'a>> {
         coffer_store::check_key(key)?;
-        if self
-            .members
-            .iter()
-            .filter(|m| m.state().readable() && m.shard_path(key).exists())
-            .count()
-            >= self.k
-        {
-            return Err(coffer_store::Error::AlreadyExists { key: key.into() });
-        }
+        // Whether the key is taken is decided once, at commit: an object
+        // that appears meanwhile wins there.
         let mut outs = Vec::new();
         for (mi, free) in self.placement() {
             if outs.len() == self.k + self.m {

@@ -85,7 +85,7 @@ impl ScrubReport {
 
 pub(crate) fn last_report(pool: &Pool) -> Option<ScrubReport> {
     pool.members.iter().find_map(|m| {
-        let text = fs::read(m.root.join(REPORT_FILE)).ok()?;
+        let text = fs::read(m.root().join(REPORT_FILE)).ok()?;
         serde_json::from_slice(&text).ok()
     })
 }
@@ -106,7 +106,7 @@ impl Pool {
             .iter()
             .map(|m| MemberScrub {
                 id: m.meta.id.clone(),
-                path: m.root.clone(),
+                path: m.root().to_path_buf(),
                 ..MemberScrub::default()
             })
             .collect();
@@ -131,9 +131,9 @@ impl Pool {
         if let Ok(text) = serde_json::to_vec_pretty(&r) {
             for m in &self.members {
                 if m.state().writable() || matches!(m.state(), MemberState::Full(_)) {
-                    let tmp = m.root.join(format!(".{REPORT_FILE}.tmp"));
+                    let tmp = m.root().join(format!(".{REPORT_FILE}.tmp"));
                     if fs::write(&tmp, &text).is_ok() {
-                        let _ = fs::rename(&tmp, m.root.join(REPORT_FILE));
+                        let _ = fs::rename(&tmp, m.root().join(REPORT_FILE));
                     }
                 }
             }
@@ -174,10 +174,17 @@ impl Pool {
             }
         }
         let mut bad: Vec<usize> = Vec::new();
+        // A rejected file (bad header, wrong size) is a damaged copy of one
+        // of the absent indices: counted as damaged, not also as missing.
+        let mut unaccounted = rejected.len();
         for (i, hasher) in hashers.iter().enumerate() {
             match obj.shards[i].as_ref() {
                 None => {
-                    r.shards_missing += 1;
+                    if unaccounted > 0 {
+                        unaccounted -= 1;
+                    } else {
+                        r.shards_missing += 1;
+                    }
                     bad.push(i);
                 }
                 Some(sh) => {
@@ -274,7 +281,7 @@ impl Pool {
                             continue;
                         }
                         let occupied = m.shard_path(key).exists();
-                        if let Ok(c) = coffer_block::capacity(&m.root)
+                        if let Ok(c) = coffer_block::capacity(m.root())
                             && best.is_none_or(|b| (occupied, c.available) > (b.1, b.2))
                         {
                             best = Some((mi, occupied, c.available));
@@ -338,8 +345,8 @@ impl Pool {
         for (mut o, replace) in outs {
             let m = &self.members[o.member];
             let res = o
-                .finish(self, key, l.len, l.k, l.m)
-                .and_then(|_| publish(&m.root, key, &o.tmp, replace));
+                .finish(self.id, key, &l)
+                .and_then(|_| publish(m.root(), key, &o.tmp, replace));
             match res {
                 Ok(()) => {
                     r.shards_repaired += 1;

@@ -202,21 +202,40 @@ impl Header {
     }
 }
 
-/// Reads and verifies block `stripe` of a shard file.
+/// Why a block could not be used.
+#[derive(Debug)]
+pub enum BlockError {
+    /// The member did not give the bytes: an I/O error or a short file.
+    Read(std::io::Error),
+    /// The bytes are not what was written: bit rot, or a block moved.
+    Hash,
+}
+
+impl std::fmt::Display for BlockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockError::Read(e) => write!(f, "read failed: {e}"),
+            BlockError::Hash => write!(f, "fails its blake3"),
+        }
+    }
+}
+
+/// Reads and verifies block `stripe` of a shard file into `buf` (hash,
+/// then block).
 pub fn read_block(
     file: &File,
     layout: &Layout,
     stripe: u64,
     shard: u8,
     buf: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), BlockError> {
     let blen = layout.block_len(stripe) as usize;
     buf.resize(HASH_LEN as usize + blen, 0);
     file.read_exact_at(buf, layout.offset(stripe))
-        .map_err(|e| format!("read stripe {stripe}: {e}"))?;
+        .map_err(BlockError::Read)?;
     let (hash, data) = buf.split_at(HASH_LEN as usize);
     if block_hash(stripe, shard, data) != hash {
-        return Err(format!("stripe {stripe} fails its blake3"));
+        return Err(BlockError::Hash);
     }
     Ok(())
 }

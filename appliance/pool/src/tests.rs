@@ -284,6 +284,10 @@ fn scrub_heals_damaged_truncated_and_foreign_shards() {
     assert_eq!(r.objects, 4);
     assert_eq!(r.shards_damaged, 3, "{r:?}");
     assert_eq!(r.shards_repaired, 3, "{r:?}");
+    assert_eq!(
+        r.shards_missing, 0,
+        "a damaged file is not also missing: {r:?}"
+    );
     let r2 = pool.scrub(&|_| {}).unwrap();
     assert_eq!(
         (r2.shards_damaged, r2.shards_repaired, r2.shards_missing),
