@@ -434,7 +434,7 @@ pub fn open_any(path: &Path) -> Result<Pool> {
         path,
         &OpenOptions {
             require_active: false,
-            ..OpenOptions::default()
+            ..OpenOptions::with_smart()
         },
     )
 }

@@ -1,7 +1,7 @@
 //! An opened pool: its members' state, placement, and the `BlobStore` over
 //! erasure-coded shards.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -154,7 +154,9 @@ impl Member {
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Ask `smartctl` about the disks under the members (when installed);
-    /// a failing disk leaves placement.
+    /// a failing disk leaves placement. Off by default: a query takes time
+    /// and can wake a sleeping disk, so only what places data or reports
+    /// health ([`OpenOptions::with_smart`]) asks.
     pub smart: bool,
     /// Free space every member keeps from containers, so index objects and
     /// snapshot records can still be written when data fills the pool.
@@ -166,10 +168,20 @@ pub struct OpenOptions {
     pub sys: PathBuf,
 }
 
+impl OpenOptions {
+    /// The defaults, asking smartctl about the members' disks.
+    pub fn with_smart() -> OpenOptions {
+        OpenOptions {
+            smart: true,
+            ..OpenOptions::default()
+        }
+    }
+}
+
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
-            smart: true,
+            smart: false,
             reserve: None,
             require_active: true,
             sys: PathBuf::from("/sys"),
@@ -262,17 +274,24 @@ impl Pool {
             return Err(Error::Exported(best.name.clone()));
         }
         let mut members = Vec::new();
+        // One smartctl query per disk, however many members share it.
+        let mut asked: HashMap<String, Option<Health>> = HashMap::new();
         for mm in &best.members {
             let state = probe_member(mm, &best);
             let mut member = Member::new(mm.clone(), state);
-            if member.state().readable() {
-                if opts.smart
-                    && let Some(disk) = coffer_block::disk_of_path(member.root(), &opts.sys)
-                    && !disk.starts_with("loop")
-                    && let Ok(Some(h)) = coffer_block::smart::query(&Path::new("/dev").join(&disk))
-                {
-                    member.health = Some(h);
-                }
+            if opts.smart
+                && member.state().readable()
+                && let Some(disk) = coffer_block::disk_of_path(member.root(), &opts.sys)
+                && !disk.starts_with("loop")
+            {
+                member.health = asked
+                    .entry(disk)
+                    .or_insert_with_key(|d| {
+                        coffer_block::smart::query(&Path::new("/dev").join(d))
+                            .ok()
+                            .flatten()
+                    })
+                    .clone();
                 member.apply_health();
             }
             members.push(member);

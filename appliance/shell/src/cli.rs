@@ -273,9 +273,20 @@ impl Direct {
     /// Opens the store's directory (and its pool, when it is on one) and
     /// catalog, without keys.
     pub fn open(dir: &Path) -> Result<Direct> {
+        Direct::open_with(dir, false)
+    }
+
+    /// [`Direct::open`]; with `writing`, a pool's disks are asked for their
+    /// SMART health first, so a failing disk gets no new data.
+    pub fn open_with(dir: &Path, writing: bool) -> Result<Direct> {
+        let opts = if writing {
+            coffer_pool::OpenOptions::with_smart()
+        } else {
+            coffer_pool::OpenOptions::default()
+        };
         let (blobs, backend): (Arc<dyn BlobStore>, Backend) = match PoolLink::read(dir)? {
             Some(link) => {
-                let p = Arc::new(link.open(&coffer_pool::OpenOptions::default())?);
+                let p = Arc::new(link.open(&opts)?);
                 (p.clone(), Backend::Pool(p))
             }
             None => {
@@ -379,7 +390,7 @@ fn run(cli: Cli) -> Result<u8> {
             one_file_system,
             path,
         } => {
-            let d = Direct::open(&store_dir(&cli)?)?;
+            let d = Direct::open_with(&store_dir(&cli)?, true)?;
             let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
             let req = BackupRequest {
                 asset: asset.clone(),
@@ -735,7 +746,7 @@ pub fn init(
         );
     }
     let pool = pool
-        .map(|member| Pool::open(member, &coffer_pool::OpenOptions::default()))
+        .map(|member| Pool::open(member, &coffer_pool::OpenOptions::with_smart()))
         .transpose()?
         .map(Arc::new);
     let blobs: Arc<dyn BlobStore> = match &pool {
@@ -746,7 +757,7 @@ pub fn init(
     let repo = Repo::init(blobs, &pass, opts)?;
     // The link is written once the store exists on the pool.
     if let Some(p) = &pool {
-        PoolLink::write(dir, p)?;
+        PoolLink::write(dir, p.meta())?;
     }
     Catalog::open(&dir.join("catalog.db"))?;
     Ok(*repo.config())

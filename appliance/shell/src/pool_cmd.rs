@@ -126,16 +126,25 @@ impl PoolLink {
         }
     }
 
-    /// Writes the link for `pool` into the store directory.
-    pub fn write(store: &Path, pool: &Pool) -> Result<()> {
+    /// Writes the link to the pool `meta` describes into the store
+    /// directory, replacing any link atomically (a torn link would leave
+    /// the store unopenable).
+    pub fn write(store: &Path, meta: &coffer_pool::PoolMeta) -> Result<()> {
         let link = PoolLink {
-            pool_id: pool.meta().id.clone(),
-            name: pool.meta().name.clone(),
-            members: pool.meta().members.iter().map(|m| m.path.clone()).collect(),
+            pool_id: meta.id.clone(),
+            name: meta.name.clone(),
+            members: meta.members.iter().map(|m| m.path.clone()).collect(),
         };
         let p = store.join(POOL_LINK);
-        std::fs::write(&p, serde_json::to_vec_pretty(&link)?)
-            .with_context(|| format!("write '{}'", p.display()))
+        let tmp = store.join(format!(".{POOL_LINK}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(&link)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &p)?;
+            std::fs::File::open(store)?.sync_all()
+        };
+        write().with_context(|| format!("write '{}'", p.display()))
     }
 
     /// Opens the linked pool through the first member path that holds it.
@@ -454,7 +463,7 @@ pub fn pool(cmd: &PoolCmd, store: Option<&Path>, json: bool, quiet: bool) -> Res
             })
         }
         PoolCmd::Scrub { pool } => {
-            let p = Pool::open(&pool_path(pool, store)?, &OpenOptions::default())?;
+            let p = Pool::open(&pool_path(pool, store)?, &OpenOptions::with_smart())?;
             let r = run_scrub(&p, hidden, "scrub")?;
             if json {
                 print_json(&r)?;
@@ -490,7 +499,7 @@ pub fn pool(cmd: &PoolCmd, store: Option<&Path>, json: bool, quiet: bool) -> Res
                 }
                 return Ok(EXIT_OK);
             }
-            let p = Pool::open(new, &OpenOptions::default())?;
+            let p = Pool::open(new, &OpenOptions::with_smart())?;
             let r = run_scrub(&p, hidden, "rebuild")?;
             if json {
                 print_json(&serde_json::json!({ "pool": meta, "rebuild": r }))?;
@@ -566,13 +575,8 @@ pub fn pool(cmd: &PoolCmd, store: Option<&Path>, json: bool, quiet: bool) -> Res
 /// Keeps a store's pool link current when the pool's members change.
 fn update_link(store: Option<&Path>, meta: &coffer_pool::PoolMeta) -> Result<()> {
     let Some(s) = store else { return Ok(()) };
-    if let Some(mut link) = PoolLink::read(s)?
-        && link.pool_id == meta.id
-    {
-        link.members = meta.members.iter().map(|m| m.path.clone()).collect();
-        let p = s.join(POOL_LINK);
-        std::fs::write(&p, serde_json::to_vec_pretty(&link)?)
-            .with_context(|| format!("write '{}'", p.display()))?;
+    match PoolLink::read(s)? {
+        Some(link) if link.pool_id == meta.id => PoolLink::write(s, meta),
+        _ => Ok(()),
     }
-    Ok(())
 }

@@ -296,14 +296,24 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_has_disks() {
-        // Every Linux machine these tests run on has at least its root disk
-        // (or, in a container without /sys/block entries, an empty list).
-        if Path::new("/sys/block").exists() {
-            let disks = discover_system().unwrap();
-            for d in &disks {
-                assert!(d.size > 0, "{d:?}");
-            }
-        }
+    fn the_disk_under_the_root_filesystem_is_found_with_its_mount() {
+        // On a machine whose `/` sits on a block device, discovery lists
+        // that disk, non-empty, with `/` among its (or a partition's)
+        // mounts. Containers and overlay roots have no such disk.
+        let Some(name) = crate::disk_of_path(Path::new("/"), Path::new("/sys")) else {
+            eprintln!("SKIP: '/' is not on a block device here");
+            return;
+        };
+        let disks = discover_system().unwrap();
+        let d = disks
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("{name} not discovered: {disks:?}"));
+        assert!(d.size > 0);
+        let root = PathBuf::from("/");
+        assert!(
+            d.mounts.contains(&root) || d.partitions.iter().any(|p| p.mounts.contains(&root)),
+            "{d:?}"
+        );
     }
 }
