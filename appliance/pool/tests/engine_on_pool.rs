@@ -129,6 +129,19 @@ fn damage_member(member: &Path) -> usize {
     n
 }
 
+/// Pulls a member's disk while other threads write to it: the directory
+/// vanishes from its path at once (a rename, as an unmount does), and is
+/// then deleted. Deleting in place would race the writers creating files.
+fn pull(member: &Path) {
+    let gone = member.with_extension("pulled");
+    fs::rename(member, &gone).unwrap();
+    fs::remove_dir_all(&gone).unwrap_or_else(|e| {
+        // A writer that still held the directory open may have added a
+        // file meanwhile; the member is gone from its path either way.
+        eprintln!("leftovers of the pulled member: {e}");
+    });
+}
+
 fn listing(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
@@ -217,7 +230,7 @@ fn backup_and_restore_survive_members_lost_and_damaged_mid_job() {
         4,
         usize::MAX,
         Box::new(move || {
-            fs::remove_dir_all(&m4).unwrap();
+            pull(&m4);
             assert!(damage_member(&m1) > 0);
         }),
     ));
@@ -278,7 +291,7 @@ fn backup_and_restore_survive_members_lost_and_damaged_mid_job() {
         usize::MAX,
         5,
         Box::new(move || {
-            fs::remove_dir_all(&m2).unwrap();
+            pull(&m2);
             assert!(damage_member(&m0) > 0);
         }),
     ));
