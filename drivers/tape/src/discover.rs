@@ -1,0 +1,1 @@
+//! Tape device discovery from sysfs (placeholder).
