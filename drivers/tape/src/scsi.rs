@@ -22,3 +22,22 @@ impl fmt::Display for Sense {
         )
     }
 }
+
+impl Sense {
+    /// NO SENSE with ASC/ASCQ 00/04, beginning of partition detected.
+    pub fn beginning_of_partition() -> Sense {
+        Sense {
+            key: 0,
+            asc: 0,
+            ascq: 4,
+        }
+    }
+    /// NO SENSE with ASC/ASCQ 00/01, filemark detected.
+    pub fn filemark_detected() -> Sense {
+        Sense {
+            key: 0,
+            asc: 0,
+            ascq: 1,
+        }
+    }
+}
