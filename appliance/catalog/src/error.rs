@@ -109,6 +109,19 @@ pub enum Error {
         error: serde_json::Error,
     },
 
+    /// No media set matches this id or prefix.
+    #[error("no media set matches '{0}'")]
+    MediaSetNotFound(String),
+
+    /// The prefix matches more than one media set.
+    #[error("media set prefix '{prefix}' matches {count} sets; give more hex digits")]
+    AmbiguousMediaSet {
+        /// The prefix as given.
+        prefix: String,
+        /// How many sets it matches.
+        count: usize,
+    },
+
     /// No job row has this id.
     #[error("no job with id {0} in the catalog")]
     JobNotFound(i64),

@@ -20,6 +20,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
+mod media;
 mod rows;
 mod schema;
 #[cfg(test)]

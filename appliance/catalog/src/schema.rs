@@ -87,10 +87,88 @@ CREATE TABLE damaged_containers (
 );
 ";
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2)];
+/// Migration 3: tape cartridges, media sets and where each store object sits
+/// on them; the job log learns the tape job kinds (SQLite cannot alter a
+/// CHECK constraint, so the table is rebuilt with its rows).
+const M3: &str = "
+CREATE TABLE jobs_v3 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify',
+                            'media-write', 'media-restore', 'media-recover')),
+    asset           TEXT    NULL,
+    level           TEXT    NULL
+                    CHECK (level IS NULL OR level IN ('full', 'incremental', 'differential')),
+    scope_json      TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    status          TEXT    NOT NULL
+                    CHECK (status IN ('running', 'success', 'warning', 'failed', 'interrupted')),
+    files_read      INTEGER NOT NULL DEFAULT 0,
+    bytes_read      INTEGER NOT NULL DEFAULT 0,
+    files_unchanged INTEGER NOT NULL DEFAULT 0,
+    bytes_unchanged INTEGER NOT NULL DEFAULT 0,
+    entries         INTEGER NOT NULL DEFAULT 0,
+    chunks_new      INTEGER NOT NULL DEFAULT 0,
+    bytes_new       INTEGER NOT NULL DEFAULT 0,
+    bytes_stored    INTEGER NOT NULL DEFAULT 0,
+    warnings        INTEGER NOT NULL DEFAULT 0,
+    messages_json   TEXT    NOT NULL DEFAULT '[]',
+    identity        TEXT    NOT NULL,
+    host            TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    snapshot        TEXT    NULL
+);
+INSERT INTO jobs_v3 SELECT * FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v3 RENAME TO jobs;
+CREATE INDEX jobs_status ON jobs(status);
+CREATE INDEX jobs_started ON jobs(started_ms);
+
+CREATE TABLE media_sets (
+    id              TEXT    PRIMARY KEY NOT NULL
+                    CHECK (length(id) = 32 AND id NOT GLOB '*[^0-9a-f]*'),
+    pool            TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    store           TEXT    NOT NULL,
+    fingerprint     TEXT    NULL,
+    wrapped_key     BLOB    NULL
+);
+
+CREATE TABLE cartridges (
+    barcode         TEXT    PRIMARY KEY NOT NULL,
+    media           TEXT    NOT NULL UNIQUE
+                    CHECK (length(media) = 32 AND media NOT GLOB '*[^0-9a-f]*'),
+    pool            TEXT    NOT NULL,
+    labelled_ms     INTEGER NOT NULL,
+    worm            INTEGER NOT NULL CHECK (worm IN (0, 1)),
+    media_set       TEXT    NULL REFERENCES media_sets(id),
+    seq             INTEGER NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('labelled', 'writing', 'full')),
+    files           INTEGER NOT NULL,
+    end_of_data     INTEGER NOT NULL,
+    bytes           INTEGER NOT NULL DEFAULT 0,
+    written_ms      INTEGER NULL,
+    UNIQUE (media_set, seq)
+);
+
+CREATE TABLE tape_objects (
+    media_set       TEXT    NOT NULL REFERENCES media_sets(id),
+    key             TEXT    NOT NULL,
+    len             INTEGER NOT NULL,
+    barcode         TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    file            INTEGER NOT NULL,
+    file_start      INTEGER NOT NULL,
+    block           INTEGER NOT NULL,
+    offset          INTEGER NOT NULL,
+    PRIMARY KEY (media_set, key)
+) WITHOUT ROWID;
+";
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2), (3, M3)];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

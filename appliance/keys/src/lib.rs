@@ -42,6 +42,14 @@ pub mod magic {
     pub const CTX_CONTAINER: &str = "coffer 2026-11-26 container key v1";
     /// blake3 `derive_key` context of per-object keys (snapshot records).
     pub const CTX_OBJECT: &str = "coffer 2026-11-26 object key v1";
+    /// blake3 `derive_key` context of the key that wraps a media set's key.
+    pub const CTX_MEDIA_SET_WRAP: &str = "coffer 2026-11-26 media set wrap key v1";
+    /// blake3 `derive_key` context of a media set key's public fingerprint.
+    pub const CTX_MEDIA_SET_FINGERPRINT: &str = "coffer 2026-11-26 media set key fingerprint v1";
+    /// blake3 `derive_key` context of the key of one tape file of a media set.
+    pub const CTX_TAPE_FILE: &str = "coffer 2026-11-26 tape file key v1";
+    /// blake3 `derive_key` context of the key an LTO drive encrypts a set with.
+    pub const CTX_DRIVE_KEY: &str = "coffer 2026-11-26 lto drive key v1";
 }
 
 /// Size of a sealed key file in bytes.
@@ -379,6 +387,116 @@ impl ChunkIdKey {
     }
 }
 
+/// Bytes of a wrapped media set key: nonce (12), key (32), tag (16).
+pub const WRAPPED_SET_KEY_LEN: usize = 60;
+
+/// The key of one tape media set.
+///
+/// Every tape file of the set is encrypted under a key derived from it and
+/// the file's random id, so no nonce repeats even when a cartridge is
+/// rewritten. The key is stored only wrapped (AES-256-GCM) under a key
+/// derived from the store's master key and the set's id: destroying every
+/// wrapped copy is the set's secure disposal.
+pub struct MediaSetKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for MediaSetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MediaSetKey({}, <redacted>)", self.fingerprint())
+    }
+}
+
+impl MediaSetKey {
+    /// Draws a new random media set key.
+    pub fn generate() -> Result<MediaSetKey> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        random_bytes(k.as_mut())?;
+        Ok(MediaSetKey(k))
+    }
+
+    /// Builds a key from known bytes: golden fixtures and tests only.
+    pub fn from_bytes_for_fixtures(bytes: [u8; 32]) -> MediaSetKey {
+        MediaSetKey(Zeroizing::new(bytes))
+    }
+
+    /// A public fingerprint (16 hex digits) naming the key without revealing it.
+    pub fn fingerprint(&self) -> String {
+        let mut h = blake3::Hasher::new_derive_key(magic::CTX_MEDIA_SET_FINGERPRINT);
+        h.update(self.0.as_ref());
+        h.finalize().as_bytes()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The key of the tape file with random id `file_id`.
+    pub fn file_key(&self, file_id: &[u8; 16]) -> ObjectKey {
+        let mut h = blake3::Hasher::new_derive_key(magic::CTX_TAPE_FILE);
+        h.update(self.0.as_ref());
+        h.update(file_id);
+        ObjectKey(Zeroizing::new(*h.finalize().as_bytes()))
+    }
+
+    /// The 256-bit key handed to an LTO drive for its hardware encryption
+    /// of this set (derived, so the set key itself never leaves the host).
+    pub fn drive_key_bytes(&self) -> Zeroizing<[u8; 32]> {
+        let mut h = blake3::Hasher::new_derive_key(magic::CTX_DRIVE_KEY);
+        h.update(self.0.as_ref());
+        Zeroizing::new(*h.finalize().as_bytes())
+    }
+
+    /// Wraps the key under `master` for the media set `set_id`
+    /// ([`WRAPPED_SET_KEY_LEN`] bytes: random nonce, ciphertext, tag; the
+    /// set id is the associated data).
+    pub fn wrap(&self, master: &MasterKey, set_id: &[u8; 16]) -> Result<Vec<u8>> {
+        let kek = master.derive(magic::CTX_MEDIA_SET_WRAP, set_id);
+        let mut nonce = [0u8; 12];
+        random_bytes(&mut nonce)?;
+        let ct = gcm(&kek)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: self.0.as_ref(),
+                    aad: set_id,
+                },
+            )
+            .map_err(|_| Error::Authentication)?;
+        let mut out = Vec::with_capacity(WRAPPED_SET_KEY_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Unwraps a key wrapped by [`MediaSetKey::wrap`]; a wrong master key, a
+    /// wrong set id or damage is [`Error::Authentication`].
+    pub fn unwrap_with(
+        master: &MasterKey,
+        set_id: &[u8; 16],
+        wrapped: &[u8],
+    ) -> Result<MediaSetKey> {
+        if wrapped.len() != WRAPPED_SET_KEY_LEN {
+            return Err(Error::Malformed(format!(
+                "a wrapped media set key is {WRAPPED_SET_KEY_LEN} bytes, not {}",
+                wrapped.len()
+            )));
+        }
+        let kek = master.derive(magic::CTX_MEDIA_SET_WRAP, set_id);
+        let pt = Zeroizing::new(
+            gcm(&kek)
+                .decrypt(
+                    Nonce::from_slice(&wrapped[..12]),
+                    Payload {
+                        msg: &wrapped[12..],
+                        aad: set_id,
+                    },
+                )
+                .map_err(|_| Error::Authentication)?,
+        );
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&pt);
+        Ok(MediaSetKey(k))
+    }
+}
+
 /// An AES-256-GCM key bound to one container or store object. The caller
 /// supplies a record index as the nonce; within one object each index is used
 /// once (the container format guarantees it).
@@ -399,6 +517,39 @@ impl RecordSealer {
             .map_err(|_| Error::Authentication)?;
         buf.extend_from_slice(&tag);
         Ok(())
+    }
+}
+
+impl RecordSealer {
+    /// Encrypts `buf` in place as record `index`; returns the tag.
+    pub fn seal_slice(&self, index: u64, aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        use aes_gcm::aead::AeadInPlace;
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce_for(index)), aad, buf)
+            .map_err(|_| Error::Authentication)?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Decrypts and authenticates `buf` in place as record `index`.
+    pub fn open_slice(
+        &self,
+        index: u64,
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        use aes_gcm::aead::AeadInPlace;
+        self.0
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&nonce_for(index)),
+                aad,
+                buf,
+                aes_gcm::Tag::from_slice(tag),
+            )
+            .map_err(|_| Error::Authentication)
     }
 }
 
@@ -447,6 +598,36 @@ pub const TAG_LEN: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_set_key_wraps_per_set_and_refuses_wrong_master_or_set() {
+        let m = MasterKey::from_bytes_for_fixtures([1; 32], 1);
+        let other = MasterKey::from_bytes_for_fixtures([2; 32], 1);
+        let k = MediaSetKey::generate().unwrap();
+        let set = [9u8; 16];
+        let w = k.wrap(&m, &set).unwrap();
+        assert_eq!(w.len(), WRAPPED_SET_KEY_LEN);
+        let back = MediaSetKey::unwrap_with(&m, &set, &w).unwrap();
+        assert_eq!(back.fingerprint(), k.fingerprint());
+        assert!(matches!(
+            MediaSetKey::unwrap_with(&other, &set, &w),
+            Err(Error::Authentication)
+        ));
+        assert!(matches!(
+            MediaSetKey::unwrap_with(&m, &[8; 16], &w),
+            Err(Error::Authentication)
+        ));
+        assert!(MediaSetKey::unwrap_with(&m, &set, &w[..59]).is_err());
+        // File keys differ per file id; the fingerprint is not the key.
+        let a = k.file_key(&[1; 16]).encrypt(0, b"", b"x").unwrap();
+        let b = k.file_key(&[2; 16]).encrypt(0, b"", b"x").unwrap();
+        assert_ne!(a, b);
+        assert!(!format!("{k:?}").contains(&hex_of(&k.0[..])));
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
 
     const FAST: KdfParams = KdfParams {
         m_kib: 256,

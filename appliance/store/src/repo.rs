@@ -419,6 +419,11 @@ impl Repo {
         Ok(repo)
     }
 
+    /// The master key, for wrapping keys bound to this store (media sets).
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     /// The blob store underneath.
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs

@@ -75,6 +75,14 @@ hex_id!(
     /// Identifies a store, written in its config at `init`.
     StoreId
 );
+hex_id!(
+    /// A tape media set: the cartridges written as one unit under one key.
+    MediaSetId
+);
+hex_id!(
+    /// One labelled tape cartridge (a new id each time it is labelled).
+    MediaId
+);
 
 /// A string that did not parse as the named type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +223,12 @@ pub enum JobKind {
     Restore,
     /// A verification of the store.
     Verify,
+    /// Snapshots written to a tape media set.
+    MediaWrite,
+    /// A snapshot restored from a tape media set.
+    MediaRestore,
+    /// A store rebuilt from tape cartridges alone.
+    MediaRecover,
 }
 
 impl JobKind {
@@ -224,6 +238,9 @@ impl JobKind {
             JobKind::Backup => "backup",
             JobKind::Restore => "restore",
             JobKind::Verify => "verify",
+            JobKind::MediaWrite => "media-write",
+            JobKind::MediaRestore => "media-restore",
+            JobKind::MediaRecover => "media-recover",
         }
     }
 }
@@ -235,6 +252,9 @@ impl FromStr for JobKind {
             "backup" => Ok(JobKind::Backup),
             "restore" => Ok(JobKind::Restore),
             "verify" => Ok(JobKind::Verify),
+            "media-write" => Ok(JobKind::MediaWrite),
+            "media-restore" => Ok(JobKind::MediaRestore),
+            "media-recover" => Ok(JobKind::MediaRecover),
             _ => Err(ParseError {
                 what: "job kind",
                 input: s.to_string(),
@@ -463,4 +483,110 @@ mod tests {
         assert!("weekly".parse::<Level>().is_err());
         assert_eq!(Level::from_code(0), None);
     }
+}
+
+/// Where a cartridge stands in its life (this subset; media pools
+/// and vaulting add the rotation states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CartridgeStatus {
+    /// Labelled for a pool, not yet part of a media set.
+    Labelled,
+    /// Part of a media set that can still append to it.
+    Writing,
+    /// Full: the set continued on another cartridge.
+    Full,
+}
+
+impl CartridgeStatus {
+    /// The lowercase name used in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CartridgeStatus::Labelled => "labelled",
+            CartridgeStatus::Writing => "writing",
+            CartridgeStatus::Full => "full",
+        }
+    }
+}
+
+impl FromStr for CartridgeStatus {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "labelled" => Ok(CartridgeStatus::Labelled),
+            "writing" => Ok(CartridgeStatus::Writing),
+            "full" => Ok(CartridgeStatus::Full),
+            _ => Err(ParseError {
+                what: "cartridge status",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// A labelled cartridge as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cartridge {
+    /// Barcode.
+    pub barcode: String,
+    /// Id written in its media label.
+    pub media: MediaId,
+    /// Media pool.
+    pub pool: String,
+    /// When it was labelled (ms since the epoch, UTC).
+    pub labelled_ms: i64,
+    /// Write once, read many.
+    pub worm: bool,
+    /// Its media set and sequence number in it.
+    pub set: Option<(MediaSetId, u32)>,
+    /// Life state.
+    pub status: CartridgeStatus,
+    /// Tape files written (labels included): the next file's number.
+    pub files: u32,
+    /// Logical object number of the end of data (where appending starts).
+    pub end_of_data: u64,
+    /// Plaintext bytes of store objects written to it.
+    pub bytes: u64,
+    /// Last write (ms since the epoch, UTC).
+    pub written_ms: Option<i64>,
+}
+
+/// A media set as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaSetInfo {
+    /// Its id.
+    pub id: MediaSetId,
+    /// Media pool.
+    pub pool: String,
+    /// Created (ms since the epoch, UTC).
+    pub created_ms: i64,
+    /// The store it copies.
+    pub store: StoreId,
+    /// Fingerprint of its key; `None` for a set written unencrypted.
+    pub key_fingerprint: Option<String>,
+    /// Its key wrapped under the store's master key (`None`: unencrypted, or
+    /// the key was destroyed).
+    #[serde(skip)]
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// Where one store object sits in a media set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapeObject {
+    /// Store object key.
+    pub key: String,
+    /// Length.
+    pub len: u64,
+    /// Cartridge barcode.
+    pub barcode: String,
+    /// The cartridge's sequence number in the set.
+    pub seq: u32,
+    /// Tape file number.
+    pub file: u32,
+    /// Logical object number of that tape file's first block.
+    pub file_start: u64,
+    /// Logical object number of the block where the object's entry begins.
+    pub block: u64,
+    /// Offset of the entry in that block's plaintext.
+    pub offset: u32,
 }

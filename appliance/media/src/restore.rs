@@ -1,0 +1,886 @@
+//! Reading media sets back: restoring a snapshot through the appliance's
+//! catalog, and recovering a whole store from cartridges and the
+//! passphrase alone.
+//!
+//! Both read objects into a store (a staging store for a restore, the new
+//! store for a recovery) and let the engine restore from it, so tape adds
+//! no second restore path. A damaged block loses only the objects it
+//! touches: they are listed, and the engine's restore names the files that
+//! needed them while everything else is restored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coffer_catalog::{Catalog, JobEnd, NewJob};
+use coffer_engine::{Actor, Progress, RestoreOutcome, RestoreRequest, now_ms};
+use coffer_keys::{MediaSetKey, Passphrase};
+use coffer_store::{BlobStore, DirStore, Repo};
+use coffer_tape::{Library, SpaceOver, TapeDrive};
+use coffer_types::{
+    BackupStats, Cartridge, CartridgeStatus, JobKind, JobStatus, MediaSetId, MediaSetInfo, Scope,
+    StoreId, TapeObject,
+};
+
+use crate::archive::{ArchiveReader, Item, ObjectPos};
+use crate::blocks::FileReader;
+use crate::format::Content;
+use crate::label::{Doc, collect_doc};
+use crate::set::{Deck, OnProgress, read_labels};
+use crate::{Error, Result, SetLabel, TapeCatalog};
+
+/// Objects read from tape.
+#[derive(Debug, Clone, Default)]
+pub struct FetchReport {
+    /// Objects read.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects that could not be read, with the reason.
+    pub lost: Vec<(String, String)>,
+    /// Cartridges loaded, in order.
+    pub cartridges: Vec<String>,
+}
+
+/// Reads the object at `pos` from the loaded cartridge; the inner error is
+/// why it could not be read (damage), the outer one a drive failure.
+pub fn read_object(
+    drive: &mut dyn TapeDrive,
+    key: Option<&MediaSetKey>,
+    pos: &ObjectPos,
+) -> Result<std::result::Result<Vec<u8>, String>> {
+    drive.locate(pos.block)?;
+    let mut r = ArchiveReader::at(drive, key, pos);
+    Ok(match r.next_item()? {
+        Some(Item::Object { key, data }) if key == pos.key => {
+            if data.len() as u64 == pos.len {
+                Ok(data)
+            } else {
+                Err(format!(
+                    "{} bytes on tape, {} expected",
+                    data.len(),
+                    pos.len
+                ))
+            }
+        }
+        Some(Item::Object { key, .. }) => Err(format!("found '{key}' where it should be")),
+        Some(Item::Lost { reason, .. }) => Err(reason),
+        _ => Err("the archive ends before it".into()),
+    })
+}
+
+/// Checks that the loaded cartridge is the one the catalog knows.
+fn check_cartridge(deck: &mut Deck<'_>, cart: &Cartridge, set: &MediaSetId) -> Result<()> {
+    let labels = read_labels(deck.drive(), &cart.barcode)?;
+    let seq = cart.set.map(|s| s.1).unwrap_or(0);
+    let ok = labels.media.as_ref().is_some_and(|m| m.media == cart.media)
+        && labels
+            .set
+            .as_ref()
+            .is_some_and(|s| s.set == *set && s.seq == seq);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Foreign {
+            barcode: cart.barcode.clone(),
+            reason: format!(
+                "is not sequence {seq} of media set {} (it was relabelled, or another cartridge \
+                 carries its barcode)",
+                set.short()
+            ),
+        })
+    }
+}
+
+/// Reads `wanted` objects of a set into `into`, loading each cartridge once
+/// in sequence order.
+fn fetch(
+    deck: &mut Deck<'_>,
+    set: &MediaSetInfo,
+    carts: &[Cartridge],
+    key: Option<&MediaSetKey>,
+    wanted: &[&TapeObject],
+    into: &dyn BlobStore,
+    report: &mut FetchReport,
+    progress: OnProgress<'_>,
+) -> Result<()> {
+    let mut by_seq: BTreeMap<u32, Vec<&TapeObject>> = BTreeMap::new();
+    for o in wanted {
+        by_seq.entry(o.seq).or_default().push(o);
+    }
+    let total: u64 = wanted.iter().map(|o| o.len).sum();
+    let mut done = 0u64;
+    for (seq, mut objs) in by_seq {
+        objs.sort_by_key(|o| (o.block, o.offset));
+        let cart = carts
+            .iter()
+            .find(|c| c.set.is_some_and(|s| s.1 == seq))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the catalog lists no cartridge {seq} of set {}",
+                    set.id.short()
+                ))
+            })?;
+        let n = objs.len();
+        deck.load(&cart.barcode, || Error::NeedCartridge {
+            barcode: cart.barcode.clone(),
+            set: set.id.short(),
+            seq,
+            reason: format!("it holds {n} of the objects this restore needs"),
+        })?;
+        check_cartridge(deck, cart, &set.id)?;
+        report.cartridges.push(cart.barcode.clone());
+        for o in objs {
+            if into.size(&o.key).is_ok() {
+                continue;
+            }
+            let pos = ObjectPos {
+                key: o.key.clone(),
+                len: o.len,
+                file: o.file,
+                file_start: o.file_start,
+                block: o.block,
+                offset: o.offset,
+            };
+            match read_object(deck.drive(), key, &pos)? {
+                Ok(data) => {
+                    into.put(&o.key, &data)?;
+                    report.objects += 1;
+                    report.bytes += o.len;
+                }
+                Err(reason) => {
+                    tracing::warn!(object = %o.key, barcode = %cart.barcode, %reason, "object lost on tape");
+                    report
+                        .lost
+                        .push((o.key.clone(), format!("{} on {}", reason, cart.barcode)));
+                }
+            }
+            done += o.len;
+            progress(&cart.barcode, done, total);
+        }
+    }
+    Ok(())
+}
+
+/// Chunk id → container, from every index copy in `blobs`.
+fn chunk_map(
+    blobs: &dyn BlobStore,
+    master: &coffer_keys::MasterKey,
+) -> Result<HashMap<coffer_types::ChunkId, coffer_types::ContainerId>> {
+    let mut map = HashMap::new();
+    for k in blobs.list("index/")? {
+        let obj = coffer_store::container::IndexObject::parse(&blobs.get(&k)?)?;
+        for e in obj.open(master)? {
+            map.insert(e.id, obj.id);
+        }
+    }
+    Ok(map)
+}
+
+/// What to restore from tape.
+#[derive(Debug, Clone)]
+pub struct TapeRestoreRequest {
+    /// The set to read; `None`: the newest set holding the snapshot.
+    pub set: Option<MediaSetId>,
+    /// The restore itself (snapshot, target, paths, overwrite).
+    pub restore: RestoreRequest,
+    /// The drive to use.
+    pub drive: u16,
+    /// An empty or absent directory for the staging store (removed after).
+    pub staging: PathBuf,
+}
+
+/// What a restore from tape did.
+#[derive(Debug, Clone)]
+pub struct TapeRestoreOutcome {
+    /// The set read.
+    pub set: MediaSetId,
+    /// What was read from tape.
+    pub fetched: FetchReport,
+    /// The engine's restore.
+    pub restore: RestoreOutcome,
+    /// The media-restore job's log row.
+    pub job_id: i64,
+}
+
+fn object_in_set(catalog: &Catalog, set: &MediaSetId, key: &str) -> Result<bool> {
+    Ok(catalog.tape_objects(set)?.iter().any(|o| o.key == key))
+}
+
+/// Restores a snapshot from a media set, reading only the cartridges and
+/// objects it needs; `repo` is the appliance's store (the set's keys are
+/// bound to it).
+#[allow(clippy::too_many_arguments)]
+pub fn restore(
+    repo: &Repo,
+    catalog: &Catalog,
+    lib: &mut dyn Library,
+    pass: &Passphrase,
+    req: &TapeRestoreRequest,
+    actor: &Actor,
+    progress: OnProgress<'_>,
+    restore_progress: &Progress,
+) -> Result<TapeRestoreOutcome> {
+    let snap = req.restore.snapshot;
+    let record_key = coffer_store::snapshot::record_key(&snap);
+    let set = match req.set {
+        Some(id) => {
+            let s = catalog.media_set(&id.to_hex())?;
+            if !object_in_set(catalog, &s.id, &record_key)? {
+                return Err(Error::Invalid(format!(
+                    "snapshot {} is not on media set {}",
+                    snap.short(),
+                    s.id.short()
+                )));
+            }
+            s
+        }
+        None => {
+            let mut found = None;
+            for s in catalog.media_sets()?.into_iter().rev() {
+                if object_in_set(catalog, &s.id, &record_key)? {
+                    found = Some(s);
+                    break;
+                }
+            }
+            found.ok_or_else(|| {
+                Error::Invalid(format!("snapshot {} is on no media set", snap.short()))
+            })?
+        }
+    };
+    if set.store != repo.config().store_id {
+        return Err(Error::Invalid(format!(
+            "media set {} copies another store; recover it with `coffer media recover`",
+            set.id.short()
+        )));
+    }
+    let key = match (&set.wrapped_key, &set.key_fingerprint) {
+        (Some(w), _) => Some(MediaSetKey::unwrap_with(repo.master(), &set.id.0, w)?),
+        (None, Some(_)) => {
+            return Err(Error::Invalid(format!(
+                "media set {}'s key was destroyed (secure disposal): it cannot be read",
+                set.id.short()
+            )));
+        }
+        (None, None) => None,
+    };
+    if req.staging.exists()
+        && std::fs::read_dir(&req.staging)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Error::Invalid(format!(
+            "staging directory {} is not empty",
+            req.staging.display()
+        )));
+    }
+    let job_id = catalog.begin_job(&NewJob {
+        kind: JobKind::MediaRestore,
+        asset: None,
+        level: None,
+        scope: Scope {
+            paths: vec![format!("snapshot {snap} from media set {}", set.id)],
+            excludes: Vec::new(),
+            one_file_system: false,
+        },
+        started_ms: now_ms(),
+        identity: actor.identity.clone(),
+        host: actor.host.clone(),
+        pid: std::process::id(),
+    })?;
+    let mut fetched = FetchReport::default();
+    let result = (|| -> Result<Repo> {
+        std::fs::create_dir_all(&req.staging).map_err(|e| coffer_store::Error::Io {
+            op: "create",
+            path: req.staging.display().to_string(),
+            error: e,
+        })?;
+        let staging: Arc<dyn BlobStore> = Arc::new(DirStore::new(&req.staging));
+        staging.put("config", &repo.blobs().get("config")?)?;
+        for k in repo.blobs().list("keys/")? {
+            staging.put(&k, &repo.blobs().get(&k)?)?;
+        }
+        let objects = catalog.tape_objects(&set.id)?;
+        let carts = catalog.set_cartridges(&set.id)?;
+        let mut deck = Deck::open(lib, req.drive)?;
+        // 1: the snapshot record and every container's index copy (small).
+        let first: Vec<&TapeObject> = objects
+            .iter()
+            .filter(|o| o.key == record_key || o.key.starts_with("index/"))
+            .collect();
+        fetch(
+            &mut deck,
+            &set,
+            &carts,
+            key.as_ref(),
+            &first,
+            staging.as_ref(),
+            &mut fetched,
+            progress,
+        )?;
+        let stage = Repo::open(Arc::clone(&staging), pass)?;
+        let rec = stage.load_snapshot(&snap)?;
+        // Chunk → container from the index copies: the staging store lacks
+        // most containers, so its own index treats them as missing.
+        let chunks = chunk_map(staging.as_ref(), repo.master())?;
+        let by_key: BTreeMap<&str, &TapeObject> =
+            objects.iter().map(|o| (o.key.as_str(), o)).collect();
+        let wanted =
+            |ids: &mut dyn Iterator<Item = &coffer_types::ChunkId>| -> Result<BTreeSet<String>> {
+                let mut out = BTreeSet::new();
+                for id in ids {
+                    let c = chunks.get(id).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "snapshot {} needs a chunk no container on media set {} holds",
+                            snap.short(),
+                            set.id.short()
+                        ))
+                    })?;
+                    out.insert(coffer_store::container::data_key(c));
+                }
+                Ok(out)
+            };
+        // 2: the containers holding the manifest.
+        let manifest = wanted(&mut rec.manifest.iter())?;
+        let second: Vec<&TapeObject> = manifest
+            .iter()
+            .filter_map(|k| by_key.get(k.as_str()).copied())
+            .collect();
+        fetch(
+            &mut deck,
+            &set,
+            &carts,
+            key.as_ref(),
+            &second,
+            staging.as_ref(),
+            &mut fetched,
+            progress,
+        )?;
+        // 3: those holding the files.
+        let stage = Repo::open(Arc::clone(&staging), pass)?;
+        let mut data_ids = Vec::new();
+        for e in stage.manifest(&rec) {
+            let e = e.map_err(|e| {
+                Error::Invalid(format!(
+                    "the snapshot's file list could not be read from tape ({e}); objects lost: {:?}",
+                    fetched.lost
+                ))
+            })?;
+            for x in e.extents {
+                if let coffer_store::Extent::Data { id, .. } = x {
+                    data_ids.push(id);
+                }
+            }
+        }
+        let files = wanted(&mut data_ids.iter())?;
+        let third: Vec<&TapeObject> = files
+            .iter()
+            .filter(|k| !manifest.contains(*k))
+            .filter_map(|k| by_key.get(k.as_str()).copied())
+            .collect();
+        fetch(
+            &mut deck,
+            &set,
+            &carts,
+            key.as_ref(),
+            &third,
+            staging.as_ref(),
+            &mut fetched,
+            progress,
+        )?;
+        let stage = Repo::open(Arc::clone(&staging), pass)?;
+        deck.unload()?;
+        Ok(stage)
+    })();
+    let mut messages: Vec<String> = fetched
+        .lost
+        .iter()
+        .map(|(k, why)| format!("object {k} lost: {why}"))
+        .collect();
+    let status = match &result {
+        Ok(_) if fetched.lost.is_empty() => JobStatus::Success,
+        Ok(_) => JobStatus::Warning,
+        Err(e) => {
+            messages.push(e.to_string());
+            JobStatus::Failed
+        }
+    };
+    catalog.finish_job(
+        job_id,
+        &JobEnd {
+            status,
+            ended_ms: now_ms(),
+            stats: BackupStats {
+                bytes_read: fetched.bytes,
+                ..BackupStats::default()
+            },
+            messages: &messages,
+            snapshot: Some(snap),
+        },
+    )?;
+    let cleanup = |dir: &Path| {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing the staging store failed");
+        }
+    };
+    let stage = match result {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup(&req.staging);
+            return Err(e);
+        }
+    };
+    let outcome =
+        coffer_engine::restore::restore(&stage, catalog, &req.restore, actor, restore_progress);
+    drop(stage);
+    cleanup(&req.staging);
+    Ok(TapeRestoreOutcome {
+        set: set.id,
+        fetched,
+        restore: outcome?,
+        job_id,
+    })
+}
+
+/// What to recover.
+#[derive(Debug, Clone)]
+pub struct RecoverRequest {
+    /// Directory of the store to rebuild (created; an existing store must
+    /// be the same store).
+    pub store: PathBuf,
+    /// The set (id or prefix); `None`: the only set found.
+    pub set: Option<String>,
+    /// The drive to use.
+    pub drive: u16,
+}
+
+/// What a recovery did.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverOutcome {
+    /// The set read.
+    pub set: Option<MediaSetId>,
+    /// The store rebuilt.
+    pub store: Option<StoreId>,
+    /// Cartridges read, in sequence order.
+    pub cartridges: Vec<String>,
+    /// Objects written to the store.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects lost to damage (key when known) with the reason.
+    pub lost: Vec<(Option<String>, String)>,
+    /// Objects the tape catalogs list that were not recovered.
+    pub missing: Vec<String>,
+    /// Snapshots in the rebuilt store.
+    pub snapshots: usize,
+    /// Cartridges in the library that were skipped, with why.
+    pub skipped: Vec<(String, String)>,
+    /// The job log row (in the new catalog).
+    pub job_id: i64,
+}
+
+/// A cartridge found in the library with its set label.
+struct Found {
+    barcode: String,
+    label: SetLabel,
+}
+
+fn unhex(what: &str, s: &str) -> Result<Vec<u8>> {
+    hex::decode(s).map_err(|_| Error::Format(format!("{what} in the media-set label is not hex")))
+}
+
+/// Reads the last tape file of the loaded cartridge as a tape catalog.
+fn last_catalog(
+    drive: &mut dyn TapeDrive,
+    key: Option<&MediaSetKey>,
+) -> Result<Option<TapeCatalog>> {
+    drive.space(SpaceOver::EndOfData)?;
+    // Back over the last filemark and the one before it, then forward over
+    // that one: the start of the last file.
+    if drive.space(SpaceOver::Filemarks(-2)).is_err() {
+        return Ok(None);
+    }
+    drive.space(SpaceOver::Filemarks(1))?;
+    let mut r = FileReader::new(drive, None, key);
+    if r.peek()? != Some(Content::Catalog) {
+        return Ok(None);
+    }
+    Ok(match collect_doc::<TapeCatalog>(&mut r, Content::Catalog) {
+        Ok(Doc::Found(c)) => Some(c),
+        _ => None,
+    })
+}
+
+/// Rebuilds a store from the cartridges of a media set in the library and
+/// the passphrase, with nothing else: no catalog, no store, no appliance.
+pub fn recover(
+    lib: &mut dyn Library,
+    pass: &Passphrase,
+    req: &RecoverRequest,
+    actor: &Actor,
+    progress: OnProgress<'_>,
+) -> Result<(Repo, Catalog, RecoverOutcome)> {
+    let mut out = RecoverOutcome::default();
+    let mut deck = Deck::open(lib, req.drive)?;
+    // 1: every cartridge's labels.
+    let inv = deck.changer().inventory()?;
+    let present: Vec<String> = inv
+        .slots
+        .iter()
+        .chain(&inv.drives)
+        .chain(&inv.ie_slots)
+        .filter_map(|e| e.barcode.clone())
+        .collect();
+    let mut found: Vec<Found> = Vec::new();
+    for barcode in &present {
+        deck.load(barcode, || {
+            Error::Invalid(format!("cartridge {barcode} vanished"))
+        })?;
+        if deck.drive().status()?.cleaning {
+            out.skipped
+                .push((barcode.clone(), "cleaning cartridge".into()));
+            continue;
+        }
+        match read_labels(deck.drive(), barcode) {
+            Ok(l) => match (l.media, l.set) {
+                (Some(_), Some(label)) => found.push(Found {
+                    barcode: barcode.clone(),
+                    label,
+                }),
+                (Some(m), None) => out.skipped.push((
+                    barcode.clone(),
+                    format!("labelled for pool '{}', no media set", m.pool),
+                )),
+                (None, _) => out.skipped.push((barcode.clone(), "blank".into())),
+            },
+            Err(Error::Label { reason, .. }) => out.skipped.push((barcode.clone(), reason)),
+            Err(e) => return Err(e),
+        }
+    }
+    // 2: the set.
+    let sets: BTreeSet<MediaSetId> = found.iter().map(|f| f.label.set).collect();
+    let set = match &req.set {
+        Some(p) => {
+            let m: Vec<_> = sets
+                .iter()
+                .filter(|s| s.to_hex().starts_with(&p.to_ascii_lowercase()))
+                .collect();
+            match m.as_slice() {
+                [one] => **one,
+                [] => {
+                    return Err(Error::Invalid(format!(
+                        "no cartridge in the library belongs to media set {p}"
+                    )));
+                }
+                _ => return Err(Error::Invalid(format!("media set prefix {p} is ambiguous"))),
+            }
+        }
+        None => match sets.iter().collect::<Vec<_>>().as_slice() {
+            [one] => **one,
+            [] => {
+                return Err(Error::Invalid(
+                    "no cartridge in the library belongs to a media set".into(),
+                ));
+            }
+            many => {
+                return Err(Error::Invalid(format!(
+                    "cartridges of {} media sets are in the library ({}); choose one with --set",
+                    many.len(),
+                    many.iter()
+                        .map(|s| s.short())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        },
+    };
+    out.set = Some(set);
+    let mut tapes: Vec<Found> = found.into_iter().filter(|f| f.label.set == set).collect();
+    tapes.sort_by_key(|f| f.label.seq);
+    let Some(first) = tapes.first() else {
+        return Err(Error::Invalid("no cartridge of the set".into()));
+    };
+    let label = first.label.clone();
+    if tapes.iter().any(|t| t.label.store != label.store) {
+        return Err(Error::Format(
+            "the set's cartridges name different stores".into(),
+        ));
+    }
+    // 3: the store, from the label; the passphrase opens it or nothing happens.
+    std::fs::create_dir_all(&req.store).map_err(|e| coffer_store::Error::Io {
+        op: "create",
+        path: req.store.display().to_string(),
+        error: e,
+    })?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(DirStore::new(&req.store));
+    let config = unhex("store config", &label.store_config)?;
+    match blobs.get("config") {
+        Ok(existing) if existing != config => {
+            return Err(Error::Invalid(format!(
+                "{} holds another store; recover into an empty directory",
+                req.store.display()
+            )));
+        }
+        Ok(_) => {}
+        Err(coffer_store::Error::NotFound { .. }) => blobs.put("config", &config)?,
+        Err(e) => return Err(e.into()),
+    }
+    for (k, v) in &label.store_keys {
+        if !k.starts_with("keys/") {
+            return Err(Error::Format(format!(
+                "key object name {k:?} in the media-set label"
+            )));
+        }
+        match blobs.put(k, &unhex("store key file", v)?) {
+            Ok(()) | Err(coffer_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let repo = Repo::open(Arc::clone(&blobs), pass)?;
+    out.store = Some(repo.config().store_id);
+    let key = match (&label.wrapped_key, &label.key_fingerprint) {
+        (Some(w), _) => {
+            let k = MediaSetKey::unwrap_with(repo.master(), &set.0, &unhex("wrapped key", w)?)
+                .map_err(|_| Error::WrongSetKey)?;
+            if label.key_fingerprint.as_deref() != Some(k.fingerprint().as_str()) {
+                return Err(Error::WrongSetKey);
+            }
+            Some(k)
+        }
+        (None, Some(_)) => {
+            return Err(Error::Format(
+                "an encrypted set's label lacks its wrapped key".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    // 4: every cartridge of the set must be here: the newest one's catalog
+    // lists those before it.
+    let last = tapes.last().map(|t| t.barcode.clone()).unwrap_or_default();
+    deck.load(&last, || {
+        Error::Invalid(format!("cartridge {last} vanished"))
+    })?;
+    let listed = last_catalog(deck.drive(), key.as_ref())?;
+    let have: HashSet<u32> = tapes.iter().map(|t| t.label.seq).collect();
+    let max = tapes.last().map(|t| t.label.seq).unwrap_or(0);
+    for seq in 1..=max {
+        if !have.contains(&seq) {
+            let barcode = listed
+                .as_ref()
+                .and_then(|c| c.tapes.iter().find(|t| t.seq == seq))
+                .map_or_else(|| "(barcode unknown)".to_string(), |t| t.barcode.clone());
+            return Err(Error::NeedCartridge {
+                barcode,
+                set: set.short(),
+                seq,
+                reason: "the set cannot be recovered without it".into(),
+            });
+        }
+    }
+    if have.len() != tapes.len() {
+        return Err(Error::Invalid(format!(
+            "two cartridges in the library claim the same sequence number of set {}",
+            set.short()
+        )));
+    }
+    // 5: read everything, in sequence order.
+    let mut catalogs: Vec<TapeCatalog> = Vec::new();
+    let mut recovered: HashSet<String> = HashSet::new();
+    for t in &tapes {
+        deck.load(&t.barcode, || {
+            Error::Invalid(format!("cartridge {} vanished", t.barcode))
+        })?;
+        let labels = read_labels(deck.drive(), &t.barcode)?;
+        if labels.set.as_ref() != Some(&t.label) {
+            return Err(Error::Foreign {
+                barcode: t.barcode.clone(),
+                reason: "changed while being recovered".into(),
+            });
+        }
+        out.cartridges.push(t.barcode.clone());
+        // The drive is past file 1 (the set label).
+        let mut tape_catalog = None;
+        loop {
+            let mut r = FileReader::new(deck.drive(), None, key.as_ref());
+            match r.peek()? {
+                Some(Content::Catalog) => {
+                    match collect_doc::<TapeCatalog>(&mut r, Content::Catalog) {
+                        Ok(Doc::Found(c)) => tape_catalog = Some(c),
+                        Ok(Doc::Blank) => break,
+                        Err(e) => out
+                            .lost
+                            .push((None, format!("tape catalog on {}: {e}", t.barcode))),
+                    }
+                    continue;
+                }
+                Some(Content::MediaLabel) | Some(Content::SetLabel) => {
+                    return Err(Error::Format(format!(
+                        "a label in the middle of cartridge {}",
+                        t.barcode
+                    )));
+                }
+                Some(Content::Archive) | None => {}
+            }
+            let mut a = ArchiveReader::from_reader(r);
+            let mut ended_file = false;
+            while let Some(item) = a.next_item()? {
+                match item {
+                    Item::Object { key: k, data } => {
+                        if !crate::set::storable_key(&k) {
+                            out.lost
+                                .push((Some(k), "not a store object key; skipped".into()));
+                            continue;
+                        }
+                        match blobs.put(&k, &data) {
+                            Ok(()) | Err(coffer_store::Error::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        out.objects += 1;
+                        out.bytes += data.len() as u64;
+                        recovered.insert(k);
+                        progress(&t.barcode, out.bytes, 0);
+                    }
+                    Item::Lost { key: k, reason } => {
+                        out.lost
+                            .push((k, format!("{reason} (cartridge {})", t.barcode)));
+                    }
+                    Item::End { .. } => {
+                        ended_file = true;
+                    }
+                    Item::Truncated => {}
+                }
+            }
+            if ended_file {
+                // Step over the archive's filemark.
+                a.skip_rest()?;
+                continue;
+            }
+            if a.at_end_of_data() {
+                break;
+            }
+        }
+        if let Some(c) = tape_catalog {
+            catalogs.push(c);
+        }
+    }
+    deck.unload()?;
+    // 6: what the catalogs list that did not come back.
+    let listed: BTreeSet<&str> = catalogs
+        .iter()
+        .flat_map(|c| c.objects.iter().map(|o| o.key.as_str()))
+        .collect();
+    out.missing = listed
+        .into_iter()
+        .filter(|k| !recovered.contains(*k))
+        .map(str::to_string)
+        .collect();
+    // 7: the catalog: snapshots, and the set with its cartridges so later
+    // restores can locate straight to objects.
+    let mut catalog = Catalog::open(&req.store.join("catalog.db"))?;
+    let repo = Repo::open(Arc::clone(&blobs), pass)?;
+    out.snapshots = coffer_engine::rebuild_catalog(&repo, &mut catalog)?;
+    record_recovered(&catalog, &label, &tapes, &catalogs)?;
+    let job_id = catalog.begin_job(&NewJob {
+        kind: JobKind::MediaRecover,
+        asset: None,
+        level: None,
+        scope: Scope {
+            paths: vec![format!("media set {set}")],
+            excludes: Vec::new(),
+            one_file_system: false,
+        },
+        started_ms: now_ms(),
+        identity: actor.identity.clone(),
+        host: actor.host.clone(),
+        pid: std::process::id(),
+    })?;
+    let mut messages = vec![format!(
+        "recovered {} objects ({} bytes) of media set {set} from {}",
+        out.objects,
+        out.bytes,
+        out.cartridges.join(", ")
+    )];
+    messages.extend(
+        out.lost
+            .iter()
+            .map(|(k, why)| format!("lost {}: {why}", k.as_deref().unwrap_or("object"))),
+    );
+    messages.extend(out.missing.iter().map(|k| format!("not recovered: {k}")));
+    catalog.finish_job(
+        job_id,
+        &JobEnd {
+            status: if out.lost.is_empty() && out.missing.is_empty() {
+                JobStatus::Success
+            } else {
+                JobStatus::Warning
+            },
+            ended_ms: now_ms(),
+            stats: BackupStats {
+                bytes_read: out.bytes,
+                ..BackupStats::default()
+            },
+            messages: &messages,
+            snapshot: None,
+        },
+    )?;
+    out.job_id = job_id;
+    Ok((repo, catalog, out))
+}
+
+fn record_recovered(
+    catalog: &Catalog,
+    label: &SetLabel,
+    tapes: &[Found],
+    catalogs: &[TapeCatalog],
+) -> Result<()> {
+    if catalog.media_set(&label.set.to_hex()).is_ok() {
+        return Ok(());
+    }
+    catalog.insert_media_set(&MediaSetInfo {
+        id: label.set,
+        pool: label.pool.clone(),
+        created_ms: label.created_ms,
+        store: label.store,
+        key_fingerprint: label.key_fingerprint.clone(),
+        wrapped_key: label
+            .wrapped_key
+            .as_deref()
+            .map(|w| unhex("wrapped key", w))
+            .transpose()?,
+    })?;
+    let max = tapes.iter().map(|t| t.label.seq).max().unwrap_or(0);
+    for t in tapes {
+        let objects: Vec<TapeObject> = catalogs
+            .iter()
+            .filter(|c| c.tape.seq == t.label.seq)
+            .flat_map(|c| c.objects.iter())
+            .map(|o| TapeObject {
+                key: o.key.clone(),
+                len: o.len,
+                barcode: t.barcode.clone(),
+                seq: t.label.seq,
+                file: o.file,
+                file_start: o.file_start,
+                block: o.block,
+                offset: o.offset,
+            })
+            .collect();
+        let cart = Cartridge {
+            barcode: t.barcode.clone(),
+            media: t.label.media,
+            pool: label.pool.clone(),
+            labelled_ms: t.label.created_ms,
+            worm: false,
+            set: Some((label.set, t.label.seq)),
+            // Recovered sets are read, not appended to: a later write starts a new set.
+            status: CartridgeStatus::Full,
+            files: 0,
+            end_of_data: 0,
+            bytes: objects.iter().map(|o| o.len).sum(),
+            written_ms: None,
+        };
+        let _ = max;
+        catalog.record_tape_write(&cart, &objects)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,993 @@
+//! Media sets: labelling cartridges, writing snapshots to a set through a
+//! changer, restoring from a set, and recovering a store from cartridges
+//! and the passphrase alone.
+//!
+//! The SQLite catalog remembers cartridges, sets and where each object sits,
+//! so a restore loads exactly the cartridges it needs and locates straight to
+//! each object. Every cartridge also carries that knowledge itself (labels,
+//! tape catalog), which is what [`recover`] reads when the appliance and its
+//! catalog are gone.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+
+use coffer_catalog::{Catalog, JobEnd, NewJob};
+use coffer_engine::{Actor, now_ms};
+use coffer_keys::MediaSetKey;
+use coffer_store::{Extent, Repo, SnapshotRecord};
+use coffer_tape::{DriveKey, Library, MediaChanger, TapeDrive};
+use coffer_types::{
+    BackupStats, Cartridge, CartridgeStatus, ContainerId, JobKind, JobStatus, MediaId, MediaSetId,
+    MediaSetInfo, Scope, SnapshotId, TapeObject,
+};
+
+use crate::archive::{ArchiveWriter, ObjectPos};
+use crate::format::{Content, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use crate::label::{
+    CATALOG_FORMAT, Doc, MEDIA_LABEL_FORMAT, SET_LABEL_FORMAT, read_doc, write_doc,
+};
+use crate::{Error, MediaLabel, Result, SetLabel, TapeCatalog, TapeRef};
+
+/// Progress callback: (what is happening, bytes done, bytes in total).
+pub type OnProgress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
+
+/// A changer and one of its drives, as a job uses them.
+pub struct Deck<'l> {
+    changer: Box<dyn MediaChanger>,
+    drive: Box<dyn TapeDrive>,
+    index: u16,
+    _lib: std::marker::PhantomData<&'l ()>,
+}
+
+impl<'l> Deck<'l> {
+    /// Takes drive `index` of a library (exclusively) and its changer.
+    pub fn open(lib: &'l mut dyn Library, index: u16) -> Result<Deck<'l>> {
+        Ok(Deck {
+            changer: lib.changer()?,
+            drive: lib.drive(index)?,
+            index,
+            _lib: std::marker::PhantomData,
+        })
+    }
+
+    /// The drive.
+    pub fn drive(&mut self) -> &mut dyn TapeDrive {
+        self.drive.as_mut()
+    }
+
+    /// The changer.
+    pub fn changer(&mut self) -> &mut dyn MediaChanger {
+        self.changer.as_mut()
+    }
+
+    /// Loads the cartridge `barcode` and rewinds it; `missing` explains,
+    /// when it is not in the library, which cartridge is needed and why.
+    pub fn load(&mut self, barcode: &str, missing: impl FnOnce() -> Error) -> Result<()> {
+        let inv = self.changer.inventory()?;
+        let here = inv
+            .drives
+            .get(usize::from(self.index))
+            .and_then(|d| d.barcode.clone());
+        if here.as_deref() == Some(barcode) {
+            self.drive.load()?;
+            return Ok(());
+        }
+        if inv.find(barcode).is_none() {
+            return Err(missing());
+        }
+        if here.is_some() {
+            self.unload()?;
+        }
+        self.changer.load_barcode(barcode, self.index)?;
+        self.drive.load()?;
+        Ok(())
+    }
+
+    /// Rewinds, unloads and returns the cartridge to a slot.
+    pub fn unload(&mut self) -> Result<()> {
+        let inv = self.changer.inventory()?;
+        if inv
+            .drives
+            .get(usize::from(self.index))
+            .is_some_and(|d| d.full)
+        {
+            self.drive.unload()?;
+            self.changer.unload_drive(self.index)?;
+        }
+        Ok(())
+    }
+}
+
+/// Labels of a cartridge.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    /// The media label, if any.
+    pub media: Option<MediaLabel>,
+    /// The media-set label, if any.
+    pub set: Option<SetLabel>,
+}
+
+/// Reads the labels of the loaded cartridge (rewinding first).
+pub fn read_labels(drive: &mut dyn TapeDrive, barcode: &str) -> Result<Labels> {
+    drive.rewind()?;
+    let label_err = |e: Error| match e {
+        Error::Format(reason) => Error::Label {
+            barcode: barcode.to_string(),
+            reason: format!("not a Coffer cartridge or its label is damaged: {reason}"),
+        },
+        e => e,
+    };
+    let media = match read_doc::<MediaLabel>(drive, Content::MediaLabel, None).map_err(label_err)? {
+        Doc::Blank => {
+            return Ok(Labels {
+                media: None,
+                set: None,
+            });
+        }
+        Doc::Found(l) => l,
+    };
+    if media.format != MEDIA_LABEL_FORMAT {
+        return Err(Error::Label {
+            barcode: barcode.into(),
+            reason: format!(
+                "media label format {:?} is not one this Coffer reads",
+                media.format
+            ),
+        });
+    }
+    let set = match read_doc::<SetLabel>(drive, Content::SetLabel, None).map_err(label_err)? {
+        Doc::Blank => None,
+        Doc::Found(s) => {
+            if s.format != SET_LABEL_FORMAT {
+                return Err(Error::Label {
+                    barcode: barcode.into(),
+                    reason: format!(
+                        "media-set label format {:?} is not one this Coffer reads",
+                        s.format
+                    ),
+                });
+            }
+            if s.media != media.media {
+                return Err(Error::Label {
+                    barcode: barcode.into(),
+                    reason: "its media-set label belongs to another labelling of the cartridge"
+                        .into(),
+                });
+            }
+            Some(s)
+        }
+    };
+    Ok(Labels {
+        media: Some(media),
+        set,
+    })
+}
+
+/// Labels the cartridge `barcode` for `pool`. A cartridge that already
+/// holds anything is refused unless `force` (which erases it; a WORM
+/// cartridge refuses even then).
+pub fn label(
+    lib: &mut dyn Library,
+    catalog: &Catalog,
+    drive: u16,
+    barcode: &str,
+    pool: &str,
+    force: bool,
+) -> Result<Cartridge> {
+    coffer_tape::virtual_lib::check_barcode(barcode)?;
+    check_pool(pool)?;
+    let mut deck = Deck::open(lib, drive)?;
+    deck.load(barcode, || {
+        Error::Tape(coffer_tape::Error::CartridgeMissing {
+            device: "the library".into(),
+            barcode: barcode.into(),
+        })
+    })?;
+    let st = deck.drive().status()?;
+    if st.cleaning {
+        return Err(Error::Label {
+            barcode: barcode.into(),
+            reason: "is a cleaning cartridge".into(),
+        });
+    }
+    let existing = match read_labels(deck.drive(), barcode) {
+        Ok(l) => l
+            .media
+            .map(|m| format!("is labelled for pool '{}'", m.pool)),
+        Err(Error::Label { reason, .. }) => {
+            Some(format!("holds data Coffer cannot read ({reason})"))
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(what) = existing {
+        if !force {
+            return Err(Error::Label {
+                barcode: barcode.into(),
+                reason: format!("{what}; relabelling erases it: add --force if that is intended"),
+            });
+        }
+        if st.worm {
+            return Err(Error::Label {
+                barcode: barcode.into(),
+                reason: format!("{what} and is WORM: it cannot be relabelled"),
+            });
+        }
+        if let Some(c) = catalog.cartridge(barcode)?
+            && let Some((set, seq)) = c.set
+        {
+            tracing::warn!(barcode, set = %set, seq, "relabelling erases a cartridge of a media set");
+        }
+    }
+    let mut media = [0u8; 16];
+    coffer_keys::random_bytes(&mut media)?;
+    let label = MediaLabel {
+        format: MEDIA_LABEL_FORMAT.into(),
+        media: MediaId(media),
+        barcode: barcode.into(),
+        pool: pool.into(),
+        labelled_ms: now_ms(),
+    };
+    deck.drive().rewind()?;
+    write_doc(
+        deck.drive(),
+        Content::MediaLabel,
+        &label,
+        None,
+        DEFAULT_BLOCK_SIZE,
+    )?;
+    let eod = deck.drive().position()?.block;
+    let cart = Cartridge {
+        barcode: barcode.into(),
+        media: label.media,
+        pool: pool.into(),
+        labelled_ms: label.labelled_ms,
+        worm: st.worm,
+        set: None,
+        status: CartridgeStatus::Labelled,
+        files: 1,
+        end_of_data: eod,
+        bytes: 0,
+        written_ms: None,
+    };
+    catalog.put_cartridge(&cart)?;
+    deck.unload()?;
+    Ok(cart)
+}
+
+/// Whether a key read from tape may go into a store: a container, its
+/// index copy or a snapshot record (config and key files come only from
+/// the media-set label, never from archive contents).
+pub fn storable_key(key: &str) -> bool {
+    coffer_store::check_key(key).is_ok()
+        && (key.starts_with("data/") || key.starts_with("index/") || key.starts_with("snapshots/"))
+}
+
+fn check_pool(pool: &str) -> Result<()> {
+    if pool.is_empty()
+        || pool.len() > 64
+        || !pool
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::Invalid(format!(
+            "pool name {pool:?}: use 1-64 letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(())
+}
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// Media pool.
+    pub pool: String,
+    /// Snapshots to copy (empty: every snapshot in the store).
+    pub snapshots: Vec<SnapshotId>,
+    /// Continue this set; `None`: the pool's newest set that can still
+    /// append, or a new set when there is none or `new_set`.
+    pub set: Option<MediaSetId>,
+    /// Always start a new set.
+    pub new_set: bool,
+    /// Seal the set under its own key (default on).
+    pub encrypt: bool,
+    /// Also turn on the drive's hardware encryption (LTO AES-256-GCM).
+    pub drive_encryption: bool,
+    /// The drive to use.
+    pub drive: u16,
+    /// Block size.
+    pub block_size: u32,
+    /// Bytes per archive before a filemark (a seek point).
+    pub archive_bytes: u64,
+}
+
+impl WriteRequest {
+    /// Defaults for `pool`.
+    pub fn new(pool: &str) -> WriteRequest {
+        WriteRequest {
+            pool: pool.into(),
+            snapshots: Vec::new(),
+            set: None,
+            new_set: false,
+            encrypt: true,
+            drive_encryption: false,
+            drive: 0,
+            block_size: DEFAULT_BLOCK_SIZE,
+            archive_bytes: 4 << 30,
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOutcome {
+    /// The set written to.
+    pub set: Option<MediaSetId>,
+    /// Cartridges written, in order.
+    pub cartridges: Vec<String>,
+    /// Objects written.
+    pub objects: u64,
+    /// Bytes of objects written.
+    pub bytes: u64,
+    /// Objects the set already held (skipped).
+    pub skipped: u64,
+    /// Snapshots now complete on the set.
+    pub snapshots: Vec<SnapshotId>,
+    /// Job log row.
+    pub job_id: i64,
+}
+
+/// The containers a snapshot needs (its manifest's and its files').
+pub fn snapshot_containers(repo: &Repo, rec: &SnapshotRecord) -> Result<BTreeSet<ContainerId>> {
+    let mut out = BTreeSet::new();
+    let mut add = |id: &coffer_types::ChunkId| -> Result<()> {
+        match repo.locate(id)? {
+            Some(loc) => {
+                out.insert(loc.container);
+                Ok(())
+            }
+            None => Err(Error::Invalid(format!(
+                "snapshot {} refers to a chunk the store does not hold; run `coffer verify`",
+                rec.info.id.short()
+            ))),
+        }
+    };
+    for id in &rec.manifest {
+        add(id)?;
+    }
+    for e in repo.manifest(rec) {
+        for x in &e?.extents {
+            if let Extent::Data { id, .. } = x {
+                add(id)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The object keys that copy `snapshots` completely, in the order they go
+/// to tape: container index copies, containers, then snapshot records (the
+/// store's own commit order).
+pub fn objects_for(repo: &Repo, snapshots: &[SnapshotId]) -> Result<Vec<String>> {
+    let mut containers = BTreeSet::new();
+    for id in snapshots {
+        let rec = repo.load_snapshot(id)?;
+        containers.extend(snapshot_containers(repo, &rec)?);
+    }
+    let mut keys: Vec<String> = containers
+        .iter()
+        .map(coffer_store::container::index_key)
+        .collect();
+    keys.extend(containers.iter().map(coffer_store::container::data_key));
+    keys.extend(snapshots.iter().map(coffer_store::snapshot::record_key));
+    Ok(keys)
+}
+
+struct OpenSet {
+    info: MediaSetInfo,
+    key: Option<MediaSetKey>,
+    label_base: SetLabel,
+}
+
+fn store_keys(repo: &Repo) -> Result<Vec<(String, String)>> {
+    let blobs = repo.blobs();
+    blobs
+        .list("keys/")?
+        .into_iter()
+        .map(|k| Ok((k.clone(), hex::encode(blobs.get(&k)?))))
+        .collect()
+}
+
+fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Result<OpenSet> {
+    let store = repo.config().store_id;
+    let existing = match req.set {
+        Some(id) => Some(catalog.media_set(&id.to_hex())?),
+        None if req.new_set => None,
+        None => {
+            let mut found = None;
+            for s in catalog.media_sets()?.into_iter().rev() {
+                if s.pool != req.pool || s.store != store {
+                    continue;
+                }
+                let carts = catalog.set_cartridges(&s.id)?;
+                if carts
+                    .last()
+                    .is_some_and(|c| c.status == CartridgeStatus::Writing)
+                {
+                    found = Some(s);
+                }
+                break;
+            }
+            found
+        }
+    };
+    let base = |info: &MediaSetInfo, wrapped: Option<&Vec<u8>>| -> Result<SetLabel> {
+        Ok(SetLabel {
+            format: SET_LABEL_FORMAT.into(),
+            set: info.id,
+            seq: 0,
+            media: MediaId([0; 16]),
+            pool: info.pool.clone(),
+            created_ms: info.created_ms,
+            store,
+            store_config: hex::encode(repo.blobs().get("config")?),
+            store_keys: store_keys(repo)?,
+            key_fingerprint: info.key_fingerprint.clone(),
+            wrapped_key: wrapped.map(hex::encode),
+            block_size: req.block_size,
+        })
+    };
+    if let Some(info) = existing {
+        if info.store != store {
+            return Err(Error::Invalid(format!(
+                "media set {} copies another store ({})",
+                info.id.short(),
+                info.store.short()
+            )));
+        }
+        let key = match (&info.wrapped_key, &info.key_fingerprint) {
+            (Some(w), _) => Some(MediaSetKey::unwrap_with(repo.master(), &info.id.0, w)?),
+            (None, Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "media set {} has had its key destroyed; it cannot be appended to",
+                    info.id.short()
+                )));
+            }
+            (None, None) => None,
+        };
+        let label_base = base(&info, info.wrapped_key.as_ref())?;
+        return Ok(OpenSet {
+            info,
+            key,
+            label_base,
+        });
+    }
+    let mut id = [0u8; 16];
+    coffer_keys::random_bytes(&mut id)?;
+    let id = MediaSetId(id);
+    let key = if req.encrypt {
+        Some(MediaSetKey::generate()?)
+    } else {
+        None
+    };
+    let wrapped = key
+        .as_ref()
+        .map(|k| k.wrap(repo.master(), &id.0))
+        .transpose()?;
+    let info = MediaSetInfo {
+        id,
+        pool: req.pool.clone(),
+        created_ms: now_ms(),
+        store,
+        key_fingerprint: key.as_ref().map(MediaSetKey::fingerprint),
+        wrapped_key: wrapped.clone(),
+    };
+    catalog.insert_media_set(&info)?;
+    let label_base = base(&info, wrapped.as_ref())?;
+    Ok(OpenSet {
+        info,
+        key,
+        label_base,
+    })
+}
+
+/// One cartridge being written.
+struct Mounted {
+    cart: Cartridge,
+    seq: u32,
+    /// Objects on this cartridge from earlier sessions and this one.
+    objects: Vec<ObjectPos>,
+    new_objects: Vec<ObjectPos>,
+}
+
+struct Writer<'a, 'l> {
+    repo: &'a Repo,
+    catalog: &'a Catalog,
+    deck: Deck<'l>,
+    set: OpenSet,
+    req: &'a WriteRequest,
+    out: WriteOutcome,
+    tapes: Vec<TapeRef>,
+}
+
+impl Writer<'_, '_> {
+    /// Loads the set's cartridge that can still append, or the next free
+    /// cartridge of the pool, checks its labels and positions it at end of data.
+    fn mount(&mut self) -> Result<Mounted> {
+        let set_id = self.set.info.id;
+        let carts = self.catalog.set_cartridges(&set_id)?;
+        self.tapes = carts
+            .iter()
+            .filter_map(|c| {
+                Some(TapeRef {
+                    seq: c.set?.1,
+                    barcode: c.barcode.clone(),
+                    media: c.media,
+                })
+            })
+            .collect();
+        if let Some(last) = carts
+            .last()
+            .filter(|c| c.status == CartridgeStatus::Writing)
+        {
+            let seq = last.set.map(|s| s.1).unwrap_or(1);
+            let barcode = last.barcode.clone();
+            self.deck.load(&barcode, || Error::NeedCartridge {
+                barcode: barcode.clone(),
+                set: set_id.short(),
+                seq,
+                reason: "the set continues on it".into(),
+            })?;
+            let labels = read_labels(self.deck.drive(), &barcode)?;
+            let ok = labels.media.as_ref().is_some_and(|m| m.media == last.media)
+                && labels
+                    .set
+                    .as_ref()
+                    .is_some_and(|s| s.set == set_id && s.seq == seq);
+            if !ok {
+                return Err(Error::Foreign {
+                    barcode,
+                    reason: format!(
+                        "is not the cartridge the catalog expects (media set {}, sequence {seq}): \
+                         it was relabelled or swapped",
+                        set_id.short()
+                    ),
+                });
+            }
+            // Append after everything on it, never over it.
+            self.deck.drive().space(coffer_tape::SpaceOver::EndOfData)?;
+            let objects = self
+                .catalog
+                .tape_objects(&set_id)?
+                .into_iter()
+                .filter(|o| o.barcode == last.barcode)
+                .map(|o| ObjectPos {
+                    key: o.key,
+                    len: o.len,
+                    file: o.file,
+                    file_start: o.file_start,
+                    block: o.block,
+                    offset: o.offset,
+                })
+                .collect();
+            return Ok(Mounted {
+                cart: last.clone(),
+                seq,
+                objects,
+                new_objects: Vec::new(),
+            });
+        }
+        let seq = carts.last().and_then(|c| c.set).map_or(1, |s| s.1 + 1);
+        let inv = self.deck.changer().inventory()?;
+        let present: HashSet<String> = inv.all().filter_map(|e| e.barcode.clone()).collect();
+        let mut candidates: Vec<Cartridge> = self
+            .catalog
+            .cartridges()?
+            .into_iter()
+            .filter(|c| {
+                c.pool == self.req.pool
+                    && c.status == CartridgeStatus::Labelled
+                    && c.set.is_none()
+                    && present.contains(&c.barcode)
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.barcode.cmp(&b.barcode));
+        for cand in candidates {
+            let barcode = cand.barcode.clone();
+            self.deck.load(&barcode, || Error::NoWritableCartridge {
+                pool: self.req.pool.clone(),
+            })?;
+            let labels = read_labels(self.deck.drive(), &barcode)?;
+            let Some(media) = labels.media.filter(|m| m.media == cand.media) else {
+                tracing::warn!(
+                    barcode,
+                    "cartridge's label differs from the catalog; skipped"
+                );
+                self.deck.unload()?;
+                continue;
+            };
+            if let Some(s) = labels.set {
+                // It holds a set the catalog does not know of: never overwrite.
+                return Err(Error::Foreign {
+                    barcode,
+                    reason: format!(
+                        "already holds media set {} (pool '{}')",
+                        s.set.short(),
+                        s.pool
+                    ),
+                });
+            }
+            if media.pool != self.req.pool {
+                return Err(Error::Foreign {
+                    barcode,
+                    reason: format!(
+                        "is labelled for pool '{}', not '{}'",
+                        media.pool, self.req.pool
+                    ),
+                });
+            }
+            // The drive is after the media label's filemark, at file 1.
+            let label = SetLabel {
+                seq,
+                media: media.media,
+                ..self.set.label_base.clone()
+            };
+            if self.req.drive_encryption
+                && let Some(k) = self.set.key.as_ref()
+            {
+                let bytes = k.drive_key_bytes();
+                self.deck
+                    .drive()
+                    .set_encryption(Some(&DriveKey::new(*bytes, self.set.info.id.0.to_vec())))?;
+            }
+            write_doc(
+                self.deck.drive(),
+                Content::SetLabel,
+                &label,
+                None,
+                self.req.block_size,
+            )?;
+            let mut cart = cand;
+            cart.set = Some((self.set.info.id, seq));
+            cart.status = CartridgeStatus::Writing;
+            cart.files = 2;
+            cart.end_of_data = self.deck.drive().position()?.block;
+            cart.written_ms = Some(now_ms());
+            self.catalog.record_tape_write(&cart, &[])?;
+            self.tapes.push(TapeRef {
+                seq,
+                barcode: cart.barcode.clone(),
+                media: cart.media,
+            });
+            self.out.cartridges.push(cart.barcode.clone());
+            return Ok(Mounted {
+                cart,
+                seq,
+                objects: Vec::new(),
+                new_objects: Vec::new(),
+            });
+        }
+        Err(Error::NoWritableCartridge {
+            pool: self.req.pool.clone(),
+        })
+    }
+
+    /// Writes the tape catalog (unless the medium is out of room) and
+    /// records the cartridge's new state.
+    fn close_tape(&mut self, mut m: Mounted, full: bool, room_for_catalog: bool) -> Result<()> {
+        if room_for_catalog {
+            let cat = TapeCatalog {
+                format: CATALOG_FORMAT.into(),
+                set: self.set.info.id,
+                tape: TapeRef {
+                    seq: m.seq,
+                    barcode: m.cart.barcode.clone(),
+                    media: m.cart.media,
+                },
+                tapes: self.tapes.clone(),
+                objects: m.objects.clone(),
+                written_ms: now_ms(),
+            };
+            let key = self.set.key.as_ref();
+            match write_doc(
+                self.deck.drive.as_mut(),
+                Content::Catalog,
+                &cat,
+                key,
+                self.req.block_size,
+            ) {
+                Ok(_) => m.cart.files += 1,
+                Err(Error::Tape(coffer_tape::Error::EndOfMedium { .. })) => {
+                    tracing::warn!(barcode = %m.cart.barcode, "no room left for the tape catalog");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        m.cart.end_of_data = self.deck.drive().position()?.block;
+        m.cart.status = if full {
+            CartridgeStatus::Full
+        } else {
+            CartridgeStatus::Writing
+        };
+        m.cart.written_ms = Some(now_ms());
+        let objects: Vec<TapeObject> = m
+            .new_objects
+            .iter()
+            .map(|o| TapeObject {
+                key: o.key.clone(),
+                len: o.len,
+                barcode: m.cart.barcode.clone(),
+                seq: m.seq,
+                file: o.file,
+                file_start: o.file_start,
+                block: o.block,
+                offset: o.offset,
+            })
+            .collect();
+        self.catalog.record_tape_write(&m.cart, &objects)?;
+        if full {
+            self.deck.unload()?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, keys: Vec<String>, progress: OnProgress<'_>) -> Result<()> {
+        let blobs = Arc::clone(self.repo.blobs());
+        let total: u64 = keys
+            .iter()
+            .map(|k| blobs.size(k))
+            .sum::<coffer_store::Result<u64>>()?;
+        let mut done = 0u64;
+        // Objects are read from the store on a second thread while the drive
+        // writes, two ahead.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(String, coffer_store::Result<Vec<u8>>)>(2);
+        let mut source = Source {
+            rx,
+            retry: VecDeque::new(),
+            remaining: keys.len(),
+        };
+        std::thread::scope(|s| -> Result<()> {
+            s.spawn(move || {
+                for k in keys {
+                    let r = blobs.get(&k);
+                    if tx.send((k, r)).is_err() {
+                        return;
+                    }
+                }
+            });
+            while !source.is_empty() {
+                let mut m = self.mount()?;
+                let end = self.fill_tape(&mut m, &mut source, progress, &mut done, total)?;
+                match end {
+                    TapeEnd::Done => self.close_tape(m, false, true)?,
+                    TapeEnd::EarlyWarning => self.close_tape(m, true, true)?,
+                    TapeEnd::EndOfMedium => self.close_tape(m, true, false)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes archives to the mounted cartridge until the objects run out or
+    /// the cartridge fills.
+    fn fill_tape(
+        &mut self,
+        m: &mut Mounted,
+        source: &mut Source,
+        progress: OnProgress<'_>,
+        done: &mut u64,
+        total: u64,
+    ) -> Result<TapeEnd> {
+        loop {
+            let mut aw = ArchiveWriter::begin(
+                self.deck.drive.as_mut(),
+                m.cart.files,
+                self.set.key.as_ref(),
+                self.req.block_size,
+            )?;
+            // Objects put but not yet wholly accepted by the drive, kept to
+            // start again on the next cartridge after an end of medium.
+            let mut unconfirmed: VecDeque<(usize, String, Vec<u8>)> = VecDeque::new();
+            let mut put = 0usize;
+            let mut bytes = 0u64;
+            let mut warned = false;
+            let r: Result<()> = loop {
+                let Some((k, data)) = source.next()? else {
+                    break Ok(());
+                };
+                let r = aw.put(&k, &data);
+                bytes += data.len() as u64;
+                unconfirmed.push_back((put, k, data));
+                put += 1;
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                let confirmed = aw.confirmed();
+                while unconfirmed.front().is_some_and(|(i, _, _)| *i < confirmed) {
+                    unconfirmed.pop_front();
+                }
+                if aw.early_warning() {
+                    warned = true;
+                    break Ok(());
+                }
+                if bytes >= self.req.archive_bytes {
+                    break Ok(());
+                }
+            };
+            let (objs, end) = match r.and_then(|()| aw.finish()) {
+                Ok((_, objs)) => (objs, None),
+                Err(Error::Tape(coffer_tape::Error::EndOfMedium { .. })) => {
+                    let safe = aw.safely_written();
+                    let confirmed = safe.len();
+                    // Everything after the last whole object goes again.
+                    for (i, k, data) in unconfirmed.into_iter().rev() {
+                        if i >= confirmed {
+                            source.retry.push_front((k, data));
+                        }
+                    }
+                    (safe, Some(TapeEnd::EndOfMedium))
+                }
+                Err(e) => return Err(e),
+            };
+            warned |= aw.early_warning();
+            drop(aw);
+            for o in &objs {
+                *done += o.len;
+                self.out.objects += 1;
+                self.out.bytes += o.len;
+                m.cart.bytes += o.len;
+            }
+            m.objects.extend(objs.iter().cloned());
+            m.new_objects.extend(objs);
+            m.cart.files += 1;
+            progress(&m.cart.barcode, *done, total);
+            if let Some(end) = end {
+                return Ok(end);
+            }
+            if warned || self.deck.drive().position()?.eop {
+                return Ok(TapeEnd::EarlyWarning);
+            }
+            if source.is_empty() {
+                return Ok(TapeEnd::Done);
+            }
+        }
+    }
+}
+
+/// How writing to a cartridge ended.
+enum TapeEnd {
+    /// Everything is written; the cartridge can take more later.
+    Done,
+    /// Early warning: the catalog goes on and the set moves on.
+    EarlyWarning,
+    /// The medium ran out mid-archive: no room even for the catalog.
+    EndOfMedium,
+}
+
+/// Objects to write, read ahead by the store reader, plus any to write again.
+struct Source {
+    rx: std::sync::mpsc::Receiver<(String, coffer_store::Result<Vec<u8>>)>,
+    retry: VecDeque<(String, Vec<u8>)>,
+    remaining: usize,
+}
+
+impl Source {
+    fn next(&mut self) -> Result<Option<(String, Vec<u8>)>> {
+        if let Some(x) = self.retry.pop_front() {
+            return Ok(Some(x));
+        }
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let (k, r) = self
+            .rx
+            .recv()
+            .map_err(|_| Error::Invalid("the store reader stopped early".into()))?;
+        Ok(Some((k, r?)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.retry.is_empty() && self.remaining == 0
+    }
+}
+
+/// Writes snapshots to a media set and records the job.
+pub fn write(
+    repo: &Repo,
+    catalog: &Catalog,
+    lib: &mut dyn Library,
+    req: &WriteRequest,
+    actor: &Actor,
+    progress: OnProgress<'_>,
+) -> Result<WriteOutcome> {
+    check_pool(&req.pool)?;
+    if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&req.block_size) {
+        return Err(Error::Invalid(format!(
+            "block size {} is outside {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE}",
+            req.block_size
+        )));
+    }
+    let snapshots = if req.snapshots.is_empty() {
+        repo.snapshot_ids()?
+    } else {
+        req.snapshots.clone()
+    };
+    let set = open_or_create_set(repo, catalog, req)?;
+    let held: HashSet<String> = catalog
+        .tape_objects(&set.info.id)?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let all = objects_for(repo, &snapshots)?;
+    let skipped = all.iter().filter(|k| held.contains(*k)).count() as u64;
+    let keys: Vec<String> = all.into_iter().filter(|k| !held.contains(k)).collect();
+    let job_id = catalog.begin_job(&NewJob {
+        kind: JobKind::MediaWrite,
+        asset: None,
+        level: None,
+        scope: Scope {
+            paths: snapshots.iter().map(|s| format!("snapshot {s}")).collect(),
+            excludes: Vec::new(),
+            one_file_system: false,
+        },
+        started_ms: now_ms(),
+        identity: actor.identity.clone(),
+        host: actor.host.clone(),
+        pid: std::process::id(),
+    })?;
+    let set_id = set.info.id;
+    let mut w = Writer {
+        repo,
+        catalog,
+        deck: Deck::open(lib, req.drive)?,
+        set,
+        req,
+        out: WriteOutcome {
+            set: Some(set_id),
+            skipped,
+            snapshots: snapshots.clone(),
+            job_id,
+            ..WriteOutcome::default()
+        },
+        tapes: Vec::new(),
+    };
+    let result = if keys.is_empty() {
+        Ok(())
+    } else {
+        // The cartridge goes back to its slot at the end, as after any job.
+        w.run(keys, progress).and_then(|()| w.deck.unload())
+    };
+    let out = w.out.clone();
+    let (status, messages) = match &result {
+        Ok(()) => (
+            JobStatus::Success,
+            vec![format!(
+                "media set {}: {} objects, {} bytes on {}; {} already on the set",
+                set_id,
+                out.objects,
+                out.bytes,
+                if out.cartridges.is_empty() {
+                    "no new cartridge".to_string()
+                } else {
+                    out.cartridges.join(", ")
+                },
+                out.skipped
+            )],
+        ),
+        Err(e) => (JobStatus::Failed, vec![e.to_string()]),
+    };
+    catalog.finish_job(
+        job_id,
+        &JobEnd {
+            status,
+            ended_ms: now_ms(),
+            stats: BackupStats {
+                bytes_read: out.bytes,
+                ..BackupStats::default()
+            },
+            messages: &messages,
+            snapshot: None,
+        },
+    )?;
+    result.map(|()| out)
+}
