@@ -740,12 +740,15 @@ impl Writer<'_, '_> {
         // Objects are read from the store on a second thread while the drive
         // writes, two ahead.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(String, coffer_store::Result<Vec<u8>>)>(2);
-        let mut source = Source {
-            rx,
-            retry: VecDeque::new(),
-            remaining: keys.len(),
-        };
+        let remaining = keys.len();
         std::thread::scope(|s| -> Result<()> {
+            // Owned by this closure, so an early return drops the receiver
+            // and the reader thread stops instead of blocking the scope.
+            let mut source = Source {
+                rx,
+                retry: VecDeque::new(),
+                remaining,
+            };
             s.spawn(move || {
                 for k in keys {
                     let r = blobs.get(&k);

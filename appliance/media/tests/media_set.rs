@@ -16,7 +16,7 @@ use coffer_media::Error;
 use coffer_media::restore::{RecoverRequest, TapeRestoreRequest};
 use coffer_media::set::{self, WriteRequest};
 use coffer_store::{BlobStore, DirStore, InitOptions, Repo};
-use coffer_tape::{Library, MediaChanger, VirtualLibrary, VtlOptions};
+use coffer_tape::{MediaChanger, VirtualLibrary, VtlOptions};
 use coffer_types::{JobKind, JobStatus, Level, SnapshotId};
 
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -284,9 +284,271 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Byte offsets of each record's data in a virtual cartridge file.
+fn records(cart: &Path) -> Vec<(u64, u32, u32)> {
+    let b = fs::read(cart).unwrap();
+    let mut out = Vec::new();
+    let mut at = 64usize;
+    while at + 8 <= b.len() {
+        let kind = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap());
+        out.push((at as u64 + 8, kind, len));
+        at += 8 + len as usize;
+    }
+    out
+}
+
+fn flip(cart: &Path, at: u64) {
+    let mut b = fs::read(cart).unwrap();
+    b[at as usize] ^= 0x40;
+    fs::write(cart, b).unwrap();
+}
+
+fn new_machine(w: &World) -> (tempfile::TempDir, VirtualLibrary) {
+    let newdir = tempfile::tempdir().unwrap();
+    let vtl2 = newdir.path().join("vtl");
+    copy_dir(w.lib.dir(), &vtl2);
+    let lib2 = VirtualLibrary::open(&vtl2).unwrap();
+    (newdir, lib2)
+}
+
 #[test]
-fn placeholder_uses() {
-    let _ = |e: Error| e;
-    let _ = |c: &mut dyn MediaChanger| c.inventory();
-    let _ = |l: &mut dyn Library| l.drive_count();
+fn a_damaged_block_loses_only_the_containers_it_touches() {
+    let mut w = world();
+    w.label_all();
+    let out = w.write();
+    let (newdir, mut lib2) = new_machine(&w);
+    // Damage one block in the middle of the first cartridge's archive.
+    let cart = lib2.dir().join("cartridges").join(&out.cartridges[0]);
+    let recs = records(&cart);
+    let (at, kind, len) = recs[9];
+    assert_eq!(kind, 0, "a data block");
+    flip(&cart, at + u64::from(len) / 2);
+    let (repo2, catalog2, rec) = coffer_media::restore::recover(
+        &mut lib2,
+        &w.pass,
+        &RecoverRequest {
+            store: newdir.path().join("store"),
+            set: None,
+            drive: 0,
+        },
+        &w.actor,
+        &nop,
+    )
+    .unwrap();
+    assert!(!rec.lost.is_empty(), "the damage is reported");
+    assert!(
+        rec.lost.len() <= 2,
+        "one block touches at most two objects: {:?}",
+        rec.lost
+    );
+    assert!(
+        rec.lost
+            .iter()
+            .all(|(k, _)| k.as_deref().is_some_and(|k| k.starts_with("data/"))),
+        "{:?}",
+        rec.lost
+    );
+    assert!(rec.objects > 20);
+    let jobs = catalog2.jobs(&Default::default()).unwrap();
+    assert!(
+        jobs.iter()
+            .any(|j| j.kind == JobKind::MediaRecover && j.status == JobStatus::Warning)
+    );
+    let target = newdir.path().join("restored");
+    let o = coffer_engine::restore(
+        &repo2,
+        &catalog2,
+        &w.restore_req(&target),
+        &w.actor,
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(
+        !o.errors.is_empty(),
+        "the restore names the files it could not restore"
+    );
+    let src = listing(&w.src);
+    let got = listing(&target);
+    let named: Vec<&String> = o.errors.iter().collect();
+    let mut intact = 0;
+    for (path, bytes) in &src {
+        let p = path.to_string_lossy();
+        if named.iter().any(|e| e.contains(&*p)) {
+            continue;
+        }
+        assert_eq!(got.get(path), Some(bytes), "{p} restores intact");
+        intact += 1;
+    }
+    assert!(
+        intact >= src.len() - 3,
+        "only the files in the damaged container are lost: {named:?}"
+    );
+}
+
+#[test]
+fn a_missing_cartridge_is_asked_for_by_barcode() {
+    let mut w = world();
+    w.label_all();
+    let out = w.write();
+    let second = out.cartridges[1].clone();
+    // The operator takes cartridge 2 out through a mail slot.
+    let ie = w.lib.changer_handle().export(&second).unwrap();
+    w.lib.take(ie).unwrap();
+    for k in w.repo.blobs().list("data/").unwrap() {
+        fs::remove_file(w.t.path().join("store").join(&k)).unwrap();
+    }
+    let rreq = w.restore_req(&w.t.path().join("r"));
+    let e = coffer_media::restore::restore(
+        &w.repo,
+        &w.catalog,
+        &mut w.lib,
+        &w.pass,
+        &TapeRestoreRequest {
+            set: None,
+            restore: rreq,
+            drive: 0,
+            staging: w.t.path().join("staging"),
+        },
+        &w.actor,
+        &nop,
+        &Progress::default(),
+    )
+    .unwrap_err();
+    match &e {
+        Error::NeedCartridge { barcode, seq, .. } => {
+            assert_eq!(barcode, &second);
+            assert_eq!(*seq, 2);
+        }
+        e => panic!("{e}"),
+    }
+    assert!(e.to_string().contains(&second), "{e}");
+    // The recovery on a new machine asks for the same cartridge.
+    let (newdir, mut lib2) = new_machine(&w);
+    let e = coffer_media::restore::recover(
+        &mut lib2,
+        &w.pass,
+        &RecoverRequest {
+            store: newdir.path().join("store"),
+            set: None,
+            drive: 0,
+        },
+        &w.actor,
+        &nop,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&e, Error::NeedCartridge { barcode, seq: 2, .. } if *barcode == second),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_wrong_passphrase_is_refused_before_any_data_is_read() {
+    let mut w = world();
+    w.label_all();
+    w.write();
+    let (newdir, mut lib2) = new_machine(&w);
+    let wrong = Passphrase::new(b"not it".to_vec()).unwrap();
+    let e = coffer_media::restore::recover(
+        &mut lib2,
+        &wrong,
+        &RecoverRequest {
+            store: newdir.path().join("store"),
+            set: None,
+            drive: 0,
+        },
+        &w.actor,
+        &nop,
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("wrong passphrase"), "{e}");
+    assert!(fs::read_dir(newdir.path().join("store")).unwrap().all(|e| {
+        let n = e.unwrap().file_name();
+        n == "config" || n == "keys" || n == "tmp"
+    }));
+}
+
+#[test]
+fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
+    let mut w = world();
+    // Cleaning and WORM cartridges.
+    let e = set::label(&mut w.lib, &w.catalog, 0, "CLN001CU", "default", false).unwrap_err();
+    assert!(e.to_string().contains("cleaning"), "{e}");
+    set::label(&mut w.lib, &w.catalog, 0, "CF0008LZ", "default", false).unwrap();
+    let worm = w.lib.dir().join("cartridges/CF0008LZ");
+    let before = fs::read(&worm).unwrap();
+    let e = set::label(&mut w.lib, &w.catalog, 0, "CF0008LZ", "default", true).unwrap_err();
+    assert!(e.to_string().contains("WORM"), "{e}");
+    assert_eq!(fs::read(&worm).unwrap(), before, "nothing overwritten");
+
+    // Labelling twice needs --force.
+    set::label(&mut w.lib, &w.catalog, 0, "CF0001L9", "default", false).unwrap();
+    let e = set::label(&mut w.lib, &w.catalog, 0, "CF0001L9", "default", false).unwrap_err();
+    assert!(e.to_string().contains("--force"), "{e}");
+
+    // A cartridge with garbage where the label should be.
+    let garbage = w.lib.dir().join("cartridges/CF0002L9");
+    {
+        use coffer_tape::TapeDrive;
+        w.lib.changer_handle().load_barcode("CF0002L9", 1).unwrap();
+        let mut d = w.lib.drive_handle(1).unwrap();
+        d.write_block(b"tar archive from someone else").unwrap();
+        d.write_filemarks(1).unwrap();
+        d.unload().unwrap();
+        w.lib.changer_handle().unload_drive(1).unwrap();
+    }
+    let before = fs::read(&garbage).unwrap();
+    let e = set::label(&mut w.lib, &w.catalog, 0, "CF0002L9", "default", false).unwrap_err();
+    assert!(e.to_string().contains("Coffer cannot read"), "{e}");
+    assert_eq!(fs::read(&garbage).unwrap(), before);
+
+    // A cartridge swapped under a barcode mid-set: the writer refuses it.
+    set::label(&mut w.lib, &w.catalog, 0, "CF0003L9", "default", false).unwrap();
+    set::label(&mut w.lib, &w.catalog, 0, "CF0004L9", "default", false).unwrap();
+    set::label(&mut w.lib, &w.catalog, 0, "CF0005L9", "default", false).unwrap();
+    let out = w.write();
+    let last = out.cartridges.last().unwrap().clone();
+    let mut w2 = world();
+    set::label(&mut w2.lib, &w2.catalog, 0, &last, "default", false).ok();
+    // Put w2's cartridge (same barcode, another labelling) in w's library.
+    let theirs = w2.lib.dir().join("cartridges").join(&last);
+    fs::copy(&theirs, w.lib.dir().join("cartridges").join(&last)).unwrap();
+    let swapped = fs::read(w.lib.dir().join("cartridges").join(&last)).unwrap();
+    fs::write(w.src.join("new.txt"), noise(3000, 99)).unwrap();
+    let b = coffer_engine::backup(
+        &w.repo,
+        &w.catalog,
+        &BackupRequest {
+            asset: "srv".into(),
+            level: Level::Incremental,
+            source: w.src.clone(),
+            excludes: Vec::new(),
+            one_file_system: false,
+            threads: 2,
+        },
+        &w.actor,
+        &Progress::default(),
+    )
+    .unwrap();
+    let _ = b;
+    let req = WriteRequest::new("default");
+    let e = set::write(&w.repo, &w.catalog, &mut w.lib, &req, &w.actor, &nop).unwrap_err();
+    assert!(matches!(e, Error::Foreign { .. }), "{e}");
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    assert_eq!(
+        fs::read(w.lib.dir().join("cartridges").join(&last)).unwrap(),
+        swapped
+    );
+    let jobs = w.catalog.jobs(&Default::default()).unwrap();
+    assert!(
+        jobs.iter()
+            .any(|j| j.kind == JobKind::MediaWrite && j.status == JobStatus::Failed)
+    );
+}
+
+fn world_in(_dir: &Path) -> World {
+    world()
 }
