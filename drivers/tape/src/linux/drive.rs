@@ -113,6 +113,9 @@ impl<T: ScsiTransport> LinuxDrive<T> {
         Ok(())
     }
 
+    /// TapeAlert flags from LOG SENSE page 2Eh. Per the TapeAlert
+    /// specification a drive clears the flags once this page is read, so
+    /// each alert is reported by one `status()` call only; callers keep it.
     fn tape_alerts(&mut self) -> Result<Option<Vec<TapeAlert>>> {
         let data = unsupported(self.scsi.read_data(
             &cdb::log_sense(cdb::LOG_PAGE_TAPE_ALERT, 0, LOG_SENSE_LEN),
