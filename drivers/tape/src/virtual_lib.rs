@@ -1039,7 +1039,7 @@ impl TapeDrive for VirtualDrive {
                             return Err(Error::Sense {
                                 device: name,
                                 op: "SPACE",
-                                sense: crate::scsi::Sense::beginning_of_partition(),
+                                sense: crate::scsi::Sense::new(0, 0, 4),
                             });
                         }
                         t.position - 1
@@ -1048,7 +1048,7 @@ impl TapeDrive for VirtualDrive {
                         return Err(Error::Sense {
                             device: name,
                             op: "SPACE",
-                            sense: crate::scsi::Sense::filemark_detected(),
+                            sense: crate::scsi::Sense::new(0, 0, 1),
                         });
                     }
                     t.position = if n > 0 { next + 1 } else { next };
@@ -1073,7 +1073,7 @@ impl TapeDrive for VirtualDrive {
                         .ok_or_else(|| Error::Sense {
                             device: name.clone(),
                             op: "SPACE",
-                            sense: crate::scsi::Sense::beginning_of_partition(),
+                            sense: crate::scsi::Sense::new(0, 0, 4),
                         })?;
                     t.position = count64(fm);
                 }
