@@ -13,4 +13,5 @@ mod levels;
 mod pool;
 mod roundtrip;
 mod safety;
+mod tape;
 mod verify;

@@ -44,6 +44,9 @@ pub const HEADER_LEN: usize = 64;
 pub const TAG_LEN: usize = 16;
 /// Default block size: 256 KiB, a size LTO drives stream well.
 pub const DEFAULT_BLOCK_SIZE: u32 = 256 * 1024;
+/// Block size of label files: labels are small, and a reader accepts any
+/// size in range, so they do not take a whole data block each.
+pub const LABEL_BLOCK_SIZE: u32 = 4096;
 /// Smallest block size a reader accepts.
 pub const MIN_BLOCK_SIZE: u32 = 4096;
 /// Largest block size a reader accepts (an LTO drive's limit).

@@ -129,7 +129,9 @@ fn fetch(
             reason: format!("it holds {n} of the objects this restore needs"),
         })?;
         check_cartridge(deck, cart, &set.id)?;
-        report.cartridges.push(cart.barcode.clone());
+        if !report.cartridges.contains(&cart.barcode) {
+            report.cartridges.push(cart.barcode.clone());
+        }
         for o in objs {
             if into.size(&o.key).is_ok() {
                 continue;

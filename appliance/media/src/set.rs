@@ -22,7 +22,9 @@ use coffer_types::{
 };
 
 use crate::archive::{ArchiveWriter, ObjectPos};
-use crate::format::{Content, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use crate::format::{
+    Content, DEFAULT_BLOCK_SIZE, LABEL_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
+};
 use crate::label::{
     CATALOG_FORMAT, Doc, MEDIA_LABEL_FORMAT, SET_LABEL_FORMAT, read_doc, write_doc,
 };
@@ -233,7 +235,7 @@ pub fn label(
         Content::MediaLabel,
         &label,
         None,
-        DEFAULT_BLOCK_SIZE,
+        LABEL_BLOCK_SIZE,
     )?;
     let eod = deck.drive().position()?.block;
     let cart = Cartridge {
@@ -644,7 +646,7 @@ impl Writer<'_, '_> {
                 Content::SetLabel,
                 &label,
                 None,
-                self.req.block_size,
+                LABEL_BLOCK_SIZE,
             )?;
             let mut cart = cand;
             cart.set = Some((self.set.info.id, seq));

@@ -163,6 +163,32 @@ enum Cmd {
         #[command(subcommand)]
         cmd: crate::pool_cmd::PoolCmd,
     },
+    /// Virtual tape libraries (the tape backend where no hardware exists).
+    Vtl {
+        #[command(subcommand)]
+        cmd: crate::tape_cmd::VtlCmd,
+    },
+    /// A tape drive of the library.
+    Drive {
+        #[command(flatten)]
+        lib: crate::tape_cmd::LibraryArgs,
+        #[command(subcommand)]
+        cmd: crate::tape_cmd::DriveCmd,
+    },
+    /// The tape library's robot: inventory, moves, mail slots.
+    Changer {
+        #[command(flatten)]
+        lib: crate::tape_cmd::LibraryArgs,
+        #[command(subcommand)]
+        cmd: crate::tape_cmd::ChangerCmd,
+    },
+    /// Tape media: labels, media sets, writing, restoring, recovering.
+    Media {
+        #[command(flatten)]
+        lib: crate::tape_cmd::LibraryArgs,
+        #[command(subcommand)]
+        cmd: crate::tape_cmd::MediaCmd,
+    },
     /// Catalog maintenance.
     Catalog {
         #[command(subcommand)]
@@ -351,6 +377,19 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
         Cmd::Disk { cmd } => crate::pool_cmd::disk(cmd, cli.json),
         Cmd::Pool { cmd } => crate::pool_cmd::pool(cmd, cli.store.as_deref(), cli.json, cli.quiet),
+        Cmd::Vtl { cmd } => crate::tape_cmd::vtl(cmd, cli.json),
+        Cmd::Drive { lib, cmd } => crate::tape_cmd::drive(cmd, lib, cli.json),
+        Cmd::Changer { lib, cmd } => crate::tape_cmd::changer(cmd, lib, cli.json),
+        Cmd::Media { lib, cmd } => crate::tape_cmd::media(
+            cmd,
+            lib,
+            &crate::tape_cmd::MediaCtx {
+                store: cli.store.as_deref(),
+                passphrase_file: pf.as_deref(),
+                json: cli.json,
+                quiet: cli.quiet,
+            },
+        ),
         Cmd::Init {
             container_size_mib,
             compression_level,

@@ -9,6 +9,7 @@ mod cli;
 mod demo;
 mod output;
 mod pool_cmd;
+mod tape_cmd;
 
 use std::process::ExitCode;
 

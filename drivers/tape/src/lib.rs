@@ -35,7 +35,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use virtual_lib::{VirtualLibrary, VtlOptions};
+pub use virtual_lib::{CartridgeSpec, VirtualLibrary, VtlOptions};
 
 /// Errors of the tape layer.
 #[derive(Debug, thiserror::Error)]
