@@ -225,7 +225,7 @@ impl<'d> ArchiveReader<'d> {
     }
 
     fn load_block(&mut self) -> Result<std::result::Result<(), Fault>> {
-        match self.file.next()? {
+        match self.file.next_block()? {
             Block::Data(h, d) => {
                 self.cur.clear();
                 self.cur.extend_from_slice(d);
@@ -314,7 +314,7 @@ impl<'d> ArchiveReader<'d> {
             return Ok(());
         }
         loop {
-            match self.file.next()? {
+            match self.file.next_block()? {
                 Block::EndOfFile => return Ok(()),
                 Block::EndOfData => {
                     self.at_eod = true;
@@ -335,70 +335,68 @@ impl<'d> ArchiveReader<'d> {
         if self.done {
             return Ok(None);
         }
-        loop {
-            if self.resync {
-                match self.seek_entry()? {
-                    Ok(()) => {}
-                    Err(Fault::End) => return Ok(Some(Item::Truncated)),
-                    Err(Fault::Damaged(reason)) => {
-                        return Ok(Some(Item::Lost { key: None, reason }));
-                    }
-                }
-            }
-            let mut hdr = Vec::with_capacity(ENTRY_HEADER_LEN);
-            match self.read_into(&mut hdr, ENTRY_HEADER_LEN)? {
+        if self.resync {
+            match self.seek_entry()? {
                 Ok(()) => {}
                 Err(Fault::End) => return Ok(Some(Item::Truncated)),
                 Err(Fault::Damaged(reason)) => {
                     return Ok(Some(Item::Lost { key: None, reason }));
                 }
             }
-            let mut fixed = [0u8; ENTRY_HEADER_LEN];
-            fixed.copy_from_slice(&hdr);
-            let (kind, key_len, len) = match EntryHeader::parse_fixed(&fixed) {
-                Ok(v) => v,
-                Err(reason) => {
-                    self.resync = true;
-                    self.fresh_first_entry = None;
-                    return Ok(Some(Item::Lost { key: None, reason }));
-                }
-            };
-            if kind == ENTRY_END {
-                self.done = true;
-                return Ok(Some(Item::End { count: len }));
+        }
+        let mut hdr = Vec::with_capacity(ENTRY_HEADER_LEN);
+        match self.read_into(&mut hdr, ENTRY_HEADER_LEN)? {
+            Ok(()) => {}
+            Err(Fault::End) => return Ok(Some(Item::Truncated)),
+            Err(Fault::Damaged(reason)) => {
+                return Ok(Some(Item::Lost { key: None, reason }));
             }
-            let mut key = Vec::with_capacity(key_len);
-            match self.read_into(&mut key, key_len)? {
-                Ok(()) => {}
-                Err(Fault::End) => return Ok(Some(Item::Truncated)),
-                Err(Fault::Damaged(reason)) => return Ok(Some(Item::Lost { key: None, reason })),
-            }
-            let Ok(key) = String::from_utf8(key) else {
+        }
+        let mut fixed = [0u8; ENTRY_HEADER_LEN];
+        fixed.copy_from_slice(&hdr);
+        let (kind, key_len, len) = match EntryHeader::parse_fixed(&fixed) {
+            Ok(v) => v,
+            Err(reason) => {
                 self.resync = true;
                 self.fresh_first_entry = None;
-                return Ok(Some(Item::Lost {
-                    key: None,
-                    reason: "object key is not UTF-8".into(),
-                }));
-            };
-            if len > MAX_OBJECT {
-                self.resync = true;
-                self.fresh_first_entry = None;
-                return Ok(Some(Item::Lost {
-                    key: Some(key),
-                    reason: format!("object length {len} is beyond any store object"),
-                }));
+                return Ok(Some(Item::Lost { key: None, reason }));
             }
-            let mut data = Vec::with_capacity(len as usize);
-            return Ok(Some(match self.read_into(&mut data, len as usize)? {
-                Ok(()) => Item::Object { key, data },
-                Err(Fault::End) => Item::Truncated,
-                Err(Fault::Damaged(reason)) => Item::Lost {
-                    key: Some(key),
-                    reason,
-                },
+        };
+        if kind == ENTRY_END {
+            self.done = true;
+            return Ok(Some(Item::End { count: len }));
+        }
+        let mut key = Vec::with_capacity(key_len);
+        match self.read_into(&mut key, key_len)? {
+            Ok(()) => {}
+            Err(Fault::End) => return Ok(Some(Item::Truncated)),
+            Err(Fault::Damaged(reason)) => return Ok(Some(Item::Lost { key: None, reason })),
+        }
+        let Ok(key) = String::from_utf8(key) else {
+            self.resync = true;
+            self.fresh_first_entry = None;
+            return Ok(Some(Item::Lost {
+                key: None,
+                reason: "object key is not UTF-8".into(),
+            }));
+        };
+        if len > MAX_OBJECT {
+            self.resync = true;
+            self.fresh_first_entry = None;
+            return Ok(Some(Item::Lost {
+                key: Some(key),
+                reason: format!("object length {len} is beyond any store object"),
             }));
         }
+        let mut data = Vec::with_capacity(len as usize);
+        Ok(Some(match self.read_into(&mut data, len as usize)? {
+            Ok(()) => Item::Object { key, data },
+            Err(Fault::End) => Item::Truncated,
+            Err(Fault::Damaged(reason)) => Item::Lost {
+                key: Some(key),
+                reason,
+            },
+        }))
     }
 }
 

@@ -365,7 +365,7 @@ impl<'d> FileReader<'d> {
     }
 
     /// Reads the next block.
-    pub fn next(&mut self) -> Result<Block<'_>> {
+    pub fn next_block(&mut self) -> Result<Block<'_>> {
         match self.held.take() {
             None => self.read(),
             Some(Held::Data(h, len, gap)) => {

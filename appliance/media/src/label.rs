@@ -144,7 +144,7 @@ pub fn collect_doc<T: for<'de> Deserialize<'de>>(
     let mut bytes = Vec::new();
     let mut first = true;
     loop {
-        match r.next()? {
+        match r.next_block()? {
             Block::Data(_, d) => bytes.extend_from_slice(d),
             Block::EndOfData if first => return Ok(Doc::Blank),
             Block::EndOfFile if first => {

@@ -94,16 +94,21 @@ fn check_cartridge(deck: &mut Deck<'_>, cart: &Cartridge, set: &MediaSetId) -> R
 
 /// Reads `wanted` objects of a set into `into`, loading each cartridge once
 /// in sequence order.
+struct SetSource<'a> {
+    set: &'a MediaSetInfo,
+    carts: &'a [Cartridge],
+    key: Option<&'a MediaSetKey>,
+}
+
 fn fetch(
     deck: &mut Deck<'_>,
-    set: &MediaSetInfo,
-    carts: &[Cartridge],
-    key: Option<&MediaSetKey>,
+    src: &SetSource<'_>,
     wanted: &[&TapeObject],
     into: &dyn BlobStore,
     report: &mut FetchReport,
     progress: OnProgress<'_>,
 ) -> Result<()> {
+    let (set, carts, key) = (src.set, src.carts, src.key);
     let mut by_seq: BTreeMap<u32, Vec<&TapeObject>> = BTreeMap::new();
     for o in wanted {
         by_seq.entry(o.seq).or_default().push(o);
@@ -305,6 +310,11 @@ pub fn restore(
         let objects = catalog.tape_objects(&set.id)?;
         let carts = catalog.set_cartridges(&set.id)?;
         let mut deck = Deck::open(lib, req.drive)?;
+        let src = SetSource {
+            set: &set,
+            carts: &carts,
+            key: key.as_ref(),
+        };
         // 1: the snapshot record and every container's index copy (small).
         let first: Vec<&TapeObject> = objects
             .iter()
@@ -312,9 +322,7 @@ pub fn restore(
             .collect();
         fetch(
             &mut deck,
-            &set,
-            &carts,
-            key.as_ref(),
+            &src,
             &first,
             staging.as_ref(),
             &mut fetched,
@@ -350,9 +358,7 @@ pub fn restore(
             .collect();
         fetch(
             &mut deck,
-            &set,
-            &carts,
-            key.as_ref(),
+            &src,
             &second,
             staging.as_ref(),
             &mut fetched,
@@ -382,9 +388,7 @@ pub fn restore(
             .collect();
         fetch(
             &mut deck,
-            &set,
-            &carts,
-            key.as_ref(),
+            &src,
             &third,
             staging.as_ref(),
             &mut fetched,

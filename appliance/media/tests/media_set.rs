@@ -549,6 +549,3 @@ fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
     );
 }
 
-fn world_in(_dir: &Path) -> World {
-    world()
-}
