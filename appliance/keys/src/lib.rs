@@ -48,6 +48,8 @@ pub mod magic {
     pub const CTX_MEDIA_SET_FINGERPRINT: &str = "coffer 2026-11-26 media set key fingerprint v1";
     /// blake3 `derive_key` context of the key of one tape file of a media set.
     pub const CTX_TAPE_FILE: &str = "coffer 2026-11-26 tape file key v1";
+    /// blake3 `derive_key` context of the MAC key of one tape file.
+    pub const CTX_TAPE_FILE_MAC: &str = "coffer 2026-11-26 tape file mac key v1";
     /// blake3 `derive_key` context of the key an LTO drive encrypts a set with.
     pub const CTX_DRIVE_KEY: &str = "coffer 2026-11-26 lto drive key v1";
 }
@@ -428,12 +430,20 @@ impl MediaSetKey {
             .collect()
     }
 
-    /// The key of the tape file with random id `file_id`.
-    pub fn file_key(&self, file_id: &[u8; 16]) -> ObjectKey {
-        let mut h = blake3::Hasher::new_derive_key(magic::CTX_TAPE_FILE);
-        h.update(self.0.as_ref());
-        h.update(file_id);
-        ObjectKey(Zeroizing::new(*h.finalize().as_bytes()))
+    /// The keys of the tape file with random id `file_id`.
+    pub fn file_key(&self, file_id: &[u8; 16]) -> TapeFileKey {
+        let derive = |ctx: &str| {
+            let mut h = blake3::Hasher::new_derive_key(ctx);
+            h.update(self.0.as_ref());
+            h.update(file_id);
+            Zeroizing::new(*h.finalize().as_bytes())
+        };
+        let enc = derive(magic::CTX_TAPE_FILE);
+        let mac = derive(magic::CTX_TAPE_FILE_MAC);
+        TapeFileKey {
+            cipher: aes::Aes256::new(enc.as_ref().into()),
+            mac,
+        }
     }
 
     /// The 256-bit key handed to an LTO drive for its hardware encryption
@@ -494,6 +504,66 @@ impl MediaSetKey {
         let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&pt);
         Ok(MediaSetKey(k))
+    }
+}
+
+/// The keys of one tape file: AES-256 in counter mode for confidentiality
+/// and keyed BLAKE3 for authentication, encrypt-then-MAC, each key derived
+/// separately from the media set key and the file's random id.
+///
+/// Tape blocks are 256 KiB and a drive streams them at hundreds of MB/s;
+/// GCM's GHASH in the `aes-gcm` crate runs at a third of the speed of AES-NI
+/// counter mode plus BLAKE3 on these machines, and the data inside is
+/// already AES-256-GCM (containers). Block `i` of a file uses counter block
+/// `i ‖ 0` (big-endian, the low 64 bits count 16-byte blocks), so no counter
+/// value repeats under a key; the tag is the first 16 bytes of
+/// `BLAKE3-keyed(mac key, aad ‖ i ‖ len ‖ ciphertext)`.
+pub struct TapeFileKey {
+    cipher: aes::Aes256,
+    mac: Zeroizing<[u8; 32]>,
+}
+
+impl TapeFileKey {
+    fn tag(&self, index: u64, aad: &[u8], ct: &[u8]) -> [u8; TAG_LEN] {
+        let mut h = blake3::Hasher::new_keyed(&self.mac);
+        h.update(&(aad.len() as u64).to_le_bytes());
+        h.update(aad);
+        h.update(&index.to_le_bytes());
+        h.update(&(ct.len() as u64).to_le_bytes());
+        h.update(ct);
+        let mut t = [0u8; TAG_LEN];
+        t.copy_from_slice(&h.finalize().as_bytes()[..TAG_LEN]);
+        t
+    }
+
+    fn apply(&self, index: u64, buf: &mut [u8]) {
+        use ctr::cipher::{InnerIvInit, StreamCipher};
+        let mut iv = [0u8; 16];
+        iv[..8].copy_from_slice(&index.to_be_bytes());
+        let core = ctr::CtrCore::<aes::Aes256, ctr::flavors::Ctr64BE>::inner_iv_init(
+            self.cipher.clone(),
+            &iv.into(),
+        );
+        let mut c = ctr::Ctr64BE::<aes::Aes256>::from_core(core);
+        c.apply_keystream(buf);
+    }
+
+    /// Encrypts block `index` in place; returns its tag.
+    pub fn seal(&self, index: u64, aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+        self.apply(index, buf);
+        self.tag(index, aad, buf)
+    }
+
+    /// Checks the tag, then decrypts block `index` in place.
+    pub fn open(&self, index: u64, aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
+        let want = self.tag(index, aad, buf);
+        // Constant time: every byte is compared.
+        let diff = want.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
+        if diff != 0 {
+            return Err(Error::Authentication);
+        }
+        self.apply(index, buf);
+        Ok(())
     }
 }
 
@@ -618,10 +688,27 @@ mod tests {
             Err(Error::Authentication)
         ));
         assert!(MediaSetKey::unwrap_with(&m, &set, &w[..59]).is_err());
-        // File keys differ per file id; the fingerprint is not the key.
-        let a = k.file_key(&[1; 16]).encrypt(0, b"", b"x").unwrap();
-        let b = k.file_key(&[2; 16]).encrypt(0, b"", b"x").unwrap();
-        assert_ne!(a, b);
+        // File keys differ per file id and per block; tags catch any change.
+        let (mut a, mut b, mut c) = (
+            *b"same plaintext!!",
+            *b"same plaintext!!",
+            *b"same plaintext!!",
+        );
+        let ka = k.file_key(&[1; 16]);
+        let ta = ka.seal(0, b"hdr", &mut a);
+        k.file_key(&[2; 16]).seal(0, b"hdr", &mut b);
+        ka.seal(1, b"hdr", &mut c);
+        assert!(a != b && a != c && &a != b"same plaintext!!");
+        let mut x = a;
+        ka.open(0, b"hdr", &mut x, &ta).unwrap();
+        assert_eq!(&x, b"same plaintext!!");
+        for bad in [(1u64, &b"hdr"[..]), (0, &b"hdX"[..])] {
+            let mut y = a;
+            assert!(ka.open(bad.0, bad.1, &mut y, &ta).is_err());
+        }
+        let mut y = a;
+        y[3] ^= 1;
+        assert!(ka.open(0, b"hdr", &mut y, &ta).is_err());
         assert!(!format!("{k:?}").contains(&hex_of(&k.0[..])));
     }
 

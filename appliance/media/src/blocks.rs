@@ -11,7 +11,7 @@
 //! file id, block order and the GCM tag; a bad block is reported, not fatal,
 //! so the layer above can skip to the next entry.
 
-use coffer_keys::{MediaSetKey, RecordSealer};
+use coffer_keys::{MediaSetKey, TapeFileKey};
 use coffer_tape::{Position, ReadOutcome, TapeDrive, Written};
 
 use crate::format::{
@@ -33,15 +33,84 @@ pub struct FileSummary {
     pub bytes: u64,
 }
 
+/// A batch of filled blocks on its way to the sealer and back.
+struct Batch {
+    blocks: Vec<Vec<u8>>,
+    /// (payload plaintext length, first entry offset) per block.
+    meta: Vec<(usize, u32)>,
+    /// Index in the file of the first block.
+    first: u64,
+    sealed: Result<()>,
+}
+
+/// The sealing stage: a thread that seals one batch while the writer
+/// fills the next and hands the one before to the drive.
+struct Sealer {
+    to: std::sync::mpsc::Sender<Batch>,
+    from: std::sync::mpsc::Receiver<Batch>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sealer {
+    fn start(
+        content: Content,
+        file_id: [u8; 16],
+        block_size: u32,
+        key: Option<TapeFileKey>,
+    ) -> Sealer {
+        let (to, rx) = std::sync::mpsc::channel::<Batch>();
+        let (tx, from) = std::sync::mpsc::channel::<Batch>();
+        let thread =
+            std::thread::spawn(move || {
+                for mut b in rx {
+                    b.sealed = b.blocks.iter_mut().zip(&b.meta).enumerate().try_for_each(
+                        |(j, (blk, m))| {
+                            seal_block(
+                                blk,
+                                &BlockHeader {
+                                    content,
+                                    sealed: key.is_some(),
+                                    block_size,
+                                    file_id,
+                                    index: b.first + j as u64,
+                                    payload_len: 0,
+                                    first_entry: m.1,
+                                },
+                                m.0,
+                                key.as_ref(),
+                            )
+                        },
+                    );
+                    if tx.send(b).is_err() {
+                        return;
+                    }
+                }
+            });
+        Sealer {
+            to,
+            from,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread.
+        let (dead, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.to, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Writes one tape file.
 pub struct FileWriter<'d> {
     drive: &'d mut dyn TapeDrive,
-    content: Content,
-    sealer: Option<RecordSealer>,
-    file_id: [u8; 16],
+    sealer: Sealer,
     block_size: u32,
-    /// Blocks filled, waiting to be sealed and written (the last one is the
-    /// block being filled).
+    /// Blocks being filled (the last one may have room left).
     batch: Vec<Vec<u8>>,
     /// Header fields of each block in `batch`: (payload plaintext length,
     /// first entry offset).
@@ -49,6 +118,8 @@ pub struct FileWriter<'d> {
     spare: Vec<Vec<u8>>,
     /// Index of `batch[0]`.
     first_index: u64,
+    /// A batch with the sealer.
+    in_flight: bool,
     start: u64,
     written: u64,
     bytes: u64,
@@ -67,16 +138,21 @@ impl<'d> FileWriter<'d> {
         let mut file_id = [0u8; 16];
         coffer_keys::random_bytes(&mut file_id)?;
         let start = drive.position().map_err(Error::Tape)?.block;
-        Ok(FileWriter {
-            sealer: key.map(|k| k.file_key(&file_id).sealer()),
-            drive,
+        let sealer = Sealer::start(
             content,
             file_id,
+            block_size,
+            key.map(|k| k.file_key(&file_id)),
+        );
+        Ok(FileWriter {
+            drive,
+            sealer,
             block_size,
             batch: Vec::with_capacity(BATCH),
             meta: Vec::with_capacity(BATCH),
             spare: Vec::new(),
             first_index: 0,
+            in_flight: false,
             start,
             written: 0,
             bytes: 0,
@@ -156,85 +232,67 @@ impl<'d> FileWriter<'d> {
         self.early_warning
     }
 
-    /// Seals and writes every block in the batch except the one being
-    /// filled (if it still has room).
+    /// Hands every full block to the sealer (keeping the one being filled
+    /// if it has room).
     fn flush_full(&mut self) -> Result<()> {
         let cap = self.capacity();
         let keep = usize::from(self.meta.last().is_some_and(|m| m.0 < cap));
         let n = self.batch.len() - keep;
-        self.write_out(n)
+        self.send(n)
     }
 
-    fn write_out(&mut self, n: usize) -> Result<()> {
+    /// Sends the first `n` blocks to the sealer, after writing the batch it
+    /// sealed before to the drive.
+    fn send(&mut self, n: usize) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
-        let content = self.content;
-        let file_id = self.file_id;
-        let block_size = self.block_size;
-        let first = self.first_index;
-        let sealer = self.sealer.as_ref();
-        let seal = |i: usize, block: &mut Vec<u8>, meta: (usize, u32)| -> Result<()> {
-            seal_block(
-                block,
-                &BlockHeader {
-                    content,
-                    sealed: sealer.is_some(),
-                    block_size,
-                    file_id,
-                    index: first + i as u64,
-                    payload_len: 0,
-                    first_entry: meta.1,
-                },
-                meta.0,
-                sealer,
-            )
+        self.drain()?;
+        let rest_blocks = self.batch.split_off(n);
+        let rest_meta = self.meta.split_off(n);
+        let batch = Batch {
+            blocks: std::mem::replace(&mut self.batch, rest_blocks),
+            meta: std::mem::replace(&mut self.meta, rest_meta),
+            first: self.first_index,
+            sealed: Ok(()),
         };
-        let (blocks, metas) = (&mut self.batch[..n], &self.meta[..n]);
-        if sealer.is_some() && n > 1 {
-            let half = n / 2;
-            let (a, b) = blocks.split_at_mut(half);
-            let (r1, r2) = std::thread::scope(|s| {
-                let h = s.spawn(|| {
-                    b.iter_mut()
-                        .enumerate()
-                        .try_for_each(|(j, blk)| seal(half + j, blk, metas[half + j]))
-                });
-                let r1 = a
-                    .iter_mut()
-                    .enumerate()
-                    .try_for_each(|(j, blk)| seal(j, blk, metas[j]));
-                (r1, h.join())
-            });
-            r1?;
-            r2.map_err(|_| Error::Format("a sealing thread panicked".into()))??;
-        } else {
-            for (j, blk) in blocks.iter_mut().enumerate() {
-                seal(j, blk, metas[j])?;
-            }
+        self.first_index += n as u64;
+        self.sealer
+            .to
+            .send(batch)
+            .map_err(|_| Error::Format("the sealing thread stopped".into()))?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Writes the batch the sealer has (if any) to the drive.
+    fn drain(&mut self) -> Result<()> {
+        if !self.in_flight {
+            return Ok(());
         }
-        for j in 0..n {
-            match self
-                .drive
-                .write_block(&self.batch[j])
-                .map_err(Error::Tape)?
-            {
+        self.in_flight = false;
+        let b = self
+            .sealer
+            .from
+            .recv()
+            .map_err(|_| Error::Format("the sealing thread stopped".into()))?;
+        b.sealed?;
+        for blk in &b.blocks {
+            match self.drive.write_block(blk).map_err(Error::Tape)? {
                 Written::Ok => {}
                 Written::EarlyWarning => self.early_warning = true,
             }
             self.written += 1;
         }
-        let rest = self.batch.split_off(n);
-        self.spare.extend(std::mem::replace(&mut self.batch, rest));
-        self.meta.drain(..n);
-        self.first_index += n as u64;
+        self.spare.extend(b.blocks);
         Ok(())
     }
 
     /// Writes what is left and a filemark; the file is complete on tape.
     pub fn finish(&mut self) -> Result<FileSummary> {
         let n = self.batch.len();
-        self.write_out(n)?;
+        self.send(n)?;
+        self.drain()?;
         if self.drive.write_filemarks(1).map_err(Error::Tape)? == Written::EarlyWarning {
             self.early_warning = true;
         }
@@ -250,7 +308,7 @@ fn seal_block(
     block: &mut [u8],
     h: &BlockHeader,
     plain: usize,
-    sealer: Option<&RecordSealer>,
+    sealer: Option<&TapeFileKey>,
 ) -> Result<()> {
     let payload_len = plain + if sealer.is_some() { TAG_LEN } else { 0 };
     let h = BlockHeader {
@@ -263,7 +321,7 @@ fn seal_block(
     block[HEADER_LEN + payload_len..].fill(0);
     if let Some(s) = sealer {
         let (head, body) = block.split_at_mut(HEADER_LEN);
-        let tag = s.seal_slice(h.index, &head[..48], &mut body[..plain])?;
+        let tag = s.seal(h.index, &head[..48], &mut body[..plain]);
         body[plain..plain + TAG_LEN].copy_from_slice(&tag);
     }
     finish_crc(block, payload_len);
@@ -290,7 +348,7 @@ pub enum Block<'a> {
 pub struct FileReader<'d> {
     drive: &'d mut dyn TapeDrive,
     key: Option<&'d MediaSetKey>,
-    opener: Option<([u8; 16], RecordSealer)>,
+    opener: Option<([u8; 16], TapeFileKey)>,
     buf: Vec<u8>,
     file_id: Option<[u8; 16]>,
     next_index: u64,
@@ -435,7 +493,7 @@ impl<'d> FileReader<'d> {
                 return Err(Error::KeyNeeded);
             };
             if self.opener.as_ref().is_none_or(|(id, _)| *id != h.file_id) {
-                self.opener = Some((h.file_id, key.file_key(&h.file_id).sealer()));
+                self.opener = Some((h.file_id, key.file_key(&h.file_id)));
             }
             let plain = payload_len - TAG_LEN;
             let mut tag = [0u8; TAG_LEN];
@@ -446,7 +504,7 @@ impl<'d> FileReader<'d> {
                 return Err(Error::KeyNeeded);
             };
             if opener
-                .open_slice(
+                .open(
                     h.index,
                     &aad,
                     &mut self.buf[HEADER_LEN..HEADER_LEN + plain],

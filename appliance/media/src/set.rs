@@ -405,21 +405,13 @@ fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Res
         Some(id) => Some(catalog.media_set(&id.to_hex())?),
         None if req.new_set => None,
         None => {
-            let mut found = None;
-            for s in catalog.media_sets()?.into_iter().rev() {
-                if s.pool != req.pool || s.store != store {
-                    continue;
-                }
-                let carts = catalog.set_cartridges(&s.id)?;
-                if carts
-                    .last()
-                    .is_some_and(|c| c.status == CartridgeStatus::Writing)
-                {
-                    found = Some(s);
-                }
-                break;
-            }
-            found
+            // The pool's newest set continues (on a new cartridge once its
+            // last one is full) until a new set is asked for.
+            catalog
+                .media_sets()?
+                .into_iter()
+                .rev()
+                .find(|s| s.pool == req.pool && s.store == store)
         }
     };
     let base = |info: &MediaSetInfo, wrapped: Option<&Vec<u8>>| -> Result<SetLabel> {
@@ -742,18 +734,38 @@ impl Writer<'_, '_> {
         // Objects are read from the store on a second thread while the drive
         // writes, two ahead.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(String, coffer_store::Result<Vec<u8>>)>(2);
+        // Buffers come back once the drive has an object, so tens of MiB are
+        // not mapped, faulted in and unmapped for every container.
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let remaining = keys.len();
         std::thread::scope(|s| -> Result<()> {
             // Owned by this closure, so an early return drops the receiver
             // and the reader thread stops instead of blocking the scope.
             let mut source = Source {
                 rx,
+                free: free_tx,
                 retry: VecDeque::new(),
+                blobs: Arc::clone(self.repo.blobs()),
                 remaining,
             };
             s.spawn(move || {
+                // At most this many buffers: two queued, one being read, and
+                // the ones the writer holds until the drive has them.
+                const BUFFERS: usize = 5;
+                let mut made = 0;
                 for k in keys {
-                    let r = blobs.get(&k);
+                    let mut buf = match free_rx.try_recv() {
+                        Ok(b) => b,
+                        Err(_) if made < BUFFERS => {
+                            made += 1;
+                            Vec::new()
+                        }
+                        Err(_) => match free_rx.recv() {
+                            Ok(b) => b,
+                            Err(_) => return,
+                        },
+                    };
+                    let r = read_object(blobs.as_ref(), &k, &mut buf).map(|()| buf);
                     if tx.send((k, r)).is_err() {
                         return;
                     }
@@ -789,9 +801,10 @@ impl Writer<'_, '_> {
                 self.set.key.as_ref(),
                 self.req.block_size,
             )?;
-            // Objects put but not yet wholly accepted by the drive, kept to
-            // start again on the next cartridge after an end of medium.
-            let mut unconfirmed: VecDeque<(usize, String, Vec<u8>)> = VecDeque::new();
+            // Objects put but not yet wholly accepted by the drive, to write
+            // again on the next cartridge after an end of medium (read again
+            // from the store then: their buffers go back at once).
+            let mut unconfirmed: VecDeque<(usize, String)> = VecDeque::new();
             let mut put = 0usize;
             let mut bytes = 0u64;
             let mut warned = false;
@@ -801,13 +814,14 @@ impl Writer<'_, '_> {
                 };
                 let r = aw.put(&k, &data);
                 bytes += data.len() as u64;
-                unconfirmed.push_back((put, k, data));
+                source.recycle(data);
+                unconfirmed.push_back((put, k));
                 put += 1;
                 if let Err(e) = r {
                     break Err(e);
                 }
                 let confirmed = aw.confirmed();
-                while unconfirmed.front().is_some_and(|(i, _, _)| *i < confirmed) {
+                while unconfirmed.front().is_some_and(|(i, _)| *i < confirmed) {
                     unconfirmed.pop_front();
                 }
                 if aw.early_warning() {
@@ -824,9 +838,9 @@ impl Writer<'_, '_> {
                     let safe = aw.safely_written();
                     let confirmed = safe.len();
                     // Everything after the last whole object goes again.
-                    for (i, k, data) in unconfirmed.into_iter().rev() {
+                    for (i, k) in unconfirmed.into_iter().rev() {
                         if i >= confirmed {
-                            source.retry.push_front((k, data));
+                            source.retry.push_front(k);
                         }
                     }
                     (safe, Some(TapeEnd::EndOfMedium))
@@ -868,17 +882,40 @@ enum TapeEnd {
     EndOfMedium,
 }
 
+/// Reads a store object into `buf` (reusing its allocation).
+fn read_object(
+    blobs: &dyn coffer_store::BlobStore,
+    key: &str,
+    buf: &mut Vec<u8>,
+) -> coffer_store::Result<()> {
+    let len = blobs.size(key)?;
+    buf.clear();
+    buf.reserve_exact(usize::try_from(len).unwrap_or(usize::MAX));
+    let mut rd = blobs.reader(key)?;
+    std::io::Read::read_to_end(&mut rd, buf).map_err(|e| coffer_store::Error::Io {
+        op: "read",
+        path: key.to_string(),
+        error: e,
+    })?;
+    Ok(())
+}
+
 /// Objects to write, read ahead by the store reader, plus any to write again.
 struct Source {
     rx: std::sync::mpsc::Receiver<(String, coffer_store::Result<Vec<u8>>)>,
-    retry: VecDeque<(String, Vec<u8>)>,
+    free: std::sync::mpsc::Sender<Vec<u8>>,
+    /// Objects to write again, read anew from the store.
+    retry: VecDeque<String>,
+    blobs: Arc<dyn coffer_store::BlobStore>,
     remaining: usize,
 }
 
 impl Source {
     fn next(&mut self) -> Result<Option<(String, Vec<u8>)>> {
-        if let Some(x) = self.retry.pop_front() {
-            return Ok(Some(x));
+        if let Some(k) = self.retry.pop_front() {
+            let mut buf = Vec::new();
+            read_object(self.blobs.as_ref(), &k, &mut buf)?;
+            return Ok(Some((k, buf)));
         }
         if self.remaining == 0 {
             return Ok(None);
@@ -893,6 +930,11 @@ impl Source {
 
     fn is_empty(&self) -> bool {
         self.retry.is_empty() && self.remaining == 0
+    }
+
+    /// Hands a buffer back to the reader.
+    fn recycle(&self, buf: Vec<u8>) {
+        let _ = self.free.send(buf);
     }
 }
 

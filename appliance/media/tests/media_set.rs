@@ -548,4 +548,3 @@ fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
             .any(|j| j.kind == JobKind::MediaWrite && j.status == JobStatus::Failed)
     );
 }
-

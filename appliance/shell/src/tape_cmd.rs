@@ -589,7 +589,6 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 for e in inv.slots.iter().chain(&inv.ie_slots) {
                     if let Some(b) = &e.barcode
                         && !b.starts_with("CLN")
-                        && d.catalog.cartridge(b)?.is_none()
                     {
                         targets.push(b.clone());
                     }
@@ -608,10 +607,15 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                         }
                         done.push(c);
                     }
-                    // With --all-blank, a cartridge that turns out to hold
-                    // data is reported and left alone.
+                    // With --all-blank, a cartridge that holds anything is
+                    // left alone: that is what --all-blank asks.
+                    Err(coffer_media::Error::Label { reason, .. }) if *all_blank => {
+                        if !json {
+                            println!("left {b} alone: it {reason}");
+                        }
+                    }
                     Err(e) if *all_blank => {
-                        eprintln!("coffer: {b} left alone: {e}");
+                        eprintln!("coffer: {b}: {e}");
                         failed += 1;
                     }
                     Err(e) => return Err(e.into()),

@@ -17,6 +17,7 @@ mod measure;
 mod pool;
 mod report;
 mod scale;
+mod tape;
 mod tools;
 
 use std::ffi::OsString;
@@ -86,6 +87,15 @@ enum Cmd {
         /// Only the encode throughput.
         #[arg(long)]
         encode_only: bool,
+    },
+    /// Writing an existing store to a media set on the virtual tape library.
+    Tape {
+        /// Runs; the figure is the median.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// GiB of incompressible data in the store.
+        #[arg(long, default_value_t = 2)]
+        gib: u64,
     },
     /// Internal: run one command and write its kernel accounting as JSON.
     #[command(hide = true)]
@@ -188,6 +198,10 @@ fn real_main() -> Result<()> {
             };
             let coffer = coffer_binary(cli.coffer.as_deref())?;
             pool::run(&workdir, &coffer, &tree, runs)
+        }
+        Cmd::Tape { runs, gib } => {
+            let coffer = coffer_binary(cli.coffer.as_deref())?;
+            tape::run(&workdir, &coffer, gib, runs)
         }
         Cmd::Measure { .. } => unreachable!("handled above"),
     }
