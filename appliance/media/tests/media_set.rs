@@ -66,6 +66,10 @@ struct World {
 /// ~14 MiB of incompressible files in 1 MiB containers, a library of 6 MiB
 /// cartridges with a 2 MiB early-warning zone: the set spans 3+ cartridges.
 fn world() -> World {
+    world_with(6 << 20, 2 << 20)
+}
+
+fn world_with(capacity: u64, early_warning: u64) -> World {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     for d in 0..4 {
@@ -120,8 +124,8 @@ fn world() -> World {
             drives: 2,
             slots: 10,
             ie_slots: 2,
-            capacity: 6 << 20,
-            early_warning: 2 << 20,
+            capacity,
+            early_warning,
             cartridges: 8,
             worm: 1,
             cleaning: 1,
@@ -547,4 +551,54 @@ fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
         jobs.iter()
             .any(|j| j.kind == JobKind::MediaWrite && j.status == JobStatus::Failed)
     );
+}
+
+#[test]
+fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
+    // An early-warning zone smaller than one container: a container that
+    // starts before the warning runs into the end of the medium.
+    let mut w = world_with(3 << 20, 64 << 10);
+    w.label_all();
+    let out = w.write();
+    assert!(out.cartridges.len() >= 4, "{:?}", out.cartridges);
+    let first = w.lib.dir().join("cartridges").join(&out.cartridges[0]);
+    let recs = records(&first);
+    let used: u64 = recs.iter().map(|r| 8 + u64::from(r.2)).sum();
+    assert!(used > (3 << 20) - (256 << 10), "the first cartridge is filled to its end: {used}");
+    assert_eq!(recs.last().unwrap().1, 0, "it ends in a block cut off by the end of medium, no filemark");
+    // Every object is on the set once, whole: the new machine recovers all.
+    let (newdir, mut lib2) = new_machine(&w);
+    let (repo2, catalog2, rec) = coffer_media::restore::recover(
+        &mut lib2,
+        &w.pass,
+        &RecoverRequest { store: newdir.path().join("store"), set: None, drive: 0 },
+        &w.actor,
+        &nop,
+    )
+    .unwrap();
+    assert!(rec.lost.is_empty() && rec.missing.is_empty(), "{rec:?}");
+    let target = newdir.path().join("restored");
+    let o = coffer_engine::restore(&repo2, &catalog2, &w.restore_req(&target), &w.actor, &Progress::default())
+        .unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(listing(&target), listing(&w.src));
+    // And the catalog's positions are right: restore through it too.
+    for k in w.repo.blobs().list("data/").unwrap() {
+        fs::remove_file(w.t.path().join("store").join(&k)).unwrap();
+    }
+    let t2 = w.t.path().join("via-catalog");
+    let rreq = w.restore_req(&t2);
+    let r = coffer_media::restore::restore(
+        &w.repo,
+        &w.catalog,
+        &mut w.lib,
+        &w.pass,
+        &TapeRestoreRequest { set: None, restore: rreq, drive: 0, staging: w.t.path().join("staging") },
+        &w.actor,
+        &nop,
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(r.fetched.lost.is_empty(), "{:?}", r.fetched.lost);
+    assert_eq!(listing(&t2), listing(&w.src));
 }
