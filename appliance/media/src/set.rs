@@ -836,6 +836,18 @@ impl Writer<'_, '_> {
                 Ok((_, objs)) => (objs, None),
                 Err(Error::Tape(coffer_tape::Error::EndOfMedium { .. })) => {
                     let safe = aw.safely_written();
+                    if safe.is_empty() && m.objects.is_empty() {
+                        // Objects never span cartridges: one that does not
+                        // fit an empty cartridge fits none.
+                        let first = unconfirmed
+                            .front()
+                            .map(|(_, k)| k.clone())
+                            .unwrap_or_default();
+                        return Err(Error::Invalid(format!(
+                            "object {first} does not fit on an empty cartridge ({}): use larger cartridges",
+                            m.cart.barcode
+                        )));
+                    }
                     let confirmed = safe.len();
                     // Everything after the last whole object goes again.
                     for (i, k) in unconfirmed.into_iter().rev() {

@@ -477,7 +477,9 @@ impl VirtualLibrary {
                 reason: format!("mail slot {ie_slot} is empty"),
             })?;
             let from = self.cartridge_path(&barcode);
-            let to = self.dir.join("outside").join(&barcode);
+            let shelf = self.dir.join("outside");
+            fs::create_dir_all(&shelf).map_err(|e| Error::io("create", shelf.display(), e))?;
+            let to = shelf.join(&barcode);
             fs::rename(&from, &to).map_err(|e| Error::io("rename", from.display(), e))?;
             Ok(barcode)
         })
@@ -487,6 +489,9 @@ impl VirtualLibrary {
     pub fn outside(&self) -> Result<Vec<String>> {
         let dir = self.dir.join("outside");
         let mut out = Vec::new();
+        if !dir.exists() {
+            return Ok(out);
+        }
         for e in fs::read_dir(&dir).map_err(|e| Error::io("list", dir.display(), e))? {
             let e = e.map_err(|e| Error::io("list", dir.display(), e))?;
             out.push(e.file_name().to_string_lossy().into_owned());
