@@ -45,6 +45,30 @@ fn raw_cartridge(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCartridge> {
     ))
 }
 
+fn upsert_cartridge(conn: &rusqlite::Connection, c: &Cartridge) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT OR REPLACE INTO cartridges ({CARTRIDGE_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ),
+        params![
+            c.barcode,
+            c.media.to_hex(),
+            c.pool,
+            c.labelled_ms,
+            c.worm,
+            c.set.map(|s| s.0.to_hex()),
+            c.set.map(|s| i64::from(s.1)),
+            c.status.as_str(),
+            i64::from(c.files),
+            i64::try_from(c.end_of_data).unwrap_or(i64::MAX),
+            i64::try_from(c.bytes).unwrap_or(i64::MAX),
+            c.written_ms,
+        ],
+    )?;
+    Ok(())
+}
+
 impl Catalog {
     fn cartridge_from(&self, raw: RawCartridge) -> Result<Cartridge> {
         let (
@@ -91,30 +115,7 @@ impl Catalog {
     /// Records a freshly labelled cartridge, replacing what was known about
     /// that barcode (relabelling gives it a new media id and no set).
     pub fn put_cartridge(&self, c: &Cartridge) -> Result<()> {
-        let what = "recording a cartridge";
-        self.conn
-            .execute(
-                &format!(
-                    "INSERT OR REPLACE INTO cartridges ({CARTRIDGE_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                ),
-                params![
-                    c.barcode,
-                    c.media.to_hex(),
-                    c.pool,
-                    c.labelled_ms,
-                    c.worm,
-                    c.set.map(|s| s.0.to_hex()),
-                    c.set.map(|s| i64::from(s.1)),
-                    c.status.as_str(),
-                    i64::from(c.files),
-                    i64::try_from(c.end_of_data).unwrap_or(i64::MAX),
-                    i64::try_from(c.bytes).unwrap_or(i64::MAX),
-                    c.written_ms,
-                ],
-            )
-            .map_err(self.sql(what))?;
-        Ok(())
+        upsert_cartridge(&self.conn, c).map_err(self.sql("recording a cartridge"))
     }
 
     /// One cartridge by barcode.
@@ -242,27 +243,7 @@ impl Catalog {
             ));
         };
         let tx = self.write_tx(what)?;
-        tx.execute(
-            &format!(
-                "INSERT OR REPLACE INTO cartridges ({CARTRIDGE_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ),
-            params![
-                cart.barcode,
-                cart.media.to_hex(),
-                cart.pool,
-                cart.labelled_ms,
-                cart.worm,
-                cart.set.map(|s| s.0.to_hex()),
-                cart.set.map(|s| i64::from(s.1)),
-                cart.status.as_str(),
-                i64::from(cart.files),
-                i64::try_from(cart.end_of_data).unwrap_or(i64::MAX),
-                i64::try_from(cart.bytes).unwrap_or(i64::MAX),
-                cart.written_ms,
-            ],
-        )
-        .map_err(self.sql(what))?;
+        upsert_cartridge(&tx, cart).map_err(self.sql(what))?;
         {
             let mut stmt = tx
                 .prepare(

@@ -182,17 +182,7 @@ pub struct ArchiveReader<'d> {
 impl<'d> ArchiveReader<'d> {
     /// Reads the archive at the drive's position.
     pub fn new(drive: &'d mut dyn TapeDrive, key: Option<&'d MediaSetKey>) -> ArchiveReader<'d> {
-        ArchiveReader {
-            file: FileReader::new(drive, Some(Content::Archive), key),
-            cur: Vec::new(),
-            pos: 0,
-            resync: false,
-            fresh_first_entry: None,
-            start_offset: None,
-            done: false,
-            at_filemark: false,
-            at_eod: false,
-        }
+        ArchiveReader::from_reader(FileReader::new(drive, Some(Content::Archive), key))
     }
 
     /// Reads an archive whose first block `file` has already peeked.
@@ -225,40 +215,38 @@ impl<'d> ArchiveReader<'d> {
     }
 
     fn load_block(&mut self) -> Result<std::result::Result<(), Fault>> {
-        match self.file.next_block()? {
-            Block::Data(h, d) => {
-                self.cur.clear();
-                self.cur.extend_from_slice(d);
-                self.pos = 0;
-                self.fresh_first_entry = Some(h.first_entry);
-                Ok(Ok(()))
-            }
-            Block::AfterGap(h, d) => {
-                self.cur.clear();
-                self.cur.extend_from_slice(d);
-                self.pos = 0;
-                self.fresh_first_entry = Some(h.first_entry);
-                self.resync = true;
-                Ok(Err(Fault::Damaged("blocks missing".into())))
-            }
+        let (h, d, gap) = match self.file.next_block()? {
+            Block::Data(h, d) => (h, d, false),
+            Block::AfterGap(h, d) => (h, d, true),
             Block::Damaged(why) => {
                 self.cur.clear();
                 self.pos = 0;
                 self.fresh_first_entry = None;
                 self.resync = true;
-                Ok(Err(Fault::Damaged(why)))
+                return Ok(Err(Fault::Damaged(why)));
             }
             Block::EndOfFile => {
                 self.done = true;
                 self.at_filemark = true;
-                Ok(Err(Fault::End))
+                return Ok(Err(Fault::End));
             }
             Block::EndOfData => {
                 self.done = true;
                 self.at_eod = true;
-                Ok(Err(Fault::End))
+                return Ok(Err(Fault::End));
             }
+        };
+        self.cur.clear();
+        self.cur.extend_from_slice(d);
+        self.pos = 0;
+        self.fresh_first_entry = Some(h.first_entry);
+        if gap {
+            // Blocks were lost before this one: the entry being read is
+            // gone; carry on at this block's first entry.
+            self.resync = true;
+            return Ok(Err(Fault::Damaged("blocks missing".into())));
         }
+        Ok(Ok(()))
     }
 
     fn read_into(

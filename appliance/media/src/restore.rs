@@ -12,21 +12,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use coffer_catalog::{Catalog, JobEnd, NewJob};
-use coffer_engine::{Actor, Progress, RestoreOutcome, RestoreRequest, now_ms};
+use coffer_catalog::Catalog;
+use coffer_engine::{Actor, Progress, RestoreOutcome, RestoreRequest};
 use coffer_keys::{MediaSetKey, Passphrase};
 use coffer_store::{BlobStore, DirStore, Repo};
 use coffer_tape::{Library, SpaceOver, TapeDrive};
 use coffer_types::{
-    BackupStats, Cartridge, CartridgeStatus, JobKind, JobStatus, MediaSetId, MediaSetInfo, Scope,
-    StoreId, TapeObject,
+    Cartridge, CartridgeStatus, JobKind, JobStatus, MediaSetId, MediaSetInfo, StoreId, TapeObject,
 };
 
 use crate::archive::{ArchiveReader, Item, ObjectPos};
 use crate::blocks::FileReader;
 use crate::format::Content;
 use crate::label::{Doc, collect_doc};
-use crate::set::{Deck, OnProgress, read_labels};
+use crate::set::{Deck, OnProgress, begin_job, finish_job, read_labels, set_key};
 use crate::{Error, Result, SetLabel, TapeCatalog};
 
 /// Objects read from tape.
@@ -261,16 +260,7 @@ pub fn restore(
             set.id.short()
         )));
     }
-    let key = match (&set.wrapped_key, &set.key_fingerprint) {
-        (Some(w), _) => Some(MediaSetKey::unwrap_with(repo.master(), &set.id.0, w)?),
-        (None, Some(_)) => {
-            return Err(Error::Invalid(format!(
-                "media set {}'s key was destroyed (secure disposal): it cannot be read",
-                set.id.short()
-            )));
-        }
-        (None, None) => None,
-    };
+    let key = set_key(repo.master(), &set)?;
     if req.staging.exists()
         && std::fs::read_dir(&req.staging)
             .map(|mut d| d.next().is_some())
@@ -281,20 +271,12 @@ pub fn restore(
             req.staging.display()
         )));
     }
-    let job_id = catalog.begin_job(&NewJob {
-        kind: JobKind::MediaRestore,
-        asset: None,
-        level: None,
-        scope: Scope {
-            paths: vec![format!("snapshot {snap} from media set {}", set.id)],
-            excludes: Vec::new(),
-            one_file_system: false,
-        },
-        started_ms: now_ms(),
-        identity: actor.identity.clone(),
-        host: actor.host.clone(),
-        pid: std::process::id(),
-    })?;
+    let job_id = begin_job(
+        catalog,
+        JobKind::MediaRestore,
+        format!("snapshot {snap} from media set {}", set.id),
+        actor,
+    )?;
     let mut fetched = FetchReport::default();
     let result = (|| -> Result<Repo> {
         std::fs::create_dir_all(&req.staging).map_err(|e| coffer_store::Error::Io {
@@ -411,18 +393,13 @@ pub fn restore(
             JobStatus::Failed
         }
     };
-    catalog.finish_job(
+    finish_job(
+        catalog,
         job_id,
-        &JobEnd {
-            status,
-            ended_ms: now_ms(),
-            stats: BackupStats {
-                bytes_read: fetched.bytes,
-                ..BackupStats::default()
-            },
-            messages: &messages,
-            snapshot: Some(snap),
-        },
+        status,
+        fetched.bytes,
+        &messages,
+        Some(snap),
     )?;
     let cleanup = |dir: &Path| {
         if let Err(e) = std::fs::remove_dir_all(dir) {
@@ -786,20 +763,12 @@ pub fn recover(
     let repo = Repo::open(Arc::clone(&blobs), pass)?;
     out.snapshots = coffer_engine::rebuild_catalog(&repo, &mut catalog)?;
     record_recovered(&catalog, &label, &tapes, &catalogs)?;
-    let job_id = catalog.begin_job(&NewJob {
-        kind: JobKind::MediaRecover,
-        asset: None,
-        level: None,
-        scope: Scope {
-            paths: vec![format!("media set {set}")],
-            excludes: Vec::new(),
-            one_file_system: false,
-        },
-        started_ms: now_ms(),
-        identity: actor.identity.clone(),
-        host: actor.host.clone(),
-        pid: std::process::id(),
-    })?;
+    let job_id = begin_job(
+        &catalog,
+        JobKind::MediaRecover,
+        format!("media set {set}"),
+        actor,
+    )?;
     let mut messages = vec![format!(
         "recovered {} objects ({} bytes) of media set {set} from {}",
         out.objects,
@@ -812,23 +781,12 @@ pub fn recover(
             .map(|(k, why)| format!("lost {}: {why}", k.as_deref().unwrap_or("object"))),
     );
     messages.extend(out.missing.iter().map(|k| format!("not recovered: {k}")));
-    catalog.finish_job(
-        job_id,
-        &JobEnd {
-            status: if out.lost.is_empty() && out.missing.is_empty() {
-                JobStatus::Success
-            } else {
-                JobStatus::Warning
-            },
-            ended_ms: now_ms(),
-            stats: BackupStats {
-                bytes_read: out.bytes,
-                ..BackupStats::default()
-            },
-            messages: &messages,
-            snapshot: None,
-        },
-    )?;
+    let status = if out.lost.is_empty() && out.missing.is_empty() {
+        JobStatus::Success
+    } else {
+        JobStatus::Warning
+    };
+    finish_job(&catalog, job_id, status, out.bytes, &messages, None)?;
     out.job_id = job_id;
     Ok((repo, catalog, out))
 }

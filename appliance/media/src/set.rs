@@ -384,6 +384,70 @@ pub fn objects_for(repo: &Repo, snapshots: &[SnapshotId]) -> Result<Vec<String>>
     Ok(keys)
 }
 
+/// A media set's key, unwrapped with the store's master key: `None` for an
+/// unencrypted set; an error once the key has been destroyed (the set's
+/// secure disposal).
+pub fn set_key(
+    master: &coffer_keys::MasterKey,
+    info: &MediaSetInfo,
+) -> Result<Option<MediaSetKey>> {
+    match (&info.wrapped_key, &info.key_fingerprint) {
+        (Some(w), _) => Ok(Some(MediaSetKey::unwrap_with(master, &info.id.0, w)?)),
+        (None, Some(_)) => Err(Error::Invalid(format!(
+            "media set {}'s key was destroyed (secure disposal): it can no longer be read or appended to",
+            info.id.short()
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Starts a tape job's row in the job log.
+pub(crate) fn begin_job(
+    catalog: &Catalog,
+    kind: JobKind,
+    what: String,
+    actor: &Actor,
+) -> Result<i64> {
+    Ok(catalog.begin_job(&NewJob {
+        kind,
+        asset: None,
+        level: None,
+        scope: Scope {
+            paths: vec![what],
+            excludes: Vec::new(),
+            one_file_system: false,
+        },
+        started_ms: now_ms(),
+        identity: actor.identity.clone(),
+        host: actor.host.clone(),
+        pid: std::process::id(),
+    })?)
+}
+
+/// Ends a tape job's row: its status, the bytes it moved, its messages.
+pub(crate) fn finish_job(
+    catalog: &Catalog,
+    id: i64,
+    status: JobStatus,
+    bytes: u64,
+    messages: &[String],
+    snapshot: Option<SnapshotId>,
+) -> Result<()> {
+    Ok(catalog.finish_job(
+        id,
+        &JobEnd {
+            status,
+            ended_ms: now_ms(),
+            stats: BackupStats {
+                bytes_read: bytes,
+                ..BackupStats::default()
+            },
+            messages,
+            snapshot,
+        },
+    )?)
+}
+
 struct OpenSet {
     info: MediaSetInfo,
     key: Option<MediaSetKey>,
@@ -438,16 +502,7 @@ fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Res
                 info.store.short()
             )));
         }
-        let key = match (&info.wrapped_key, &info.key_fingerprint) {
-            (Some(w), _) => Some(MediaSetKey::unwrap_with(repo.master(), &info.id.0, w)?),
-            (None, Some(_)) => {
-                return Err(Error::Invalid(format!(
-                    "media set {} has had its key destroyed; it cannot be appended to",
-                    info.id.short()
-                )));
-            }
-            (None, None) => None,
-        };
+        let key = set_key(repo.master(), &info)?;
         let label_base = base(&info, info.wrapped_key.as_ref())?;
         return Ok(OpenSet {
             info,
@@ -980,20 +1035,20 @@ pub fn write(
     let all = objects_for(repo, &snapshots)?;
     let skipped = all.iter().filter(|k| held.contains(*k)).count() as u64;
     let keys: Vec<String> = all.into_iter().filter(|k| !held.contains(k)).collect();
-    let job_id = catalog.begin_job(&NewJob {
-        kind: JobKind::MediaWrite,
-        asset: None,
-        level: None,
-        scope: Scope {
-            paths: snapshots.iter().map(|s| format!("snapshot {s}")).collect(),
-            excludes: Vec::new(),
-            one_file_system: false,
-        },
-        started_ms: now_ms(),
-        identity: actor.identity.clone(),
-        host: actor.host.clone(),
-        pid: std::process::id(),
-    })?;
+    let job_id = begin_job(
+        catalog,
+        JobKind::MediaWrite,
+        format!(
+            "snapshots {} to a media set of pool '{}'",
+            snapshots
+                .iter()
+                .map(|s| s.short())
+                .collect::<Vec<_>>()
+                .join(", "),
+            req.pool
+        ),
+        actor,
+    )?;
     let set_id = set.info.id;
     let mut w = Writer {
         repo,
@@ -1035,18 +1090,6 @@ pub fn write(
         ),
         Err(e) => (JobStatus::Failed, vec![e.to_string()]),
     };
-    catalog.finish_job(
-        job_id,
-        &JobEnd {
-            status,
-            ended_ms: now_ms(),
-            stats: BackupStats {
-                bytes_read: out.bytes,
-                ..BackupStats::default()
-            },
-            messages: &messages,
-            snapshot: None,
-        },
-    )?;
+    finish_job(catalog, job_id, status, out.bytes, &messages, None)?;
     result.map(|()| out)
 }

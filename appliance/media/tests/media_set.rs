@@ -4,7 +4,9 @@
 //! wrong: damaged blocks, missing, foreign and WORM cartridges, wrong keys.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::BTreeMap;
+mod common;
+use common::*;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,39 +20,6 @@ use coffer_media::set::{self, WriteRequest};
 use coffer_store::{BlobStore, DirStore, InitOptions, Repo};
 use coffer_tape::{MediaChanger, VirtualLibrary, VtlOptions};
 use coffer_types::{JobKind, JobStatus, Level, SnapshotId};
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn listing(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
-fn nop(_: &str, _: u64, _: u64) {}
 
 struct World {
     t: tempfile::TempDir,
@@ -176,6 +145,57 @@ impl World {
         .unwrap()
     }
 
+    /// Deletes the store's containers, so only tape has them.
+    fn drop_containers(&self) {
+        for k in self.repo.blobs().list("data/").unwrap() {
+            fs::remove_file(self.t.path().join("store").join(&k)).unwrap();
+        }
+    }
+
+    /// Restores the snapshot from tape through the catalog.
+    fn tape_restore(
+        &mut self,
+        target: &Path,
+        drive: u16,
+    ) -> Result<coffer_media::restore::TapeRestoreOutcome, Error> {
+        let req = TapeRestoreRequest {
+            set: None,
+            restore: self.restore_req(target),
+            drive,
+            staging: self.t.path().join("staging"),
+        };
+        coffer_media::restore::restore(
+            &self.repo,
+            &self.catalog,
+            &mut self.lib,
+            &self.pass,
+            &req,
+            &self.actor,
+            &nop,
+            &Progress::default(),
+        )
+    }
+
+    /// Recovers on a new machine (`dir`, with a copy of the library).
+    fn recover(
+        &self,
+        lib: &mut VirtualLibrary,
+        dir: &Path,
+        pass: &Passphrase,
+    ) -> Result<(Repo, Catalog, coffer_media::restore::RecoverOutcome), Error> {
+        coffer_media::restore::recover(
+            lib,
+            pass,
+            &RecoverRequest {
+                store: dir.join("store"),
+                set: None,
+                drive: 0,
+            },
+            &self.actor,
+            &nop,
+        )
+    }
+
     fn restore_req(&self, target: &Path) -> RestoreRequest {
         RestoreRequest {
             snapshot: self.snap,
@@ -209,27 +229,9 @@ fn a_set_spanning_cartridges_restores_and_recovers_on_a_new_machine() {
     assert!(again.skipped > 20);
 
     // Restore through the catalog, with the store's containers gone.
-    for k in w.repo.blobs().list("data/").unwrap() {
-        fs::remove_file(w.t.path().join("store").join(&k)).unwrap();
-    }
+    w.drop_containers();
     let target = w.t.path().join("restored");
-    let rreq = w.restore_req(&target);
-    let r = coffer_media::restore::restore(
-        &w.repo,
-        &w.catalog,
-        &mut w.lib,
-        &w.pass,
-        &TapeRestoreRequest {
-            set: None,
-            restore: rreq,
-            drive: 1,
-            staging: w.t.path().join("staging"),
-        },
-        &w.actor,
-        &nop,
-        &Progress::default(),
-    )
-    .unwrap();
+    let r = w.tape_restore(&target, 1).unwrap();
     assert!(r.fetched.lost.is_empty(), "{:?}", r.fetched.lost);
     assert!(r.restore.errors.is_empty(), "{:?}", r.restore.errors);
     assert_eq!(listing(&target), listing(&w.src));
@@ -243,18 +245,7 @@ fn a_set_spanning_cartridges_restores_and_recovers_on_a_new_machine() {
     let vtl2 = newdir.path().join("vtl");
     copy_dir(w.lib.dir(), &vtl2);
     let mut lib2 = VirtualLibrary::open(&vtl2).unwrap();
-    let (repo2, catalog2, rec) = coffer_media::restore::recover(
-        &mut lib2,
-        &w.pass,
-        &RecoverRequest {
-            store: newdir.path().join("store"),
-            set: None,
-            drive: 0,
-        },
-        &w.actor,
-        &nop,
-    )
-    .unwrap();
+    let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
     assert!(rec.lost.is_empty() && rec.missing.is_empty(), "{rec:?}");
     assert_eq!(rec.cartridges, out.cartridges);
     assert_eq!(rec.snapshots, 1);
@@ -274,18 +265,6 @@ fn a_set_spanning_cartridges_restores_and_recovers_on_a_new_machine() {
         jobs.iter()
             .any(|j| j.kind == JobKind::MediaRecover && j.status == JobStatus::Success)
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Byte offsets of each record's data in a virtual cartridge file.
@@ -328,18 +307,7 @@ fn a_damaged_block_loses_only_the_containers_it_touches() {
     let (at, kind, len) = recs[9];
     assert_eq!(kind, 0, "a data block");
     flip(&cart, at + u64::from(len) / 2);
-    let (repo2, catalog2, rec) = coffer_media::restore::recover(
-        &mut lib2,
-        &w.pass,
-        &RecoverRequest {
-            store: newdir.path().join("store"),
-            set: None,
-            drive: 0,
-        },
-        &w.actor,
-        &nop,
-    )
-    .unwrap();
+    let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
     assert!(!rec.lost.is_empty(), "the damage is reported");
     assert!(
         rec.lost.len() <= 2,
@@ -406,26 +374,8 @@ fn a_missing_cartridge_is_asked_for_by_barcode() {
     // The operator takes cartridge 2 out through a mail slot.
     let ie = w.lib.changer_handle().export(&second).unwrap();
     w.lib.take(ie).unwrap();
-    for k in w.repo.blobs().list("data/").unwrap() {
-        fs::remove_file(w.t.path().join("store").join(&k)).unwrap();
-    }
-    let rreq = w.restore_req(&w.t.path().join("r"));
-    let e = coffer_media::restore::restore(
-        &w.repo,
-        &w.catalog,
-        &mut w.lib,
-        &w.pass,
-        &TapeRestoreRequest {
-            set: None,
-            restore: rreq,
-            drive: 0,
-            staging: w.t.path().join("staging"),
-        },
-        &w.actor,
-        &nop,
-        &Progress::default(),
-    )
-    .unwrap_err();
+    w.drop_containers();
+    let e = w.tape_restore(&w.t.path().join("r"), 0).unwrap_err();
     match &e {
         Error::NeedCartridge { barcode, seq, .. } => {
             assert_eq!(barcode, &second);
@@ -436,19 +386,7 @@ fn a_missing_cartridge_is_asked_for_by_barcode() {
     assert!(e.to_string().contains(&second), "{e}");
     // The recovery on a new machine asks for the same cartridge.
     let (newdir, mut lib2) = new_machine(&w);
-    let e = coffer_media::restore::recover(
-        &mut lib2,
-        &w.pass,
-        &RecoverRequest {
-            store: newdir.path().join("store"),
-            set: None,
-            drive: 0,
-        },
-        &w.actor,
-        &nop,
-    )
-    .err()
-    .unwrap();
+    let e = w.recover(&mut lib2, newdir.path(), &w.pass).err().unwrap();
     assert!(
         matches!(&e, Error::NeedCartridge { barcode, seq: 2, .. } if *barcode == second),
         "{e}"
@@ -462,19 +400,7 @@ fn a_wrong_passphrase_is_refused_before_any_data_is_read() {
     w.write();
     let (newdir, mut lib2) = new_machine(&w);
     let wrong = Passphrase::new(b"not it".to_vec()).unwrap();
-    let e = coffer_media::restore::recover(
-        &mut lib2,
-        &wrong,
-        &RecoverRequest {
-            store: newdir.path().join("store"),
-            set: None,
-            drive: 0,
-        },
-        &w.actor,
-        &nop,
-    )
-    .err()
-    .unwrap();
+    let e = w.recover(&mut lib2, newdir.path(), &wrong).err().unwrap();
     assert!(e.to_string().contains("wrong passphrase"), "{e}");
     assert!(fs::read_dir(newdir.path().join("store")).unwrap().all(|e| {
         let n = e.unwrap().file_name();
@@ -484,7 +410,8 @@ fn a_wrong_passphrase_is_refused_before_any_data_is_read() {
 
 #[test]
 fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
-    let mut w = world();
+    // Cartridges large enough that the set's one cartridge can still append.
+    let mut w = world_with(64 << 20, 2 << 20);
     // Cleaning and WORM cartridges.
     let e = set::label(&mut w.lib, &w.catalog, 0, "CLN001CU", "default", false).unwrap_err();
     assert!(e.to_string().contains("cleaning"), "{e}");
@@ -522,6 +449,9 @@ fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
     set::label(&mut w.lib, &w.catalog, 0, "CF0005L9", "default", false).unwrap();
     let out = w.write();
     let last = out.cartridges.last().unwrap().clone();
+    assert_eq!(out.cartridges.len(), 1);
+    let carts = w.catalog.set_cartridges(&out.set.unwrap()).unwrap();
+    assert_eq!(carts[0].status, coffer_types::CartridgeStatus::Writing);
     let mut w2 = world();
     set::label(&mut w2.lib, &w2.catalog, 0, &last, "default", false).ok();
     // Put w2's cartridge (same barcode, another labelling) in w's library.
@@ -582,18 +512,7 @@ fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
     );
     // Every object is on the set once, whole: the new machine recovers all.
     let (newdir, mut lib2) = new_machine(&w);
-    let (repo2, catalog2, rec) = coffer_media::restore::recover(
-        &mut lib2,
-        &w.pass,
-        &RecoverRequest {
-            store: newdir.path().join("store"),
-            set: None,
-            drive: 0,
-        },
-        &w.actor,
-        &nop,
-    )
-    .unwrap();
+    let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
     assert!(rec.lost.is_empty() && rec.missing.is_empty(), "{rec:?}");
     let target = newdir.path().join("restored");
     let o = coffer_engine::restore(
@@ -607,27 +526,9 @@ fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(listing(&target), listing(&w.src));
     // And the catalog's positions are right: restore through it too.
-    for k in w.repo.blobs().list("data/").unwrap() {
-        fs::remove_file(w.t.path().join("store").join(&k)).unwrap();
-    }
+    w.drop_containers();
     let t2 = w.t.path().join("via-catalog");
-    let rreq = w.restore_req(&t2);
-    let r = coffer_media::restore::restore(
-        &w.repo,
-        &w.catalog,
-        &mut w.lib,
-        &w.pass,
-        &TapeRestoreRequest {
-            set: None,
-            restore: rreq,
-            drive: 0,
-            staging: w.t.path().join("staging"),
-        },
-        &w.actor,
-        &nop,
-        &Progress::default(),
-    )
-    .unwrap();
+    let r = w.tape_restore(&t2, 0).unwrap();
     assert!(r.fetched.lost.is_empty(), "{:?}", r.fetched.lost);
     assert_eq!(listing(&t2), listing(&w.src));
 }
