@@ -48,8 +48,13 @@ fn raw_cartridge(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCartridge> {
 fn upsert_cartridge(conn: &rusqlite::Connection, c: &Cartridge) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
-            "INSERT OR REPLACE INTO cartridges ({CARTRIDGE_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            "INSERT INTO cartridges ({CARTRIDGE_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             ON CONFLICT (barcode) DO UPDATE SET media = excluded.media, pool = excluded.pool, \
+             labelled_ms = excluded.labelled_ms, worm = excluded.worm, \
+             media_set = excluded.media_set, seq = excluded.seq, status = excluded.status, \
+             files = excluded.files, end_of_data = excluded.end_of_data, bytes = excluded.bytes, \
+             written_ms = excluded.written_ms"
         ),
         params![
             c.barcode,
@@ -112,8 +117,9 @@ impl Catalog {
         })
     }
 
-    /// Records a freshly labelled cartridge, replacing what was known about
-    /// that barcode (relabelling gives it a new media id and no set).
+    /// Records a cartridge, replacing what was known about that barcode
+    /// (relabelling gives it a new media id and no set). Another cartridge
+    /// already holding the same set and sequence number is refused.
     pub fn put_cartridge(&self, c: &Cartridge) -> Result<()> {
         upsert_cartridge(&self.conn, c).map_err(self.sql("recording a cartridge"))
     }

@@ -116,7 +116,15 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
     tables.sort();
     assert_eq!(
         tables,
-        ["assets", "damaged_containers", "jobs", "snapshots"]
+        [
+            "assets",
+            "cartridges",
+            "damaged_containers",
+            "jobs",
+            "media_sets",
+            "snapshots",
+            "tape_objects"
+        ]
     );
     drop(conn);
 
@@ -825,4 +833,110 @@ fn damaged_containers_are_replaced_as_a_set() {
     assert_eq!(cat.damaged_containers().unwrap(), vec![a]);
     cat.replace_damaged_containers(&[], 30).unwrap();
     assert!(cat.damaged_containers().unwrap().is_empty());
+}
+
+#[test]
+fn a_version_2_catalog_keeps_its_job_log_and_learns_tape_job_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    {
+        // Build a version-2 catalog by hand, with a job row in it.
+        let mut conn = Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (_, sql) in &schema::MIGRATIONS[..2] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.commit().unwrap();
+        conn.execute(
+            "INSERT INTO jobs (kind, scope_json, started_ms, status, identity, host, pid) \
+             VALUES ('backup', '{\"paths\":[\"/\"],\"excludes\":[],\"one_file_system\":false}', 5, 'success', 'ops', 'h', 1)",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO jobs (kind, scope_json, started_ms, status, identity, host, pid) \
+                 VALUES ('media-write', '{}', 6, 'success', 'ops', 'h', 1)",
+                [],
+            )
+            .is_err(),
+            "version 2 does not know tape jobs"
+        );
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let jobs = cat.jobs(&JobFilter::default()).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].kind, JobKind::Backup);
+    let mut j = new_job("h", 1, 7);
+    j.kind = JobKind::MediaWrite;
+    let id = cat.begin_job(&j).unwrap();
+    assert_eq!(
+        cat.jobs(&JobFilter::default())
+            .unwrap()
+            .iter()
+            .filter(|r| r.id == id)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn cartridges_sets_and_tape_objects_round_trip() {
+    use coffer_types::{
+        Cartridge, CartridgeStatus, MediaId, MediaSetId, MediaSetInfo, StoreId, TapeObject,
+    };
+    let (_dir, cat) = fresh();
+    let set = MediaSetInfo {
+        id: MediaSetId([0xab; 16]),
+        pool: "default".into(),
+        created_ms: 10,
+        store: StoreId([1; 16]),
+        key_fingerprint: Some("00ff".into()),
+        wrapped_key: Some(vec![9; 60]),
+    };
+    cat.insert_media_set(&set).unwrap();
+    assert!(cat.insert_media_set(&set).is_err(), "a set id is unique");
+    assert_eq!(cat.media_set("abab").unwrap(), set);
+    assert!(matches!(
+        cat.media_set("cd"),
+        Err(Error::MediaSetNotFound(_))
+    ));
+    let mut c = Cartridge {
+        barcode: "CF0001L9".into(),
+        media: MediaId([2; 16]),
+        pool: "default".into(),
+        labelled_ms: 11,
+        worm: false,
+        set: None,
+        status: CartridgeStatus::Labelled,
+        files: 1,
+        end_of_data: 2,
+        bytes: 0,
+        written_ms: None,
+    };
+    cat.put_cartridge(&c).unwrap();
+    assert_eq!(cat.cartridge("CF0001L9").unwrap(), Some(c.clone()));
+    assert_eq!(cat.cartridge("NOPE").unwrap(), None);
+    c.set = Some((set.id, 1));
+    c.status = CartridgeStatus::Full;
+    let objs = vec![TapeObject {
+        key: "data/ab/abab".into(),
+        len: 100,
+        barcode: c.barcode.clone(),
+        seq: 1,
+        file: 2,
+        file_start: 4,
+        block: 9,
+        offset: 77,
+    }];
+    cat.record_tape_write(&c, &objs).unwrap();
+    assert_eq!(cat.set_cartridges(&set.id).unwrap(), vec![c.clone()]);
+    assert_eq!(cat.tape_objects(&set.id).unwrap(), objs);
+    assert_eq!(cat.cartridges().unwrap().len(), 1);
+    // Two cartridges cannot claim one sequence number of a set.
+    let mut other = c.clone();
+    other.barcode = "CF0002L9".into();
+    other.media = MediaId([3; 16]);
+    assert!(cat.record_tape_write(&other, &[]).is_err());
 }

@@ -456,6 +456,9 @@ pub struct RecoverOutcome {
     pub missing: Vec<String>,
     /// Snapshots in the rebuilt store.
     pub snapshots: usize,
+    /// Things worth knowing that lost nothing by themselves (an archive cut
+    /// by the end of medium is normal; its objects are on the next cartridge).
+    pub notes: Vec<String>,
     /// Cartridges in the library that were skipped, with why.
     pub skipped: Vec<(String, String)>,
     /// The job log row (in the new catalog).
@@ -730,7 +733,11 @@ pub fn recover(
                     Item::End { .. } => {
                         ended_file = true;
                     }
-                    Item::Truncated => {}
+                    Item::Truncated => out.notes.push(format!(
+                        "cartridge {}: an archive ends without its end entry (the end of medium \
+                         cut it, or the cartridge is cut short)",
+                        t.barcode
+                    )),
                 }
             }
             if ended_file {
@@ -781,6 +788,7 @@ pub fn recover(
             .map(|(k, why)| format!("lost {}: {why}", k.as_deref().unwrap_or("object"))),
     );
     messages.extend(out.missing.iter().map(|k| format!("not recovered: {k}")));
+    messages.extend(out.notes.iter().cloned());
     let status = if out.lost.is_empty() && out.missing.is_empty() {
         JobStatus::Success
     } else {

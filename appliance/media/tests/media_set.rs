@@ -544,3 +544,57 @@ fn an_object_larger_than_a_cartridge_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_truncated_cartridge_and_a_blank_one_lose_only_what_is_cut_off() {
+    let mut w = world();
+    w.label_all();
+    let out = w.write();
+    let (newdir, mut lib2) = new_machine(&w);
+    // The second cartridge's file loses its second half (a cut tape), and a
+    // blank cartridge sits in a mail slot.
+    let cart = lib2.dir().join("cartridges").join(&out.cartridges[1]);
+    let len = fs::metadata(&cart).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cart)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let spec = coffer_tape::CartridgeSpec {
+        capacity: 1 << 20,
+        early_warning: 1 << 16,
+        worm: false,
+        cleaning: false,
+        write_protected: false,
+    };
+    lib2.insert("BLANK1L9", Some(spec)).unwrap();
+    let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
+    assert!(
+        rec.skipped
+            .iter()
+            .any(|(b, why)| b == "BLANK1L9" && why == "blank"),
+        "{:?}",
+        rec.skipped
+    );
+    assert!(
+        rec.notes.iter().any(|n| n.contains(&out.cartridges[1])),
+        "{:?}",
+        rec.notes
+    );
+    let target = newdir.path().join("restored");
+    let o = coffer_engine::restore(
+        &repo2,
+        &catalog2,
+        &w.restore_req(&target),
+        &w.actor,
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(!o.errors.is_empty(), "the files cut off are named");
+    let src = listing(&w.src);
+    let got = listing(&target);
+    let intact = src.iter().filter(|(p, b)| got.get(*p) == Some(*b)).count();
+    assert_eq!(intact + o.errors.len(), src.len(), "{:?}", o.errors);
+    assert!(intact > 0);
+}

@@ -859,7 +859,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 print_json(&serde_json::json!({
                     "media_set": out.set, "store": dir, "store_id": out.store, "cartridges": out.cartridges,
                     "objects": out.objects, "bytes": out.bytes, "lost": out.lost, "missing": out.missing,
-                    "snapshots": out.snapshots, "skipped": out.skipped, "job": out.job_id,
+                    "snapshots": out.snapshots, "skipped": out.skipped, "notes": out.notes, "job": out.job_id,
                     "restore": restored.as_ref().map(|r| serde_json::json!({
                         "files": r.files, "bytes": r.bytes, "errors": r.errors, "warnings": r.warnings,
                     })),
@@ -882,6 +882,9 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 }
                 for k in &out.missing {
                     println!("not recovered: {k}");
+                }
+                for n in &out.notes {
+                    println!("note: {n}");
                 }
                 if let Some(r) = &restored {
                     for e in &r.errors {
