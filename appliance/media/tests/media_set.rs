@@ -287,6 +287,26 @@ fn flip(cart: &Path, at: u64) {
     fs::write(cart, b).unwrap();
 }
 
+/// The containers holding a snapshot's manifest.
+fn manifest_containers(w: &World) -> Vec<String> {
+    let rec = w.repo.load_snapshot(&w.snap).unwrap();
+    rec.manifest
+        .iter()
+        .map(|id| coffer_store::container::data_key(&w.repo.locate(id).unwrap().unwrap().container))
+        .collect()
+}
+
+/// A container on tape holding file data only, large enough to span blocks.
+fn file_data_object(w: &World, out: &set::WriteOutcome) -> coffer_types::TapeObject {
+    let manifest = manifest_containers(w);
+    w.catalog
+        .tape_objects(&out.set.unwrap())
+        .unwrap()
+        .into_iter()
+        .find(|o| o.key.starts_with("data/") && !manifest.contains(&o.key) && o.len > 600 << 10)
+        .unwrap()
+}
+
 fn new_machine(w: &World) -> (tempfile::TempDir, VirtualLibrary) {
     let newdir = tempfile::tempdir().unwrap();
     let vtl2 = newdir.path().join("vtl");
@@ -301,10 +321,11 @@ fn a_damaged_block_loses_only_the_containers_it_touches() {
     w.label_all();
     let out = w.write();
     let (newdir, mut lib2) = new_machine(&w);
-    // Damage one block in the middle of the first cartridge's archive.
-    let cart = lib2.dir().join("cartridges").join(&out.cartridges[0]);
-    let recs = records(&cart);
-    let (at, kind, len) = recs[9];
+    // Damage the second block of a container of file data (the manifest's
+    // loss would leave nothing to restore; that is a different test).
+    let victim = file_data_object(&w, &out);
+    let cart = lib2.dir().join("cartridges").join(&victim.barcode);
+    let (at, kind, len) = records(&cart)[usize::try_from(victim.block).unwrap() + 1];
     assert_eq!(kind, 0, "a data block");
     flip(&cart, at + u64::from(len) / 2);
     let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
@@ -551,9 +572,28 @@ fn a_truncated_cartridge_and_a_blank_one_lose_only_what_is_cut_off() {
     w.label_all();
     let out = w.write();
     let (newdir, mut lib2) = new_machine(&w);
-    // The second cartridge's file loses its second half (a cut tape), and a
-    // blank cartridge sits in a mail slot.
-    let cart = lib2.dir().join("cartridges").join(&out.cartridges[1]);
+    // A cartridge holding only file data (not the snapshot's manifest, whose
+    // loss would leave nothing to restore) loses its second half (a cut
+    // tape), and a blank cartridge sits in a mail slot.
+    let manifest = manifest_containers(&w);
+    let objects = w.catalog.tape_objects(&out.set.unwrap()).unwrap();
+    let victim = out
+        .cartridges
+        .iter()
+        .find(|b| {
+            let on: Vec<&String> = objects
+                .iter()
+                .filter(|o| &o.barcode == *b)
+                .map(|o| &o.key)
+                .collect();
+            on.iter().any(|k| k.starts_with("data/"))
+                && !on
+                    .iter()
+                    .any(|k| manifest.contains(k) || k.starts_with("snapshots/"))
+        })
+        .expect("a cartridge with file data only")
+        .clone();
+    let cart = lib2.dir().join("cartridges").join(&victim);
     let len = fs::metadata(&cart).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
