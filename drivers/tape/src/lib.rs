@@ -431,6 +431,13 @@ impl Inventory {
     }
 }
 
+fn changer_err(device: &str, reason: impl Into<String>) -> Error {
+    Error::Changer {
+        device: device.to_string(),
+        reason: reason.into(),
+    }
+}
+
 /// A media changer (library robot).
 pub trait MediaChanger: Send {
     /// The changer's name, for messages.
@@ -449,10 +456,7 @@ pub trait MediaChanger: Send {
         let d = inv
             .drives
             .get(usize::from(drive))
-            .ok_or_else(|| Error::Changer {
-                device: self.name().to_string(),
-                reason: format!("no drive {drive}"),
-            })?;
+            .ok_or_else(|| changer_err(self.name(), format!("no drive {drive}")))?;
         if d.barcode.as_deref() == Some(barcode) {
             return Ok(());
         }
@@ -462,10 +466,10 @@ pub trait MediaChanger: Send {
         })?;
         let (src_addr, drive_addr) = (src.address, d.address);
         if src.kind == ElementKind::Drive {
-            return Err(Error::Changer {
-                device: self.name().to_string(),
-                reason: format!("cartridge {barcode} is in another drive; unload it first"),
-            });
+            return Err(changer_err(
+                self.name(),
+                format!("cartridge {barcode} is in another drive; unload it first"),
+            ));
         }
         if d.full {
             self.unload_drive(drive)?;
@@ -480,10 +484,7 @@ pub trait MediaChanger: Send {
         let d = inv
             .drives
             .get(usize::from(drive))
-            .ok_or_else(|| Error::Changer {
-                device: self.name().to_string(),
-                reason: format!("no drive {drive}"),
-            })?;
+            .ok_or_else(|| changer_err(self.name(), format!("no drive {drive}")))?;
         if !d.full {
             return Ok(());
         }
@@ -491,10 +492,7 @@ pub trait MediaChanger: Send {
             .source
             .and_then(|s| inv.slots.iter().find(|e| e.address == s && !e.full))
             .or_else(|| inv.slots.iter().find(|e| !e.full))
-            .ok_or_else(|| Error::Changer {
-                device: self.name().to_string(),
-                reason: "no free storage slot to unload into".into(),
-            })?;
+            .ok_or_else(|| changer_err(self.name(), "no free storage slot to unload into"))?;
         self.move_medium(d.address, to.address)
     }
 
@@ -505,24 +503,18 @@ pub trait MediaChanger: Send {
         let from = inv
             .ie_slots
             .get(usize::from(ie_slot))
-            .ok_or_else(|| Error::Changer {
-                device: self.name().to_string(),
-                reason: format!("no mail slot {ie_slot}"),
-            })?;
+            .ok_or_else(|| changer_err(self.name(), format!("no mail slot {ie_slot}")))?;
         if !from.full {
-            return Err(Error::Changer {
-                device: self.name().to_string(),
-                reason: format!("mail slot {ie_slot} is empty"),
-            });
+            return Err(changer_err(
+                self.name(),
+                format!("mail slot {ie_slot} is empty"),
+            ));
         }
         let to = inv
             .slots
             .iter()
             .find(|e| !e.full)
-            .ok_or_else(|| Error::Changer {
-                device: self.name().to_string(),
-                reason: "no free storage slot to import into".into(),
-            })?;
+            .ok_or_else(|| changer_err(self.name(), "no free storage slot to import into"))?;
         let (f, t, idx) = (from.address, to.address, to.index);
         self.move_medium(f, t)?;
         Ok(idx)
@@ -537,18 +529,14 @@ pub trait MediaChanger: Send {
             barcode: barcode.to_string(),
         })?;
         if from.kind == ElementKind::Drive {
-            return Err(Error::Changer {
-                device: self.name().to_string(),
-                reason: format!("cartridge {barcode} is in a drive; unload it first"),
-            });
+            return Err(changer_err(
+                self.name(),
+                format!("cartridge {barcode} is in a drive; unload it first"),
+            ));
         }
-        let to = inv
-            .ie_slots
-            .iter()
-            .find(|e| !e.full)
-            .ok_or_else(|| Error::Changer {
-                device: self.name().to_string(),
-                reason: "every mail slot is full; empty one first".into(),
+        let to =
+            inv.ie_slots.iter().find(|e| !e.full).ok_or_else(|| {
+                changer_err(self.name(), "every mail slot is full; empty one first")
             })?;
         let (f, t, idx) = (from.address, to.address, to.index);
         self.move_medium(f, t)?;

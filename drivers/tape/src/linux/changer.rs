@@ -8,7 +8,6 @@ use crate::scsi::smc::{self, ElementAddressAssignment, ElementStatus};
 use crate::scsi::ssc;
 use crate::{ElementKind, Error, Inventory, MediaChanger, Result};
 
-const INQUIRY_LEN: u16 = 96;
 const MODE_SENSE_LEN: u16 = 64;
 /// Bytes per element asked for up front: a descriptor with both volume
 /// tags (12 + 36 + 36) and room for vendor bytes. The report says if more
@@ -36,22 +35,8 @@ impl<T: ScsiTransport> LinuxChanger<T> {
     pub fn new(transport: T) -> Result<LinuxChanger<T>> {
         let mut scsi = Scsi { t: transport };
         let dev = scsi.device().to_string();
-        let data = scsi.read_data(
-            &cdb::inquiry(None, INQUIRY_LEN),
-            usize::from(INQUIRY_LEN),
-            timeouts::SHORT,
-        )?;
-        let inquiry = ssc::parse_inquiry(&data).map_err(|e| e.on(&dev))?;
-        if inquiry.device_type != ssc::TYPE_CHANGER {
-            return Err(Error::Unsupported {
-                device: dev,
-                op: "open changer",
-                reason: format!(
-                    "peripheral device type {} ({} {}) is not a medium changer",
-                    inquiry.device_type, inquiry.vendor, inquiry.product
-                ),
-            });
-        }
+        let inquiry =
+            scsi.inquire_expecting(ssc::TYPE_CHANGER, "open changer", "a medium changer")?;
         tracing::debug!(device = %dev, vendor = %inquiry.vendor, product = %inquiry.product, "changer opened");
         Ok(LinuxChanger { scsi, layout: None })
     }

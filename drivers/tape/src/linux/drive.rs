@@ -12,7 +12,6 @@ use crate::{
     TapeAlert, TapeDrive, Written,
 };
 
-const INQUIRY_LEN: u16 = 96;
 const VPD_LEN: u16 = 255;
 const MODE_SENSE_LEN: u16 = 256;
 const LOG_SENSE_LEN: u16 = 1024;
@@ -41,22 +40,7 @@ impl<T: ScsiTransport> LinuxDrive<T> {
     pub fn new(transport: T) -> Result<LinuxDrive<T>> {
         let mut scsi = Scsi { t: transport };
         let dev = scsi.device().to_string();
-        let data = scsi.read_data(
-            &cdb::inquiry(None, INQUIRY_LEN),
-            usize::from(INQUIRY_LEN),
-            timeouts::SHORT,
-        )?;
-        let inquiry = ssc::parse_inquiry(&data).map_err(|e| e.on(&dev))?;
-        if inquiry.device_type != ssc::TYPE_TAPE {
-            return Err(Error::Unsupported {
-                device: dev,
-                op: "open tape drive",
-                reason: format!(
-                    "peripheral device type {} ({} {}) is not a tape drive",
-                    inquiry.device_type, inquiry.vendor, inquiry.product
-                ),
-            });
-        }
+        let inquiry = scsi.inquire_expecting(ssc::TYPE_TAPE, "open tape drive", "a tape drive")?;
         let serial = unsupported(scsi.read_data(
             &cdb::inquiry(Some(0x80), VPD_LEN),
             usize::from(VPD_LEN),

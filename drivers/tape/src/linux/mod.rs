@@ -142,6 +142,35 @@ impl<T: ScsiTransport> Scsi<T> {
         self.t.device()
     }
 
+    /// INQUIRY, refusing a device whose peripheral type is not `expect`
+    /// (`what` names that type in the error).
+    pub(crate) fn inquire_expecting(
+        &mut self,
+        expect: u8,
+        op: &'static str,
+        what: &str,
+    ) -> Result<crate::scsi::ssc::Inquiry> {
+        const INQUIRY_LEN: u16 = 96;
+        let dev = self.device().to_string();
+        let data = self.read_data(
+            &cdb::inquiry(None, INQUIRY_LEN),
+            usize::from(INQUIRY_LEN),
+            timeouts::SHORT,
+        )?;
+        let inquiry = crate::scsi::ssc::parse_inquiry(&data).map_err(|e| e.on(&dev))?;
+        if inquiry.device_type != expect {
+            return Err(Error::Unsupported {
+                device: dev,
+                op,
+                reason: format!(
+                    "peripheral device type {} ({} {}) is not {what}",
+                    inquiry.device_type, inquiry.vendor, inquiry.product
+                ),
+            });
+        }
+        Ok(inquiry)
+    }
+
     /// Runs a command; CHECK CONDITION is returned classified.
     pub(crate) fn run(
         &mut self,
