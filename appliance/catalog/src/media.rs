@@ -276,6 +276,13 @@ impl Catalog {
         tx.commit().map_err(self.sql(what))
     }
 
+    /// Forgets every object recorded on a cartridge (it was erased).
+    pub fn forget_tape_objects(&self, barcode: &str) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM tape_objects WHERE barcode = ?1", [barcode])
+            .map_err(self.sql("forgetting a cartridge's objects"))
+    }
+
     /// Every object of a set with its position.
     pub fn tape_objects(&self, set: &MediaSetId) -> Result<Vec<TapeObject>> {
         let what = "listing a set's objects";

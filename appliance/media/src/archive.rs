@@ -208,7 +208,8 @@ impl<'d> ArchiveReader<'d> {
         pos: &ObjectPos,
     ) -> ArchiveReader<'d> {
         let mut r = ArchiveReader::new(drive, key);
-        r.file.resume_at(None, pos.block - pos.file_start);
+        r.file
+            .resume_at(None, pos.block.saturating_sub(pos.file_start));
         r.resync = true;
         r.start_offset = Some(pos.offset);
         r
@@ -376,7 +377,9 @@ impl<'d> ArchiveReader<'d> {
                 reason: format!("object length {len} is beyond any store object"),
             }));
         }
-        let mut data = Vec::with_capacity(len as usize);
+        // Grown as the bytes arrive beyond 64 MiB: a damaged length cannot
+        // make the reader reserve gigabytes up front.
+        let mut data = Vec::with_capacity((len as usize).min(64 << 20));
         Ok(Some(match self.read_into(&mut data, len as usize)? {
             Ok(()) => Item::Object { key, data },
             Err(Fault::End) => Item::Truncated,

@@ -1,14 +1,15 @@
 //! Tape files as sequences of fixed-size blocks (layout in [`crate::format`]).
 //!
-//! [`FileWriter`] cuts a byte stream into blocks, seals each payload with
-//! AES-256-GCM under the tape file's key (derived from the media set key and
-//! the file's random id; the block index is the nonce and the header the
-//! associated data), puts a CRC-32C over each block so damage is found
-//! without keys, and hands whole blocks to the drive. Blocks are sealed in
-//! batches on two threads so a drive streaming at LTO speed never waits.
+//! [`FileWriter`] cuts a byte stream into blocks, seals each payload under
+//! the tape file's keys (AES-256-CTR and keyed BLAKE3, derived from the
+//! media set key and the file's random id; the block index is the counter
+//! and the header is authenticated with the payload), puts a CRC-32C over
+//! each block so damage is found without keys, and hands whole blocks to
+//! the drive. A sealing thread seals one batch while the writer hands the
+//! one before to the drive, so a drive streaming at LTO speed never waits.
 //!
 //! [`FileReader`] reads a tape file back block by block, checking CRC,
-//! file id, block order and the GCM tag; a bad block is reported, not fatal,
+//! file id, block order and the tag; a bad block is reported, not fatal,
 //! so the layer above can skip to the next entry.
 
 use coffer_keys::{MediaSetKey, TapeFileKey};
@@ -19,8 +20,10 @@ use crate::format::{
 };
 use crate::{Error, Result};
 
-/// Blocks sealed together before they go to the drive.
-const BATCH: usize = 16;
+/// Blocks sealed together before they go to the drive (1 MiB of 256 KiB
+/// blocks): small enough that the drive's early warning reaches the writer
+/// at most two batches after the block that crossed it.
+const BATCH: usize = 4;
 
 /// What a finished tape file occupies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,7 +356,6 @@ pub struct FileReader<'d> {
     file_id: Option<[u8; 16]>,
     next_index: u64,
     expect: Option<Content>,
-    authenticated: bool,
     held: Option<Held>,
 }
 
@@ -367,7 +369,8 @@ enum Held {
 
 impl<'d> FileReader<'d> {
     /// Reads the file at the drive's current position; `key` opens sealed
-    /// payloads (a sealed block without a key is reported damaged).
+    /// payloads (a sealed block without a key is [`Error::KeyNeeded`]; with a
+    /// key, an unsealed block is damage).
     pub fn new(
         drive: &'d mut dyn TapeDrive,
         expect: Option<Content>,
@@ -381,7 +384,6 @@ impl<'d> FileReader<'d> {
             file_id: None,
             next_index: 0,
             expect,
-            authenticated: false,
             held: None,
         }
     }
@@ -401,6 +403,11 @@ impl<'d> FileReader<'d> {
     /// The drive's position.
     pub fn position(&mut self) -> Result<Position> {
         self.drive.position().map_err(Error::Tape)
+    }
+
+    /// The block [`FileReader::peek`] looked at is the end of recorded data.
+    pub fn peeked_end_of_data(&self) -> bool {
+        matches!(self.held, Some(Held::EndOfData))
     }
 
     /// What the next block holds, without consuming it: `None` at a
@@ -512,17 +519,20 @@ impl<'d> FileReader<'d> {
                 )
                 .is_err()
             {
-                // The CRC matched, so the bytes are as written: the first
-                // block failing means the wrong key; a later one, tampering.
-                if !self.authenticated {
-                    return Err(Error::WrongSetKey);
-                }
+                // The CRC matched, so these are the bytes written; the set
+                // key is checked against the set label's fingerprint before
+                // any read, so this is tampering, not the wrong key.
                 return Ok(Block::Damaged(
-                    "authentication failed: the block was altered".into(),
+                    "authentication failed: the block was altered after it was written".into(),
                 ));
             }
-            self.authenticated = true;
             plain
+        } else if self.key.is_some() {
+            // An encrypted set holds no plaintext archive or catalog block: one
+            // here was put there by someone else.
+            return Ok(Block::Damaged(
+                "an unsealed block in an encrypted media set".into(),
+            ));
         } else {
             payload_len
         };

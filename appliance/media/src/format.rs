@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! tape file 0   media label         1 block, plaintext          filemark
-//! tape file 1   media-set label     1 block, plaintext          filemark
+//! tape file 1   media-set label     1+ blocks, plaintext        filemark
 //! tape file 2…  archive             blocks of entries, sealed   filemark
 //!               …more archives…
 //! last file     tape catalog        blocks, sealed              filemark
@@ -19,7 +19,7 @@
 //!  0      8  magic                    blake3("coffer tape block v1")[..8]
 //!  8      2  version (1)
 //! 10      1  content: 1 media label, 2 media-set label, 3 archive, 4 catalog
-//! 11      1  flags: bit 0 = payload sealed (AES-256-GCM)
+//! 11      1  flags: bit 0 = payload sealed (AES-256-CTR + keyed BLAKE3)
 //! 12      4  block size, bytes (header included)
 //! 16     16  tape file id (random per tape file)
 //! 32      8  block index within the tape file
@@ -40,7 +40,7 @@ pub mod magic {
 
 /// Bytes of a block header.
 pub const HEADER_LEN: usize = 64;
-/// Bytes of the GCM tag at the end of a sealed payload.
+/// Bytes of the authentication tag at the end of a sealed payload.
 pub const TAG_LEN: usize = 16;
 /// Default block size: 256 KiB, a size LTO drives stream well.
 pub const DEFAULT_BLOCK_SIZE: u32 = 256 * 1024;
@@ -106,7 +106,7 @@ impl Content {
 pub struct BlockHeader {
     /// What the tape file holds.
     pub content: Content,
-    /// Payload sealed with AES-256-GCM.
+    /// Payload sealed (AES-256-CTR + keyed BLAKE3).
     pub sealed: bool,
     /// Block size, bytes.
     pub block_size: u32,

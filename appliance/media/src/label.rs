@@ -100,6 +100,10 @@ pub struct TapeCatalog {
     pub objects: Vec<ObjectPos>,
     /// Written at (ms since the epoch, UTC).
     pub written_ms: i64,
+    /// The cartridge is full and the write went on to the next cartridge
+    /// of the set (absent in catalogs of the first format release: false).
+    #[serde(default)]
+    pub continues: bool,
 }
 
 /// Writes a JSON document as one tape file (with its filemark).

@@ -56,9 +56,9 @@ pub enum Error {
     /// A sealed tape file was read without its set's key.
     #[error("this tape file is encrypted and no media set key was given")]
     KeyNeeded,
-    /// The set key does not open the data: another store's passphrase or set.
+    /// The unwrapped set key is not the one the set label names.
     #[error(
-        "the media set key does not open this cartridge's data (wrong passphrase or another store)"
+        "the media set key does not match the fingerprint in the set label (the label was altered)"
     )]
     WrongSetKey,
     /// The cartridge has nothing recorded on it.

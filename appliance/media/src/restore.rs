@@ -91,8 +91,8 @@ fn check_cartridge(deck: &mut Deck<'_>, cart: &Cartridge, set: &MediaSetId) -> R
     }
 }
 
-/// Reads `wanted` objects of a set into `into`, loading each cartridge once
-/// in sequence order.
+/// Reads `wanted` objects of a set into `into`, in sequence order, loading
+/// each cartridge that holds any of them once per call.
 struct SetSource<'a> {
     set: &'a MediaSetInfo,
     carts: &'a [Cartridge],
@@ -435,6 +435,9 @@ pub struct RecoverRequest {
     pub set: Option<String>,
     /// The drive to use.
     pub drive: u16,
+    /// Recover what is here even when the newest cartridge present says the
+    /// set continues on one that is not.
+    pub incomplete: bool,
 }
 
 /// What a recovery did.
@@ -479,22 +482,32 @@ fn unhex(what: &str, s: &str) -> Result<Vec<u8>> {
 fn last_catalog(
     drive: &mut dyn TapeDrive,
     key: Option<&MediaSetKey>,
-) -> Result<Option<TapeCatalog>> {
+) -> Result<(Option<TapeCatalog>, bool)> {
     drive.space(SpaceOver::EndOfData)?;
-    // Back over the last filemark and the one before it, then forward over
-    // that one: the start of the last file.
-    if drive.space(SpaceOver::Filemarks(-2)).is_err() {
-        return Ok(None);
+    let end = drive.position()?;
+    // Does the tape end with a filemark? Not when the end of medium (or a
+    // crash) cut its last file.
+    let clean = match drive.space(SpaceOver::Filemarks(-1)) {
+        Ok(()) => drive.position()?.block + 1 == end.block,
+        Err(_) => false,
+    };
+    // The newest catalog, from the last file backwards (files 0 and 1 are
+    // the labels).
+    for file in (2..end.file).rev() {
+        drive.rewind()?;
+        drive.space(SpaceOver::Filemarks(
+            i64::try_from(file).unwrap_or(i64::MAX),
+        ))?;
+        let mut r = FileReader::new(drive, None, key);
+        if r.peek()? != Some(Content::Catalog) {
+            continue;
+        }
+        if let Ok(Doc::Found(c)) = collect_doc::<TapeCatalog>(&mut r, Content::Catalog) {
+            let last_file = clean && file + 1 == end.file;
+            return Ok((Some(c), last_file));
+        }
     }
-    drive.space(SpaceOver::Filemarks(1))?;
-    let mut r = FileReader::new(drive, None, key);
-    if r.peek()? != Some(Content::Catalog) {
-        return Ok(None);
-    }
-    Ok(match collect_doc::<TapeCatalog>(&mut r, Content::Catalog) {
-        Ok(Doc::Found(c)) => Some(c),
-        _ => None,
-    })
+    Ok((None, false))
 }
 
 /// Rebuilds a store from the cartridges of a media set in the library and
@@ -627,7 +640,13 @@ pub fn recover(
     let key = match (&label.wrapped_key, &label.key_fingerprint) {
         (Some(w), _) => {
             let k = MediaSetKey::unwrap_with(repo.master(), &set.0, &unhex("wrapped key", w)?)
-                .map_err(|_| Error::WrongSetKey)?;
+                .map_err(|_| {
+                    Error::Format(format!(
+                        "the set key in the label of {} does not open with this store's master key: \
+                         the label was altered or belongs to another store",
+                        first.barcode
+                    ))
+                })?;
             if label.key_fingerprint.as_deref() != Some(k.fingerprint().as_str()) {
                 return Err(Error::WrongSetKey);
             }
@@ -646,7 +665,7 @@ pub fn recover(
     deck.load(&last, || {
         Error::Invalid(format!("cartridge {last} vanished"))
     })?;
-    let listed = last_catalog(deck.drive(), key.as_ref())?;
+    let (listed, catalog_is_last) = last_catalog(deck.drive(), key.as_ref())?;
     let have: HashSet<u32> = tapes.iter().map(|t| t.label.seq).collect();
     let max = tapes.last().map(|t| t.label.seq).unwrap_or(0);
     for seq in 1..=max {
@@ -662,6 +681,27 @@ pub fn recover(
                 reason: "the set cannot be recovered without it".into(),
             });
         }
+    }
+    // After the newest cartridge here: a full one whose catalog says the
+    // set went on, or one cut by the end of medium (no catalog), means a
+    // later cartridge exists.
+    let continues = !catalog_is_last || listed.as_ref().is_some_and(|c| c.continues);
+    if continues && !req.incomplete {
+        return Err(Error::NeedCartridge {
+            barcode: "(its barcode is on no cartridge read so far)".into(),
+            set: set.short(),
+            seq: max + 1,
+            reason: format!(
+                "cartridge {last} (sequence {max}) ends full or cut short, so the set goes on; \
+                 --incomplete recovers what is here"
+            ),
+        });
+    }
+    if continues {
+        out.notes.push(format!(
+            "cartridge {last} (sequence {max}) ends full or cut short: later cartridges of the \
+             set were not read"
+        ));
     }
     if have.len() != tapes.len() {
         return Err(Error::Invalid(format!(
@@ -705,6 +745,7 @@ pub fn recover(
                         t.barcode
                     )));
                 }
+                None if r.peeked_end_of_data() => break,
                 Some(Content::Archive) | None => {}
             }
             let mut a = ArchiveReader::from_reader(r);
@@ -820,7 +861,6 @@ fn record_recovered(
             .map(|w| unhex("wrapped key", w))
             .transpose()?,
     })?;
-    let max = tapes.iter().map(|t| t.label.seq).max().unwrap_or(0);
     for t in tapes {
         let objects: Vec<TapeObject> = catalogs
             .iter()
@@ -851,7 +891,6 @@ fn record_recovered(
             bytes: objects.iter().map(|o| o.len).sum(),
             written_ms: None,
         };
-        let _ = max;
         catalog.record_tape_write(&cart, &objects)?;
     }
     Ok(())

@@ -217,7 +217,10 @@ pub fn label(
         if let Some(c) = catalog.cartridge(barcode)?
             && let Some((set, seq)) = c.set
         {
+            // Its objects are no longer on the set: the next write puts
+            // them on another cartridge.
             tracing::warn!(barcode, set = %set, seq, "relabelling erases a cartridge of a media set");
+            catalog.forget_tape_objects(barcode)?;
         }
     }
     let mut media = [0u8; 16];
@@ -495,6 +498,22 @@ fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Res
         })
     };
     if let Some(info) = existing {
+        if info.key_fingerprint.is_some() != req.encrypt {
+            return Err(Error::Invalid(format!(
+                "media set {} is {}encrypted and this write asks {}: start a new set with --new-set",
+                info.id.short(),
+                if info.key_fingerprint.is_some() {
+                    ""
+                } else {
+                    "not "
+                },
+                if req.encrypt {
+                    "for encryption"
+                } else {
+                    "for none"
+                }
+            )));
+        }
         if info.store != store {
             return Err(Error::Invalid(format!(
                 "media set {} copies another store ({})",
@@ -559,6 +578,18 @@ struct Writer<'a, 'l> {
 }
 
 impl Writer<'_, '_> {
+    /// Turns the drive's hardware encryption on with the set's drive key,
+    /// when asked for.
+    fn hardware_encryption(&mut self) -> Result<()> {
+        if self.req.drive_encryption
+            && let Some(k) = self.set.key.as_ref()
+        {
+            let key = DriveKey::new(*k.drive_key_bytes(), self.set.info.id.0.to_vec());
+            self.deck.drive().set_encryption(Some(&key))?;
+        }
+        Ok(())
+    }
+
     /// Loads the set's cartridge that can still append, or the next free
     /// cartridge of the pool, checks its labels and positions it at end of data.
     fn mount(&mut self) -> Result<Mounted> {
@@ -604,6 +635,18 @@ impl Writer<'_, '_> {
             }
             // Append after everything on it, never over it.
             self.deck.drive().space(coffer_tape::SpaceOver::EndOfData)?;
+            let mut cart = last.clone();
+            if self.deck.drive().position()?.block != last.end_of_data {
+                // An interrupted session left a tape file without its
+                // filemark: close it, so the next archive is a file of its own.
+                tracing::warn!(barcode = %barcode, "closing a tape file an interrupted write left open");
+                self.deck.drive().write_filemarks(1)?;
+            }
+            cart.files = u32::try_from(self.deck.drive().position()?.file).unwrap_or(u32::MAX);
+            self.hardware_encryption()?;
+            if !self.out.cartridges.contains(&barcode) {
+                self.out.cartridges.push(barcode.clone());
+            }
             let objects = self
                 .catalog
                 .tape_objects(&set_id)?
@@ -619,7 +662,7 @@ impl Writer<'_, '_> {
                 })
                 .collect();
             return Ok(Mounted {
-                cart: last.clone(),
+                cart,
                 seq,
                 objects,
                 new_objects: Vec::new(),
@@ -633,7 +676,7 @@ impl Writer<'_, '_> {
             .cartridges()?
             .into_iter()
             .filter(|c| {
-                c.pool == self.req.pool
+                c.pool == self.set.info.pool
                     && c.status == CartridgeStatus::Labelled
                     && c.set.is_none()
                     && present.contains(&c.barcode)
@@ -643,7 +686,7 @@ impl Writer<'_, '_> {
         for cand in candidates {
             let barcode = cand.barcode.clone();
             self.deck.load(&barcode, || Error::NoWritableCartridge {
-                pool: self.req.pool.clone(),
+                pool: self.set.info.pool.clone(),
             })?;
             let labels = read_labels(self.deck.drive(), &barcode)?;
             let Some(media) = labels.media.filter(|m| m.media == cand.media) else {
@@ -665,12 +708,12 @@ impl Writer<'_, '_> {
                     ),
                 });
             }
-            if media.pool != self.req.pool {
+            if media.pool != self.set.info.pool {
                 return Err(Error::Foreign {
                     barcode,
                     reason: format!(
                         "is labelled for pool '{}', not '{}'",
-                        media.pool, self.req.pool
+                        media.pool, self.set.info.pool
                     ),
                 });
             }
@@ -680,14 +723,6 @@ impl Writer<'_, '_> {
                 media: media.media,
                 ..self.set.label_base.clone()
             };
-            if self.req.drive_encryption
-                && let Some(k) = self.set.key.as_ref()
-            {
-                let bytes = k.drive_key_bytes();
-                self.deck
-                    .drive()
-                    .set_encryption(Some(&DriveKey::new(*bytes, self.set.info.id.0.to_vec())))?;
-            }
             write_doc(
                 self.deck.drive(),
                 Content::SetLabel,
@@ -695,6 +730,9 @@ impl Writer<'_, '_> {
                 None,
                 LABEL_BLOCK_SIZE,
             )?;
+            // Labels stay readable without keys; what follows may be
+            // encrypted by the drive too.
+            self.hardware_encryption()?;
             let mut cart = cand;
             cart.set = Some((self.set.info.id, seq));
             cart.status = CartridgeStatus::Writing;
@@ -716,13 +754,28 @@ impl Writer<'_, '_> {
             });
         }
         Err(Error::NoWritableCartridge {
-            pool: self.req.pool.clone(),
+            pool: self.set.info.pool.clone(),
         })
     }
 
     /// Writes the tape catalog (unless the medium is out of room) and
     /// records the cartridge's new state.
-    fn close_tape(&mut self, mut m: Mounted, full: bool, room_for_catalog: bool) -> Result<()> {
+    fn close_tape(
+        &mut self,
+        mut m: Mounted,
+        mut full: bool,
+        room_for_catalog: bool,
+        continues: bool,
+    ) -> Result<()> {
+        if !room_for_catalog {
+            // Nothing more fits, but what the drive holds in its buffer must
+            // be on the medium before the catalog says it is (WRITE
+            // FILEMARKS with a count of 0 flushes).
+            match self.deck.drive().write_filemarks(0) {
+                Ok(_) | Err(coffer_tape::Error::EndOfMedium { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if room_for_catalog {
             let cat = TapeCatalog {
                 format: CATALOG_FORMAT.into(),
@@ -735,6 +788,7 @@ impl Writer<'_, '_> {
                 tapes: self.tapes.clone(),
                 objects: m.objects.clone(),
                 written_ms: now_ms(),
+                continues,
             };
             let key = self.set.key.as_ref();
             match write_doc(
@@ -747,6 +801,7 @@ impl Writer<'_, '_> {
                 Ok(_) => m.cart.files += 1,
                 Err(Error::Tape(coffer_tape::Error::EndOfMedium { .. })) => {
                     tracing::warn!(barcode = %m.cart.barcode, "no room left for the tape catalog");
+                    full = true;
                 }
                 Err(e) => return Err(e),
             }
@@ -830,9 +885,12 @@ impl Writer<'_, '_> {
                 let mut m = self.mount()?;
                 let end = self.fill_tape(&mut m, &mut source, progress, &mut done, total)?;
                 match end {
-                    TapeEnd::Done => self.close_tape(m, false, true)?,
-                    TapeEnd::EarlyWarning => self.close_tape(m, true, true)?,
-                    TapeEnd::EndOfMedium => self.close_tape(m, true, false)?,
+                    TapeEnd::Done => self.close_tape(m, false, true, false)?,
+                    TapeEnd::EarlyWarning => {
+                        let more = !source.is_empty();
+                        self.close_tape(m, true, true, more)?
+                    }
+                    TapeEnd::EndOfMedium => self.close_tape(m, true, false, true)?,
                 }
             }
             Ok(())
@@ -1068,8 +1126,15 @@ pub fn write(
     let result = if keys.is_empty() {
         Ok(())
     } else {
-        // The cartridge goes back to its slot at the end, as after any job.
-        w.run(keys, progress).and_then(|()| w.deck.unload())
+        // The drive's key is dropped and the cartridge goes back to its
+        // slot at the end, as after any job.
+        let r = w.run(keys, progress);
+        let off = if req.drive_encryption {
+            w.deck.drive().set_encryption(None).map_err(Error::from)
+        } else {
+            Ok(())
+        };
+        r.and(off).and_then(|()| w.deck.unload())
     };
     let out = w.out.clone();
     let (status, messages) = match &result {

@@ -164,6 +164,7 @@ fn the_first_tape_format_still_recovers() {
             store: t.path().join("store"),
             set: None,
             drive: 0,
+            incomplete: false,
         },
         &actor(),
         &nop,

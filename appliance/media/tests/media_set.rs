@@ -34,8 +34,10 @@ struct World {
 
 /// ~14 MiB of incompressible files in 1 MiB containers, a library of 6 MiB
 /// cartridges with a 2 MiB early-warning zone: the set spans 3+ cartridges.
+/// The early-warning zone holds what the writer has in flight when the
+/// drive reports it (two 1 MiB batches) plus the object it finishes.
 fn world() -> World {
-    world_with(6 << 20, 2 << 20)
+    world_with(6 << 20, 3 << 20)
 }
 
 fn world_with(capacity: u64, early_warning: u64) -> World {
@@ -190,6 +192,7 @@ impl World {
                 store: dir.join("store"),
                 set: None,
                 drive: 0,
+                incomplete: false,
             },
             &self.actor,
             &nop,
@@ -248,6 +251,7 @@ fn a_set_spanning_cartridges_restores_and_recovers_on_a_new_machine() {
     let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
     assert!(rec.lost.is_empty() && rec.missing.is_empty(), "{rec:?}");
     assert_eq!(rec.cartridges, out.cartridges);
+    assert!(rec.notes.is_empty(), "{:?}", rec.notes);
     assert_eq!(rec.snapshots, 1);
     let target2 = newdir.path().join("restored");
     let o = coffer_engine::restore(
@@ -515,7 +519,7 @@ fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
 fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
     // An early-warning zone smaller than one container: a container that
     // starts before the warning runs into the end of the medium.
-    let mut w = world_with(3 << 20, 64 << 10);
+    let mut w = world_with(4 << 20, 64 << 10);
     w.label_all();
     let out = w.write();
     assert!(out.cartridges.len() >= 4, "{:?}", out.cartridges);
@@ -523,7 +527,7 @@ fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
     let recs = records(&first);
     let used: u64 = recs.iter().map(|r| 8 + u64::from(r.2)).sum();
     assert!(
-        used > (3 << 20) - (256 << 10),
+        used > (4 << 20) - (256 << 10),
         "the first cartridge is filled to its end: {used}"
     );
     assert_eq!(
@@ -617,11 +621,8 @@ fn a_truncated_cartridge_and_a_blank_one_lose_only_what_is_cut_off() {
         "{:?}",
         rec.skipped
     );
-    assert!(
-        rec.notes.iter().any(|n| n.contains(&out.cartridges[1])),
-        "{:?}",
-        rec.notes
-    );
+    // What the cut took is on no catalog read (the cartridge's own catalog
+    // was at its end): the restore names the files that needed it.
     let target = newdir.path().join("restored");
     let o = coffer_engine::restore(
         &repo2,
@@ -637,4 +638,119 @@ fn a_truncated_cartridge_and_a_blank_one_lose_only_what_is_cut_off() {
     let intact = src.iter().filter(|(p, b)| got.get(*p) == Some(*b)).count();
     assert_eq!(intact + o.errors.len(), src.len(), "{:?}", o.errors);
     assert!(intact > 0);
+}
+
+#[test]
+fn a_missing_last_cartridge_is_asked_for_and_incomplete_recovers_the_rest() {
+    let mut w = world();
+    w.label_all();
+    let out = w.write();
+    let n = out.cartridges.len();
+    let last = out.cartridges[n - 1].clone();
+    let ie = w.lib.changer_handle().export(&last).unwrap();
+    w.lib.take(ie).unwrap();
+    let (newdir, mut lib2) = new_machine(&w);
+    let e = w.recover(&mut lib2, newdir.path(), &w.pass).err().unwrap();
+    assert!(
+        matches!(&e, Error::NeedCartridge { seq, .. } if *seq as usize == n),
+        "{e}"
+    );
+    let (_, _, rec) = coffer_media::restore::recover(
+        &mut lib2,
+        &w.pass,
+        &RecoverRequest {
+            store: newdir.path().join("store2"),
+            set: None,
+            drive: 0,
+            incomplete: true,
+        },
+        &w.actor,
+        &nop,
+    )
+    .unwrap();
+    assert_eq!(rec.cartridges.len(), n - 1);
+    assert!(
+        rec.notes.iter().any(|n| n.contains("later cartridges")),
+        "{:?}",
+        rec.notes
+    );
+}
+
+#[test]
+fn an_interrupted_write_is_closed_off_and_the_next_write_recovers_whole() {
+    use coffer_tape::TapeDrive;
+    let mut w = world_with(64 << 20, 2 << 20);
+    w.label_all();
+    let out = w.write();
+    let barcode = out.cartridges[0].clone();
+    // A writer died mid-archive: blocks on the tape, no filemark, and the
+    // catalog never heard of them.
+    {
+        w.lib.changer_handle().load_barcode(&barcode, 0).unwrap();
+        let mut d = w.lib.drive_handle(0).unwrap();
+        d.space(coffer_tape::SpaceOver::EndOfData).unwrap();
+        for i in 0..3u8 {
+            d.write_block(&[i; 4096]).unwrap();
+        }
+        d.unload().unwrap();
+        drop(d);
+        w.lib.changer_handle().unload_drive(0).unwrap();
+    }
+    fs::write(w.src.join("later.bin"), noise(300_000, 77)).unwrap();
+    let b = coffer_engine::backup(
+        &w.repo,
+        &w.catalog,
+        &BackupRequest {
+            asset: "srv".into(),
+            level: Level::Incremental,
+            source: w.src.clone(),
+            excludes: Vec::new(),
+            one_file_system: false,
+            threads: 2,
+        },
+        &w.actor,
+        &Progress::default(),
+    )
+    .unwrap();
+    let again = w.write();
+    assert_eq!(again.cartridges, vec![barcode.clone()]);
+    assert!(again.objects > 0);
+    let (newdir, mut lib2) = new_machine(&w);
+    let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
+    assert!(rec.missing.is_empty(), "{rec:?}");
+    assert_eq!(rec.snapshots, 2);
+    let target = newdir.path().join("restored");
+    let req = RestoreRequest {
+        snapshot: b.snapshot.id,
+        ..w.restore_req(&target)
+    };
+    let o =
+        coffer_engine::restore(&repo2, &catalog2, &req, &w.actor, &Progress::default()).unwrap();
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(listing(&target), listing(&w.src));
+}
+
+#[test]
+fn relabelling_a_cartridge_of_a_set_puts_its_objects_on_another() {
+    let mut w = world();
+    w.label_all();
+    let out = w.write();
+    let set = out.set.unwrap();
+    let first = out.cartridges[0].clone();
+    let before = w.catalog.tape_objects(&set).unwrap();
+    let on_first = before.iter().filter(|o| o.barcode == first).count();
+    assert!(on_first > 0);
+    set::label(&mut w.lib, &w.catalog, 0, &first, "default", true).unwrap();
+    assert!(
+        w.catalog
+            .tape_objects(&set)
+            .unwrap()
+            .iter()
+            .all(|o| o.barcode != first)
+    );
+    let again = w.write();
+    assert_eq!(
+        again.objects as usize, on_first,
+        "what the erased cartridge held is written again"
+    );
 }

@@ -194,8 +194,8 @@ pub enum MediaCmd {
         /// Label every blank cartridge in the library.
         #[arg(long)]
         all_blank: bool,
-        /// Relabel a cartridge that holds data, erasing it.
-        #[arg(long)]
+        /// Relabel a cartridge that holds data, erasing it (named cartridges only).
+        #[arg(long, conflicts_with = "all_blank")]
         force: bool,
     },
     /// Cartridges and media sets the catalog knows.
@@ -249,6 +249,10 @@ pub enum MediaCmd {
         /// Where to restore.
         #[arg(long)]
         target: Option<PathBuf>,
+        /// Recover what is here even if the newest cartridge says the set
+        /// goes on to one that is missing.
+        #[arg(long)]
+        incomplete: bool,
     },
 }
 
@@ -624,7 +628,11 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             if json {
                 print_json(&done)?;
             }
-            Ok(if failed > 0 { EXIT_WARNINGS } else { EXIT_OK })
+            Ok(if failed > 0 {
+                crate::cli::EXIT_FAILED
+            } else {
+                EXIT_OK
+            })
         }
         MediaCmd::List => {
             let d = Direct::open(&store(ctx)?)?;
@@ -776,7 +784,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     "media_set": out.set, "cartridges": out.fetched.cartridges,
                     "objects_read": out.fetched.objects, "bytes_read": out.fetched.bytes,
                     "lost": out.fetched.lost, "files": r.files, "bytes": r.bytes,
-                    "warnings": r.warnings, "errors": r.errors, "job": r.job_id,
+                    "warnings": r.warnings, "errors": r.errors, "job": r.job_id, "media_job": out.job_id,
                 }))?;
             } else {
                 println!(
@@ -813,6 +821,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             set,
             restore,
             target,
+            incomplete,
         } => {
             let dir = store(ctx)?;
             let pass = passphrase(ctx.passphrase_file, false)?;
@@ -830,6 +839,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     store: dir.clone(),
                     set: set.clone(),
                     drive: lib_args.drive,
+                    incomplete: *incomplete,
                 },
                 &actor,
                 &on,
@@ -862,6 +872,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     "snapshots": out.snapshots, "skipped": out.skipped, "notes": out.notes, "job": out.job_id,
                     "restore": restored.as_ref().map(|r| serde_json::json!({
                         "files": r.files, "bytes": r.bytes, "errors": r.errors, "warnings": r.warnings,
+                        "job": r.job_id,
                     })),
                 }))?;
             } else {
@@ -896,7 +907,8 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             let damaged = !out.lost.is_empty() || !out.missing.is_empty();
             Ok(match &restored {
                 Some(r) if !r.errors.is_empty() => crate::cli::EXIT_FAILED,
-                _ if damaged => EXIT_WARNINGS,
+                Some(r) if !r.warnings.is_empty() => EXIT_WARNINGS,
+                _ if damaged || !out.notes.is_empty() => EXIT_WARNINGS,
                 _ => EXIT_OK,
             })
         }

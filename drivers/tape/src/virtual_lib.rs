@@ -669,6 +669,8 @@ struct Tape {
     filemarks: Vec<bool>,
     /// File length (end of data).
     end: u64,
+    /// The file holds bytes past `end` (a record cut short by a crash).
+    torn: bool,
     position: u64,
 }
 
@@ -730,6 +732,7 @@ impl Tape {
             offsets,
             filemarks,
             end: at,
+            torn: at < len,
             position,
         })
     }
@@ -774,6 +777,14 @@ impl Tape {
         } else {
             self.offsets[usize_of(self.position)]
         };
+        if at == self.end && self.torn {
+            // Bytes of a record a crash cut short lie past the end of data:
+            // drop them, or a later open could read them after the new record.
+            self.file
+                .set_len(at)
+                .map_err(|e| Error::io("truncate", self.path.display(), e))?;
+            self.torn = false;
+        }
         let need = RECORD_HEADER + count64(data.len());
         if at - CARTRIDGE_HEADER + need > self.capacity {
             return Err(Error::EndOfMedium {
@@ -874,14 +885,17 @@ impl VirtualDrive {
     }
 
     fn save_position(&self) -> Result<()> {
-        let (pos, enc, idx) = (
-            self.tape.as_ref().map(|t| t.position),
+        let (tape, enc, idx) = (
+            self.tape.as_ref().map(|t| (t.barcode.clone(), t.position)),
             self.encryption,
             self.index,
         );
         self.lib.update(|s| {
             let d = &mut s.drives[usize::from(idx)];
-            if let Some(p) = pos {
+            // Only while the drive still holds the cartridge this handle read.
+            if let Some((barcode, p)) = tape
+                && d.barcode.as_ref() == Some(&barcode)
+            {
                 d.position = p;
             }
             d.encryption = enc;

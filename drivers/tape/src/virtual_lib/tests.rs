@@ -259,6 +259,13 @@ fn position_survives_reopening_and_state_is_validated() {
     let mut drv = lib2.drive_handle(0).unwrap();
     drv.space(SpaceOver::EndOfData).unwrap();
     assert_eq!(drv.position().unwrap().block, 2);
+    // Appending drops the torn bytes, so nothing stale follows the new record.
+    drv.write_block(b"c").unwrap();
+    drop(drv);
+    let mut drv = lib2.drive_handle(0).unwrap();
+    drv.space(SpaceOver::EndOfData).unwrap();
+    assert_eq!(drv.position().unwrap().block, 3);
+    assert_eq!(fs::metadata(&cart).unwrap().len(), 64 + 3 * 9);
     drop(drv);
 
     fs::write(d.path().join("library.json"), b"{not json").unwrap();
