@@ -43,7 +43,7 @@ fn backup_to_a_three_cartridge_set_then_recover_on_a_new_machine() {
         "--capacity",
         "4M",
         "--early-warning",
-        "1M",
+        "2M",
     ]);
     let src = env.path("src");
     let features = rich_tree(&src);

@@ -462,6 +462,9 @@ pub struct RecoverOutcome {
     /// Things worth knowing that lost nothing by themselves (an archive cut
     /// by the end of medium is normal; its objects are on the next cartridge).
     pub notes: Vec<String>,
+    /// The newest cartridge read says the set goes on to cartridges that
+    /// were not here (recovered anyway, with `incomplete`).
+    pub set_continues: bool,
     /// Cartridges in the library that were skipped, with why.
     pub skipped: Vec<(String, String)>,
     /// The job log row (in the new catalog).
@@ -698,6 +701,7 @@ pub fn recover(
         });
     }
     if continues {
+        out.set_continues = true;
         out.notes.push(format!(
             "cartridge {last} (sequence {max}) ends full or cut short: later cartridges of the \
              set were not read"

@@ -669,6 +669,7 @@ fn a_missing_last_cartridge_is_asked_for_and_incomplete_recovers_the_rest() {
     )
     .unwrap();
     assert_eq!(rec.cartridges.len(), n - 1);
+    assert!(rec.set_continues);
     assert!(
         rec.notes.iter().any(|n| n.contains("later cartridges")),
         "{:?}",

@@ -908,7 +908,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             Ok(match &restored {
                 Some(r) if !r.errors.is_empty() => crate::cli::EXIT_FAILED,
                 Some(r) if !r.warnings.is_empty() => EXIT_WARNINGS,
-                _ if damaged || !out.notes.is_empty() => EXIT_WARNINGS,
+                _ if damaged || out.set_continues => EXIT_WARNINGS,
                 _ => EXIT_OK,
             })
         }
