@@ -147,6 +147,25 @@ impl World {
         .unwrap()
     }
 
+    /// Backs up the source tree again.
+    fn backup(&self, level: Level) -> coffer_engine::BackupOutcome {
+        coffer_engine::backup(
+            &self.repo,
+            &self.catalog,
+            &BackupRequest {
+                asset: "srv".into(),
+                level,
+                source: self.src.clone(),
+                excludes: Vec::new(),
+                one_file_system: false,
+                threads: 2,
+            },
+            &self.actor,
+            &Progress::default(),
+        )
+        .unwrap()
+    }
+
     /// Deletes the store's containers, so only tape has them.
     fn drop_containers(&self) {
         for k in self.repo.blobs().list("data/").unwrap() {
@@ -484,22 +503,7 @@ fn worm_foreign_blank_and_garbage_cartridges_are_refused_and_left_untouched() {
     fs::copy(&theirs, w.lib.dir().join("cartridges").join(&last)).unwrap();
     let swapped = fs::read(w.lib.dir().join("cartridges").join(&last)).unwrap();
     fs::write(w.src.join("new.txt"), noise(3000, 99)).unwrap();
-    let b = coffer_engine::backup(
-        &w.repo,
-        &w.catalog,
-        &BackupRequest {
-            asset: "srv".into(),
-            level: Level::Incremental,
-            source: w.src.clone(),
-            excludes: Vec::new(),
-            one_file_system: false,
-            threads: 2,
-        },
-        &w.actor,
-        &Progress::default(),
-    )
-    .unwrap();
-    let _ = b;
+    w.backup(Level::Incremental);
     let req = WriteRequest::new("default");
     let e = set::write(&w.repo, &w.catalog, &mut w.lib, &req, &w.actor, &nop).unwrap_err();
     assert!(matches!(e, Error::Foreign { .. }), "{e}");
@@ -698,21 +702,7 @@ fn an_interrupted_write_is_closed_off_and_the_next_write_recovers_whole() {
         w.lib.changer_handle().unload_drive(0).unwrap();
     }
     fs::write(w.src.join("later.bin"), noise(300_000, 77)).unwrap();
-    let b = coffer_engine::backup(
-        &w.repo,
-        &w.catalog,
-        &BackupRequest {
-            asset: "srv".into(),
-            level: Level::Incremental,
-            source: w.src.clone(),
-            excludes: Vec::new(),
-            one_file_system: false,
-            threads: 2,
-        },
-        &w.actor,
-        &Progress::default(),
-    )
-    .unwrap();
+    let b = w.backup(Level::Incremental);
     let again = w.write();
     assert_eq!(again.cartridges, vec![barcode.clone()]);
     assert!(again.objects > 0);
