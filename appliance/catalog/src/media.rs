@@ -283,6 +283,19 @@ impl Catalog {
             .map_err(self.sql("forgetting a cartridge's objects"))
     }
 
+    /// Whether a set holds the object `key`.
+    pub fn set_holds(&self, set: &MediaSetId, key: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM tape_objects WHERE media_set = ?1 AND key = ?2",
+                params![set.to_hex(), key],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(self.sql("looking up an object on a set"))
+    }
+
     /// Every object of a set with its position.
     pub fn tape_objects(&self, set: &MediaSetId) -> Result<Vec<TapeObject>> {
         let what = "listing a set's objects";

@@ -69,7 +69,7 @@ pub fn read_object(
 }
 
 /// Checks that the loaded cartridge is the one the catalog knows.
-fn check_cartridge(deck: &mut Deck<'_>, cart: &Cartridge, set: &MediaSetId) -> Result<()> {
+fn check_cartridge(deck: &mut Deck, cart: &Cartridge, set: &MediaSetId) -> Result<()> {
     let labels = read_labels(deck.drive(), &cart.barcode)?;
     let seq = cart.set.map(|s| s.1).unwrap_or(0);
     let ok = labels.media.as_ref().is_some_and(|m| m.media == cart.media)
@@ -100,7 +100,7 @@ struct SetSource<'a> {
 }
 
 fn fetch(
-    deck: &mut Deck<'_>,
+    deck: &mut Deck,
     src: &SetSource<'_>,
     wanted: &[&TapeObject],
     into: &dyn BlobStore,
@@ -209,10 +209,6 @@ pub struct TapeRestoreOutcome {
     pub job_id: i64,
 }
 
-fn object_in_set(catalog: &Catalog, set: &MediaSetId, key: &str) -> Result<bool> {
-    Ok(catalog.tape_objects(set)?.iter().any(|o| o.key == key))
-}
-
 /// Restores a snapshot from a media set, reading only the cartridges and
 /// objects it needs; `repo` is the appliance's store (the set's keys are
 /// bound to it).
@@ -232,7 +228,7 @@ pub fn restore(
     let set = match req.set {
         Some(id) => {
             let s = catalog.media_set(&id.to_hex())?;
-            if !object_in_set(catalog, &s.id, &record_key)? {
+            if !catalog.set_holds(&s.id, &record_key)? {
                 return Err(Error::Invalid(format!(
                     "snapshot {} is not on media set {}",
                     snap.short(),
@@ -244,7 +240,7 @@ pub fn restore(
         None => {
             let mut found = None;
             for s in catalog.media_sets()?.into_iter().rev() {
-                if object_in_set(catalog, &s.id, &record_key)? {
+                if catalog.set_holds(&s.id, &record_key)? {
                     found = Some(s);
                     break;
                 }

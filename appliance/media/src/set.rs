@@ -34,21 +34,19 @@ use crate::{Error, MediaLabel, Result, SetLabel, TapeCatalog, TapeRef};
 pub type OnProgress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
 /// A changer and one of its drives, as a job uses them.
-pub struct Deck<'l> {
+pub struct Deck {
     changer: Box<dyn MediaChanger>,
     drive: Box<dyn TapeDrive>,
     index: u16,
-    _lib: std::marker::PhantomData<&'l ()>,
 }
 
-impl<'l> Deck<'l> {
+impl Deck {
     /// Takes drive `index` of a library (exclusively) and its changer.
-    pub fn open(lib: &'l mut dyn Library, index: u16) -> Result<Deck<'l>> {
+    pub fn open(lib: &mut dyn Library, index: u16) -> Result<Deck> {
         Ok(Deck {
             changer: lib.changer()?,
             drive: lib.drive(index)?,
             index,
-            _lib: std::marker::PhantomData,
         })
     }
 
@@ -567,17 +565,17 @@ struct Mounted {
     new_objects: Vec<ObjectPos>,
 }
 
-struct Writer<'a, 'l> {
+struct Writer<'a> {
     repo: &'a Repo,
     catalog: &'a Catalog,
-    deck: Deck<'l>,
+    deck: Deck,
     set: OpenSet,
     req: &'a WriteRequest,
     out: WriteOutcome,
     tapes: Vec<TapeRef>,
 }
 
-impl Writer<'_, '_> {
+impl Writer<'_> {
     /// Turns the drive's hardware encryption on with the set's drive key,
     /// when asked for.
     fn hardware_encryption(&mut self) -> Result<()> {
@@ -836,10 +834,12 @@ impl Writer<'_, '_> {
 
     fn run(&mut self, keys: Vec<String>, progress: OnProgress<'_>) -> Result<()> {
         let blobs = Arc::clone(self.repo.blobs());
-        let total: u64 = keys
-            .iter()
-            .map(|k| blobs.size(k))
-            .sum::<coffer_store::Result<u64>>()?;
+        // Sizes once: for the progress total and to size each read buffer.
+        let keys: Vec<(String, u64)> = keys
+            .into_iter()
+            .map(|k| blobs.size(&k).map(|n| (k, n)))
+            .collect::<coffer_store::Result<_>>()?;
+        let total: u64 = keys.iter().map(|(_, n)| n).sum();
         let mut done = 0u64;
         // Objects are read from the store on a second thread while the drive
         // writes, two ahead.
@@ -863,7 +863,7 @@ impl Writer<'_, '_> {
                 // the ones the writer holds until the drive has them.
                 const BUFFERS: usize = 5;
                 let mut made = 0;
-                for k in keys {
+                for (k, len) in keys {
                     let mut buf = match free_rx.try_recv() {
                         Ok(b) => b,
                         Err(_) if made < BUFFERS => {
@@ -875,7 +875,7 @@ impl Writer<'_, '_> {
                             Err(_) => return,
                         },
                     };
-                    let r = read_object(blobs.as_ref(), &k, &mut buf).map(|()| buf);
+                    let r = read_object(blobs.as_ref(), &k, len, &mut buf).map(|()| buf);
                     if tx.send((k, r)).is_err() {
                         return;
                     }
@@ -1011,9 +1011,9 @@ enum TapeEnd {
 fn read_object(
     blobs: &dyn coffer_store::BlobStore,
     key: &str,
+    len: u64,
     buf: &mut Vec<u8>,
 ) -> coffer_store::Result<()> {
-    let len = blobs.size(key)?;
     buf.clear();
     buf.reserve_exact(usize::try_from(len).unwrap_or(usize::MAX));
     let mut rd = blobs.reader(key)?;
@@ -1039,7 +1039,8 @@ impl Source {
     fn next(&mut self) -> Result<Option<(String, Vec<u8>)>> {
         if let Some(k) = self.retry.pop_front() {
             let mut buf = Vec::new();
-            read_object(self.blobs.as_ref(), &k, &mut buf)?;
+            let len = self.blobs.size(&k)?;
+            read_object(self.blobs.as_ref(), &k, len, &mut buf)?;
             return Ok(Some((k, buf)));
         }
         if self.remaining == 0 {

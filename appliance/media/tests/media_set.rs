@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use coffer_catalog::Catalog;
-use coffer_engine::{Actor, BackupRequest, Progress, RestoreRequest};
+use coffer_engine::{Actor, BackupRequest, Progress, RestoreOutcome, RestoreRequest};
 use coffer_keys::{KdfParams, Passphrase};
 use coffer_media::Error;
 use coffer_media::restore::{RecoverRequest, TapeRestoreRequest};
@@ -166,6 +166,18 @@ impl World {
         .unwrap()
     }
 
+    /// Restores the snapshot from another (recovered) store.
+    fn restore_from(&self, repo: &Repo, catalog: &Catalog, target: &Path) -> RestoreOutcome {
+        coffer_engine::restore(
+            repo,
+            catalog,
+            &self.restore_req(target),
+            &self.actor,
+            &Progress::default(),
+        )
+        .unwrap()
+    }
+
     /// Deletes the store's containers, so only tape has them.
     fn drop_containers(&self) {
         for k in self.repo.blobs().list("data/").unwrap() {
@@ -273,14 +285,7 @@ fn a_set_spanning_cartridges_restores_and_recovers_on_a_new_machine() {
     assert!(rec.notes.is_empty(), "{:?}", rec.notes);
     assert_eq!(rec.snapshots, 1);
     let target2 = newdir.path().join("restored");
-    let o = coffer_engine::restore(
-        &repo2,
-        &catalog2,
-        &w.restore_req(&target2),
-        &w.actor,
-        &Progress::default(),
-    )
-    .unwrap();
+    let o = w.restore_from(&repo2, &catalog2, &target2);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(listing(&target2), listing(&w.src));
     let jobs = catalog2.jobs(&Default::default()).unwrap();
@@ -372,14 +377,7 @@ fn a_damaged_block_loses_only_the_containers_it_touches() {
             .any(|j| j.kind == JobKind::MediaRecover && j.status == JobStatus::Warning)
     );
     let target = newdir.path().join("restored");
-    let o = coffer_engine::restore(
-        &repo2,
-        &catalog2,
-        &w.restore_req(&target),
-        &w.actor,
-        &Progress::default(),
-    )
-    .unwrap();
+    let o = w.restore_from(&repo2, &catalog2, &target);
     assert!(
         !o.errors.is_empty(),
         "the restore names the files it could not restore"
@@ -544,14 +542,7 @@ fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
     let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
     assert!(rec.lost.is_empty() && rec.missing.is_empty(), "{rec:?}");
     let target = newdir.path().join("restored");
-    let o = coffer_engine::restore(
-        &repo2,
-        &catalog2,
-        &w.restore_req(&target),
-        &w.actor,
-        &Progress::default(),
-    )
-    .unwrap();
+    let o = w.restore_from(&repo2, &catalog2, &target);
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(listing(&target), listing(&w.src));
     // And the catalog's positions are right: restore through it too.
@@ -628,14 +619,7 @@ fn a_truncated_cartridge_and_a_blank_one_lose_only_what_is_cut_off() {
     // What the cut took is on no catalog read (the cartridge's own catalog
     // was at its end): the restore names the files that needed it.
     let target = newdir.path().join("restored");
-    let o = coffer_engine::restore(
-        &repo2,
-        &catalog2,
-        &w.restore_req(&target),
-        &w.actor,
-        &Progress::default(),
-    )
-    .unwrap();
+    let o = w.restore_from(&repo2, &catalog2, &target);
     assert!(!o.errors.is_empty(), "the files cut off are named");
     let src = listing(&w.src);
     let got = listing(&target);

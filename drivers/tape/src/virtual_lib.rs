@@ -23,7 +23,6 @@
 //! data is [`ReadOutcome::EndOfData`]; a WORM cartridge accepts writes only
 //! at end of data; a cleaning cartridge is never readable or writable.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -1142,20 +1141,6 @@ impl TapeDrive for VirtualDrive {
             barcode: Some(t.barcode.clone()),
         })
     }
-}
-
-/// Summary of the cartridges a library holds, for listings.
-pub fn cartridge_flags(lib: &VirtualLibrary) -> Result<BTreeMap<String, (bool, bool)>> {
-    let state = lib.load()?;
-    let mut out = BTreeMap::new();
-    for b in state.barcodes() {
-        let t = Tape::open(&lib.cartridge_path(b), b, 0)?;
-        out.insert(
-            b.clone(),
-            (t.flags & FLAG_WORM != 0, t.flags & FLAG_CLEANING != 0),
-        );
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
