@@ -525,18 +525,23 @@ fn hitting_the_physical_end_mid_object_rewrites_it_on_the_next_cartridge() {
     w.label_all();
     let out = w.write();
     assert!(out.cartridges.len() >= 4, "{:?}", out.cartridges);
-    let first = w.lib.dir().join("cartridges").join(&out.cartridges[0]);
-    let recs = records(&first);
-    let used: u64 = recs.iter().map(|r| 8 + u64::from(r.2)).sum();
-    assert!(
-        used > (4 << 20) - (256 << 10),
-        "the first cartridge is filled to its end: {used}"
-    );
-    assert_eq!(
-        recs.last().unwrap().1,
-        0,
-        "it ends in a block cut off by the end of medium, no filemark"
-    );
+    // Which cartridge the end of medium cuts depends on where containers
+    // fall against the early-warning point; at least one is cut: it ends in
+    // a block, no filemark, filled to its end.
+    let cut: Vec<u64> = out
+        .cartridges
+        .iter()
+        .map(|b| records(&w.lib.dir().join("cartridges").join(b)))
+        .filter(|recs| recs.last().unwrap().1 == 0)
+        .map(|recs| recs.iter().map(|r| 8 + u64::from(r.2)).sum())
+        .collect();
+    assert!(!cut.is_empty(), "no cartridge met the end of medium");
+    for used in &cut {
+        assert!(
+            *used > (4 << 20) - (256 << 10),
+            "a cut cartridge is filled to its end: {used}"
+        );
+    }
     // Every object is on the set once, whole: the new machine recovers all.
     let (newdir, mut lib2) = new_machine(&w);
     let (repo2, catalog2, rec) = w.recover(&mut lib2, newdir.path(), &w.pass).unwrap();
