@@ -165,10 +165,155 @@ CREATE TABLE tape_objects (
 ) WITHOUT ROWID;
 ";
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2), (3, M3)];
+/// Migration 4: the appliance service. The job log learns the daemon's
+/// states (queued, cancelled) and where a job came from; the asset register,
+/// profiles and schedule state; users, recovery codes and API tokens; the
+/// hash-chained audit log (triggers refuse updates and deletes, the chain
+/// detects what gets past them); alerts.
+const M4: &str = "
+CREATE TABLE jobs_v4 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify',
+                            'media-write', 'media-restore', 'media-recover')),
+    asset           TEXT    NULL,
+    level           TEXT    NULL
+                    CHECK (level IS NULL OR level IN ('full', 'incremental', 'differential')),
+    scope_json      TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    status          TEXT    NOT NULL
+                    CHECK (status IN ('queued', 'running', 'success', 'warning', 'failed',
+                                      'interrupted', 'cancelled')),
+    files_read      INTEGER NOT NULL DEFAULT 0,
+    bytes_read      INTEGER NOT NULL DEFAULT 0,
+    files_unchanged INTEGER NOT NULL DEFAULT 0,
+    bytes_unchanged INTEGER NOT NULL DEFAULT 0,
+    entries         INTEGER NOT NULL DEFAULT 0,
+    chunks_new      INTEGER NOT NULL DEFAULT 0,
+    bytes_new       INTEGER NOT NULL DEFAULT 0,
+    bytes_stored    INTEGER NOT NULL DEFAULT 0,
+    warnings        INTEGER NOT NULL DEFAULT 0,
+    messages_json   TEXT    NOT NULL DEFAULT '[]',
+    identity        TEXT    NOT NULL,
+    host            TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    snapshot        TEXT    NULL,
+    source          TEXT    NULL
+                    CHECK (source IS NULL OR source IN ('console', 'api', 'scheduler', 'system', 'direct')),
+    profile         TEXT    NULL,
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    retry_of        INTEGER NULL,
+    queued_ms       INTEGER NULL,
+    not_before_ms   INTEGER NULL
+);
+INSERT INTO jobs_v4 (id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source)
+SELECT id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, 'direct'
+FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v4 RENAME TO jobs;
+CREATE INDEX jobs_status ON jobs(status);
+CREATE INDEX jobs_started ON jobs(started_ms);
+CREATE INDEX jobs_asset ON jobs(asset, started_ms);
+
+CREATE TABLE asset_register (
+    name            TEXT    PRIMARY KEY NOT NULL,
+    owner           TEXT    NOT NULL,
+    criticality     TEXT    NOT NULL CHECK (criticality IN ('low', 'medium', 'high', 'critical')),
+    sources_json    TEXT    NOT NULL,
+    excludes_json   TEXT    NOT NULL DEFAULT '[]',
+    rpo_s           INTEGER NOT NULL,
+    rto_s           INTEGER NOT NULL,
+    profile         TEXT    NULL,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL
+);
+
+CREATE TABLE profiles (
+    name            TEXT    PRIMARY KEY NOT NULL,
+    profile_json    TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL
+);
+
+CREATE TABLE schedule_state (
+    asset           TEXT    NOT NULL,
+    level           TEXT    NOT NULL CHECK (level IN ('full', 'incremental', 'differential')),
+    expr            TEXT    NOT NULL,
+    last_due_ms     INTEGER NOT NULL,
+    PRIMARY KEY (asset, level)
+) WITHOUT ROWID;
+
+CREATE TABLE users (
+    name            TEXT    PRIMARY KEY NOT NULL,
+    password_phc    TEXT    NOT NULL,
+    roles_json      TEXT    NOT NULL,
+    totp_secret     BLOB    NOT NULL,
+    totp_confirmed  INTEGER NOT NULL DEFAULT 0 CHECK (totp_confirmed IN (0, 1)),
+    last_totp_step  INTEGER NOT NULL DEFAULT 0,
+    failed_logins   INTEGER NOT NULL DEFAULT 0,
+    locked_until_ms INTEGER NULL,
+    created_ms      INTEGER NOT NULL,
+    last_login_ms   INTEGER NULL
+);
+
+CREATE TABLE recovery_codes (
+    user            TEXT    NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    code_hash       BLOB    NOT NULL,
+    used_ms         INTEGER NULL,
+    PRIMARY KEY (user, code_hash)
+) WITHOUT ROWID;
+
+CREATE TABLE api_tokens (
+    id              TEXT    PRIMARY KEY NOT NULL,
+    user            TEXT    NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    name            TEXT    NOT NULL,
+    secret_hash     BLOB    NOT NULL,
+    roles_json      TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER NULL,
+    last_used_ms    INTEGER NULL,
+    revoked_ms      INTEGER NULL
+);
+
+CREATE TABLE audit_log (
+    seq             INTEGER PRIMARY KEY,
+    time_ms         INTEGER NOT NULL,
+    identity        TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    target          TEXT    NOT NULL,
+    result          TEXT    NOT NULL,
+    detail          TEXT    NOT NULL,
+    prev_hash       BLOB    NOT NULL CHECK (length(prev_hash) = 32),
+    hash            BLOB    NOT NULL CHECK (length(hash) = 32)
+);
+CREATE INDEX audit_time ON audit_log(time_ms);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE TABLE alerts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL,
+    subject         TEXT    NOT NULL,
+    message         TEXT    NOT NULL,
+    raised_ms       INTEGER NOT NULL,
+    cleared_ms      INTEGER NULL,
+    acked_by        TEXT    NULL,
+    acked_ms        INTEGER NULL
+);
+CREATE UNIQUE INDEX alerts_open ON alerts(kind, subject) WHERE cleared_ms IS NULL;
+";
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2), (3, M3), (4, M4)];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -117,13 +117,21 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
     assert_eq!(
         tables,
         [
+            "alerts",
+            "api_tokens",
+            "asset_register",
             "assets",
+            "audit_log",
             "cartridges",
             "damaged_containers",
             "jobs",
             "media_sets",
+            "profiles",
+            "recovery_codes",
+            "schedule_state",
             "snapshots",
-            "tape_objects"
+            "tape_objects",
+            "users"
         ]
     );
     drop(conn);

@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod api;
+
 /// A random 128-bit identifier, shown as 32 lowercase hex digits.
 macro_rules! hex_id {
     ($(#[$m:meta])* $name:ident) => {
@@ -267,6 +269,9 @@ impl FromStr for JobKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Waiting in the daemon's queue (for its time, a retry's backoff or a
+    /// free resource).
+    Queued,
     /// Still running (or its process died; see [`JobStatus::Interrupted`]).
     Running,
     /// Finished with nothing to report.
@@ -275,19 +280,24 @@ pub enum JobStatus {
     Warning,
     /// Did not finish its work.
     Failed,
-    /// Its process ended before the job finished (killed, crashed, power loss).
+    /// Its process ended before the job finished (killed, crashed, power
+    /// loss, or the daemon shut down); the daemon retries it.
     Interrupted,
+    /// Cancelled by an operator before it finished.
+    Cancelled,
 }
 
 impl JobStatus {
     /// The lowercase name used in the catalog and the log.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Queued => "queued",
             JobStatus::Running => "running",
             JobStatus::Success => "success",
             JobStatus::Warning => "warning",
             JobStatus::Failed => "failed",
             JobStatus::Interrupted => "interrupted",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -296,11 +306,13 @@ impl FromStr for JobStatus {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
+            "queued" => Ok(JobStatus::Queued),
             "running" => Ok(JobStatus::Running),
             "success" => Ok(JobStatus::Success),
             "warning" => Ok(JobStatus::Warning),
             "failed" => Ok(JobStatus::Failed),
             "interrupted" => Ok(JobStatus::Interrupted),
+            "cancelled" => Ok(JobStatus::Cancelled),
             _ => Err(ParseError {
                 what: "job status",
                 input: s.to_string(),

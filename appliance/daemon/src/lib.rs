@@ -1,0 +1,1 @@
+//! `cofferd`: the appliance service. (Skeleton.)

@@ -1,0 +1,956 @@
+//! The control API between `cofferd` and its clients (the `coffer` shell,
+//! scripts): request and response types, and the asset register's and
+//! profiles' shapes. The wire format (newline-delimited JSON on a Unix
+//! socket) is specified in `docs/formats/api.md`; this module is its
+//! single source of truth in code.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{JobKind, JobRecord, JobStatus, Level, ParseError, SnapshotInfo};
+
+/// The API version this code speaks; a daemon refuses requests naming another.
+pub const API_VERSION: u32 = 1;
+
+/// The largest request line the daemon reads, in bytes (including the
+/// newline). A longer line is refused with [`ErrorCode::TooLarge`] and the
+/// connection closed.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Where a request or an action came from, as the audit log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The management shell (on the console or over SSH into the shell).
+    Console,
+    /// A script or an integration, authenticated by an API token.
+    Api,
+    /// The daemon's scheduler, on its own.
+    Scheduler,
+    /// The daemon itself (start, stop, reload, monitors).
+    System,
+    /// The command line in direct mode (no daemon).
+    Direct,
+}
+
+impl Source {
+    /// The lowercase name used in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Console => "console",
+            Source::Api => "api",
+            Source::Scheduler => "scheduler",
+            Source::System => "system",
+            Source::Direct => "direct",
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "console" => Ok(Source::Console),
+            "api" => Ok(Source::Api),
+            "scheduler" => Ok(Source::Scheduler),
+            "system" => Ok(Source::System),
+            "direct" => Ok(Source::Direct),
+            _ => Err(ParseError {
+                what: "source (console, api, scheduler, system, direct)",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// The dedicated roles of backup administration (ISO 27001 A.8.13, A.5.15).
+/// What each may do is the permission matrix in `coffer-auth` and
+/// `docs/roles.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs the appliance: everything, with fresh MFA for destructive actions.
+    Administrator,
+    /// Manages assets, profiles and schedules; runs and cancels backups.
+    BackupOperator,
+    /// Restores snapshots; reads the register and the job log.
+    RestoreOperator,
+    /// Reads everything, including the audit log; changes nothing.
+    Auditor,
+    /// Users, roles, tokens, keys and retention locks; reads the audit log.
+    SecurityOfficer,
+}
+
+impl Role {
+    /// Every role, in the order the matrix lists them.
+    pub const ALL: [Role; 5] = [
+        Role::Administrator,
+        Role::BackupOperator,
+        Role::RestoreOperator,
+        Role::Auditor,
+        Role::SecurityOfficer,
+    ];
+
+    /// The kebab-case name used in the API, the catalog and the shell.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Administrator => "administrator",
+            Role::BackupOperator => "backup-operator",
+            Role::RestoreOperator => "restore-operator",
+            Role::Auditor => "auditor",
+            Role::SecurityOfficer => "security-officer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "administrator" | "admin" => Ok(Role::Administrator),
+            "backup-operator" => Ok(Role::BackupOperator),
+            "restore-operator" => Ok(Role::RestoreOperator),
+            "auditor" => Ok(Role::Auditor),
+            "security-officer" => Ok(Role::SecurityOfficer),
+            _ => Err(ParseError {
+                what: "role (administrator, backup-operator, restore-operator, auditor, security-officer)",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// How much the organisation depends on an asset (the asset register's
+/// classification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    /// Can be rebuilt; loss is an inconvenience.
+    Low,
+    /// Needed for normal work.
+    Medium,
+    /// Its loss stops part of the business.
+    High,
+    /// Its loss stops the business.
+    Critical,
+}
+
+impl Criticality {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criticality::Low => "low",
+            Criticality::Medium => "medium",
+            Criticality::High => "high",
+            Criticality::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for Criticality {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Ok(Criticality::Low),
+            "medium" => Ok(Criticality::Medium),
+            "high" => Ok(Criticality::High),
+            "critical" => Ok(Criticality::Critical),
+            _ => Err(ParseError {
+                what: "criticality (low, medium, high, critical)",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// A length of time given by an operator: `90s`, `15m`, `4h`, `1d`, `2w`, or
+/// combinations such as `1h30m`. Stored as whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(pub u64);
+
+impl Duration {
+    /// Whole seconds.
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+    /// Milliseconds, as the catalog and the clock count.
+    pub fn ms(self) -> i64 {
+        i64::try_from(self.0.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = self.0;
+        if s == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+            if s >= n {
+                write!(f, "{}{unit}", s / n)?;
+                s %= n;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Duration {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let err = || ParseError {
+            what: "duration (e.g. 90s, 15m, 4h, 1d, 2w, 1h30m)",
+            input: s.to_string(),
+        };
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(err());
+        }
+        let mut total: u64 = 0;
+        let mut num: Option<u64> = None;
+        for c in t.chars() {
+            if let Some(d) = c.to_digit(10) {
+                num = Some(
+                    num.unwrap_or(0)
+                        .checked_mul(10)
+                        .and_then(|n| n.checked_add(u64::from(d)))
+                        .ok_or_else(err)?,
+                );
+                continue;
+            }
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                'w' => 604_800,
+                _ => return Err(err()),
+            };
+            let n = num.take().ok_or_else(err)?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(err)?;
+        }
+        if num.is_some() {
+            return Err(err());
+        }
+        Ok(Duration(total))
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One system in the asset register (ISO 27001 A.5.9), mapped to the
+/// profile that backs it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    /// Unique name, e.g. `web-01`.
+    pub name: String,
+    /// Who is accountable for it (a person or team).
+    pub owner: String,
+    /// How much the business depends on it.
+    pub criticality: Criticality,
+    /// What to back up: absolute paths on the appliance (mounted sources).
+    pub sources: Vec<String>,
+    /// Exclude globs.
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// Recovery point objective: the most data, in time, it may lose.
+    pub rpo: Duration,
+    /// Recovery time objective: how long a restore may take.
+    pub rto: Duration,
+    /// The profile that backs it up; `None` is flagged as unprotected.
+    pub profile: Option<String>,
+}
+
+/// The schedules of a profile, one calendar expression per level (see
+/// `docs/calendar.md`); a level without one is not scheduled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedules {
+    /// When to take full backups, e.g. `Sun 01:00`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<String>,
+    /// When to take differential backups, e.g. `Mon..Sat 01:00`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differential: Option<String>,
+    /// When to take incremental backups, e.g. `*-*-* 00/4:30`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<String>,
+}
+
+impl Schedules {
+    /// The expression for `level`.
+    pub fn get(&self, level: Level) -> Option<&str> {
+        match level {
+            Level::Full => self.full.as_deref(),
+            Level::Differential => self.differential.as_deref(),
+            Level::Incremental => self.incremental.as_deref(),
+        }
+    }
+}
+
+/// Retention, as the profile states it (enforced by the retention issue's
+/// prune; stored and shown now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Keep the newest N snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep one per day for N days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    /// Keep one per week for N weeks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    /// Keep one per month for N months.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    /// Keep one per year for N years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
+    /// Keep everything younger than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<Duration>,
+}
+
+/// How assets are backed up: when, where to, how long kept, how retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Unique name, e.g. `standard`.
+    pub name: String,
+    /// Calendar expressions per level.
+    pub schedules: Schedules,
+    /// How long snapshots are kept.
+    #[serde(default)]
+    pub retention: Retention,
+    /// The store (or pool-backed store) backups go to; `default` is the
+    /// daemon's configured store.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// The tape media pool copies go to (media rotation issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tape_pool: Option<String>,
+    /// Offsite replication targets (replication issue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicate_to: Vec<String>,
+    /// How many times a failed scheduled job is retried.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further retry.
+    #[serde(default = "default_backoff")]
+    pub retry_backoff: Duration,
+}
+
+fn default_target() -> String {
+    "default".into()
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_backoff() -> Duration {
+    Duration(300)
+}
+
+/// A user as listed (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Login name.
+    pub name: String,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// Whether TOTP enrollment was confirmed by a first login.
+    pub mfa_enrolled: bool,
+    /// Locked out until this time (RFC 3339), after repeated failures.
+    pub locked_until: Option<String>,
+    /// Failed logins since the last success.
+    pub failed_logins: u32,
+    /// Created, RFC 3339 UTC.
+    pub created: String,
+    /// Last successful login, RFC 3339 UTC.
+    pub last_login: Option<String>,
+    /// Unused recovery codes left.
+    pub recovery_codes_left: u32,
+}
+
+/// What a new user (or the bootstrap administrator) needs to enroll TOTP.
+/// Shown once; the secret is never shown again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The user.
+    pub user: String,
+    /// The TOTP secret, base32 (for typing into an authenticator).
+    pub secret_base32: String,
+    /// `otpauth://totp/...` URI (what the QR code encodes).
+    pub otpauth_uri: String,
+    /// Single-use recovery codes.
+    pub recovery_codes: Vec<String>,
+}
+
+/// An API token as listed (the secret is shown only on creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Token id (the public half, `ct_<id>`).
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// Owning user.
+    pub user: String,
+    /// Roles it may use (never more than its owner holds).
+    pub roles: Vec<Role>,
+    /// Created, RFC 3339 UTC.
+    pub created: String,
+    /// Expires, RFC 3339 UTC.
+    pub expires: Option<String>,
+    /// Last used, RFC 3339 UTC.
+    pub last_used: Option<String>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// When, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Who: a user, `token:<id>` (with its user), `scheduler`, `system`.
+    pub identity: String,
+    /// Where from.
+    pub source: Source,
+    /// What, e.g. `login`, `asset.add`, `job.run`.
+    pub action: String,
+    /// On what, e.g. the asset's name; empty when none.
+    pub target: String,
+    /// `ok`, `denied`, `failed` (with detail).
+    pub result: String,
+    /// Free text: the reason for a refusal, a summary of a change.
+    pub detail: String,
+    /// This entry's chain hash (hex).
+    pub hash: String,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Not before (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
+    /// Before (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+    /// Only this identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Only this action (exact, or a prefix ending in `.`, e.g. `asset.`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// At most this many, newest first (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerify {
+    /// Entries checked.
+    pub entries: u64,
+    /// True when every hash, link and the anchor agree.
+    pub ok: bool,
+    /// The first entry that fails, with the reason.
+    pub problems: Vec<String>,
+    /// Hash of the newest entry (hex).
+    pub head: Option<String>,
+}
+
+/// An alert raised by a monitor (RPO, job failures, later health).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Alert id.
+    pub id: i64,
+    /// What raised it: `rpo`, `job-failed`, `unprotected`, `config`, …
+    pub kind: String,
+    /// What it is about (an asset's name, a job id).
+    pub subject: String,
+    /// A sentence for the operator.
+    pub message: String,
+    /// Raised, RFC 3339 UTC.
+    pub raised: String,
+    /// Cleared (the condition ended), RFC 3339 UTC.
+    pub cleared: Option<String>,
+    /// Acknowledged by.
+    pub acked_by: Option<String>,
+}
+
+/// A job as the daemon reports it: the job log row plus live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The job log row.
+    #[serde(flatten)]
+    pub record: JobRecord,
+    /// Where it came from (console, api, scheduler).
+    pub source: Option<Source>,
+    /// The profile whose schedule started it.
+    pub profile: Option<String>,
+    /// Attempt number, from 1; retries count up.
+    pub attempt: u32,
+    /// Live progress of a running job.
+    pub progress: Option<JobProgress>,
+}
+
+/// Live counters of a running job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Entries processed.
+    pub entries: u64,
+    /// Files processed.
+    pub files: u64,
+    /// Bytes processed.
+    pub bytes: u64,
+}
+
+/// One upcoming scheduled run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextRun {
+    /// The asset.
+    pub asset: String,
+    /// Its profile.
+    pub profile: String,
+    /// The level that will run.
+    pub level: Level,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// When, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// The daemon's state, readable without logging in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// `cofferd` version.
+    pub version: String,
+    /// The API version.
+    pub api: u32,
+    /// Host name.
+    pub host: String,
+    /// True until the first administrator exists.
+    pub needs_bootstrap: bool,
+    /// The daemon's clock, RFC 3339 UTC.
+    pub now: String,
+    /// Jobs queued or running.
+    pub active_jobs: u32,
+    /// Alerts not cleared.
+    pub open_alerts: u32,
+    /// Development defaults (simulated hardware) in use.
+    pub development: bool,
+}
+
+/// How a request proves who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// A session from `login`.
+    Session(String),
+    /// An API token (`ct_<id>_<secret>`).
+    Token(String),
+}
+
+/// One request line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Echoed in the response.
+    pub id: u64,
+    /// Absent for `status`, `bootstrap` and `login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Credential>,
+    /// A current TOTP code of the authenticated user, proving fresh MFA for
+    /// this request (the only way a token can do a destructive action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<String>,
+    /// What to do.
+    #[serde(flatten)]
+    pub call: Call,
+}
+
+/// What a request asks for. On the wire: `"op": "<name>"` and `"args": {…}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Call {
+    /// The daemon's state (no login needed).
+    Status,
+    /// Creates the first administrator; only while no user exists, only
+    /// from the console.
+    Bootstrap {
+        /// Login name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// Opens a session: password and a TOTP (or recovery) code.
+    Login {
+        /// Login name.
+        user: String,
+        /// Password.
+        password: String,
+        /// TOTP code, or a recovery code.
+        code: String,
+    },
+    /// Ends the session.
+    Logout,
+    /// Proves fresh MFA for the session (before a destructive action).
+    MfaVerify {
+        /// TOTP code.
+        code: String,
+    },
+    /// Who the caller is.
+    Whoami,
+    /// Changes the caller's password.
+    Passwd {
+        /// Current password.
+        old: String,
+        /// New password.
+        new: String,
+    },
+    /// Lists users.
+    UserList,
+    /// Creates a user; returns the enrollment to hand to them.
+    UserAdd {
+        /// Login name.
+        name: String,
+        /// Initial password.
+        password: String,
+        /// Roles.
+        roles: Vec<Role>,
+    },
+    /// Replaces a user's roles.
+    UserRoles {
+        /// Login name.
+        name: String,
+        /// New roles.
+        roles: Vec<Role>,
+    },
+    /// Removes a user (and their tokens and sessions).
+    UserRemove {
+        /// Login name.
+        name: String,
+    },
+    /// Lifts a lockout.
+    UserUnlock {
+        /// Login name.
+        name: String,
+    },
+    /// Replaces a user's TOTP secret and recovery codes.
+    UserResetMfa {
+        /// Login name.
+        name: String,
+    },
+    /// Creates an API token for the caller.
+    TokenCreate {
+        /// What it is for.
+        name: String,
+        /// Roles it may use (a subset of the caller's).
+        roles: Vec<Role>,
+        /// Lifetime (default 90 days).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in: Option<Duration>,
+    },
+    /// Lists tokens (own; all for administrators and security officers).
+    TokenList,
+    /// Revokes a token.
+    TokenRevoke {
+        /// Token id.
+        id: String,
+    },
+    /// Lists assets.
+    AssetList,
+    /// One asset.
+    AssetGet {
+        /// Name.
+        name: String,
+    },
+    /// Adds an asset.
+    AssetAdd {
+        /// The asset.
+        asset: Asset,
+    },
+    /// Replaces an asset.
+    AssetUpdate {
+        /// The asset (matched by name).
+        asset: Asset,
+    },
+    /// Removes an asset from the register (its snapshots stay).
+    AssetRemove {
+        /// Name.
+        name: String,
+    },
+    /// Imports an asset register from CSV (see `docs/formats/api.md`).
+    AssetImport {
+        /// The CSV text.
+        csv: String,
+        /// Replace assets that already exist.
+        #[serde(default)]
+        replace: bool,
+    },
+    /// Lists profiles.
+    ProfileList,
+    /// One profile.
+    ProfileGet {
+        /// Name.
+        name: String,
+    },
+    /// Adds a profile.
+    ProfileAdd {
+        /// The profile.
+        profile: Profile,
+    },
+    /// Replaces a profile (a schedule or retention change needs fresh MFA).
+    ProfileUpdate {
+        /// The profile (matched by name).
+        profile: Profile,
+    },
+    /// Removes a profile no asset uses.
+    ProfileRemove {
+        /// Name.
+        name: String,
+    },
+    /// Upcoming scheduled runs.
+    ScheduleNext {
+        /// How many (default 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+    /// Checks a calendar expression and shows its next runs.
+    ScheduleCheck {
+        /// The expression.
+        expr: String,
+        /// How many (default 5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+    },
+    /// Queues a backup of an asset now.
+    JobRun {
+        /// Asset name.
+        asset: String,
+        /// Level.
+        level: Level,
+    },
+    /// Lists jobs, newest first.
+    JobList {
+        /// Only this asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+        /// Only this status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<JobStatus>,
+        /// Only this kind.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<JobKind>,
+        /// At most this many (default 50).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// One job, with live progress when running.
+    JobGet {
+        /// Job id.
+        id: i64,
+    },
+    /// The job's own log lines.
+    JobLog {
+        /// Job id.
+        id: i64,
+    },
+    /// Cancels a queued or running job.
+    JobCancel {
+        /// Job id.
+        id: i64,
+    },
+    /// Lists snapshots.
+    SnapshotList {
+        /// Only this asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+    },
+    /// Lists alerts (open ones unless `all`).
+    AlertList {
+        /// Include cleared alerts.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Acknowledges an alert.
+    AlertAck {
+        /// Alert id.
+        id: i64,
+    },
+    /// Lists audit entries, newest first.
+    AuditList {
+        /// Filter.
+        #[serde(default)]
+        filter: AuditFilter,
+    },
+    /// Checks the audit chain.
+    AuditVerify,
+    /// Re-reads the configuration file (as SIGHUP does).
+    Reload,
+}
+
+/// Why a request failed; clients act on the code, show the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not a request (bad JSON, unknown op, missing field).
+    BadRequest,
+    /// The line exceeds [`MAX_REQUEST_BYTES`].
+    TooLarge,
+    /// No or unknown credential.
+    Unauthenticated,
+    /// The session ended (idle timeout, logout).
+    SessionExpired,
+    /// Wrong user, password or code (deliberately not saying which).
+    LoginFailed,
+    /// Too many failed logins; try again later.
+    LockedOut,
+    /// The caller's roles do not allow this.
+    Forbidden,
+    /// This action needs a TOTP code entered within the last minutes.
+    FreshMfaRequired,
+    /// No such object.
+    NotFound,
+    /// It exists already.
+    Conflict,
+    /// The arguments are wrong (a bad calendar expression, a weak password).
+    Invalid,
+    /// The daemon is not in a state to do it (bootstrap needed or done).
+    State,
+    /// Something failed inside the daemon; the message says what.
+    Internal,
+}
+
+/// The error half of a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// A sentence for the operator.
+    pub message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// One response line: `{"id":…,"ok":true,"result":…}` or
+/// `{"id":…,"ok":false,"error":{"code":…,"message":…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id (0 when the request could not be read).
+    pub id: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The result (shape per op; see `docs/formats/api.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// The error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+/// The result of `login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResult {
+    /// The session credential for later requests.
+    pub session: String,
+    /// The user.
+    pub user: String,
+    /// Their roles.
+    pub roles: Vec<Role>,
+    /// Idle timeout, in seconds.
+    pub idle_timeout_secs: u64,
+    /// Set when this login used a recovery code: how many are left.
+    pub recovery_codes_left: Option<u32>,
+}
+
+/// The result of `whoami`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whoami {
+    /// The user.
+    pub user: String,
+    /// Effective roles.
+    pub roles: Vec<Role>,
+    /// `console` (session) or `api` (token).
+    pub source: Source,
+    /// The token id, when authenticated by a token.
+    pub token: Option<String>,
+}
+
+/// The result of `token_create`: the secret, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    /// The token as listed.
+    pub info: TokenInfo,
+    /// The full credential, `ct_<id>_<secret>`.
+    pub token: String,
+}
+
+/// The result of `asset_import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Assets added.
+    pub added: Vec<String>,
+    /// Assets replaced.
+    pub replaced: Vec<String>,
+    /// Assets that exist and were left alone.
+    pub skipped: Vec<String>,
+    /// Assets with no profile (flagged as unprotected).
+    pub unprotected: Vec<String>,
+}
+
+/// An asset as listed: the register row plus its protection state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetView {
+    /// The register row.
+    #[serde(flatten)]
+    pub asset: Asset,
+    /// No profile, or a profile that does not exist.
+    pub unprotected: bool,
+    /// The newest good (success or warning) backup, RFC 3339 UTC.
+    pub last_good_backup: Option<String>,
+    /// Whether the last good backup is older than the RPO.
+    pub rpo_breached: bool,
+}
+
+/// Used by the shell to list snapshots through the daemon.
+pub type SnapshotList = Vec<SnapshotInfo>;
