@@ -126,6 +126,10 @@ pub enum Error {
     #[error("no job with id {0} in the catalog")]
     JobNotFound(i64),
 
+    /// The job is no longer queued (it started, or was cancelled).
+    #[error("job {0} is no longer queued")]
+    JobNotQueued(i64),
+
     /// No snapshot matches this id, prefix or `latest`.
     #[error("no snapshot matches '{0}'")]
     SnapshotNotFound(String),

@@ -21,6 +21,7 @@
 
 mod error;
 mod media;
+mod queue;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use coffer_types::{
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 pub use error::{Error, Result};
+pub use queue::{JobViewFilter, Pending, QueuedJob};
 
 use rows::{
     JOB_COLUMNS, RawJob, RawSnapshot, SNAPSHOT_COLUMNS, messages_to_json, scope_to_json,

@@ -1,1 +1,380 @@
-//! `cofferd`: the appliance service. (Skeleton.)
+//! `cofferd`: the appliance service. One tokio process that owns the store,
+//! the catalog and the device backends, and offers the control API on a
+//! Unix socket (`docs/formats/api.md`) to the `coffer` shell and scripts.
+//!
+//! Inside: the API server ([`server`]) authenticates every request with
+//! `coffer-auth`, checks the caller's role and fresh MFA, and writes every
+//! state change and every login to the hash-chained audit log; the
+//! scheduler ([`scheduler`]) turns the asset register's profiles into queued
+//! jobs at their calendar times, catching up once after downtime, and
+//! watches every asset's RPO; the job queue ([`jobs`]) runs backups on
+//! blocking threads within the configured limits, retries failures with
+//! backoff, cancels on request and checkpoints on shutdown.
+//!
+//! Like mini-redis, the service takes its configuration, its clock and its
+//! shutdown signal as arguments ([`start`]), so tests run it in-process on a
+//! temporary socket with a manual clock.
+
+pub mod calendar;
+pub mod clock;
+pub mod config;
+pub mod joblog;
+pub mod plan;
+pub mod register;
+
+mod api;
+mod jobs;
+mod scheduler;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use anyhow::{Context, Result, anyhow, bail};
+use coffer_auth::{Auth, AuthPolicy};
+use coffer_catalog::Catalog;
+use coffer_keys::Passphrase;
+use coffer_store::{BlobStore, DirStore, InitOptions, Repo};
+use coffer_types::api::Source;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+
+/// What [`start`] needs.
+pub struct Options {
+    /// The configuration.
+    pub config: Config,
+    /// Where it was read from (re-read on reload); `None` for a built-in one.
+    pub config_path: Option<PathBuf>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Argon2 cost for new password hashes; `None` for the production
+    /// default. Tests lower it.
+    pub password_cost: Option<coffer_auth::password::Cost>,
+}
+
+/// The shared state of a running daemon.
+pub(crate) struct Inner {
+    pub(crate) config: RwLock<Config>,
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) catalog: Mutex<Catalog>,
+    pub(crate) catalog_path: PathBuf,
+    pub(crate) repo: Arc<Repo>,
+    pub(crate) auth: Auth,
+    pub(crate) auditor: coffer_auth::audit::Auditor,
+    pub(crate) jobs: jobs::Jobs,
+    pub(crate) host: String,
+    pub(crate) stopping: AtomicBool,
+    /// Wakes the scheduler (register or profile changed, clock jumped).
+    pub(crate) reschedule: Notify,
+}
+
+impl Inner {
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The catalog connection for quick reads and writes. Long work (a
+    /// backup) opens its own connection.
+    pub(crate) fn catalog(&self) -> Result<MutexGuard<'_, Catalog>> {
+        self.catalog
+            .lock()
+            .map_err(|_| anyhow!("internal error: the catalog lock was poisoned"))
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn job_log_dir(&self) -> PathBuf {
+        self.config().daemon.state_dir.join("jobs")
+    }
+
+    /// Appends to the audit log. A failure to audit is logged loudly; the
+    /// action it records has already happened or been refused.
+    pub(crate) fn audit(
+        &self,
+        cat: &Catalog,
+        identity: &str,
+        source: Source,
+        action: &str,
+        target: &str,
+        result: &str,
+        detail: &str,
+    ) {
+        let rec = coffer_catalog::NewAuditRecord {
+            time_ms: self.now_ms(),
+            identity: identity.to_string(),
+            source,
+            action: action.to_string(),
+            target: target.to_string(),
+            result: result.to_string(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.auditor.append(cat, &rec) {
+            tracing::error!(error = %e, action, target, "could not write the audit log");
+        }
+    }
+
+    /// Re-reads the configuration file; the running one stays if it fails.
+    pub(crate) fn reload(&self) -> Result<()> {
+        let Some(path) = &self.config_path else {
+            bail!("this daemon runs on built-in defaults; there is no file to reload");
+        };
+        let new = Config::load(path)?;
+        let old = self.config();
+        if new.store != old.store || new.daemon.socket != old.daemon.socket {
+            tracing::warn!(
+                "store and socket changes take effect at the next start; the rest is applied now"
+            );
+        }
+        self.auth.set_policy(auth_policy(&new, None));
+        match self.config.write() {
+            Ok(mut c) => *c = new,
+            Err(p) => *p.into_inner() = new,
+        }
+        self.reschedule.notify_one();
+        self.jobs.wake.notify_one();
+        tracing::info!(config = %path.display(), "configuration reloaded");
+        Ok(())
+    }
+}
+
+fn auth_policy(c: &Config, cost: Option<coffer_auth::password::Cost>) -> AuthPolicy {
+    let mut p = AuthPolicy {
+        session_idle: c.auth.session_idle,
+        fresh_mfa: c.auth.fresh_mfa,
+        lockout_after: c.auth.lockout_after,
+        lockout_for: c.auth.lockout_for,
+        ..AuthPolicy::default()
+    };
+    if let Some(cost) = cost {
+        p.password_cost = cost;
+    }
+    p
+}
+
+/// A running daemon.
+pub struct Running {
+    inner: Arc<Inner>,
+    socket: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Re-reads the configuration file (what SIGHUP does).
+    pub fn reload(&self) -> Result<()> {
+        self.inner.reload()
+    }
+
+    /// Stops: no new connections or jobs; running jobs are asked to stop,
+    /// checkpoint what they stored and end `interrupted` (retried at the
+    /// next start); queued jobs stay queued. Waits for them.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        self.inner.jobs.stop_all();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        self.inner.jobs.wait_idle().await;
+        let cat = self.inner.catalog()?;
+        self.inner
+            .audit(&cat, "system", Source::System, "daemon.stop", "", "ok", "");
+        drop(cat);
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::info!("cofferd stopped");
+        Ok(())
+    }
+}
+
+/// Starts the daemon: opens (in development, creates) the store, reconciles
+/// the job log after a crash, re-queues interrupted jobs, binds the socket
+/// and starts the server, the scheduler and the job runner.
+pub async fn start(opts: Options) -> Result<Running> {
+    let config = opts.config;
+    let state = &config.daemon.state_dir;
+    create_private_dir(state)?;
+    let repo = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || open_store(&config)
+    })
+    .await
+    .context("opening the store")??;
+    let catalog_path = config.store.path.join("catalog.db");
+    let catalog = Catalog::open(&catalog_path)?;
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into());
+    let anchor = state.join("audit.anchor");
+    let inner = Arc::new(Inner {
+        auth: Auth::new(auth_policy(&config, opts.password_cost)),
+        auditor: coffer_auth::audit::Auditor::new(Some(anchor)),
+        config: RwLock::new(config.clone()),
+        config_path: opts.config_path,
+        clock: opts.clock,
+        catalog: Mutex::new(catalog),
+        catalog_path,
+        repo: Arc::new(repo),
+        jobs: jobs::Jobs::default(),
+        host,
+        stopping: AtomicBool::new(false),
+        reschedule: Notify::new(),
+    });
+    {
+        let cat = inner.catalog()?;
+        let marked = cat.mark_interrupted(coffer_engine::pid_alive, &inner.host, inner.now_ms())?;
+        inner.audit(
+            &cat,
+            "system",
+            Source::System,
+            "daemon.start",
+            "",
+            "ok",
+            &format!(
+                "cofferd {} on {}; {marked} job(s) found interrupted",
+                env!("CARGO_PKG_VERSION"),
+                inner.host
+            ),
+        );
+        drop(cat);
+        jobs::requeue_interrupted(&inner)?;
+    }
+    let listener = server::bind(&config)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(server::serve(listener, inner.clone(), stop_rx.clone())),
+        tokio::spawn(jobs::run_queue(inner.clone(), stop_rx.clone())),
+        tokio::spawn(scheduler::run(inner.clone(), stop_rx)),
+    ];
+    tracing::info!(socket = %config.daemon.socket.display(), store = %config.store.path.display(), "cofferd started");
+    Ok(Running {
+        inner,
+        socket: config.daemon.socket.clone(),
+        stop,
+        tasks,
+    })
+}
+
+/// Runs until `shutdown` completes, reloading on SIGHUP (the binary's loop).
+pub async fn run_until(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let running = start(opts).await?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = hup.recv() => {
+                if let Err(e) = running.reload() {
+                    tracing::error!(error = %format!("{e:#}"), "reload failed; the running configuration stays");
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down: checkpointing running jobs");
+    running.shutdown().await
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create '{}'", dir.display()))
+}
+
+/// Opens the configured store with its passphrase file; in development, a
+/// missing store is created with a fresh random passphrase.
+fn open_store(config: &Config) -> Result<Repo> {
+    let dir = &config.store.path;
+    let Some(pf) = &config.store.passphrase_file else {
+        bail!(
+            "store.passphrase_file is not set: the daemon needs the store's passphrase to run scheduled backups unattended"
+        );
+    };
+    if dir.join("pool.json").exists() {
+        bail!(
+            "the store '{}' keeps its objects on a disk pool; serving pool-backed stores from the daemon is not built yet (use direct mode)",
+            dir.display()
+        );
+    }
+    let blobs: Arc<DirStore> = Arc::new(DirStore::new(dir));
+    let exists = coffer_store::StoreConfig::read(blobs.as_ref() as &dyn BlobStore).is_ok();
+    if !exists {
+        if !config.daemon.development {
+            bail!(
+                "no store at '{}': create one with `coffer --store {} init` first",
+                dir.display(),
+                dir.display()
+            );
+        }
+        create_private_dir(dir)?;
+        if !pf.exists() {
+            let mut secret = zeroize::Zeroizing::new([0u8; 24]);
+            coffer_keys::random_bytes(secret.as_mut())?;
+            let text = zeroize::Zeroizing::new(hex::encode(secret.as_ref()));
+            write_private(pf, text.as_bytes())?;
+        }
+        let pass = read_passphrase(pf, true)?;
+        Repo::init(blobs.clone(), &pass, InitOptions::default())?;
+        Catalog::open(&dir.join("catalog.db"))?;
+        tracing::info!(store = %dir.display(), "created the development store");
+    }
+    let pass = read_passphrase(pf, config.daemon.development)?;
+    blobs.clean_tmp(coffer_engine::pid_alive)?;
+    Ok(Repo::open(blobs, &pass)?)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create '{}'", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads a passphrase file, refusing one that others may read.
+fn read_passphrase(path: &Path, development: bool) -> Result<Passphrase> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::metadata(path)
+        .with_context(|| format!("read the passphrase file '{}'", path.display()))?;
+    if md.permissions().mode() & 0o077 != 0 && !development {
+        bail!(
+            "the passphrase file '{}' may be read by others (mode {:o}); chmod 600 it",
+            path.display(),
+            md.permissions().mode() & 0o777
+        );
+    }
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("read the passphrase file '{}'", path.display()))?;
+    let first = bytes
+        .split(|b| *b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .to_vec();
+    let mut bytes = bytes;
+    zeroize::Zeroize::zeroize(&mut bytes);
+    Ok(Passphrase::new(first)?)
+}

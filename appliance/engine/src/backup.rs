@@ -120,15 +120,42 @@ pub fn backup(
     actor: &Actor,
     progress: &Progress,
 ) -> Result<BackupOutcome> {
+    backup_job(repo, catalog, req, actor, progress, None)
+}
+
+/// Runs a backup that the daemon queued as job `job_id` (a `queued` row in
+/// the job log): the row turns `running`, then ends as [`backup`] ends it.
+/// A stop request ends it `cancelled` or `interrupted`.
+pub fn backup_queued(
+    repo: &Repo,
+    catalog: &Catalog,
+    req: &BackupRequest,
+    actor: &Actor,
+    progress: &Progress,
+    job_id: i64,
+) -> Result<BackupOutcome> {
+    backup_job(repo, catalog, req, actor, progress, Some(job_id))
+}
+
+fn backup_job(
+    repo: &Repo,
+    catalog: &Catalog,
+    req: &BackupRequest,
+    actor: &Actor,
+    progress: &Progress,
+    queued: Option<i64>,
+) -> Result<BackupOutcome> {
     let started_ms = now_ms();
-    let source =
-        std::fs::canonicalize(&req.source).map_err(|e| Error::io("open source", &req.source, e))?;
+    let canonical = std::fs::canonicalize(&req.source);
     let scope = Scope {
-        paths: vec![source.display().to_string()],
+        paths: vec![match &canonical {
+            Ok(p) => p.display().to_string(),
+            Err(_) => req.source.display().to_string(),
+        }],
         excludes: req.excludes.clone(),
         one_file_system: req.one_file_system,
     };
-    let job_id = catalog.begin_job(&NewJob {
+    let new = NewJob {
         kind: JobKind::Backup,
         asset: Some(req.asset.clone()),
         level: Some(req.level),
@@ -137,10 +164,21 @@ pub fn backup(
         identity: actor.identity.clone(),
         host: actor.host.clone(),
         pid: std::process::id(),
-    })?;
-    let result = run(
-        repo, catalog, req, &source, scope, started_ms, actor, progress,
-    );
+    };
+    let job_id = match queued {
+        Some(id) => {
+            catalog.start_queued_job(id, &new)?;
+            id
+        }
+        None => catalog.begin_job(&new)?,
+    };
+    let result = canonical
+        .map_err(|e| Error::io("open source", &req.source, e))
+        .and_then(|source| {
+            run(
+                repo, catalog, req, &source, scope, started_ms, actor, progress,
+            )
+        });
     let (status, stats, messages, snapshot) = match &result {
         Ok(o) => (
             if o.warnings.is_empty() {
@@ -157,7 +195,11 @@ pub fn backup(
             Some(o.snapshot.id),
         ),
         Err(e) => (
-            JobStatus::Failed,
+            match e {
+                Error::Stopped(crate::Stop::Cancel) => JobStatus::Cancelled,
+                Error::Stopped(crate::Stop::Shutdown) => JobStatus::Interrupted,
+                _ => JobStatus::Failed,
+            },
             BackupStats::default(),
             vec![format!("error: {e}")],
             None,
@@ -253,7 +295,9 @@ fn run(
                         break;
                     }
                 }
-                if !abort.is_set()
+                // A stopped job checkpoints: what its packer holds is sealed
+                // and indexed, so the retry finds it already stored.
+                if (!abort.is_set() || progress.stop_requested().is_some())
                     && let Err(e) = w.packer.flush()
                 {
                     abort.set(e.into());
@@ -603,6 +647,9 @@ impl Walker<'_, '_> {
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
+            if let Some(why) = self.progress.stop_requested() {
+                self.abort.set(Error::Stopped(why));
+            }
             if self.abort.is_set() {
                 return Ok(());
             }
@@ -1004,6 +1051,9 @@ fn read_file(
             }
         } else {
             let mut emit_all = |c: &[u8]| {
+                if let Some(why) = progress.stop_requested() {
+                    abort.set(Error::Stopped(why));
+                }
                 if abort.is_set() {
                     return Err(ReadFail("backup aborted".into()));
                 }

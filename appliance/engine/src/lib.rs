@@ -25,7 +25,7 @@ mod fsmeta;
 pub mod restore;
 pub mod verify;
 
-pub use backup::{BackupOutcome, BackupRequest, backup};
+pub use backup::{BackupOutcome, BackupRequest, backup, backup_queued};
 pub use restore::{RestoreOutcome, RestoreRequest, restore};
 pub use verify::{VerifyReport, verify};
 
@@ -60,6 +60,12 @@ pub enum Error {
     /// A worker thread panicked (a bug); the job failed.
     #[error("internal error: a worker thread panicked")]
     WorkerPanicked,
+    /// The job was asked to stop ([`Progress::request_stop`]).
+    #[error("{}", match .0 {
+        Stop::Cancel => "cancelled by an operator",
+        Stop::Shutdown => "stopped by the service shutting down; what was stored is kept and the job will be retried",
+    })]
+    Stopped(Stop),
 }
 
 impl Error {
@@ -88,11 +94,43 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// Files processed.
     pub files: AtomicU64,
+    /// A request to stop: 0 none, else a [`Stop`] code.
+    stop: std::sync::atomic::AtomicU8,
+}
+
+/// Why a running job is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// An operator cancelled it: the job ends `cancelled`.
+    Cancel,
+    /// The service is shutting down: the job ends `interrupted`, what it
+    /// stored so far is kept (sealed containers), and it is retried.
+    Shutdown,
 }
 
 impl Progress {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Asks the job to stop at its next check (between entries and chunks).
+    pub fn request_stop(&self, why: Stop) {
+        let code = match why {
+            Stop::Cancel => 1,
+            Stop::Shutdown => 2,
+        };
+        let _ = self
+            .stop
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The stop requested, if any.
+    pub fn stop_requested(&self) -> Option<Stop> {
+        match self.stop.load(Ordering::Relaxed) {
+            1 => Some(Stop::Cancel),
+            2 => Some(Stop::Shutdown),
+            _ => None,
+        }
     }
 }
 

@@ -1,0 +1,599 @@
+//! One request, start to end: authenticate, authorize (role and fresh MFA),
+//! do it, audit it. Runs on a blocking thread (password hashing and SQLite
+//! are synchronous).
+//!
+//! What is audited: every login and logout, success or failure; every call
+//! that changes state, whether it succeeded, failed or was refused; reading
+//! the audit log itself. Plain reads of the register and the job log are not.
+
+use coffer_auth::{Permission, Principal};
+use coffer_catalog::{Catalog, JobViewFilter};
+use coffer_types::api::{
+    ApiError, AssetView, Call, Credential, DaemonStatus, ErrorCode, ImportReport, Request,
+    Response, Source, Whoami, API_VERSION,
+};
+use serde_json::{Value, json};
+
+use crate::{Inner, jobs, plan, register};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    err(ErrorCode::Internal, e.to_string())
+}
+
+fn from_catalog(e: coffer_catalog::Error) -> ApiError {
+    use coffer_catalog::Error as E;
+    match &e {
+        E::NotFound { .. } | E::JobNotFound(_) => err(ErrorCode::NotFound, e.to_string()),
+        E::Exists { .. } => err(ErrorCode::Conflict, e.to_string()),
+        E::InUse { .. } | E::JobNotQueued(_) => err(ErrorCode::State, e.to_string()),
+        _ => internal(e),
+    }
+}
+
+fn from_auth(e: coffer_auth::Error) -> ApiError {
+    err(e.code(), e.to_string())
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> ApiResult<Value> {
+    serde_json::to_value(v).map_err(internal)
+}
+
+/// Handles one request.
+pub(crate) fn handle(inner: &Inner, req: Request, peer_uid: Option<u32>) -> Response {
+    let id = req.id;
+    match dispatch(inner, req, peer_uid) {
+        Ok(v) => Response {
+            id,
+            ok: true,
+            result: Some(v),
+            error: None,
+        },
+        Err(e) => Response {
+            id,
+            ok: false,
+            result: None,
+            error: Some(e),
+        },
+    }
+}
+
+/// The permission a call needs, and whether it changes state (is audited).
+fn permission(call: &Call) -> Option<(Permission, bool)> {
+    use Permission as P;
+    Some(match call {
+        Call::Status | Call::Bootstrap { .. } | Call::Login { .. } => return None,
+        Call::Logout | Call::MfaVerify { .. } | Call::Whoami | Call::Passwd { .. } => {
+            (P::StatusRead, false)
+        }
+        Call::UserList => (P::UserRead, false),
+        Call::UserAdd { .. }
+        | Call::UserRoles { .. }
+        | Call::UserRemove { .. }
+        | Call::UserUnlock { .. }
+        | Call::UserResetMfa { .. } => (P::UserManage, true),
+        Call::TokenCreate { .. } | Call::TokenList | Call::TokenRevoke { .. } => {
+            (P::TokenManageOwn, matches!(call, Call::TokenCreate { .. } | Call::TokenRevoke { .. }))
+        }
+        Call::AssetList | Call::AssetGet { .. } => (P::AssetRead, false),
+        Call::AssetAdd { .. } | Call::AssetUpdate { .. } | Call::AssetImport { .. } => {
+            (P::AssetWrite, true)
+        }
+        Call::AssetRemove { .. } => (P::AssetRemove, true),
+        Call::ProfileList | Call::ProfileGet { .. } => (P::ProfileRead, false),
+        Call::ScheduleNext { .. } | Call::ScheduleCheck { .. } => (P::ProfileRead, false),
+        Call::ProfileAdd { .. } | Call::ProfileUpdate { .. } => (P::ProfileWrite, true),
+        Call::ProfileRemove { .. } => (P::ProfileRemove, true),
+        Call::JobRun { .. } => (P::JobRun, true),
+        Call::JobList { .. } | Call::JobGet { .. } | Call::JobLog { .. } => (P::JobRead, false),
+        Call::JobCancel { .. } => (P::JobCancel, true),
+        Call::SnapshotList { .. } => (P::SnapshotRead, false),
+        Call::AlertList { .. } => (P::AlertRead, false),
+        Call::AlertAck { .. } => (P::AlertAck, true),
+        Call::AuditList { .. } | Call::AuditVerify => (P::AuditRead, true),
+        Call::Reload => (P::ConfigReload, true),
+    })
+}
+
+/// The op's wire name, for the audit log.
+fn op_name(call: &Call) -> String {
+    serde_json::to_value(call)
+        .ok()
+        .and_then(|v| v.get("op").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+        .replace('_', ".")
+}
+
+/// The object a call acts on, for the audit log.
+fn target(call: &Call) -> String {
+    match call {
+        Call::Bootstrap { user, .. } | Call::Login { user, .. } => user.clone(),
+        Call::UserAdd { name, .. }
+        | Call::UserRoles { name, .. }
+        | Call::UserRemove { name }
+        | Call::UserUnlock { name }
+        | Call::UserResetMfa { name }
+        | Call::AssetGet { name }
+        | Call::AssetRemove { name }
+        | Call::ProfileGet { name }
+        | Call::ProfileRemove { name }
+        | Call::TokenCreate { name, .. } => name.clone(),
+        Call::TokenRevoke { id } => id.clone(),
+        Call::AssetAdd { asset } | Call::AssetUpdate { asset } => asset.name.clone(),
+        Call::ProfileAdd { profile } | Call::ProfileUpdate { profile } => profile.name.clone(),
+        Call::JobRun { asset, level } => format!("{asset} ({})", level.as_str()),
+        Call::JobGet { id } | Call::JobLog { id } | Call::JobCancel { id } => format!("job {id}"),
+        Call::AlertAck { id } => format!("alert {id}"),
+        _ => String::new(),
+    }
+}
+
+fn identity_of(p: &Principal) -> String {
+    match &p.token_id {
+        Some(t) => format!("{} (token {t})", p.user),
+        None => p.user.clone(),
+    }
+}
+
+fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Value> {
+    let now = inner.now_ms();
+    let cat = inner.catalog().map_err(internal)?;
+    let cat = &*cat;
+    match &req.call {
+        Call::Status => return status(inner, cat),
+        Call::Bootstrap { user, password } => {
+            // Only from the appliance itself: root, or the daemon's own user.
+            let me = nix::unistd::geteuid().as_raw();
+            if !matches!(peer_uid, Some(0)) && peer_uid != Some(me) {
+                return Err(err(
+                    ErrorCode::Forbidden,
+                    "bootstrap is only allowed from the appliance's console (root)",
+                ));
+            }
+            let r = inner.auth.bootstrap(cat, user, password, now);
+            inner.audit(
+                cat,
+                user,
+                Source::Console,
+                "bootstrap",
+                user,
+                if r.is_ok() { "ok" } else { "failed" },
+                &r.as_ref()
+                    .err()
+                    .map_or("first administrator created; MFA enrollment pending".into(), |e| {
+                        e.to_string()
+                    }),
+            );
+            return to_value(&r.map_err(from_auth)?);
+        }
+        Call::Login {
+            user,
+            password,
+            code,
+        } => {
+            let r = inner.auth.login(cat, user, password, code, now);
+            let (result, detail) = match &r {
+                Ok(l) if l.recovery_codes_left.is_some() => ("ok", "with a recovery code".into()),
+                Ok(_) => ("ok", String::new()),
+                Err(e) => ("failed", e.to_string()),
+            };
+            inner.audit(cat, user, Source::Console, "login", user, result, &detail);
+            return to_value(&r.map_err(from_auth)?);
+        }
+        _ => {}
+    }
+
+    let cred = req
+        .auth
+        .as_ref()
+        .ok_or_else(|| err(ErrorCode::Unauthenticated, "log in first"))?;
+    let principal = inner
+        .auth
+        .authenticate(cat, cred, now)
+        .map_err(from_auth)?;
+    let source = match cred {
+        Credential::Session(_) => Source::Console,
+        Credential::Token(_) => Source::Api,
+    };
+    let who = identity_of(&principal);
+    let action = op_name(&req.call);
+    let tgt = target(&req.call);
+    let Some((perm, audited)) = permission(&req.call) else {
+        return Err(internal("no permission for this call"));
+    };
+    let mut perms = vec![perm];
+    perms.extend(extra_permissions(cat, &req.call));
+    for p in perms {
+        if let Err(e) = inner
+            .auth
+            .authorize(cat, &principal, p, req.mfa.as_deref(), now)
+        {
+            inner.audit(cat, &who, source, &action, &tgt, "denied", &e.to_string());
+            return Err(from_auth(e));
+        }
+    }
+    let r = execute(inner, cat, &principal, source, &req.call, now);
+    if audited {
+        let (result, detail) = match &r {
+            Ok((_, d)) => ("ok", d.clone()),
+            Err(e) => ("failed", e.message.clone()),
+        };
+        inner.audit(cat, &who, source, &action, &tgt, result, &detail);
+    }
+    r.map(|(v, _)| v)
+}
+
+/// Permissions beyond the call's own, from what it would change: a
+/// profile update that moves a schedule or shortens retention needs those
+/// (fresh-MFA) permissions too.
+fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
+    let Call::ProfileUpdate { profile } = call else {
+        return Vec::new();
+    };
+    let Ok(Some(old)) = cat.profile(&profile.name) else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    if old.schedules != profile.schedules {
+        v.push(Permission::ScheduleChange);
+    }
+    if plan::retention_shortened(&old.retention, &profile.retention) {
+        v.push(Permission::RetentionShorten);
+    }
+    v
+}
+
+fn status(inner: &Inner, cat: &Catalog) -> ApiResult<Value> {
+    let config = inner.config();
+    to_value(&DaemonStatus {
+        version: env!("CARGO_PKG_VERSION").into(),
+        api: API_VERSION,
+        host: inner.host.clone(),
+        needs_bootstrap: inner.auth.needs_bootstrap(cat).map_err(from_auth)?,
+        now: coffer_types::rfc3339_ms(inner.now_ms()),
+        active_jobs: u32::try_from(
+            cat.job_views(&JobViewFilter {
+                status: Some(coffer_types::JobStatus::Queued),
+                ..Default::default()
+            })
+            .map_err(from_catalog)?
+            .len()
+                + inner.jobs.count(),
+        )
+        .unwrap_or(u32::MAX),
+        open_alerts: cat.open_alert_count().map_err(from_catalog)?,
+        development: config.daemon.development,
+    })
+}
+
+/// Does the call; returns the result and a detail line for the audit log.
+fn execute(
+    inner: &Inner,
+    cat: &Catalog,
+    p: &Principal,
+    source: Source,
+    call: &Call,
+    now: i64,
+) -> ApiResult<(Value, String)> {
+    let none = String::new;
+    let auth = &inner.auth;
+    Ok(match call {
+        Call::Status | Call::Bootstrap { .. } | Call::Login { .. } => {
+            return Err(internal("handled before authentication"));
+        }
+        Call::Logout => {
+            auth.logout(p);
+            (Value::Null, none())
+        }
+        Call::MfaVerify { code } => {
+            auth.mfa_verify(cat, p, code, now).map_err(from_auth)?;
+            (Value::Null, none())
+        }
+        Call::Whoami => (
+            to_value(&Whoami {
+                user: p.user.clone(),
+                roles: p.roles.clone(),
+                source,
+                token: p.token_id.clone(),
+            })?,
+            none(),
+        ),
+        Call::Passwd { old, new } => {
+            auth.change_password(cat, &p.user, old, new, now)
+                .map_err(from_auth)?;
+            (Value::Null, "password changed".into())
+        }
+        Call::UserList => (to_value(&auth.list_users(cat, now).map_err(from_auth)?)?, none()),
+        Call::UserAdd {
+            name,
+            password,
+            roles,
+        } => {
+            let e = auth
+                .add_user(cat, name, password, roles, now)
+                .map_err(from_auth)?;
+            (to_value(&e)?, format!("roles {}", roles_text(roles)))
+        }
+        Call::UserRoles { name, roles } => {
+            auth.set_roles(cat, name, roles).map_err(from_auth)?;
+            (Value::Null, format!("roles now {}", roles_text(roles)))
+        }
+        Call::UserRemove { name } => {
+            if *name == p.user {
+                return Err(err(ErrorCode::Invalid, "you cannot remove yourself"));
+            }
+            auth.remove_user(cat, name).map_err(from_auth)?;
+            (Value::Null, none())
+        }
+        Call::UserUnlock { name } => {
+            auth.unlock_user(cat, name).map_err(from_auth)?;
+            (Value::Null, none())
+        }
+        Call::UserResetMfa { name } => {
+            let e = auth.reset_mfa(cat, name, now).map_err(from_auth)?;
+            (to_value(&e)?, "new TOTP secret and recovery codes".into())
+        }
+        Call::TokenCreate {
+            name,
+            roles,
+            expires_in,
+        } => {
+            let t = auth
+                .create_token(cat, p, name, roles, *expires_in, now)
+                .map_err(from_auth)?;
+            let detail = format!("token {} roles {}", t.info.id, roles_text(roles));
+            (to_value(&t)?, detail)
+        }
+        Call::TokenList => (to_value(&auth.list_tokens(cat, p).map_err(from_auth)?)?, none()),
+        Call::TokenRevoke { id } => {
+            auth.revoke_token(cat, p, id, now).map_err(from_auth)?;
+            (Value::Null, none())
+        }
+        Call::AssetList => (to_value(&asset_views(inner, cat, now)?)?, none()),
+        Call::AssetGet { name } => {
+            let v = asset_views(inner, cat, now)?
+                .into_iter()
+                .find(|a| a.asset.name == *name)
+                .ok_or_else(|| err(ErrorCode::NotFound, format!("no asset '{name}'")))?;
+            (to_value(&v)?, none())
+        }
+        Call::AssetAdd { asset } => {
+            register::validate_asset(asset).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            cat.add_register_asset(asset, now).map_err(from_catalog)?;
+            inner.reschedule.notify_one();
+            (Value::Null, asset_detail(asset))
+        }
+        Call::AssetUpdate { asset } => {
+            register::validate_asset(asset).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            cat.update_register_asset(asset, now).map_err(from_catalog)?;
+            inner.reschedule.notify_one();
+            (Value::Null, asset_detail(asset))
+        }
+        Call::AssetRemove { name } => {
+            cat.remove_register_asset(name).map_err(from_catalog)?;
+            inner.reschedule.notify_one();
+            (Value::Null, "removed from the register; its snapshots stay".into())
+        }
+        Call::AssetImport { csv, replace } => {
+            let report = import(cat, csv, *replace, now)?;
+            inner.reschedule.notify_one();
+            let detail = format!(
+                "added {}, replaced {}, skipped {}, unprotected {}",
+                report.added.len(),
+                report.replaced.len(),
+                report.skipped.len(),
+                report.unprotected.len()
+            );
+            (to_value(&report)?, detail)
+        }
+        Call::ProfileList => (to_value(&cat.profiles().map_err(from_catalog)?)?, none()),
+        Call::ProfileGet { name } => {
+            let pr = cat
+                .profile(name)
+                .map_err(from_catalog)?
+                .ok_or_else(|| err(ErrorCode::NotFound, format!("no profile '{name}'")))?;
+            (to_value(&pr)?, none())
+        }
+        Call::ProfileAdd { profile } => {
+            register::validate_profile(profile)
+                .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            cat.add_profile(profile, now).map_err(from_catalog)?;
+            inner.reschedule.notify_one();
+            (Value::Null, profile_detail(profile))
+        }
+        Call::ProfileUpdate { profile } => {
+            register::validate_profile(profile)
+                .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            cat.update_profile(profile, now).map_err(from_catalog)?;
+            inner.reschedule.notify_one();
+            (Value::Null, profile_detail(profile))
+        }
+        Call::ProfileRemove { name } => {
+            cat.remove_profile(name).map_err(from_catalog)?;
+            inner.reschedule.notify_one();
+            (Value::Null, none())
+        }
+        Call::ScheduleNext { count } => {
+            let tz = inner.config().time_zone();
+            let runs = crate::scheduler::next_runs(cat, now, &tz, count.unwrap_or(10) as usize)
+                .map_err(internal)?;
+            (to_value(&runs)?, none())
+        }
+        Call::ScheduleCheck { expr, count } => {
+            let tz = inner.config().time_zone();
+            let c = crate::calendar::Calendar::parse(expr)
+                .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            let mut at = now;
+            let mut runs = Vec::new();
+            for _ in 0..count.unwrap_or(5).min(100) {
+                let Some(t) = c.next_after(at, &tz) else { break };
+                runs.push(coffer_types::rfc3339_ms(t));
+                at = t;
+            }
+            (json!({ "normalized": c.to_string(), "next": runs }), none())
+        }
+        Call::JobRun { asset, level } => {
+            let a = cat
+                .register_asset(asset)
+                .map_err(from_catalog)?
+                .ok_or_else(|| err(ErrorCode::NotFound, format!("no asset '{asset}'")))?;
+            let id = jobs::enqueue(
+                inner, cat, &a, *level, &identity_of(p), source, a.profile.clone(), 1, None, None,
+            )
+            .map_err(internal)?;
+            (json!({ "job": id }), format!("job {id} queued"))
+        }
+        Call::JobList {
+            asset,
+            status,
+            kind,
+            limit,
+        } => {
+            let mut v = cat
+                .job_views(&JobViewFilter {
+                    asset: asset.clone(),
+                    kind: *kind,
+                    status: *status,
+                    limit: Some(limit.unwrap_or(50) as usize),
+                })
+                .map_err(from_catalog)?;
+            for j in &mut v {
+                j.progress = inner.jobs.progress(j.record.id);
+            }
+            (to_value(&v)?, none())
+        }
+        Call::JobGet { id } => {
+            let mut v = cat.job_view(*id).map_err(from_catalog)?;
+            v.progress = inner.jobs.progress(*id);
+            (to_value(&v)?, none())
+        }
+        Call::JobLog { id } => {
+            cat.job_view(*id).map_err(from_catalog)?;
+            let path = crate::joblog::path(&inner.job_log_dir(), *id);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(internal(format!("read '{}': {e}", path.display()))),
+            };
+            (json!({ "lines": text.lines().collect::<Vec<_>>() }), none())
+        }
+        Call::JobCancel { id } => {
+            let msg = jobs::cancel(inner, cat, *id, &identity_of(p))
+                .map_err(|e| err(ErrorCode::State, format!("{e:#}")))?;
+            (json!({ "message": msg }), msg)
+        }
+        Call::SnapshotList { asset } => (
+            to_value(&cat.snapshots(asset.as_deref()).map_err(from_catalog)?)?,
+            none(),
+        ),
+        Call::AlertList { all } => (to_value(&cat.alerts(*all).map_err(from_catalog)?)?, none()),
+        Call::AlertAck { id } => {
+            cat.ack_alert(*id, &p.user, now).map_err(from_catalog)?;
+            (Value::Null, none())
+        }
+        Call::AuditList { filter } => {
+            let v = inner.auditor.list(cat, filter).map_err(from_auth)?;
+            (to_value(&v)?, format!("{} entries read", v.len()))
+        }
+        Call::AuditVerify => {
+            let v = inner.auditor.verify(cat).map_err(from_auth)?;
+            let detail = format!("{} entries, ok={}", v.entries, v.ok);
+            (to_value(&v)?, detail)
+        }
+        Call::Reload => {
+            inner
+                .reload()
+                .map_err(|e| err(ErrorCode::Invalid, format!("{e:#}")))?;
+            (Value::Null, "configuration reloaded".into())
+        }
+    })
+}
+
+fn roles_text(roles: &[coffer_types::api::Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn asset_detail(a: &coffer_types::api::Asset) -> String {
+    format!(
+        "owner {}, {}, rpo {}, rto {}, profile {}",
+        a.owner,
+        a.criticality.as_str(),
+        a.rpo,
+        a.rto,
+        a.profile.as_deref().unwrap_or("(none)")
+    )
+}
+
+fn profile_detail(p: &coffer_types::api::Profile) -> String {
+    serde_json::to_string(&p.schedules).unwrap_or_default()
+}
+
+fn asset_views(inner: &Inner, cat: &Catalog, now: i64) -> ApiResult<Vec<AssetView>> {
+    let assets = cat.register_assets().map_err(from_catalog)?;
+    let profiles: std::collections::HashSet<String> = cat
+        .profiles()
+        .map_err(from_catalog)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let last = cat.last_good_backups().map_err(from_catalog)?;
+    let _ = inner;
+    Ok(assets
+        .into_iter()
+        .map(|a| {
+            let last_ms = last.get(&a.name).copied();
+            let unprotected = a.profile.as_ref().is_none_or(|p| !profiles.contains(p));
+            let rpo_breached = last_ms.is_some_and(|t| now - t > a.rpo.ms());
+            AssetView {
+                last_good_backup: last_ms.map(coffer_types::rfc3339_ms),
+                unprotected,
+                rpo_breached,
+                asset: a,
+            }
+        })
+        .collect())
+}
+
+fn import(cat: &Catalog, csv: &str, replace: bool, now: i64) -> ApiResult<ImportReport> {
+    let assets =
+        register::parse_register_csv(csv).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+    let profiles: std::collections::HashSet<String> = cat
+        .profiles()
+        .map_err(from_catalog)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let mut report = ImportReport {
+        added: Vec::new(),
+        replaced: Vec::new(),
+        skipped: Vec::new(),
+        unprotected: Vec::new(),
+    };
+    for a in assets {
+        register::validate_asset(&a).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+        if a.profile.as_ref().is_none_or(|p| !profiles.contains(p)) {
+            report.unprotected.push(a.name.clone());
+        }
+        if cat.register_asset(&a.name).map_err(from_catalog)?.is_some() {
+            if replace {
+                cat.update_register_asset(&a, now).map_err(from_catalog)?;
+                report.replaced.push(a.name);
+            } else {
+                report.skipped.push(a.name);
+            }
+        } else {
+            cat.add_register_asset(&a, now).map_err(from_catalog)?;
+            report.added.push(a.name);
+        }
+    }
+    Ok(report)
+}

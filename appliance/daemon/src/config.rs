@@ -1,0 +1,308 @@
+//! `cofferd`'s configuration: a TOML file (`/etc/coffer/cofferd.toml` by
+//! default, `--config FILE` otherwise), every key documented in
+//! `docs/cofferd.toml`. Unknown keys are refused, so a typo is an error
+//! naming its line, not a setting silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use coffer_types::api::Duration;
+use serde::{Deserialize, Serialize};
+
+/// Where the configuration is read from when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/coffer/cofferd.toml";
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key is unknown or has the wrong type.
+    /// The message names the line, the column and the key.
+    #[error("configuration {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line, column, key, what was expected).
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("configuration {}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The service itself.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// The store backups go to.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The scheduler and the job queue.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// Logins, sessions and lockout.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Where the daemon keeps its state (job logs, the audit anchor).
+    pub state_dir: PathBuf,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The group allowed to connect to the socket (mode 0660); without one
+    /// the socket is 0600, for root only.
+    pub socket_group: Option<String>,
+    /// Time zone for calendar expressions without their own (IANA name).
+    pub timezone: String,
+    /// Development defaults: simulated hardware, state under one directory.
+    pub development: bool,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    pub log: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            state_dir: PathBuf::from("/var/lib/coffer"),
+            socket: PathBuf::from("/run/coffer/control.sock"),
+            socket_group: None,
+            timezone: "UTC".into(),
+            development: false,
+            log: "info".into(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The store directory (it holds the catalog; its objects may be on a
+    /// disk pool).
+    pub path: PathBuf,
+    /// A root-only file holding the store's passphrase, so scheduled backups
+    /// run unattended after a reboot. The master key itself stays wrapped on
+    /// disk; the passphrase unwraps it into memory only.
+    pub passphrase_file: Option<PathBuf>,
+    /// Reader and packer threads per backup (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("/var/lib/coffer/store"),
+            passphrase_file: None,
+            threads: 0,
+        }
+    }
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Whether schedules fire (off: only jobs started by hand run).
+    pub enabled: bool,
+    /// Jobs running at once against the store.
+    pub max_concurrent_jobs: u32,
+    /// How often the RPO monitor looks at every asset.
+    pub rpo_check_every: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            enabled: true,
+            max_concurrent_jobs: 2,
+            rpo_check_every: Duration(60),
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// How long a TOTP code counts as fresh MFA for destructive actions.
+    pub fresh_mfa: Duration,
+    /// Failed logins in a row before the account locks.
+    pub lockout_after: u32,
+    /// How long a lockout lasts.
+    pub lockout_for: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle: Duration(900),
+            fresh_mfa: Duration(300),
+            lockout_after: 5,
+            lockout_for: Duration(900),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks `text` (read from `path`, named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    /// The development defaults: everything under `dir` (state, store,
+    /// socket), a passphrase file beside the store, schedules on.
+    pub fn development(dir: &Path) -> Config {
+        Config {
+            daemon: DaemonConfig {
+                state_dir: dir.join("state"),
+                socket: dir.join("control.sock"),
+                socket_group: None,
+                timezone: "UTC".into(),
+                development: true,
+                log: "info".into(),
+            },
+            store: StoreConfig {
+                path: dir.join("store"),
+                passphrase_file: Some(dir.join("passphrase")),
+                threads: 0,
+            },
+            scheduler: SchedulerConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.scheduler.max_concurrent_jobs == 0 {
+            return Err(invalid(
+                "scheduler.max_concurrent_jobs must be at least 1".into(),
+            ));
+        }
+        if self.auth.lockout_after == 0 {
+            return Err(invalid("auth.lockout_after must be at least 1".into()));
+        }
+        if self.auth.session_idle.secs() < 60 {
+            return Err(invalid("auth.session_idle must be at least 1m".into()));
+        }
+        if jiff::tz::TimeZone::get(&self.daemon.timezone).is_err() {
+            return Err(invalid(format!(
+                "daemon.timezone: '{}' is not a known time zone (an IANA name such as Europe/Berlin, or UTC)",
+                self.daemon.timezone
+            )));
+        }
+        for (key, p) in [
+            ("daemon.state_dir", &self.daemon.state_dir),
+            ("daemon.socket", &self.daemon.socket),
+            ("store.path", &self.store.path),
+        ] {
+            if !p.is_absolute() {
+                return Err(invalid(format!(
+                    "{key} must be an absolute path, not '{}'",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The time zone calendar expressions default to.
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.daemon.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, Path::new("/etc/coffer/cofferd.toml"))
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_defaults_fill_the_rest() {
+        let text = include_str!("../../../docs/cofferd.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.scheduler.max_concurrent_jobs, 2);
+        assert_eq!(c.auth.lockout_after, 5);
+        let empty = parse("").unwrap();
+        assert_eq!(empty.daemon, DaemonConfig::default());
+        assert_eq!(empty.auth.session_idle, Duration(900));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let e = parse("[daemon]\nsocket = \"/run/c.sock\"\n\n[auth]\nlockout_afterr = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 5"), "{e}");
+        assert!(e.contains("lockout_afterr"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_and_a_bad_duration_are_named() {
+        let e = parse("[scheduler]\nmax_concurrent_jobs = \"two\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("max_concurrent_jobs"), "{e}");
+        let e = parse("[auth]\nsession_idle = \"15 minutes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("duration"), "{e}");
+        let e = parse("[daemon\n").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn values_that_make_no_sense_are_refused() {
+        let e = parse("[scheduler]\nmax_concurrent_jobs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_concurrent_jobs"), "{e}");
+        let e = parse("[daemon]\ntimezone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Mars/Olympus"), "{e}");
+        let e = parse("[store]\npath = \"relative/store\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.path"), "{e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The scheduler (placeholder until the planning module lands).
