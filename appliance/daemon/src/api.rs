@@ -134,10 +134,7 @@ fn target(call: &Call) -> String {
 }
 
 fn identity_of(p: &Principal) -> String {
-    match &p.token_id {
-        Some(t) => format!("{} (token {t})", p.user),
-        None => p.user.clone(),
-    }
+    p.identity()
 }
 
 fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Value> {
@@ -217,7 +214,7 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
             return Err(from_auth(e));
         }
     }
-    let r = execute(inner, cat, &principal, source, &req.call, now);
+    let r = execute(inner, cat, &principal, source, &req.call, req.mfa.as_deref(), now);
     if audited {
         let (result, detail) = match &r {
             Ok((_, d)) => ("ok", d.clone()),
@@ -278,6 +275,7 @@ fn execute(
     p: &Principal,
     source: Source,
     call: &Call,
+    mfa: Option<&str>,
     now: i64,
 ) -> ApiResult<(Value, String)> {
     let none = String::new;
@@ -287,7 +285,7 @@ fn execute(
             return Err(internal("handled before authentication"));
         }
         Call::Logout => {
-            auth.logout(p);
+            auth.logout(p, now).map_err(from_auth)?;
             (Value::Null, none())
         }
         Call::MfaVerify { code } => {
@@ -304,38 +302,38 @@ fn execute(
             none(),
         ),
         Call::Passwd { old, new } => {
-            auth.change_password(cat, &p.user, old, new, now)
+            auth.change_password(cat, p, old, new, now)
                 .map_err(from_auth)?;
             (Value::Null, "password changed".into())
         }
-        Call::UserList => (to_value(&auth.list_users(cat, now).map_err(from_auth)?)?, none()),
+        Call::UserList => (to_value(&auth.list_users(cat, p, now).map_err(from_auth)?)?, none()),
         Call::UserAdd {
             name,
             password,
             roles,
         } => {
             let e = auth
-                .add_user(cat, name, password, roles, now)
+                .add_user(cat, p, mfa, name, password, roles, now)
                 .map_err(from_auth)?;
             (to_value(&e)?, format!("roles {}", roles_text(roles)))
         }
         Call::UserRoles { name, roles } => {
-            auth.set_roles(cat, name, roles).map_err(from_auth)?;
+            auth.set_roles(cat, p, mfa, name, roles, now).map_err(from_auth)?;
             (Value::Null, format!("roles now {}", roles_text(roles)))
         }
         Call::UserRemove { name } => {
             if *name == p.user {
                 return Err(err(ErrorCode::Invalid, "you cannot remove yourself"));
             }
-            auth.remove_user(cat, name).map_err(from_auth)?;
+            auth.remove_user(cat, p, mfa, name, now).map_err(from_auth)?;
             (Value::Null, none())
         }
         Call::UserUnlock { name } => {
-            auth.unlock_user(cat, name).map_err(from_auth)?;
+            auth.unlock_user(cat, p, mfa, name, now).map_err(from_auth)?;
             (Value::Null, none())
         }
         Call::UserResetMfa { name } => {
-            let e = auth.reset_mfa(cat, name, now).map_err(from_auth)?;
+            let e = auth.reset_mfa(cat, p, mfa, name, now).map_err(from_auth)?;
             (to_value(&e)?, "new TOTP secret and recovery codes".into())
         }
         Call::TokenCreate {
@@ -349,7 +347,7 @@ fn execute(
             let detail = format!("token {} roles {}", t.info.id, roles_text(roles));
             (to_value(&t)?, detail)
         }
-        Call::TokenList => (to_value(&auth.list_tokens(cat, p).map_err(from_auth)?)?, none()),
+        Call::TokenList => (to_value(&auth.list_tokens(cat, p, now).map_err(from_auth)?)?, none()),
         Call::TokenRevoke { id } => {
             auth.revoke_token(cat, p, id, now).map_err(from_auth)?;
             (Value::Null, none())

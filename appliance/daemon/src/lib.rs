@@ -53,7 +53,7 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Argon2 cost for new password hashes; `None` for the production
     /// default. Tests lower it.
-    pub password_cost: Option<coffer_auth::password::Cost>,
+    pub password_cost: Option<coffer_auth::PasswordParams>,
 }
 
 /// The shared state of a running daemon.
@@ -118,7 +118,7 @@ impl Inner {
             result: result.to_string(),
             detail: detail.to_string(),
         };
-        if let Err(e) = self.auditor.append(cat, &rec) {
+        if let Err(e) = self.auditor.append(cat, rec) {
             tracing::error!(error = %e, action, target, "could not write the audit log");
         }
     }
@@ -147,7 +147,7 @@ impl Inner {
     }
 }
 
-fn auth_policy(c: &Config, cost: Option<coffer_auth::password::Cost>) -> AuthPolicy {
+fn auth_policy(c: &Config, cost: Option<coffer_auth::PasswordParams>) -> AuthPolicy {
     let mut p = AuthPolicy {
         session_idle: c.auth.session_idle,
         fresh_mfa: c.auth.fresh_mfa,
@@ -156,7 +156,7 @@ fn auth_policy(c: &Config, cost: Option<coffer_auth::password::Cost>) -> AuthPol
         ..AuthPolicy::default()
     };
     if let Some(cost) = cost {
-        p.password_cost = cost;
+        p.password = cost;
     }
     p
 }
@@ -222,7 +222,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         .unwrap_or_else(|| "unknown".into());
     let anchor = state.join("audit.anchor");
     let inner = Arc::new(Inner {
-        auth: Auth::new(auth_policy(&config, opts.password_cost)),
+        auth: Auth::new(auth_policy(&config, opts.password_cost))?,
         auditor: coffer_auth::audit::Auditor::new(Some(anchor)),
         config: RwLock::new(config.clone()),
         config_path: opts.config_path,
@@ -251,6 +251,9 @@ pub async fn start(opts: Options) -> Result<Running> {
                 inner.host
             ),
         );
+        if config.daemon.development {
+            seed_development(&inner, &cat)?;
+        }
         drop(cat);
         jobs::requeue_interrupted(&inner)?;
     }
@@ -288,6 +291,89 @@ pub async fn run_until(opts: Options, shutdown: impl std::future::Future<Output 
     }
     tracing::info!("shutting down: checkpointing running jobs");
     running.shutdown().await
+}
+
+/// On a development appliance's first start: a sample profile and an asset
+/// using it, so the scheduler has something to do. Backs up
+/// `/usr/share/doc` where it exists, else a small sample tree under the
+/// state directory.
+fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
+    use coffer_types::api::{Asset, Criticality, Duration, Profile, Retention, Schedules};
+    if !cat.profiles()?.is_empty() || !cat.register_assets()?.is_empty() {
+        return Ok(());
+    }
+    let now = inner.now_ms();
+    let profile = Profile {
+        name: "standard".into(),
+        schedules: Schedules {
+            full: Some("Sun 01:00".into()),
+            differential: Some("Mon..Sat 01:00".into()),
+            incremental: Some("*-*-* 00/4:30".into()),
+        },
+        retention: Retention {
+            keep_daily: Some(14),
+            keep_weekly: Some(8),
+            keep_monthly: Some(12),
+            ..Retention::default()
+        },
+        target: "default".into(),
+        tape_pool: None,
+        replicate_to: Vec::new(),
+        retries: 2,
+        retry_backoff: Duration(300),
+    };
+    let docs = Path::new("/usr/share/doc");
+    let source = if docs.is_dir() {
+        docs.to_path_buf()
+    } else {
+        let dir = inner.config().daemon.state_dir.join("sample-data");
+        std::fs::create_dir_all(dir.join("etc"))?;
+        std::fs::write(dir.join("etc/motd"), "Welcome to the Coffer development appliance.\n")?;
+        std::fs::write(dir.join("README"), "Sample data backed up by the development profile.\n")?;
+        dir
+    };
+    let asset = Asset {
+        name: "sample-docs".into(),
+        owner: "IT operations".into(),
+        criticality: Criticality::Medium,
+        sources: vec![source.display().to_string()],
+        excludes: Vec::new(),
+        rpo: Duration(86_400),
+        rto: Duration(4 * 3600),
+        profile: Some("standard".into()),
+    };
+    cat.add_profile(&profile, now)?;
+    cat.add_register_asset(&asset, now)?;
+    inner.audit(
+        cat,
+        "system",
+        Source::System,
+        "dev.seed",
+        "sample-docs",
+        "ok",
+        "development defaults: profile 'standard' and asset 'sample-docs'",
+    );
+    Ok(())
+}
+
+/// The development configuration under `dir`: read from `dir/cofferd.toml`
+/// when it exists (so it can be edited and reloaded), else the built-in
+/// development defaults, written there. Returns it with its file.
+pub fn development_config(dir: &Path) -> Result<(Config, PathBuf)> {
+    create_private_dir(dir)?;
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolve '{}'", dir.display()))?;
+    let path = dir.join("cofferd.toml");
+    if path.exists() {
+        return Ok((Config::load(&path)?, path));
+    }
+    let config = Config::development(&dir);
+    let text = format!(
+        "# cofferd development configuration (every key: docs/cofferd.toml).\n\
+         # Edit and send SIGHUP (or `reload` in the shell) to apply.\n\n{}",
+        toml::to_string_pretty(&config).context("render the development configuration")?
+    );
+    std::fs::write(&path, text).with_context(|| format!("write '{}'", path.display()))?;
+    Ok((config, path))
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

@@ -1,0 +1,233 @@
+//! A daemon in-process on a temporary directory and socket, with a manual
+//! clock, and a raw JSON-lines client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cofferd::{Config, ManualClock, Options, Running};
+use serde_json::{Value, json};
+
+/// 2026-11-23 (a Monday) 00:00:00 UTC, where the tests' clocks start.
+pub const MONDAY: i64 = 1_795_392_000_000;
+pub const MINUTE: i64 = 60_000;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const DAY: i64 = 24 * HOUR;
+
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub running: Option<Running>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+pub fn config(dir: &Path) -> Config {
+    let mut c = Config::development(dir);
+    c.store.threads = 2;
+    c
+}
+
+impl TestDaemon {
+    pub fn start() -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(MONDAY));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut d = TestDaemon {
+            dir,
+            clock,
+            running: None,
+            rt,
+        };
+        d.boot(None);
+        d
+    }
+
+    /// Starts (again) on the same directory, optionally with a config file.
+    pub fn boot(&mut self, config_path: Option<PathBuf>) {
+        let config = match &config_path {
+            Some(p) => Config::load(p).unwrap(),
+            None => config(self.dir.path()),
+        };
+        let running = self
+            .rt
+            .block_on(cofferd::start(Options {
+                config,
+                config_path,
+                clock: self.clock.clone(),
+                password_cost: Some(coffer_auth::PasswordParams::insecure_for_tests()),
+            }))
+            .unwrap();
+        self.running = Some(running);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.shutdown()).unwrap();
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket())
+    }
+
+    /// Bootstraps `admin` and logs in; returns the client and the TOTP secret.
+    pub fn admin(&self) -> (Client, Vec<u8>) {
+        let mut c = self.client();
+        let e = c.ok("bootstrap", json!({"user": "admin", "password": "correct horse battery"}));
+        let secret = coffer_auth::totp::base32_decode(e["secret_base32"].as_str().unwrap()).unwrap();
+        let code = self.code(&secret);
+        c.login("admin", "correct horse battery", &code);
+        (c, secret)
+    }
+
+    /// The TOTP code at the daemon's clock.
+    pub fn code(&self, secret: &[u8]) -> String {
+        coffer_auth::totp::code_at(secret, self.clock.now_ms() / 1000)
+    }
+
+    /// Moves the clock to the next TOTP step (a code is accepted only once).
+    pub fn next_step(&self) {
+        self.clock.advance(30_000);
+    }
+
+    /// Waits (real time) until `f` holds, up to 60 s.
+    pub fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct Client {
+    stream: BufReader<UnixStream>,
+    next: u64,
+    pub auth: Option<Value>,
+    pub mfa: Option<String>,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Client {
+        Client {
+            stream: BufReader::new(UnixStream::connect(path).unwrap()),
+            next: 1,
+            auth: None,
+            mfa: None,
+        }
+    }
+
+    /// Sends one raw line, returns the response line parsed.
+    pub fn raw(&mut self, line: &[u8]) -> Value {
+        let s = self.stream.get_mut();
+        s.write_all(line).unwrap();
+        s.write_all(b"\n").unwrap();
+        let mut resp = String::new();
+        self.stream.read_line(&mut resp).unwrap();
+        serde_json::from_str(&resp).unwrap_or(Value::Null)
+    }
+
+    pub fn call(&mut self, op: &str, args: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        let mut req = json!({"id": id, "op": op});
+        if !args.is_null() {
+            req["args"] = args;
+        }
+        if let Some(a) = &self.auth {
+            req["auth"] = a.clone();
+        }
+        if let Some(m) = self.mfa.take() {
+            req["mfa"] = json!(m);
+        }
+        let resp = self.raw(serde_json::to_string(&req).unwrap().as_bytes());
+        assert_eq!(resp["id"], json!(id), "{resp}");
+        resp
+    }
+
+    /// A call that must succeed; returns its result.
+    pub fn ok(&mut self, op: &str, args: Value) -> Value {
+        let r = self.call(op, args);
+        assert_eq!(r["ok"], json!(true), "{op} failed: {r}");
+        r.get("result").cloned().unwrap_or(Value::Null)
+    }
+
+    /// A call that must fail with `code`; returns the message.
+    pub fn fails(&mut self, op: &str, args: Value, code: &str) -> String {
+        let r = self.call(op, args);
+        assert_eq!(r["ok"], json!(false), "{op} should fail with {code}: {r}");
+        assert_eq!(r["error"]["code"], json!(code), "{op}: {r}");
+        r["error"]["message"].as_str().unwrap().to_string()
+    }
+
+    pub fn login(&mut self, user: &str, password: &str, code: &str) -> Value {
+        let r = self.ok(
+            "login",
+            json!({"user": user, "password": password, "code": code}),
+        );
+        self.auth = Some(json!({"session": r["session"]}));
+        r
+    }
+}
+
+/// A small tree to back up.
+pub fn sample_tree(root: &Path) -> PathBuf {
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(src.join("data.bin"), vec![7u8; 300_000]).unwrap();
+    src
+}
+
+pub fn asset(name: &str, source: &Path, profile: Option<&str>) -> Value {
+    json!({
+        "name": name,
+        "owner": "ops team",
+        "criticality": "high",
+        "sources": [source.display().to_string()],
+        "rpo": "1d",
+        "rto": "4h",
+        "profile": profile,
+    })
+}
+
+pub fn profile(name: &str, incremental: &str) -> Value {
+    json!({
+        "name": name,
+        "schedules": {"full": "Sun 01:00", "incremental": incremental},
+        "retention": {"keep_daily": 7},
+        "retries": 1,
+        "retry_backoff": "10m",
+    })
+}
+
+/// Jobs from `job_list`, oldest first.
+pub fn jobs(c: &mut Client) -> Vec<Value> {
+    let mut v = c
+        .ok("job_list", json!({"limit": 1000}))
+        .as_array()
+        .unwrap()
+        .clone();
+    v.reverse();
+    v
+}
