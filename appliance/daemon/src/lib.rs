@@ -1,1 +1,5 @@
 //! `cofferd`: the appliance service. (Skeleton.)
+
+pub mod calendar;
+pub mod plan;
+pub mod register;
