@@ -143,6 +143,37 @@ pub enum Error {
         count: u64,
     },
 
+    /// No asset in the register, profile or alert has this name (or id).
+    #[error("no {what} '{name}' in the catalog")]
+    NotFound {
+        /// `asset`, `profile`, `alert`.
+        what: &'static str,
+        /// The name or id as given.
+        name: String,
+    },
+
+    /// An asset or profile with this name is already in the catalog.
+    #[error("{what} '{name}' already exists")]
+    Exists {
+        /// `asset`, `profile`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+
+    /// The object cannot be removed while others name it.
+    #[error("{what} '{name}' is still used by {by_what} {}", by.join(", "))]
+    InUse {
+        /// What was to be removed (`profile`).
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What names it (`assets`).
+        by_what: &'static str,
+        /// Their names.
+        by: Vec<String>,
+    },
+
     /// The text cannot name a snapshot: not hex, too short a prefix, too long.
     #[error("'{input}' cannot name a snapshot: {reason}")]
     InvalidSnapshotRef {

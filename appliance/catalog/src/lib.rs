@@ -16,12 +16,18 @@
 //! shows. Writers wait up to 10 s for a
 //! lock ([`Error::Busy`] after that) and foreign keys are enforced. The schema
 //! is versioned with `PRAGMA user_version` and migrated on open.
+//!
+//! The service's own tables — the asset register, backup profiles, the
+//! scheduler's state and alerts — are read and written in `register.rs`
+//! ([`Catalog::add_asset`], [`Catalog::schedule_state`],
+//! [`Catalog::raise_alert`], …).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
 mod media;
 mod queue;
+mod register;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -38,6 +44,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 pub use error::{Error, Result};
 pub use queue::{JobViewFilter, Pending, QueuedJob};
+pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
 
 use rows::{
     JOB_COLUMNS, RawJob, RawSnapshot, SNAPSHOT_COLUMNS, messages_to_json, scope_to_json,
