@@ -232,14 +232,14 @@ fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
     let Call::ProfileUpdate { profile } = call else {
         return Vec::new();
     };
-    let Ok(Some(old)) = cat.profile(&profile.name) else {
+    let Ok(old) = cat.profile(&profile.name) else {
         return Vec::new();
     };
     let mut v = Vec::new();
     if old.schedules != profile.schedules {
         v.push(Permission::ScheduleChange);
     }
-    if plan::retention_shortened(&old.retention, &profile.retention) {
+    if retention_shortened(&old.retention, &profile.retention) {
         v.push(Permission::RetentionShorten);
     }
     v
@@ -263,7 +263,8 @@ fn status(inner: &Inner, cat: &Catalog) -> ApiResult<Value> {
                 + inner.jobs.count(),
         )
         .unwrap_or(u32::MAX),
-        open_alerts: cat.open_alert_count().map_err(from_catalog)?,
+        open_alerts: u32::try_from(cat.open_alert_count().map_err(from_catalog)?)
+            .unwrap_or(u32::MAX),
         development: config.daemon.development,
     })
 }
@@ -362,18 +363,18 @@ fn execute(
         }
         Call::AssetAdd { asset } => {
             register::validate_asset(asset).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
-            cat.add_register_asset(asset, now).map_err(from_catalog)?;
+            cat.add_asset(asset, now).map_err(from_catalog)?;
             inner.reschedule.notify_one();
             (Value::Null, asset_detail(asset))
         }
         Call::AssetUpdate { asset } => {
             register::validate_asset(asset).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
-            cat.update_register_asset(asset, now).map_err(from_catalog)?;
+            cat.update_asset(asset, now).map_err(from_catalog)?;
             inner.reschedule.notify_one();
             (Value::Null, asset_detail(asset))
         }
         Call::AssetRemove { name } => {
-            cat.remove_register_asset(name).map_err(from_catalog)?;
+            cat.remove_asset(name).map_err(from_catalog)?;
             inner.reschedule.notify_one();
             (Value::Null, "removed from the register; its snapshots stay".into())
         }
@@ -391,10 +392,7 @@ fn execute(
         }
         Call::ProfileList => (to_value(&cat.profiles().map_err(from_catalog)?)?, none()),
         Call::ProfileGet { name } => {
-            let pr = cat
-                .profile(name)
-                .map_err(from_catalog)?
-                .ok_or_else(|| err(ErrorCode::NotFound, format!("no profile '{name}'")))?;
+            let pr = cat.profile(name).map_err(from_catalog)?;
             (to_value(&pr)?, none())
         }
         Call::ProfileAdd { profile } => {
@@ -436,10 +434,7 @@ fn execute(
             (json!({ "normalized": c.to_string(), "next": runs }), none())
         }
         Call::JobRun { asset, level } => {
-            let a = cat
-                .register_asset(asset)
-                .map_err(from_catalog)?
-                .ok_or_else(|| err(ErrorCode::NotFound, format!("no asset '{asset}'")))?;
+            let a = cat.asset(asset).map_err(from_catalog)?.asset;
             let id = jobs::enqueue(
                 inner, cat, &a, *level, &identity_of(p), source, a.profile.clone(), 1, None, None,
             )
@@ -536,7 +531,7 @@ fn profile_detail(p: &coffer_types::api::Profile) -> String {
 }
 
 fn asset_views(inner: &Inner, cat: &Catalog, now: i64) -> ApiResult<Vec<AssetView>> {
-    let assets = cat.register_assets().map_err(from_catalog)?;
+    let assets = cat.register().map_err(from_catalog)?;
     let profiles: std::collections::HashSet<String> = cat
         .profiles()
         .map_err(from_catalog)?
@@ -545,17 +540,25 @@ fn asset_views(inner: &Inner, cat: &Catalog, now: i64) -> ApiResult<Vec<AssetVie
         .collect();
     let last = cat.last_good_backups().map_err(from_catalog)?;
     let _ = inner;
+    let breached: std::collections::HashSet<String> = plan::rpo_breaches(now, &assets, &last)
+        .into_iter()
+        .map(|b| b.asset)
+        .collect();
     Ok(assets
         .into_iter()
         .map(|a| {
-            let last_ms = last.get(&a.name).copied();
-            let unprotected = a.profile.as_ref().is_none_or(|p| !profiles.contains(p));
-            let rpo_breached = last_ms.is_some_and(|t| now - t > a.rpo.ms());
+            let last_ms = last.get(&a.asset.name).copied();
+            let unprotected = a
+                .asset
+                .profile
+                .as_ref()
+                .is_none_or(|p| !profiles.contains(p));
+            let rpo_breached = breached.contains(&a.asset.name);
             AssetView {
                 last_good_backup: last_ms.map(coffer_types::rfc3339_ms),
                 unprotected,
                 rpo_breached,
-                asset: a,
+                asset: a.asset,
             }
         })
         .collect())
@@ -564,34 +567,29 @@ fn asset_views(inner: &Inner, cat: &Catalog, now: i64) -> ApiResult<Vec<AssetVie
 fn import(cat: &Catalog, csv: &str, replace: bool, now: i64) -> ApiResult<ImportReport> {
     let assets =
         register::parse_register_csv(csv).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
-    let profiles: std::collections::HashSet<String> = cat
-        .profiles()
-        .map_err(from_catalog)?
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    let mut report = ImportReport {
-        added: Vec::new(),
-        replaced: Vec::new(),
-        skipped: Vec::new(),
-        unprotected: Vec::new(),
-    };
-    for a in assets {
-        register::validate_asset(&a).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
-        if a.profile.as_ref().is_none_or(|p| !profiles.contains(p)) {
-            report.unprotected.push(a.name.clone());
-        }
-        if cat.register_asset(&a.name).map_err(from_catalog)?.is_some() {
-            if replace {
-                cat.update_register_asset(&a, now).map_err(from_catalog)?;
-                report.replaced.push(a.name);
-            } else {
-                report.skipped.push(a.name);
-            }
-        } else {
-            cat.add_register_asset(&a, now).map_err(from_catalog)?;
-            report.added.push(a.name);
+    for a in &assets {
+        register::validate_asset(a).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+    }
+    cat.import_assets(&assets, replace, now)
+        .map_err(from_catalog)
+}
+
+/// Whether `new` keeps less than `old` under any rule (a weakening change).
+fn retention_shortened(
+    old: &coffer_types::api::Retention,
+    new: &coffer_types::api::Retention,
+) -> bool {
+    fn less<T: Ord>(o: Option<T>, n: Option<T>) -> bool {
+        match (o, n) {
+            (Some(o), Some(n)) => n < o,
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
-    Ok(report)
+    less(old.keep_last, new.keep_last)
+        || less(old.keep_daily, new.keep_daily)
+        || less(old.keep_weekly, new.keep_weekly)
+        || less(old.keep_monthly, new.keep_monthly)
+        || less(old.keep_yearly, new.keep_yearly)
+        || less(old.keep_within, new.keep_within)
 }

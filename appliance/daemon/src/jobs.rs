@@ -152,7 +152,7 @@ pub(crate) fn requeue_interrupted(inner: &Inner) -> Result<()> {
         let (Some(name), Some(level)) = (r.asset.as_deref(), r.level) else {
             continue;
         };
-        let Some(asset) = cat.register_asset(name)? else {
+        let Some(asset) = find_asset(&cat, name)? else {
             tracing::warn!(job_id = r.id, asset = name, "interrupted job's asset is no longer registered; not retried");
             continue;
         };
@@ -278,9 +278,7 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress) -> Result<()>
     let (Some(name), Some(level)) = (r.asset.as_deref(), r.level) else {
         return Err(anyhow!("job {} is not a backup of an asset", r.id));
     };
-    let asset = inner
-        .catalog()?
-        .register_asset(name)?
+    let asset = find_asset(&inner.catalog()?, name)?
         .ok_or_else(|| anyhow!("asset '{name}' is no longer in the register"))?;
     let [source] = asset.sources.as_slice() else {
         return Err(anyhow!(
@@ -391,13 +389,15 @@ fn after_failure(inner: &Inner, cat: &Catalog, p: &Pending, msg: &str) {
         let Some(profile) = p.view.profile.as_deref() else {
             return Ok(None);
         };
-        let Some(profile) = cat.profile(profile)? else {
-            return Ok(None);
+        let profile = match cat.profile(profile) {
+            Ok(p) => p,
+            Err(coffer_catalog::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         if p.view.attempt > profile.retries {
             return Ok(None);
         }
-        let (Some(asset), Some(level)) = (cat.register_asset(&name)?, r.level) else {
+        let (Some(asset), Some(level)) = (find_asset(cat, &name)?, r.level) else {
             return Ok(None);
         };
         let at = crate::plan::retry_at(inner.now_ms(), p.view.attempt, profile.retry_backoff);
@@ -428,5 +428,14 @@ fn after_failure(inner: &Inner, cat: &Catalog, p: &Pending, msg: &str) {
             }
         }
         Err(e) => tracing::error!(error = %format!("{e:#}"), "could not queue a retry"),
+    }
+}
+
+/// The register's asset `name`, if it is registered.
+pub(crate) fn find_asset(cat: &Catalog, name: &str) -> Result<Option<coffer_types::api::Asset>> {
+    match cat.asset(name) {
+        Ok(r) => Ok(Some(r.asset)),
+        Err(coffer_catalog::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }

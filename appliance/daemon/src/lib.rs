@@ -299,7 +299,7 @@ pub async fn run_until(opts: Options, shutdown: impl std::future::Future<Output 
 /// state directory.
 fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
     use coffer_types::api::{Asset, Criticality, Duration, Profile, Retention, Schedules};
-    if !cat.profiles()?.is_empty() || !cat.register_assets()?.is_empty() {
+    if !cat.profiles()?.is_empty() || !cat.register()?.is_empty() {
         return Ok(());
     }
     let now = inner.now_ms();
@@ -343,7 +343,7 @@ fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
         profile: Some("standard".into()),
     };
     cat.add_profile(&profile, now)?;
-    cat.add_register_asset(&asset, now)?;
+    cat.add_asset(&asset, now)?;
     inner.audit(
         cat,
         "system",

@@ -56,13 +56,11 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
     let tz = config.time_zone();
     let cat = inner.catalog()?;
     if config.scheduler.enabled {
-        let assets = cat.register_assets()?;
+        let assets: Vec<_> = cat.register()?.into_iter().map(|r| r.asset).collect();
         let profiles = cat.profiles()?;
         let state = cat.schedule_state()?;
-        let pass = plan::due(now, &assets, &profiles, &state, &tz);
-        for problem in &pass.problems {
-            tracing::warn!("{problem}");
-        }
+        let (register, _problems) = plan::schedules(&assets, &profiles);
+        let pass = plan::plan(now, &register, &state, &tz);
         for d in &pass.due {
             let Some(asset) = assets.iter().find(|a| a.name == d.asset) else {
                 continue;
@@ -84,11 +82,8 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
                 d.level.as_str(),
                 coffer_types::rfc3339_ms(d.due_ms)
             );
-            if d.missed > 1 {
-                detail.push_str(&format!(
-                    " (catch-up: {} runs were missed while the appliance was off; run once)",
-                    d.missed
-                ));
+            if now - d.due_ms > 60_000 {
+                detail.push_str(" (catch-up of a run missed while the appliance was off; run once)");
             }
             inner.audit(
                 &cat,
@@ -100,7 +95,9 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
                 &detail,
             );
         }
-        cat.set_schedule_state(&pass.state)?;
+        if !pass.set.is_empty() || !pass.forget.is_empty() {
+            cat.set_schedule_state(&pass.set, &pass.forget)?;
+        }
     }
     let every = config.scheduler.rpo_check_every.ms().max(1000);
     if *last_monitor == i64::MIN || now - *last_monitor >= every || now < *last_monitor {
@@ -114,36 +111,45 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
 /// whose last good backup is older than its RPO (or that has no profile),
 /// and clears it once that is no longer so.
 fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
-    let assets = cat.register_assets_with_time()?;
-    let profiles: std::collections::HashSet<String> =
-        cat.profiles()?.into_iter().map(|p| p.name).collect();
+    let register = cat.register()?;
+    let assets: Vec<_> = register.iter().map(|r| r.asset.clone()).collect();
+    let profiles = cat.profiles()?;
     let last_good = cat.last_good_backups()?;
-    let breaches = plan::rpo_breaches(now, &assets, &last_good);
-    for (a, _) in &assets {
-        match breaches.iter().find(|(name, _)| *name == a.name) {
-            Some((_, message)) => {
-                if cat.raise_alert("rpo", &a.name, message, now)? {
-                    tracing::warn!(asset = %a.name, "{message}");
-                    inner.audit(cat, "system", Source::System, "alert.raise", &a.name, "rpo", message);
+    let breaches = plan::rpo_breaches(now, &register, &last_good);
+    let (_, problems) = plan::schedules(&assets, &profiles);
+    for a in &assets {
+        match breaches.iter().find(|b| b.asset == a.name) {
+            Some(b) => {
+                if cat.raise_alert("rpo", &a.name, &b.message, now)?.new {
+                    tracing::warn!(asset = %a.name, "{}", b.message);
+                    inner.audit(cat, "system", Source::System, "alert.raise", &a.name, "rpo", &b.message);
                 }
             }
             None => {
                 if cat.clear_alert("rpo", &a.name, now)? {
-                    inner.audit(cat, "system", Source::System, "alert.clear", &a.name, "rpo", "a good backup is within the RPO again");
+                    inner.audit(
+                        cat,
+                        "system",
+                        Source::System,
+                        "alert.clear",
+                        &a.name,
+                        "rpo",
+                        "a good backup is within the RPO again",
+                    );
                 }
             }
         }
-        let unprotected = a.profile.as_ref().is_none_or(|p| !profiles.contains(p));
-        if unprotected {
-            let message = match &a.profile {
-                None => format!("{}: no backup profile; it is not backed up", a.name),
-                Some(p) => format!("{}: its profile '{p}' does not exist; it is not backed up", a.name),
-            };
-            if cat.raise_alert("unprotected", &a.name, &message, now)? {
-                tracing::warn!(asset = %a.name, "{message}");
+        for kind in ["unprotected", "config"] {
+            match problems.iter().find(|p| p.asset == a.name && p.kind == kind) {
+                Some(p) => {
+                    if cat.raise_alert(kind, &a.name, &p.message, now)?.new {
+                        tracing::warn!(asset = %a.name, "{}", p.message);
+                    }
+                }
+                None => {
+                    cat.clear_alert(kind, &a.name, now)?;
+                }
             }
-        } else {
-            cat.clear_alert("unprotected", &a.name, now)?;
         }
     }
     Ok(())
@@ -156,8 +162,9 @@ pub(crate) fn next_runs(
     tz: &jiff::tz::TimeZone,
     count: usize,
 ) -> Result<Vec<NextRun>> {
-    let assets = cat.register_assets()?;
+    let assets: Vec<_> = cat.register()?.into_iter().map(|r| r.asset).collect();
     let profiles = cat.profiles()?;
     let state = cat.schedule_state()?;
-    Ok(plan::next_runs(now, &assets, &profiles, &state, tz, count))
+    let (register, _) = plan::schedules(&assets, &profiles);
+    Ok(plan::next_runs(now, &register, &state, count, tz))
 }
