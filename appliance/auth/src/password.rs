@@ -158,6 +158,13 @@ mod tests {
     }
 
     #[test]
+    fn production_parameters_hash_and_verify() {
+        let phc = hash_password("production strength", PasswordParams::default()).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_password("production strength", &phc).unwrap());
+    }
+
+    #[test]
     fn an_unreadable_hash_is_an_error_not_a_mismatch() {
         assert!(matches!(
             verify_password("whatever long", "not a phc string"),

@@ -1058,3 +1058,35 @@ fn the_service_is_shared_between_threads() {
     fn is_sync<T: Send + Sync>() {}
     is_sync::<Auth>();
 }
+
+#[test]
+fn of_two_concurrent_logins_with_one_code_only_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let auth = Auth::new(policy()).unwrap();
+    let admin = {
+        let cat = Catalog::open(&path).unwrap();
+        auth.bootstrap(&cat, "root", PW, T0).unwrap()
+    };
+    for round in 0..5 {
+        let now = T0 + round * STEP_MS;
+        let c = code(&admin, now);
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (auth, path, c) = (&auth, &path, &c);
+                    s.spawn(move || {
+                        let cat = Catalog::open(path).unwrap();
+                        auth.login(&cat, "root", PW, c, now).is_ok()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|ok| **ok).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+    }
+}
