@@ -182,6 +182,17 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A user with this name exists already.
+    #[error("a user named '{0}' exists already")]
+    UserExists(String),
+
+    /// No user has this name.
+    #[error("no user named '{0}'")]
+    UserNotFound(String),
+
+    /// An API token with this id exists already.
+    #[error("an API token with id '{0}' exists already")]
+    TokenExists(String),
 }
 
 /// The catalog's result type.

@@ -7,7 +7,10 @@
 //! to many gigabytes and become the slowest part of a backup. Everything in
 //! the snapshot tables can be recreated from the store by
 //! [`Catalog::replace_snapshots`] (`coffer catalog rebuild`); the job log is
-//! the one thing only the catalog holds.
+//! the one thing only the catalog holds. The appliance service adds the
+//! users, recovery codes, API tokens and the hash-chained audit log
+//! (`auth.rs`; the policy over them is `coffer-auth`'s), which are likewise
+//! held only here.
 //!
 //! The database runs in WAL mode with `synchronous=FULL`: every committed
 //! job row is on disk before the commit returns, because the job log is
@@ -24,6 +27,9 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod error;
 mod media;
 mod queue;
@@ -42,6 +48,10 @@ use coffer_types::{
 };
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
+pub use auth::{
+    AUDIT_DEFAULT_LIMIT, AUDIT_GENESIS, ApiTokenRow, AuditChainFn, AuditRow, FailedLogin,
+    NewAuditRecord, NewUser, UserRow,
+};
 pub use error::{Error, Result};
 pub use queue::{JobViewFilter, Pending, QueuedJob};
 pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
