@@ -163,7 +163,7 @@ enum SecondFactor {
 /// (`Sync`); the catalog is passed to each call.
 #[derive(Debug)]
 pub struct Auth {
-    policy: AuthPolicy,
+    policy: std::sync::RwLock<AuthPolicy>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     phantoms: Mutex<HashMap<[u8; 32], Phantom>>,
     dummy_phc: String,
@@ -291,16 +291,28 @@ impl Auth {
         let dummy_phc =
             password::hash_password("coffer: no such user, no such password", policy.password)?;
         Ok(Auth {
-            policy,
+            policy: std::sync::RwLock::new(policy),
             sessions: Mutex::new(HashMap::new()),
             phantoms: Mutex::new(HashMap::new()),
             dummy_phc,
         })
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> &AuthPolicy {
-        &self.policy
+    /// The policy in force (a copy: a reload may replace it).
+    pub fn policy(&self) -> AuthPolicy {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the policy (a configuration reload). Sessions and lockouts
+    /// in progress are kept and measured against the new values.
+    pub fn set_policy(&self, policy: AuthPolicy) {
+        match self.policy.write() {
+            Ok(mut p) => *p = policy,
+            Err(p) => *p.into_inner() = policy,
+        }
     }
 
     /// True until the first user exists.
@@ -336,7 +348,7 @@ impl Auth {
             )));
         }
         password::check_policy(name, password)?;
-        let phc = password::hash_password(password, self.policy.password)?;
+        let phc = password::hash_password(password, self.policy().password)?;
         let (secret, hashes, enrollment) = Self::new_enrollment(name)?;
         Ok(PreparedUser {
             phc,
@@ -406,8 +418,8 @@ impl Auth {
         let f = cat.record_failed_login(
             user,
             now_ms,
-            self.policy.lockout_after,
-            now_ms.saturating_add(self.policy.lockout_for.ms()),
+            self.policy().lockout_after,
+            now_ms.saturating_add(self.policy().lockout_for.ms()),
         )?;
         tracing::info!(
             user,
@@ -531,7 +543,7 @@ impl Auth {
             session: session.to_string(),
             user: user.to_string(),
             roles: row.roles,
-            idle_timeout_secs: self.policy.session_idle.secs(),
+            idle_timeout_secs: self.policy().session_idle.secs(),
             recovery_codes_left,
         })
     }
@@ -558,8 +570,8 @@ impl Auth {
             *p = Phantom::default();
         }
         p.failed = p.failed.saturating_add(1);
-        if p.failed >= self.policy.lockout_after {
-            p.locked_until_ms = Some(now_ms.saturating_add(self.policy.lockout_for.ms()));
+        if p.failed >= self.policy().lockout_after {
+            p.locked_until_ms = Some(now_ms.saturating_add(self.policy().lockout_for.ms()));
         }
         tracing::info!(
             reason = LoginFailure::UnknownUser.as_str(),
@@ -576,7 +588,7 @@ impl Auth {
         let mut raw = Zeroizing::new([0u8; SECRET_BYTES]);
         random(raw.as_mut_slice(), "a session token")?;
         let key = session_key(raw.as_slice());
-        let idle = self.policy.session_idle.ms();
+        let idle = self.policy().session_idle.ms();
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, s| match s.ended {
             Some((_, at)) => now_ms - at < SESSION_TOMBSTONE_MS,
@@ -587,7 +599,7 @@ impl Auth {
             Session {
                 user: user.to_string(),
                 last_seen_ms: now_ms,
-                mfa_fresh_until_ms: now_ms.saturating_add(self.policy.fresh_mfa.ms()),
+                mfa_fresh_until_ms: now_ms.saturating_add(self.policy().fresh_mfa.ms()),
                 ended: None,
             },
         );
@@ -627,7 +639,7 @@ impl Auth {
             if let Some((why, _)) = s.ended {
                 return Err(Error::SessionExpired(why));
             }
-            if now_ms - s.last_seen_ms > self.policy.session_idle.ms() {
+            if now_ms - s.last_seen_ms > self.policy().session_idle.ms() {
                 s.ended = Some(("idle timeout", now_ms));
                 tracing::info!(user = %s.user, "session ended: idle timeout");
                 return Err(Error::SessionExpired("idle timeout"));
@@ -728,7 +740,7 @@ impl Auth {
     }
 
     fn refresh_mfa(&self, key: &[u8; 32], now_ms: i64) -> i64 {
-        let until = now_ms.saturating_add(self.policy.fresh_mfa.ms());
+        let until = now_ms.saturating_add(self.policy().fresh_mfa.ms());
         if let Some(s) = lock(&self.sessions).get_mut(key) {
             s.mfa_fresh_until_ms = s.mfa_fresh_until_ms.max(until);
         }
@@ -827,7 +839,7 @@ impl Auth {
 
     /// How many sessions are open (not ended, not idle past the timeout).
     pub fn open_sessions(&self, now_ms: i64) -> usize {
-        let idle = self.policy.session_idle.ms();
+        let idle = self.policy().session_idle.ms();
         lock(&self.sessions)
             .values()
             .filter(|s| s.ended.is_none() && now_ms - s.last_seen_ms <= idle)
@@ -862,7 +874,7 @@ impl Auth {
             });
         }
         password::check_policy(&row.name, new)?;
-        let phc = password::hash_password(new, self.policy.password)?;
+        let phc = password::hash_password(new, self.policy().password)?;
         cat.set_user_password(&row.name, &phc)?;
         self.end_sessions(&row.name, Some(&key), "password changed", now_ms);
         tracing::info!(user = %row.name, "password changed");
@@ -1059,11 +1071,11 @@ impl Auth {
                 actor.user
             )));
         }
-        let lifetime = expires_in.unwrap_or(self.policy.token_default_lifetime);
-        if lifetime.secs() == 0 || lifetime > self.policy.token_max_lifetime {
+        let lifetime = expires_in.unwrap_or(self.policy().token_default_lifetime);
+        if lifetime.secs() == 0 || lifetime > self.policy().token_max_lifetime {
             return Err(Error::Invalid(format!(
                 "a token's lifetime must be between 1s and {}",
-                self.policy.token_max_lifetime
+                self.policy().token_max_lifetime
             )));
         }
         let mut id = [0u8; TOKEN_ID_BYTES];

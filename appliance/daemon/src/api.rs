@@ -203,7 +203,21 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
     let Some((perm, audited)) = permission(&req.call) else {
         return Err(internal("no permission for this call"));
     };
-    let mut perms = vec![perm];
+    // User and token management check their own permissions (an inline
+    // code is used up by the first check).
+    let self_checked = matches!(
+        req.call,
+        Call::UserAdd { .. }
+            | Call::UserRoles { .. }
+            | Call::UserRemove { .. }
+            | Call::UserUnlock { .. }
+            | Call::UserResetMfa { .. }
+            | Call::UserList
+            | Call::TokenCreate { .. }
+            | Call::TokenList
+            | Call::TokenRevoke { .. }
+    );
+    let mut perms = if self_checked { Vec::new() } else { vec![perm] };
     perms.extend(extra_permissions(cat, &req.call));
     for p in perms {
         if let Err(e) = inner
@@ -218,6 +232,9 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
     if audited {
         let (result, detail) = match &r {
             Ok((_, d)) => ("ok", d.clone()),
+            Err(e) if matches!(e.code, ErrorCode::Forbidden | ErrorCode::FreshMfaRequired) => {
+                ("denied", e.message.clone())
+            }
             Err(e) => ("failed", e.message.clone()),
         };
         inner.audit(cat, &who, source, &action, &tgt, result, &detail);
@@ -467,13 +484,9 @@ fn execute(
         }
         Call::JobLog { id } => {
             cat.job_view(*id).map_err(from_catalog)?;
-            let path = crate::joblog::path(&inner.job_log_dir(), *id);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(e) => return Err(internal(format!("read '{}': {e}", path.display()))),
-            };
-            (json!({ "lines": text.lines().collect::<Vec<_>>() }), none())
+            let lines = crate::joblog::read(&inner.job_log_dir(), *id)
+                .map_err(|e| internal(format!("read the log of job {id}: {e}")))?;
+            (json!({ "lines": lines }), none())
         }
         Call::JobCancel { id } => {
             let msg = jobs::cancel(inner, cat, *id, &identity_of(p))

@@ -1,147 +1,114 @@
-//! Per-job logs: a `tracing` layer that copies every event raised inside a
-//! span carrying a `job_id` field into `<state_dir>/jobs/<id>.log`, so each
-//! job keeps its own log beside its row in the job log (`coffer job log ID`).
-//! The daemon's main log still receives every event.
+//! Per-job logs: each job keeps its own log, `<state_dir>/jobs/<id>.log`,
+//! beside its row in the job log (`coffer job log ID`). Every line is also
+//! a `tracing` event in the job's span, so the daemon's log has it too.
+//!
+//! The job writes its log itself rather than through a `tracing` layer: a
+//! layer only sees events of a subscriber installed by the binary, and the
+//! daemon also runs in-process (tests, `coffer dev`) under subscribers it
+//! does not control; the engine's worker threads do not carry the job's
+//! span either.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
-
-/// The layer; install it in the daemon's subscriber.
-#[derive(Debug, Clone)]
-pub struct JobLogLayer {
-    dir: PathBuf,
-}
-
-impl JobLogLayer {
-    /// Writes job logs under `dir` (created when needed).
-    pub fn new(dir: &Path) -> JobLogLayer {
-        JobLogLayer {
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-/// The job id a span carries, kept in the span's extensions.
-struct JobId(i64);
-
-#[derive(Default)]
-struct FindJob(Option<i64>);
-
-impl Visit for FindJob {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == "job_id" {
-            self.0 = Some(value);
-        }
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "job_id" {
-            self.0 = i64::try_from(value).ok();
-        }
-    }
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-}
-
-#[derive(Default)]
-struct Line {
-    message: String,
-    fields: String,
-}
-
-impl Visit for Line {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.fields, " {}={value:?}", field.name());
-        }
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={value:?}", field.name());
-        }
-    }
-}
 
 /// The path of job `id`'s log under `dir`.
 pub fn path(dir: &Path, id: i64) -> PathBuf {
     dir.join(format!("{id}.log"))
 }
 
-impl<S> tracing_subscriber::Layer<S> for JobLogLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut find = FindJob::default();
-        attrs.record(&mut find);
-        if let (Some(job), Some(span)) = (find.0, ctx.span(id)) {
-            span.extensions_mut().insert(JobId(job));
+/// How serious a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Progress and outcomes.
+    Info,
+    /// Something the operator should look at (an unreadable file).
+    Warn,
+    /// The job failed.
+    Error,
+}
+
+/// One job's log.
+#[derive(Debug)]
+pub struct JobLog {
+    path: PathBuf,
+    job: i64,
+}
+
+impl JobLog {
+    /// The log of job `job` under `dir` (created on the first line).
+    pub fn new(dir: &Path, job: i64) -> JobLog {
+        JobLog {
+            path: path(dir, job),
+            job,
         }
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some(scope) = ctx.event_scope(event) else {
-            return;
+    /// Appends a line (time, level, text) and emits it as a `tracing` event.
+    pub fn line(&self, level: Level, text: &str) {
+        match level {
+            Level::Info => tracing::info!(job_id = self.job, "{text}"),
+            Level::Warn => tracing::warn!(job_id = self.job, "{text}"),
+            Level::Error => tracing::error!(job_id = self.job, "{text}"),
+        }
+        let tag = match level {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
         };
-        let Some(job) = scope
-            .from_root()
-            .find_map(|span| span.extensions().get::<JobId>().map(|j| j.0))
-        else {
-            return;
-        };
-        let mut line = Line::default();
-        event.record(&mut line);
-        let now = jiff::Timestamp::now();
-        let text = format!(
-            "{} {:>5} {}{}\n",
-            now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            event.metadata().level(),
-            line.message,
-            line.fields
-        );
-        let _ = std::fs::create_dir_all(&self.dir);
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let entry = format!("{now} {tag:<5} {text}\n");
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path(&self.dir, job))
-        {
-            let _ = f.write_all(text.as_bytes());
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(entry.as_bytes()));
+        if let Err(e) = written {
+            tracing::error!(job_id = self.job, path = %self.path.display(), error = %e, "cannot write the job's log");
         }
+    }
+
+    /// [`JobLog::line`] at info.
+    pub fn info(&self, text: &str) {
+        self.line(Level::Info, text);
+    }
+
+    /// [`JobLog::line`] at warn.
+    pub fn warn(&self, text: &str) {
+        self.line(Level::Warn, text);
+    }
+
+    /// [`JobLog::line`] at error.
+    pub fn error(&self, text: &str) {
+        self.line(Level::Error, text);
+    }
+}
+
+/// The lines of job `id`'s log (none if it has not written one).
+pub fn read(dir: &Path, id: i64) -> std::io::Result<Vec<String>> {
+    match std::fs::read_to_string(path(dir, id)) {
+        Ok(t) => Ok(t.lines().map(str::to_string).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::layer::SubscriberExt;
 
     #[test]
-    fn events_inside_a_job_span_land_in_that_jobs_file_only() {
+    fn lines_are_appended_to_the_jobs_own_file() {
         let dir = tempfile::tempdir().unwrap();
-        let subscriber = tracing_subscriber::registry().with(JobLogLayer::new(dir.path()));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::info!("outside any job");
-            let span = tracing::info_span!("job", job_id = 7_i64, asset = "web-01");
-            let _g = span.enter();
-            tracing::info!(files = 3_u64, "backup started");
-            let inner = tracing::info_span!("phase");
-            let _i = inner.enter();
-            tracing::warn!("cannot read /srv/x: permission denied");
-        });
-        let text = std::fs::read_to_string(path(dir.path(), 7)).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert!(lines[0].contains("INFO backup started files=3"), "{text}");
-        assert!(lines[1].contains("WARN cannot read /srv/x"), "{text}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let log = JobLog::new(&dir.path().join("jobs"), 7);
+        log.info("backup started");
+        log.warn("cannot read /srv/x: permission denied");
+        let lines = read(&dir.path().join("jobs"), 7).unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("INFO  backup started"), "{lines:?}");
+        assert!(lines[1].contains("WARN  cannot read /srv/x"), "{lines:?}");
+        assert!(read(&dir.path().join("jobs"), 8).unwrap().is_empty());
     }
 }

@@ -21,6 +21,7 @@ use coffer_types::{JobKind, JobStatus, Level, Scope};
 use tokio::sync::{Notify, watch};
 
 use crate::Inner;
+use crate::joblog::JobLog;
 
 /// A job on a worker thread.
 struct RunningJob {
@@ -257,9 +258,10 @@ fn execute(inner: &Inner, p: &Pending, progress: &Progress) {
         attempt = p.view.attempt
     );
     let _g = span.enter();
-    if let Err(e) = execute_backup(inner, p, progress) {
+    let log = JobLog::new(&inner.job_log_dir(), r.id);
+    if let Err(e) = execute_backup(inner, p, progress, &log) {
         let msg = format!("{e:#}");
-        tracing::error!(error = %msg, "job could not run");
+        log.error(&format!("job could not run: {msg}"));
         if let Ok(cat) = inner.catalog() {
             let _ = cat.end_job_early(
                 r.id,
@@ -273,12 +275,12 @@ fn execute(inner: &Inner, p: &Pending, progress: &Progress) {
     }
 }
 
-fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress) -> Result<()> {
+fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog) -> Result<()> {
     let r = &p.view.record;
     let (Some(name), Some(level)) = (r.asset.as_deref(), r.level) else {
         return Err(anyhow!("job {} is not a backup of an asset", r.id));
     };
-    let asset = find_asset(&inner.catalog()?, name)?
+    let asset = find_asset(&*inner.catalog()?, name)?
         .ok_or_else(|| anyhow!("asset '{name}' is no longer in the register"))?;
     let [source] = asset.sources.as_slice() else {
         return Err(anyhow!(
@@ -301,28 +303,33 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress) -> Result<()>
     };
     // Its own connection: the backup's writes must not hold the API's lock.
     let cat = Catalog::open(&inner.catalog_path)?;
-    tracing::info!(source = %source, identity = %r.identity, "backup started");
+    log.info(&format!(
+        "{} backup of '{name}' started: source {source}, started by {} (attempt {})",
+        level.as_str(),
+        r.identity,
+        p.view.attempt
+    ));
     let outcome = coffer_engine::backup_queued(&inner.repo, &cat, &req, &actor, progress, r.id);
     let shared = inner.catalog()?;
     match outcome {
         Ok(o) => {
             let s = &o.snapshot.stats;
             if let Some(n) = &o.notice {
-                tracing::info!("{n}");
+                log.info(n);
             }
             for w in &o.warnings {
-                tracing::warn!("{w}");
+                log.warn(w);
             }
-            tracing::info!(
-                snapshot = %o.snapshot.id.to_hex(),
-                files_read = s.files_read,
-                bytes_read = s.bytes_read,
-                files_unchanged = s.files_unchanged,
-                bytes_new = s.bytes_new,
-                bytes_stored = s.bytes_stored,
-                warnings = s.warnings,
-                "backup finished"
-            );
+            log.info(&format!(
+                "backup finished: snapshot {}, {} files read ({} bytes), {} unchanged, {} new bytes stored as {}, {} warning(s)",
+                o.snapshot.id.to_hex(),
+                s.files_read,
+                s.bytes_read,
+                s.files_unchanged,
+                s.bytes_new,
+                s.bytes_stored,
+                s.warnings
+            ));
             shared.clear_alert("job-failed", name, inner.now_ms())?;
             inner.audit(
                 &shared,
@@ -344,7 +351,10 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress) -> Result<()>
             );
         }
         Err(coffer_engine::Error::Stopped(why)) => {
-            tracing::warn!(?why, "backup stopped");
+            log.warn(&format!(
+                "backup stopped: {}",
+                coffer_engine::Error::Stopped(why)
+            ));
             inner.audit(
                 &shared,
                 &r.identity,
@@ -360,7 +370,7 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress) -> Result<()>
         }
         Err(e) => {
             let msg = e.to_string();
-            tracing::error!(error = %msg, "backup failed");
+            log.error(&format!("backup failed: {msg}"));
             after_failure(inner, &shared, p, &msg);
         }
     }

@@ -82,9 +82,6 @@ fn run() -> Result<()> {
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(cofferd::joblog::JobLogLayer::new(
-            &config.daemon.state_dir.join("jobs"),
-        ))
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -97,9 +97,10 @@ async fn connection(
     loop {
         let mut line = Vec::new();
         let limit = u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX);
+        let mut limited = (&mut reader).take(limit);
         let n = tokio::select! {
             _ = stop.changed() => return Ok(()),
-            n = (&mut reader).take(limit).read_until(b'\n', &mut line) => n?,
+            n = limited.read_until(b'\n', &mut line) => n?,
         };
         if n == 0 {
             return Ok(());

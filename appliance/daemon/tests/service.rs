@@ -127,7 +127,11 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
     assert_eq!(job["identity"], json!("scheduler"));
     assert_eq!(job["source"], json!("scheduler"));
     assert_eq!(job["profile"], json!("hourly"));
-    assert_eq!(job["level"], json!("full"), "an incremental with no full runs as a full");
+    assert_eq!(job["level"], json!("incremental"), "the level asked for is logged");
+    assert!(
+        job["messages"][0].as_str().unwrap().contains("ran as a full"),
+        "and what it ran as: {job}"
+    );
     assert!(job["snapshot"].is_string());
     let log = c.ok("job_log", json!({"id": job["id"]}));
     let lines: Vec<&str> = log["lines"]
@@ -136,7 +140,7 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
         .iter()
         .map(|l| l.as_str().unwrap())
         .collect();
-    assert!(lines.iter().any(|l| l.contains("backup started")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("backup of 'web-01' started")), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("backup finished")), "{lines:?}");
 
     // A backup started by hand carries the user's identity.
@@ -167,7 +171,8 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
 
 #[test]
 fn lockout_expired_sessions_and_replayed_codes() {
-    let d = TestDaemon::start();
+    // The default 15-minute idle timeout.
+    let d = TestDaemon::start_with(|_| {});
     let (mut admin, secret) = d.admin();
     let mut c = d.client();
     // The code admin just used is refused a second time.
@@ -189,7 +194,7 @@ fn lockout_expired_sessions_and_replayed_codes() {
     c.fails(
         "login",
         json!({"user": "admin", "password": "wrong password!!", "code": d.code(&secret)}),
-        "login_failed",
+        "locked_out",
     );
     d.next_step();
     c.fails(

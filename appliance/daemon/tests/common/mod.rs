@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cofferd::{Config, ManualClock, Options, Running};
+use cofferd::{Clock, Config, ManualClock, Options, Running};
 use serde_json::{Value, json};
 
 /// 2026-11-23 (a Monday) 00:00:00 UTC, where the tests' clocks start.
@@ -31,8 +31,18 @@ pub fn config(dir: &Path) -> Config {
 }
 
 impl TestDaemon {
+    /// A daemon whose sessions last a week (tests move the clock by hours).
     pub fn start() -> TestDaemon {
+        TestDaemon::start_with(|c| c.auth.session_idle = coffer_types::api::Duration(7 * 86_400))
+    }
+
+    /// A daemon with the development configuration changed by `f`.
+    pub fn start_with(f: impl FnOnce(&mut Config)) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        f(&mut c);
+        let path = dir.path().join("cofferd.toml");
+        std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
         let clock = Arc::new(ManualClock::new(MONDAY));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -45,12 +55,16 @@ impl TestDaemon {
             running: None,
             rt,
         };
-        d.boot(None);
+        d.boot(Some(path));
         d
     }
 
     /// Starts (again) on the same directory, optionally with a config file.
     pub fn boot(&mut self, config_path: Option<PathBuf>) {
+        let config_path = config_path.or_else(|| {
+            let p = self.dir.path().join("cofferd.toml");
+            p.exists().then_some(p)
+        });
         let config = match &config_path {
             Some(p) => Config::load(p).unwrap(),
             None => config(self.dir.path()),
@@ -139,9 +153,10 @@ impl Client {
 
     /// Sends one raw line, returns the response line parsed.
     pub fn raw(&mut self, line: &[u8]) -> Value {
+        // The daemon may answer and close before reading all of an
+        // oversized line: the write then fails, the answer is still there.
         let s = self.stream.get_mut();
-        s.write_all(line).unwrap();
-        s.write_all(b"\n").unwrap();
+        let _ = s.write_all(line).and_then(|()| s.write_all(b"\n"));
         let mut resp = String::new();
         self.stream.read_line(&mut resp).unwrap();
         serde_json::from_str(&resp).unwrap_or(Value::Null)
