@@ -9,8 +9,8 @@
 use coffer_auth::{Permission, Principal};
 use coffer_catalog::{Catalog, JobViewFilter};
 use coffer_types::api::{
-    ApiError, AssetView, Call, Credential, DaemonStatus, ErrorCode, ImportReport, Request,
-    Response, Source, Whoami, API_VERSION,
+    API_VERSION, ApiError, AssetView, Call, Credential, DaemonStatus, ErrorCode, ImportReport,
+    Request, Response, Source, Whoami,
 };
 use serde_json::{Value, json};
 
@@ -77,9 +77,10 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         | Call::UserRemove { .. }
         | Call::UserUnlock { .. }
         | Call::UserResetMfa { .. } => (P::UserManage, true),
-        Call::TokenCreate { .. } | Call::TokenList | Call::TokenRevoke { .. } => {
-            (P::TokenManageOwn, matches!(call, Call::TokenCreate { .. } | Call::TokenRevoke { .. }))
-        }
+        Call::TokenCreate { .. } | Call::TokenList | Call::TokenRevoke { .. } => (
+            P::TokenManageOwn,
+            matches!(call, Call::TokenCreate { .. } | Call::TokenRevoke { .. }),
+        ),
         Call::AssetList | Call::AssetGet { .. } => (P::AssetRead, false),
         Call::AssetAdd { .. } | Call::AssetUpdate { .. } | Call::AssetImport { .. } => {
             (P::AssetWrite, true)
@@ -160,11 +161,10 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
                 "bootstrap",
                 user,
                 if r.is_ok() { "ok" } else { "failed" },
-                &r.as_ref()
-                    .err()
-                    .map_or("first administrator created; MFA enrollment pending".into(), |e| {
-                        e.to_string()
-                    }),
+                &r.as_ref().err().map_or(
+                    "first administrator created; MFA enrollment pending".into(),
+                    |e| e.to_string(),
+                ),
             );
             return to_value(&r.map_err(from_auth)?);
         }
@@ -189,10 +189,7 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
         .auth
         .as_ref()
         .ok_or_else(|| err(ErrorCode::Unauthenticated, "log in first"))?;
-    let principal = inner
-        .auth
-        .authenticate(cat, cred, now)
-        .map_err(from_auth)?;
+    let principal = inner.auth.authenticate(cat, cred, now).map_err(from_auth)?;
     let source = match cred {
         Credential::Session(_) => Source::Console,
         Credential::Token(_) => Source::Api,
@@ -228,7 +225,15 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
             return Err(from_auth(e));
         }
     }
-    let r = execute(inner, cat, &principal, source, &req.call, req.mfa.as_deref(), now);
+    let r = execute(
+        inner,
+        cat,
+        &principal,
+        source,
+        &req.call,
+        req.mfa.as_deref(),
+        now,
+    );
     if audited {
         let (result, detail) = match &r {
             Ok((_, d)) => ("ok", d.clone()),
@@ -324,7 +329,10 @@ fn execute(
                 .map_err(from_auth)?;
             (Value::Null, "password changed".into())
         }
-        Call::UserList => (to_value(&auth.list_users(cat, p, now).map_err(from_auth)?)?, none()),
+        Call::UserList => (
+            to_value(&auth.list_users(cat, p, now).map_err(from_auth)?)?,
+            none(),
+        ),
         Call::UserAdd {
             name,
             password,
@@ -336,18 +344,21 @@ fn execute(
             (to_value(&e)?, format!("roles {}", roles_text(roles)))
         }
         Call::UserRoles { name, roles } => {
-            auth.set_roles(cat, p, mfa, name, roles, now).map_err(from_auth)?;
+            auth.set_roles(cat, p, mfa, name, roles, now)
+                .map_err(from_auth)?;
             (Value::Null, format!("roles now {}", roles_text(roles)))
         }
         Call::UserRemove { name } => {
             if *name == p.user {
                 return Err(err(ErrorCode::Invalid, "you cannot remove yourself"));
             }
-            auth.remove_user(cat, p, mfa, name, now).map_err(from_auth)?;
+            auth.remove_user(cat, p, mfa, name, now)
+                .map_err(from_auth)?;
             (Value::Null, none())
         }
         Call::UserUnlock { name } => {
-            auth.unlock_user(cat, p, mfa, name, now).map_err(from_auth)?;
+            auth.unlock_user(cat, p, mfa, name, now)
+                .map_err(from_auth)?;
             (Value::Null, none())
         }
         Call::UserResetMfa { name } => {
@@ -365,7 +376,10 @@ fn execute(
             let detail = format!("token {} roles {}", t.info.id, roles_text(roles));
             (to_value(&t)?, detail)
         }
-        Call::TokenList => (to_value(&auth.list_tokens(cat, p, now).map_err(from_auth)?)?, none()),
+        Call::TokenList => (
+            to_value(&auth.list_tokens(cat, p, now).map_err(from_auth)?)?,
+            none(),
+        ),
         Call::TokenRevoke { id } => {
             auth.revoke_token(cat, p, id, now).map_err(from_auth)?;
             (Value::Null, none())
@@ -393,7 +407,10 @@ fn execute(
         Call::AssetRemove { name } => {
             cat.remove_asset(name).map_err(from_catalog)?;
             inner.reschedule.notify_one();
-            (Value::Null, "removed from the register; its snapshots stay".into())
+            (
+                Value::Null,
+                "removed from the register; its snapshots stay".into(),
+            )
         }
         Call::AssetImport { csv, replace } => {
             let report = import(cat, csv, *replace, now)?;
@@ -444,7 +461,9 @@ fn execute(
             let mut at = now;
             let mut runs = Vec::new();
             for _ in 0..count.unwrap_or(5).min(100) {
-                let Some(t) = c.next_after(at, &tz) else { break };
+                let Some(t) = c.next_after(at, &tz) else {
+                    break;
+                };
                 runs.push(coffer_types::rfc3339_ms(t));
                 at = t;
             }
@@ -453,7 +472,16 @@ fn execute(
         Call::JobRun { asset, level } => {
             let a = cat.asset(asset).map_err(from_catalog)?.asset;
             let id = jobs::enqueue(
-                inner, cat, &a, *level, &identity_of(p), source, a.profile.clone(), 1, None, None,
+                inner,
+                cat,
+                &a,
+                *level,
+                &identity_of(p),
+                source,
+                a.profile.clone(),
+                1,
+                None,
+                None,
             )
             .map_err(internal)?;
             (json!({ "job": id }), format!("job {id} queued"))

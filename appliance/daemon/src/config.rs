@@ -281,7 +281,10 @@ mod tests {
         let e = parse("[scheduler]\nmax_concurrent_jobs = \"two\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 2") && e.contains("max_concurrent_jobs"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("max_concurrent_jobs"),
+            "{e}"
+        );
         let e = parse("[auth]\nsession_idle = \"15 minutes\"\n")
             .unwrap_err()
             .to_string();

@@ -154,7 +154,11 @@ pub(crate) fn requeue_interrupted(inner: &Inner) -> Result<()> {
             continue;
         };
         let Some(asset) = find_asset(&cat, name)? else {
-            tracing::warn!(job_id = r.id, asset = name, "interrupted job's asset is no longer registered; not retried");
+            tracing::warn!(
+                job_id = r.id,
+                asset = name,
+                "interrupted job's asset is no longer registered; not retried"
+            );
             continue;
         };
         let id = enqueue(

@@ -15,6 +15,8 @@
 //! shutdown signal as arguments ([`start`]), so tests run it in-process on a
 //! temporary socket with a manual clock.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod calendar;
 pub mod clock;
 pub mod config;
@@ -99,6 +101,7 @@ impl Inner {
 
     /// Appends to the audit log. A failure to audit is logged loudly; the
     /// action it records has already happened or been refused.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn audit(
         &self,
         cat: &Catalog,
@@ -274,7 +277,10 @@ pub async fn start(opts: Options) -> Result<Running> {
 }
 
 /// Runs until `shutdown` completes, reloading on SIGHUP (the binary's loop).
-pub async fn run_until(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+pub async fn run_until(
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let running = start(opts).await?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
@@ -328,8 +334,14 @@ fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
     } else {
         let dir = inner.config().daemon.state_dir.join("sample-data");
         std::fs::create_dir_all(dir.join("etc"))?;
-        std::fs::write(dir.join("etc/motd"), "Welcome to the Coffer development appliance.\n")?;
-        std::fs::write(dir.join("README"), "Sample data backed up by the development profile.\n")?;
+        std::fs::write(
+            dir.join("etc/motd"),
+            "Welcome to the Coffer development appliance.\n",
+        )?;
+        std::fs::write(
+            dir.join("README"),
+            "Sample data backed up by the development profile.\n",
+        )?;
         dir
     };
     let asset = Asset {

@@ -24,8 +24,10 @@ pub(crate) async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             break;
         }
         let i = inner.clone();
-        match tokio::task::spawn_blocking(move || tick(&i, &mut last_monitor).map(|()| last_monitor))
-            .await
+        match tokio::task::spawn_blocking(move || {
+            tick(&i, &mut last_monitor).map(|()| last_monitor)
+        })
+        .await
         {
             Ok(Ok(t)) => last_monitor = t,
             Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduler pass failed"),
@@ -83,7 +85,8 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
                 coffer_types::rfc3339_ms(d.due_ms)
             );
             if now - d.due_ms > 60_000 {
-                detail.push_str(" (catch-up of a run missed while the appliance was off; run once)");
+                detail
+                    .push_str(" (catch-up of a run missed while the appliance was off; run once)");
             }
             inner.audit(
                 &cat,
@@ -122,7 +125,15 @@ fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
             Some(b) => {
                 if cat.raise_alert("rpo", &a.name, &b.message, now)?.new {
                     tracing::warn!(asset = %a.name, "{}", b.message);
-                    inner.audit(cat, "system", Source::System, "alert.raise", &a.name, "rpo", &b.message);
+                    inner.audit(
+                        cat,
+                        "system",
+                        Source::System,
+                        "alert.raise",
+                        &a.name,
+                        "rpo",
+                        &b.message,
+                    );
                 }
             }
             None => {
@@ -140,7 +151,10 @@ fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
             }
         }
         for kind in ["unprotected", "config"] {
-            match problems.iter().find(|p| p.asset == a.name && p.kind == kind) {
+            match problems
+                .iter()
+                .find(|p| p.asset == a.name && p.kind == kind)
+            {
                 Some(p) => {
                     if cat.raise_alert(kind, &a.name, &p.message, now)?.new {
                         tracing::warn!(asset = %a.name, "{}", p.message);

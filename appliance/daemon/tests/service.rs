@@ -1,5 +1,6 @@
 //! The service end to end, in-process: a daemon on a temporary socket with a
 //! manual clock, driven over its real control API.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
@@ -54,7 +55,13 @@ fn the_wire_format_refuses_garbage_and_oversized_lines_clearly() {
     let r = c.raw(br#"{"id": 42, "op": "launch_missiles"}"#);
     assert_eq!(r["error"]["code"], json!("bad_request"));
     assert_eq!(r["id"], json!(42), "the id of a JSON line is echoed");
-    assert!(r["error"]["message"].as_str().unwrap().contains("launch_missiles"), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("launch_missiles"),
+        "{r}"
+    );
     // The connection survives bad lines.
     c.ok("status", Value::Null);
     // A request without credentials for a protected call.
@@ -90,9 +97,21 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
     );
     // The development seed: a sample profile and asset.
     let profiles = c.ok("profile_list", Value::Null);
-    assert!(profiles.as_array().unwrap().iter().any(|p| p["name"] == "standard"));
-    c.ok("profile_add", json!({"profile": profile("hourly", "*-*-* *:15")}));
-    c.ok("asset_add", json!({"asset": asset("web-01", &src, Some("hourly"))}));
+    assert!(
+        profiles
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "standard")
+    );
+    c.ok(
+        "profile_add",
+        json!({"profile": profile("hourly", "*-*-* *:15")}),
+    );
+    c.ok(
+        "asset_add",
+        json!({"asset": asset("web-01", &src, Some("hourly"))}),
+    );
     c.ok("asset_add", json!({"asset": asset("orphan", &src, None)}));
     let assets = c.ok("asset_list", Value::Null);
     let orphan = assets
@@ -101,12 +120,19 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
         .iter()
         .find(|a| a["name"] == "orphan")
         .unwrap();
-    assert_eq!(orphan["unprotected"], json!(true), "an asset with no profile is flagged");
+    assert_eq!(
+        orphan["unprotected"],
+        json!(true),
+        "an asset with no profile is flagged"
+    );
     let next = c.ok("schedule_next", json!({"count": 3}));
     assert!(
-        next.as_array().unwrap().iter().any(|n| n["asset"] == "web-01"
-            && n["at"] == "2026-11-23T00:15:00.000Z"
-            && n["level"] == "incremental"),
+        next.as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["asset"] == "web-01"
+                && n["at"] == "2026-11-23T00:15:00.000Z"
+                && n["level"] == "incremental"),
         "{next}"
     );
 
@@ -127,9 +153,16 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
     assert_eq!(job["identity"], json!("scheduler"));
     assert_eq!(job["source"], json!("scheduler"));
     assert_eq!(job["profile"], json!("hourly"));
-    assert_eq!(job["level"], json!("incremental"), "the level asked for is logged");
+    assert_eq!(
+        job["level"],
+        json!("incremental"),
+        "the level asked for is logged"
+    );
     assert!(
-        job["messages"][0].as_str().unwrap().contains("ran as a full"),
+        job["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("ran as a full"),
         "and what it ran as: {job}"
     );
     assert!(job["snapshot"].is_string());
@@ -140,11 +173,22 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
         .iter()
         .map(|l| l.as_str().unwrap())
         .collect();
-    assert!(lines.iter().any(|l| l.contains("backup of 'web-01' started")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains("backup finished")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("backup of 'web-01' started")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("backup finished")),
+        "{lines:?}"
+    );
 
     // A backup started by hand carries the user's identity.
-    let r = c.ok("job_run", json!({"asset": "web-01", "level": "incremental"}));
+    let r = c.ok(
+        "job_run",
+        json!({"asset": "web-01", "level": "incremental"}),
+    );
     let id = r["job"].as_i64().unwrap();
     d.wait_for("the manual job", || {
         c.ok("job_get", json!({"id": id}))["status"] == "success"
@@ -156,7 +200,8 @@ fn bootstrap_login_register_schedule_and_the_job_and_audit_logs() {
     // The audit log holds all of it, and its chain verifies.
     let a = audit_actions(&mut c);
     let has = |who: &str, src: &str, act: &str, res: &str| {
-        a.iter().any(|(w, s, ac, r)| w == who && s == src && ac == act && r == res)
+        a.iter()
+            .any(|(w, s, ac, r)| w == who && s == src && ac == act && r == res)
     };
     assert!(has("admin", "console", "bootstrap", "ok"), "{a:?}");
     assert!(has("admin", "console", "login", "ok"), "{a:?}");
@@ -211,7 +256,10 @@ fn lockout_expired_sessions_and_replayed_codes() {
     c.ok("asset_list", Value::Null);
     let a = audit_actions(&mut c);
     assert!(
-        a.iter().filter(|(w, _, act, r)| w == "admin" && act == "login" && r == "failed").count() >= 6,
+        a.iter()
+            .filter(|(w, _, act, r)| w == "admin" && act == "login" && r == "failed")
+            .count()
+            >= 6,
         "{a:?}"
     );
 }
@@ -221,14 +269,28 @@ fn destructive_actions_need_fresh_mfa_and_tokens_cannot_skip_it() {
     let d = TestDaemon::start();
     let src = sample_tree(d.dir.path());
     let (mut c, secret) = d.admin();
-    c.ok("profile_add", json!({"profile": profile("p", "*-*-* 02:00")}));
-    c.ok("asset_add", json!({"asset": asset("db-01", &src, Some("p"))}));
+    c.ok(
+        "profile_add",
+        json!({"profile": profile("p", "*-*-* 02:00")}),
+    );
+    c.ok(
+        "asset_add",
+        json!({"asset": asset("db-01", &src, Some("p"))}),
+    );
     // Six minutes later the login no longer counts as fresh MFA.
     d.clock.advance(6 * MINUTE);
     let changed = profile("p", "*-*-* 03:00");
-    let msg = c.fails("profile_update", json!({"profile": changed}), "fresh_mfa_required");
+    let msg = c.fails(
+        "profile_update",
+        json!({"profile": changed}),
+        "fresh_mfa_required",
+    );
     assert!(msg.contains("TOTP"), "{msg}");
-    c.fails("asset_remove", json!({"name": "db-01"}), "fresh_mfa_required");
+    c.fails(
+        "asset_remove",
+        json!({"name": "db-01"}),
+        "fresh_mfa_required",
+    );
     // A change that moves no schedule and shortens nothing needs no MFA.
     let mut same = profile("p", "*-*-* 02:00");
     same["retries"] = json!(3);
@@ -246,17 +308,31 @@ fn destructive_actions_need_fresh_mfa_and_tokens_cannot_skip_it() {
     let mut api = d.client();
     api.auth = Some(json!({"token": t["token"]}));
     api.ok("asset_list", Value::Null);
-    api.fails("asset_remove", json!({"name": "db-01"}), "fresh_mfa_required");
+    api.fails(
+        "asset_remove",
+        json!({"name": "db-01"}),
+        "fresh_mfa_required",
+    );
     d.next_step();
     api.mfa = Some(d.code(&secret));
     api.ok("asset_remove", json!({"name": "db-01"}));
     let a = audit_actions(&mut c);
     assert!(
-        a.iter().any(|(w, s, act, r)| (w.starts_with("token:") && w.ends_with("(admin)")) && s == "api" && act == "asset.remove" && r == "denied"),
+        a.iter().any(
+            |(w, s, act, r)| (w.starts_with("token:") && w.ends_with("(admin)"))
+                && s == "api"
+                && act == "asset.remove"
+                && r == "denied"
+        ),
         "{a:?}"
     );
     assert!(
-        a.iter().any(|(w, s, act, r)| (w.starts_with("token:") && w.ends_with("(admin)")) && s == "api" && act == "asset.remove" && r == "ok"),
+        a.iter().any(
+            |(w, s, act, r)| (w.starts_with("token:") && w.ends_with("(admin)"))
+                && s == "api"
+                && act == "asset.remove"
+                && r == "ok"
+        ),
         "{a:?}"
     );
 }
@@ -269,7 +345,10 @@ fn each_role_is_allowed_exactly_what_the_matrix_says() {
     let d = TestDaemon::start();
     let src = sample_tree(d.dir.path());
     let (mut admin, secret) = d.admin();
-    admin.ok("profile_add", json!({"profile": profile("p", "*-*-* 02:00")}));
+    admin.ok(
+        "profile_add",
+        json!({"profile": profile("p", "*-*-* 02:00")}),
+    );
     admin.ok("asset_add", json!({"asset": asset("a", &src, Some("p"))}));
     // (permission, op, args) — args valid enough that success is possible.
     let probes: Vec<(P, &str, Value)> = vec![
@@ -280,8 +359,16 @@ fn each_role_is_allowed_exactly_what_the_matrix_says() {
         (P::AlertRead, "alert_list", json!({})),
         (P::AuditRead, "audit_verify", Value::Null),
         (P::UserRead, "user_list", Value::Null),
-        (P::AssetWrite, "asset_add", json!({"asset": asset("x-ROLE", &src, Some("p"))})),
-        (P::ProfileWrite, "profile_add", json!({"profile": profile("q-ROLE", "*-*-* 05:00")})),
+        (
+            P::AssetWrite,
+            "asset_add",
+            json!({"asset": asset("x-ROLE", &src, Some("p"))}),
+        ),
+        (
+            P::ProfileWrite,
+            "profile_add",
+            json!({"profile": profile("q-ROLE", "*-*-* 05:00")}),
+        ),
         (P::JobRun, "job_run", json!({"asset": "a", "level": "full"})),
         (P::ConfigReload, "reload", Value::Null),
     ];
@@ -299,10 +386,9 @@ fn each_role_is_allowed_exactly_what_the_matrix_says() {
         let mut u = d.client();
         u.login(&name, "a long enough password", &d.code(&s));
         for (perm, op, args) in &probes {
-            let args: Value = serde_json::from_str(
-                &serde_json::to_string(args).unwrap().replace("ROLE", &name),
-            )
-            .unwrap();
+            let args: Value =
+                serde_json::from_str(&serde_json::to_string(args).unwrap().replace("ROLE", &name))
+                    .unwrap();
             let r = u.call(op, args);
             let allowed = coffer_auth::allows(role, *perm);
             if allowed {
@@ -319,19 +405,31 @@ fn a_queued_job_can_be_cancelled_and_a_failing_scheduled_job_is_retried_then_ale
     let d = TestDaemon::start();
     let (mut c, _) = d.admin();
     let missing = d.dir.path().join("no-such-dir");
-    c.ok("profile_add", json!({"profile": profile("p", "*-*-* 00:30")}));
-    c.ok("asset_add", json!({"asset": asset("gone", &missing, Some("p"))}));
+    c.ok(
+        "profile_add",
+        json!({"profile": profile("p", "*-*-* 00:30")}),
+    );
+    c.ok(
+        "asset_add",
+        json!({"asset": asset("gone", &missing, Some("p"))}),
+    );
     d.clock.set(MONDAY + 30 * MINUTE);
     d.wait_for("the first attempt to fail and a retry to be queued", || {
         let s = statuses(&mut c);
         s.iter().any(|(_, _, st)| st == "failed") && s.iter().any(|(_, _, st)| st == "queued")
     });
-    let retry = jobs(&mut c).into_iter().find(|j| j["status"] == "queued").unwrap();
+    let retry = jobs(&mut c)
+        .into_iter()
+        .find(|j| j["status"] == "queued")
+        .unwrap();
     assert_eq!(retry["attempt"], json!(2));
     // Backoff: 10 minutes; not before.
     d.clock.advance(5 * MINUTE);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert_eq!(c.ok("job_get", json!({"id": retry["id"]}))["status"], json!("queued"));
+    assert_eq!(
+        c.ok("job_get", json!({"id": retry["id"]}))["status"],
+        json!("queued")
+    );
     d.clock.advance(6 * MINUTE);
     d.wait_for("the retry to fail", || {
         c.ok("job_get", json!({"id": retry["id"]}))["status"] == "failed"
@@ -345,18 +443,29 @@ fn a_queued_job_can_be_cancelled_and_a_failing_scheduled_job_is_retried_then_ale
             .any(|a| a["kind"] == "job-failed" && a["subject"] == "gone")
     });
     assert_eq!(
-        statuses(&mut c).iter().filter(|(a, _, _)| a == "gone").count(),
+        statuses(&mut c)
+            .iter()
+            .filter(|(a, _, _)| a == "gone")
+            .count(),
         2
     );
 
     // Cancel a queued job: hold the queue with a stopped scheduler.
     let src = sample_tree(d.dir.path());
     c.ok("asset_add", json!({"asset": asset("big", &src, None)}));
-    let a = c.ok("job_run", json!({"asset": "big", "level": "full"}))["job"].as_i64().unwrap();
-    let b = c.ok("job_run", json!({"asset": "big", "level": "full"}))["job"].as_i64().unwrap();
+    let a = c.ok("job_run", json!({"asset": "big", "level": "full"}))["job"]
+        .as_i64()
+        .unwrap();
+    let b = c.ok("job_run", json!({"asset": "big", "level": "full"}))["job"]
+        .as_i64()
+        .unwrap();
     // Two jobs of one asset never run at once: b waits while a runs.
     let m = c.ok("job_cancel", json!({"id": b}));
-    assert!(m["message"].as_str().unwrap().contains("cancel") || m["message"].as_str().unwrap().contains("stopping"), "{m}");
+    assert!(
+        m["message"].as_str().unwrap().contains("cancel")
+            || m["message"].as_str().unwrap().contains("stopping"),
+        "{m}"
+    );
     d.wait_for("job a to end", || {
         c.ok("job_get", json!({"id": a}))["status"] == "success"
     });
@@ -371,11 +480,19 @@ fn catch_up_after_downtime_runs_once_not_once_per_missed_slot() {
     let src = sample_tree(d.dir.path());
     let (mut c, _) = d.admin();
     // Every hour at :15.
-    c.ok("profile_add", json!({"profile": profile("hourly", "*-*-* *:15")}));
-    c.ok("asset_add", json!({"asset": asset("web", &src, Some("hourly"))}));
+    c.ok(
+        "profile_add",
+        json!({"profile": profile("hourly", "*-*-* *:15")}),
+    );
+    c.ok(
+        "asset_add",
+        json!({"asset": asset("web", &src, Some("hourly"))}),
+    );
     d.clock.set(MONDAY + 15 * MINUTE);
     d.wait_for("the first run", || {
-        statuses(&mut c).iter().any(|(a, _, s)| a == "web" && s == "success")
+        statuses(&mut c)
+            .iter()
+            .any(|(a, _, s)| a == "web" && s == "success")
     });
     drop(c);
     d.stop();
@@ -383,11 +500,18 @@ fn catch_up_after_downtime_runs_once_not_once_per_missed_slot() {
     d.clock.set(MONDAY + 3 * DAY + 20 * MINUTE);
     d.boot(None);
     d.wait_for("the catch-up run", || {
-        statuses_as_admin(&d).iter().filter(|(a, _, s)| a == "web" && s == "success").count() == 2
+        statuses_as_admin(&d)
+            .iter()
+            .filter(|(a, _, s)| a == "web" && s == "success")
+            .count()
+            == 2
     });
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(
-        statuses_as_admin(&d).iter().filter(|(a, _, _)| a == "web").count(),
+        statuses_as_admin(&d)
+            .iter()
+            .filter(|(a, _, _)| a == "web")
+            .count(),
         2,
         "exactly one catch-up run"
     );
@@ -402,7 +526,10 @@ fn statuses_as_admin(d: &TestDaemon) -> Vec<(String, String, String)> {
         .map(|j| {
             (
                 j.record.asset.unwrap_or_default(),
-                j.record.level.map(|l| l.as_str().to_string()).unwrap_or_default(),
+                j.record
+                    .level
+                    .map(|l| l.as_str().to_string())
+                    .unwrap_or_default(),
                 j.record.status.as_str().to_string(),
             )
         })
@@ -432,11 +559,16 @@ fn the_rpo_monitor_raises_and_clears_an_alert() {
     d.clock.advance(3 * HOUR);
     d.wait_for("the RPO alert", || rpo_alert(&mut c).is_some());
     let alert = rpo_alert(&mut c).unwrap();
-    assert!(alert["message"].as_str().unwrap().contains("RPO"), "{alert}");
+    assert!(
+        alert["message"].as_str().unwrap().contains("RPO"),
+        "{alert}"
+    );
     // A good backup clears it (its time is the wall clock, ahead of the
     // test's clock, so it counts as recent).
     let id = c.ok("job_run", json!({"asset": "fin-01", "level": "full"}))["job"].clone();
-    d.wait_for("the backup", || c.ok("job_get", json!({"id": id}))["status"] == "success");
+    d.wait_for("the backup", || {
+        c.ok("job_get", json!({"id": id}))["status"] == "success"
+    });
     d.clock.advance(2 * MINUTE);
     d.wait_for("the alert to clear", || rpo_alert(&mut c).is_none());
 }

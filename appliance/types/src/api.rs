@@ -193,7 +193,13 @@ impl fmt::Display for Duration {
         if s == 0 {
             return f.write_str("0s");
         }
-        for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        for (unit, n) in [
+            ("w", 604_800),
+            ("d", 86_400),
+            ("h", 3600),
+            ("m", 60),
+            ("s", 1),
+        ] {
             if s >= n {
                 write!(f, "{}{unit}", s / n)?;
                 s %= n;

@@ -98,8 +98,12 @@ impl TestDaemon {
     /// Bootstraps `admin` and logs in; returns the client and the TOTP secret.
     pub fn admin(&self) -> (Client, Vec<u8>) {
         let mut c = self.client();
-        let e = c.ok("bootstrap", json!({"user": "admin", "password": "correct horse battery"}));
-        let secret = coffer_auth::totp::base32_decode(e["secret_base32"].as_str().unwrap()).unwrap();
+        let e = c.ok(
+            "bootstrap",
+            json!({"user": "admin", "password": "correct horse battery"}),
+        );
+        let secret =
+            coffer_auth::totp::base32_decode(e["secret_base32"].as_str().unwrap()).unwrap();
         let code = self.code(&secret);
         c.login("admin", "correct horse battery", &code);
         (c, secret)
