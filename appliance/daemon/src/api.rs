@@ -393,13 +393,13 @@ fn execute(
             (to_value(&v)?, none())
         }
         Call::AssetAdd { asset } => {
-            register::validate_asset(asset).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            check_asset(asset)?;
             cat.add_asset(asset, now).map_err(from_catalog)?;
             inner.reschedule.notify_one();
             (Value::Null, asset_detail(asset))
         }
         Call::AssetUpdate { asset } => {
-            register::validate_asset(asset).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            check_asset(asset)?;
             cat.update_asset(asset, now).map_err(from_catalog)?;
             inner.reschedule.notify_one();
             (Value::Null, asset_detail(asset))
@@ -609,7 +609,7 @@ fn import(cat: &Catalog, csv: &str, replace: bool, now: i64) -> ApiResult<Import
     let assets =
         register::parse_register_csv(csv).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
     for a in &assets {
-        register::validate_asset(a).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+        check_asset(a)?;
     }
     cat.import_assets(&assets, replace, now)
         .map_err(from_catalog)
@@ -633,4 +633,21 @@ fn retention_shortened(
         || less(old.keep_monthly, new.keep_monthly)
         || less(old.keep_yearly, new.keep_yearly)
         || less(old.keep_within, new.keep_within)
+}
+
+/// The register's rules, plus this version's limit of one source directory
+/// per asset (ARCHITECTURE.md, decision 33).
+fn check_asset(a: &coffer_types::api::Asset) -> ApiResult<()> {
+    register::validate_asset(a).map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+    if a.sources.len() != 1 {
+        return Err(err(
+            ErrorCode::Invalid,
+            format!(
+                "asset '{}': lists {} sources; this version backs up exactly one directory per asset (register one asset per directory)",
+                a.name,
+                a.sources.len()
+            ),
+        ));
+    }
+    Ok(())
 }
