@@ -11,6 +11,7 @@ mod crash;
 mod golden;
 mod levels;
 mod pool;
+mod remote;
 mod roundtrip;
 mod safety;
 mod tape;

@@ -53,12 +53,40 @@ struct Cli {
     /// More log output on standard error (-v info, -vv debug).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// cofferd's control socket (remote mode: `shell`, `remote`).
+    #[arg(
+        long,
+        global = true,
+        env = "COFFER_SOCKET",
+        value_name = "PATH",
+        default_value = crate::remote::client::DEFAULT_SOCKET
+    )]
+    socket: PathBuf,
+    /// Without a subcommand, the interactive shell opens.
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// The interactive management shell, connected to cofferd (the default
+    /// without a subcommand).
+    Shell,
+    /// Run one shell command against cofferd, e.g. `coffer remote job list`.
+    ///
+    /// The commands are the interactive shell's (`coffer remote help` lists
+    /// them); the exit code is the command's. Authenticates with the API
+    /// token in COFFER_TOKEN, or a login prompt on a terminal.
+    Remote {
+        /// The command's words.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        words: Vec<String>,
+    },
     /// Create a new store with a master key sealed under a passphrase.
     Init {
         /// Seal containers at this size, in MiB (1 to 1024).
@@ -373,7 +401,18 @@ fn resolve(d: &Direct, s: &str) -> Result<SnapshotInfo> {
 
 fn run(cli: Cli) -> Result<u8> {
     let pf = cli.passphrase_file.clone();
-    match &cli.cmd {
+    let remote = crate::remote::Opts {
+        socket: cli.socket.clone(),
+        json: cli.json,
+    };
+    let cmd = match &cli.cmd {
+        None | Some(Cmd::Shell) => return crate::remote::shell(&remote),
+        Some(Cmd::Remote { words }) => return crate::remote::one_shot(&remote, words),
+        Some(cmd) => cmd,
+    };
+    match cmd {
+        // Handled above.
+        Cmd::Shell | Cmd::Remote { .. } => Ok(EXIT_OK),
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
         Cmd::Disk { cmd } => crate::pool_cmd::disk(cmd, cli.json),
         Cmd::Pool { cmd } => crate::pool_cmd::pool(cmd, cli.store.as_deref(), cli.json, cli.quiet),

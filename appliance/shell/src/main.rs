@@ -4,11 +4,17 @@
 //! daemon: a disaster-recovery restore needs nothing but this binary, the
 //! media and the passphrase. Exit codes: 0 success, 1 failure, 2 usage error,
 //! 3 success with warnings, 4 verification found damage.
+//!
+//! Remote mode (`coffer shell`, or `coffer` alone; `coffer remote COMMAND`
+//! for scripts) is a client of `cofferd`'s control socket: see [`remote`].
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod cli;
 mod demo;
 mod output;
 mod pool_cmd;
+mod remote;
 mod tape_cmd;
 
 use std::process::ExitCode;

@@ -1,0 +1,1055 @@
+//! Results for people: aligned tables for lists, `key: value` details for
+//! single objects, a sentence for calls that return nothing. (`--json`
+//! skips all of this and prints the result as the daemon sent it.)
+
+use coffer_types::api::{
+    Alert, AssetView, AuditEntry, AuditVerify, Call, DaemonStatus, Enrollment, ImportReport,
+    JobView, NewToken, NextRun, Profile, Role, TokenInfo, UserInfo, Whoami,
+};
+use coffer_types::{JobStatus, SnapshotInfo};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::cli::{EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_WARNINGS};
+use crate::output::size;
+
+/// A table with a header row; columns are as wide as their widest cell,
+/// two spaces apart, and lines carry no trailing spaces.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    headers: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers, all left-aligned.
+    pub fn new(headers: &[&'static str]) -> Table {
+        Table {
+            headers: headers.to_vec(),
+            right: vec![false; headers.len()],
+            rows: Vec::new(),
+        }
+    }
+
+    /// Right-aligns column `col` (numbers).
+    pub fn right(mut self, col: usize) -> Table {
+        if let Some(r) = self.right.get_mut(col) {
+            *r = true;
+        }
+        self
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The text, one line per row after the header.
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        for cells in std::iter::once(&header).chain(self.rows.iter()) {
+            let mut line = String::new();
+            for (i, (width, right)) in widths.iter().zip(&self.right).enumerate() {
+                let cell = cells.get(i).map(String::as_str).unwrap_or("");
+                let pad = width.saturating_sub(cell.chars().count());
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                if *right {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `key: value` lines with the values aligned.
+pub fn details(rows: &[(&str, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut out = String::new();
+    for (k, v) in rows {
+        let key = format!("{k}:");
+        out.push_str(format!("{key:<width$} {v}").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// An RFC 3339 time as `2026-11-26 03:06:28Z` (seconds, UTC).
+pub fn time(s: &str) -> String {
+    let b = s.as_bytes();
+    if b.len() >= 19 && b[10] == b'T' && s.is_char_boundary(19) {
+        let zulu = if s.ends_with('Z') { "Z" } else { "" };
+        format!("{} {}{zulu}", &s[..10], &s[11..19])
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt_time(s: &Option<String>, none: &str) -> String {
+    s.as_deref().map_or_else(|| none.to_string(), time)
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "-".into())
+}
+
+/// `administrator, auditor`.
+pub fn roles(r: &[Role]) -> String {
+    if r.is_empty() {
+        return "-".into();
+    }
+    r.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// What a result rendered to: the text and the exit code it implies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The text for standard output.
+    pub text: String,
+    /// 0, or 3 (warnings) or 4 (damage) when the result says so.
+    pub code: u8,
+}
+
+fn ok(text: String) -> Rendered {
+    Rendered {
+        text,
+        code: EXIT_OK,
+    }
+}
+
+fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
+    serde_json::from_value(v.clone()).map_err(|e| format!("unexpected result from cofferd: {e}"))
+}
+
+/// Renders `call`'s result `v` for people. `color` allows terminal colors
+/// (the enrollment's QR code). Fails when the result has another shape
+/// than the API says.
+pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
+    Ok(match call {
+        Call::Status => ok(status(&typed(v)?)),
+        Call::Whoami => ok(whoami(&typed(v)?)),
+        Call::UserList => ok(users(&typed::<Vec<UserInfo>>(v)?)),
+        Call::Bootstrap { .. } | Call::UserAdd { .. } | Call::UserResetMfa { .. } => {
+            ok(enrollment(&typed(v)?, color))
+        }
+        Call::TokenCreate { .. } => ok(new_token(&typed(v)?)),
+        Call::TokenList => ok(tokens(&typed::<Vec<TokenInfo>>(v)?)),
+        Call::AssetList => ok(assets(&typed::<Vec<AssetView>>(v)?)),
+        Call::AssetGet { .. } => ok(asset(&typed(v)?)),
+        Call::AssetImport { .. } => ok(import_report(&typed(v)?)),
+        Call::ProfileList => ok(profiles(&typed::<Vec<Profile>>(v)?)),
+        Call::ProfileGet { .. } => ok(profile(&typed(v)?)),
+        Call::ScheduleNext { .. } => ok(next_runs(&typed::<Vec<NextRun>>(v)?)),
+        Call::ScheduleCheck { .. } => ok(schedule_check(v)?),
+        Call::JobRun { asset, level } => {
+            let id = v
+                .get("job")
+                .and_then(Value::as_i64)
+                .ok_or("unexpected result from cofferd: no job id")?;
+            ok(format!(
+                "job {id} queued: {} backup of '{asset}' ('job watch {id}' follows it)\n",
+                level.as_str()
+            ))
+        }
+        Call::JobList { .. } => ok(jobs(&typed::<Vec<JobView>>(v)?)),
+        Call::JobGet { .. } => ok(job(&typed(v)?)),
+        Call::JobLog { .. } => {
+            let lines: Vec<String> = typed(v.get("lines").unwrap_or(&Value::Null))?;
+            ok(if lines.is_empty() {
+                "(the job's log is empty)\n".into()
+            } else {
+                lines.iter().map(|l| format!("{l}\n")).collect()
+            })
+        }
+        Call::JobCancel { id } => ok(match v.get("message").and_then(Value::as_str) {
+            Some(m) => format!("{m}\n"),
+            None => format!("job {id} cancelled\n"),
+        }),
+        Call::SnapshotList { .. } => ok(snapshots(&typed::<Vec<SnapshotInfo>>(v)?)),
+        Call::AlertList { all } => ok(alerts(&typed::<Vec<Alert>>(v)?, *all)),
+        Call::AuditList { .. } => ok(audit(&typed::<Vec<AuditEntry>>(v)?)),
+        Call::AuditVerify => audit_verify(&typed(v)?),
+        _ => ok(done(call)),
+    })
+}
+
+/// The sentence for a call that returns nothing.
+pub fn done(call: &Call) -> String {
+    let s = match call {
+        Call::Logout => "logged out".to_string(),
+        Call::MfaVerify { .. } => "fresh MFA confirmed".into(),
+        Call::Passwd { .. } => "password changed".into(),
+        Call::UserRoles { name, roles: r } => format!("user '{name}' now has roles {}", roles(r)),
+        Call::UserRemove { name } => {
+            format!("user '{name}' removed, with their tokens and sessions")
+        }
+        Call::UserUnlock { name } => format!("user '{name}' unlocked"),
+        Call::TokenRevoke { id } => format!("token {id} revoked"),
+        Call::AssetAdd { asset } => {
+            if asset.profile.is_none() {
+                format!(
+                    "asset '{}' added; it has no profile, so it is UNPROTECTED",
+                    asset.name
+                )
+            } else {
+                format!("asset '{}' added", asset.name)
+            }
+        }
+        Call::AssetUpdate { asset } => format!("asset '{}' updated", asset.name),
+        Call::AssetRemove { name } => format!("asset '{name}' removed (its snapshots stay)"),
+        Call::ProfileAdd { profile } => format!("profile '{}' added", profile.name),
+        Call::ProfileUpdate { profile } => format!("profile '{}' updated", profile.name),
+        Call::ProfileRemove { name } => format!("profile '{name}' removed"),
+        Call::AlertAck { id } => format!("alert {id} acknowledged"),
+        Call::Reload => "configuration reloaded".into(),
+        _ => "done".into(),
+    };
+    s + "\n"
+}
+
+fn status(s: &DaemonStatus) -> String {
+    let mut rows = vec![
+        ("daemon", format!("cofferd {} (API {})", s.version, s.api)),
+        ("host", s.host.clone()),
+        ("clock", time(&s.now)),
+        ("active jobs", s.active_jobs.to_string()),
+        ("open alerts", s.open_alerts.to_string()),
+    ];
+    if s.development {
+        rows.push((
+            "mode",
+            "DEVELOPMENT (simulated hardware, development defaults)".into(),
+        ));
+    }
+    if s.needs_bootstrap {
+        rows.push((
+            "setup",
+            "no administrator yet: run 'coffer shell' on the console to create one".into(),
+        ));
+    }
+    details(&rows)
+}
+
+fn whoami(w: &Whoami) -> String {
+    let via = match &w.token {
+        Some(t) => format!("API token {t}"),
+        None => format!("{} session", w.source.as_str()),
+    };
+    details(&[
+        ("user", w.user.clone()),
+        ("roles", roles(&w.roles)),
+        ("via", via),
+    ])
+}
+
+fn users(list: &[UserInfo]) -> String {
+    if list.is_empty() {
+        return "no users\n".into();
+    }
+    let mut t = Table::new(&[
+        "NAME",
+        "ROLES",
+        "MFA",
+        "LOCKED UNTIL",
+        "FAILED",
+        "LAST LOGIN",
+        "CODES LEFT",
+        "CREATED",
+    ])
+    .right(4)
+    .right(6);
+    for u in list {
+        t.row(vec![
+            u.name.clone(),
+            roles(&u.roles),
+            if u.mfa_enrolled {
+                "enrolled".into()
+            } else {
+                "pending".into()
+            },
+            opt_time(&u.locked_until, "-"),
+            u.failed_logins.to_string(),
+            opt_time(&u.last_login, "never"),
+            u.recovery_codes_left.to_string(),
+            time(&u.created),
+        ]);
+    }
+    t.render()
+}
+
+/// The TOTP enrollment, shown once: QR code, URI, secret, recovery codes.
+pub fn enrollment(e: &Enrollment, color: bool) -> String {
+    let mut s = format!(
+        "TOTP enrollment for '{}' — shown only now; the secret is never shown again.\n\n\
+         Scan this QR code with an authenticator app:\n\n",
+        e.user
+    );
+    match crate::remote::qr::render(&e.otpauth_uri, color) {
+        Some(q) => s.push_str(&q),
+        None => s.push_str("(the URI is too long for a QR code; use the secret below)\n"),
+    }
+    let grouped: Vec<String> = e
+        .secret_base32
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    s.push_str(&format!(
+        "\notpauth URI:   {}\nsecret:        {}   (for typing into the app by hand)\n",
+        e.otpauth_uri,
+        grouped.join(" ")
+    ));
+    s.push_str(
+        "\nRecovery codes — each works once in place of a TOTP code. Store them offline\n\
+         (printed, in a safe), not on this appliance:\n",
+    );
+    for c in &e.recovery_codes {
+        s.push_str(&format!("    {c}\n"));
+    }
+    s
+}
+
+fn new_token(t: &NewToken) -> String {
+    format!(
+        "token '{}' created for {} with roles {} (id {}, expires {})\n\n    {}\n\n\
+         This is the only time the token is shown: keep it in your secret store.\n\
+         Scripts use it as COFFER_TOKEN=… with 'coffer remote …'.\n",
+        t.info.name,
+        t.info.user,
+        roles(&t.info.roles),
+        t.info.id,
+        opt_time(&t.info.expires, "never"),
+        t.token
+    )
+}
+
+fn tokens(list: &[TokenInfo]) -> String {
+    if list.is_empty() {
+        return "no API tokens\n".into();
+    }
+    let mut t = Table::new(&[
+        "ID",
+        "NAME",
+        "USER",
+        "ROLES",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+    ]);
+    for k in list {
+        t.row(vec![
+            k.id.clone(),
+            k.name.clone(),
+            k.user.clone(),
+            roles(&k.roles),
+            time(&k.created),
+            opt_time(&k.expires, "never"),
+            opt_time(&k.last_used, "never"),
+        ]);
+    }
+    t.render()
+}
+
+/// `UNPROTECTED`, `RPO BREACHED`, both, or nothing.
+pub fn asset_flags(a: &AssetView) -> String {
+    let mut f = Vec::new();
+    if a.unprotected {
+        f.push("UNPROTECTED");
+    }
+    if a.rpo_breached {
+        f.push("RPO BREACHED");
+    }
+    f.join(", ")
+}
+
+fn assets(list: &[AssetView]) -> String {
+    if list.is_empty() {
+        return "the asset register is empty ('asset add' or 'asset import' fills it)\n".into();
+    }
+    let mut t = Table::new(&[
+        "NAME",
+        "OWNER",
+        "CRITICALITY",
+        "RPO",
+        "RTO",
+        "PROFILE",
+        "LAST GOOD BACKUP",
+        "FLAGS",
+    ]);
+    for a in list {
+        t.row(vec![
+            a.asset.name.clone(),
+            a.asset.owner.clone(),
+            a.asset.criticality.as_str().into(),
+            a.asset.rpo.to_string(),
+            a.asset.rto.to_string(),
+            opt(&a.asset.profile),
+            opt_time(&a.last_good_backup, "never"),
+            asset_flags(a),
+        ]);
+    }
+    let mut s = t.render();
+    let unprotected = list.iter().filter(|a| a.unprotected).count();
+    let breached = list.iter().filter(|a| a.rpo_breached).count();
+    if unprotected + breached > 0 {
+        s.push_str(&format!(
+            "\n{} asset(s): {unprotected} unprotected, {breached} with the RPO breached\n",
+            list.len()
+        ));
+    }
+    s
+}
+
+fn asset(a: &AssetView) -> String {
+    let x = &a.asset;
+    let flags = asset_flags(a);
+    details(&[
+        ("name", x.name.clone()),
+        ("owner", x.owner.clone()),
+        ("criticality", x.criticality.as_str().into()),
+        ("sources", x.sources.join(", ")),
+        (
+            "excludes",
+            if x.excludes.is_empty() {
+                "-".into()
+            } else {
+                x.excludes.join(", ")
+            },
+        ),
+        ("RPO", x.rpo.to_string()),
+        ("RTO", x.rto.to_string()),
+        ("profile", opt(&x.profile)),
+        ("last good backup", opt_time(&a.last_good_backup, "never")),
+        (
+            "protection",
+            if flags.is_empty() { "ok".into() } else { flags },
+        ),
+    ])
+}
+
+fn import_report(r: &ImportReport) -> String {
+    let mut s = String::new();
+    for (what, list) in [
+        ("added", &r.added),
+        ("replaced", &r.replaced),
+        (
+            "skipped (exist already; --replace replaces them)",
+            &r.skipped,
+        ),
+    ] {
+        if !list.is_empty() {
+            s.push_str(&format!("{what} {}: {}\n", list.len(), list.join(", ")));
+        }
+    }
+    if s.is_empty() {
+        s.push_str("nothing imported\n");
+    }
+    if !r.unprotected.is_empty() {
+        s.push_str(&format!(
+            "warning: {} asset(s) have no profile and are UNPROTECTED: {}\n",
+            r.unprotected.len(),
+            r.unprotected.join(", ")
+        ));
+    }
+    s
+}
+
+/// `last 7, daily 7, weekly 4, within 2d`.
+fn retention(p: &Profile) -> String {
+    let r = &p.retention;
+    let mut parts = Vec::new();
+    for (name, v) in [
+        ("last", r.keep_last),
+        ("daily", r.keep_daily),
+        ("weekly", r.keep_weekly),
+        ("monthly", r.keep_monthly),
+        ("yearly", r.keep_yearly),
+    ] {
+        if let Some(n) = v {
+            parts.push(format!("{name} {n}"));
+        }
+    }
+    if let Some(d) = r.keep_within {
+        parts.push(format!("within {d}"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn profiles(list: &[Profile]) -> String {
+    if list.is_empty() {
+        return "no profiles ('profile add' makes one)\n".into();
+    }
+    let mut t = Table::new(&[
+        "NAME",
+        "FULL",
+        "DIFFERENTIAL",
+        "INCREMENTAL",
+        "RETENTION",
+        "TARGET",
+        "RETRIES",
+    ])
+    .right(6);
+    for p in list {
+        t.row(vec![
+            p.name.clone(),
+            opt(&p.schedules.full),
+            opt(&p.schedules.differential),
+            opt(&p.schedules.incremental),
+            retention(p),
+            p.target.clone(),
+            format!("{} / {}", p.retries, p.retry_backoff),
+        ]);
+    }
+    t.render()
+}
+
+fn profile(p: &Profile) -> String {
+    let mut rows = vec![
+        ("name", p.name.clone()),
+        ("full", opt(&p.schedules.full)),
+        ("differential", opt(&p.schedules.differential)),
+        ("incremental", opt(&p.schedules.incremental)),
+        ("retention", retention(p)),
+        ("target", p.target.clone()),
+        ("tape pool", opt(&p.tape_pool)),
+    ];
+    if !p.replicate_to.is_empty() {
+        rows.push(("replicate to", p.replicate_to.join(", ")));
+    }
+    rows.push((
+        "retries",
+        format!(
+            "{} (first after {}, then doubling)",
+            p.retries, p.retry_backoff
+        ),
+    ));
+    details(&rows)
+}
+
+fn next_runs(list: &[NextRun]) -> String {
+    if list.is_empty() {
+        return "nothing scheduled (no asset has a profile with a schedule)\n".into();
+    }
+    let mut t = Table::new(&["AT", "ASSET", "PROFILE", "LEVEL"]);
+    for r in list {
+        t.row(vec![
+            time(&r.at),
+            r.asset.clone(),
+            r.profile.clone(),
+            r.level.as_str().into(),
+        ]);
+    }
+    t.render()
+}
+
+fn schedule_check(v: &Value) -> Result<String, String> {
+    let normalized = v
+        .get("normalized")
+        .and_then(Value::as_str)
+        .ok_or("unexpected result from cofferd: no normalized expression")?;
+    let next: Vec<String> = typed(v.get("next").unwrap_or(&Value::Null))?;
+    let mut s = format!("normalized: {normalized}\nnext runs:\n");
+    if next.is_empty() {
+        s.push_str("    (none)\n");
+    }
+    for n in next {
+        s.push_str(&format!("    {}\n", time(&n)));
+    }
+    Ok(s)
+}
+
+fn source(j: &JobView) -> String {
+    j.source.map_or("-", |s| s.as_str()).to_string()
+}
+
+fn jobs(list: &[JobView]) -> String {
+    if list.is_empty() {
+        return "no jobs\n".into();
+    }
+    let mut t = Table::new(&[
+        "ID", "KIND", "ASSET", "LEVEL", "STATUS", "STARTED", "ENDED", "IDENTITY", "SOURCE",
+        "ATTEMPT",
+    ])
+    .right(0)
+    .right(9);
+    for j in list {
+        let r = &j.record;
+        t.row(vec![
+            r.id.to_string(),
+            r.kind.as_str().into(),
+            opt(&r.asset),
+            r.level.map_or("-", |l| l.as_str()).into(),
+            r.status.as_str().into(),
+            time(&r.started),
+            opt_time(&r.ended, "-"),
+            r.identity.clone(),
+            source(j),
+            j.attempt.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// One job in full.
+pub fn job(j: &JobView) -> String {
+    let r = &j.record;
+    let mut rows = vec![
+        ("job", r.id.to_string()),
+        ("kind", r.kind.as_str().into()),
+        ("asset", opt(&r.asset)),
+        ("level", r.level.map_or("-", |l| l.as_str()).into()),
+        ("status", r.status.as_str().into()),
+        ("started", time(&r.started)),
+        ("ended", opt_time(&r.ended, "-")),
+        ("identity", format!("{}@{}", r.identity, r.host)),
+        ("source", source(j)),
+        ("profile", opt(&j.profile)),
+        ("attempt", j.attempt.to_string()),
+    ];
+    if !r.scope.paths.is_empty() {
+        rows.push(("paths", r.scope.paths.join(", ")));
+    }
+    if !r.scope.excludes.is_empty() {
+        rows.push(("excludes", r.scope.excludes.join(", ")));
+    }
+    if let Some(p) = &j.progress {
+        rows.push((
+            "progress",
+            format!(
+                "{} entries, {} files, {}",
+                p.entries,
+                p.files,
+                size(p.bytes)
+            ),
+        ));
+    }
+    let s = &r.stats;
+    if s.entries > 0 || s.files_read > 0 {
+        rows.push((
+            "read",
+            format!(
+                "{} entries; {} files read ({}), {} unchanged ({})",
+                s.entries,
+                s.files_read,
+                size(s.bytes_read),
+                s.files_unchanged,
+                size(s.bytes_unchanged)
+            ),
+        ));
+        rows.push((
+            "stored",
+            format!(
+                "{} new in {} chunks, {} after compression and encryption",
+                size(s.bytes_new),
+                s.chunks_new,
+                size(s.bytes_stored)
+            ),
+        ));
+    }
+    if let Some(id) = &r.snapshot {
+        rows.push(("snapshot", id.to_hex()));
+    }
+    let mut out = details(&rows);
+    if !r.messages.is_empty() {
+        out.push_str("messages:\n");
+        for m in &r.messages {
+            out.push_str(&format!("    {m}\n"));
+        }
+    }
+    out
+}
+
+/// The exit code a finished job's status implies.
+pub fn job_exit_code(s: JobStatus) -> u8 {
+    match s {
+        JobStatus::Success | JobStatus::Queued | JobStatus::Running => EXIT_OK,
+        JobStatus::Warning => EXIT_WARNINGS,
+        JobStatus::Failed | JobStatus::Interrupted | JobStatus::Cancelled => EXIT_FAILED,
+    }
+}
+
+fn snapshots(list: &[SnapshotInfo]) -> String {
+    if list.is_empty() {
+        return "no snapshots\n".into();
+    }
+    let mut t = Table::new(&["ID", "TIME", "LEVEL", "ASSET", "ENTRIES", "READ", "BY"])
+        .right(4)
+        .right(5);
+    for s in list {
+        t.row(vec![
+            s.id.short(),
+            time(&s.time),
+            s.level.as_str().into(),
+            s.asset.clone(),
+            s.stats.entries.to_string(),
+            size(s.stats.bytes_read),
+            format!("{}@{}", s.identity, s.host),
+        ]);
+    }
+    t.render()
+}
+
+fn alerts(list: &[Alert], all: bool) -> String {
+    if list.is_empty() {
+        return if all {
+            "no alerts\n".into()
+        } else {
+            "no open alerts\n".into()
+        };
+    }
+    let mut t = Table::new(&["ID", "KIND", "SUBJECT", "RAISED", "STATE", "MESSAGE"]).right(0);
+    for a in list {
+        let state = match (&a.cleared, &a.acked_by) {
+            (Some(c), _) => format!("cleared {}", time(c)),
+            (None, Some(by)) => format!("acked by {by}"),
+            (None, None) => "OPEN".into(),
+        };
+        t.row(vec![
+            a.id.to_string(),
+            a.kind.clone(),
+            a.subject.clone(),
+            time(&a.raised),
+            state,
+            a.message.clone(),
+        ]);
+    }
+    t.render()
+}
+
+fn audit(list: &[AuditEntry]) -> String {
+    if list.is_empty() {
+        return "no audit entries match\n".into();
+    }
+    let mut t = Table::new(&[
+        "SEQ", "TIME", "IDENTITY", "SOURCE", "ACTION", "TARGET", "RESULT", "DETAIL",
+    ])
+    .right(0);
+    for e in list {
+        t.row(vec![
+            e.seq.to_string(),
+            time(&e.time),
+            e.identity.clone(),
+            e.source.as_str().into(),
+            e.action.clone(),
+            e.target.clone(),
+            e.result.clone(),
+            e.detail.clone(),
+        ]);
+    }
+    t.render()
+}
+
+fn audit_verify(v: &AuditVerify) -> Rendered {
+    let head = v.head.as_deref().unwrap_or("-");
+    if v.ok {
+        ok(format!(
+            "audit log intact: {} entries, every hash and link checked; head {head}\n",
+            v.entries
+        ))
+    } else {
+        let mut s = format!(
+            "AUDIT LOG DAMAGED: {} entries checked; head {head}\n",
+            v.entries
+        );
+        for p in &v.problems {
+            s.push_str(&format!("    {p}\n"));
+        }
+        Rendered {
+            text: s,
+            code: EXIT_DAMAGED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_and_trim() {
+        let mut t = Table::new(&["ID", "NAME", "NOTE"]).right(0);
+        t.row(vec!["7".into(), "web-01".into(), "".into()]);
+        t.row(vec!["123".into(), "db".into(), "größer".into()]);
+        assert_eq!(
+            t.render(),
+            " ID  NAME    NOTE\n  7  web-01\n123  db      größer\n"
+        );
+    }
+
+    #[test]
+    fn details_align() {
+        assert_eq!(
+            details(&[
+                ("a", "1".into()),
+                ("long key", "2".into()),
+                ("e", "".into())
+            ]),
+            "a:        1\nlong key: 2\ne:\n"
+        );
+    }
+
+    #[test]
+    fn times_are_shortened() {
+        assert_eq!(time("2026-11-26T03:06:28.123Z"), "2026-11-26 03:06:28Z");
+        assert_eq!(time("2026-11-26T03:06:28Z"), "2026-11-26 03:06:28Z");
+        assert_eq!(time("soon"), "soon");
+    }
+
+    fn asset_json(name: &str, profile: Option<&str>, unprotected: bool, breached: bool) -> Value {
+        json!({
+            "name": name, "owner": "ops", "criticality": "high", "sources": ["/srv"],
+            "excludes": [], "rpo": "1d", "rto": "4h", "profile": profile,
+            "unprotected": unprotected, "rpo_breached": breached,
+            "last_good_backup": if breached { Value::Null } else { json!("2026-11-26T03:06:28.000Z") },
+        })
+    }
+
+    #[test]
+    fn asset_table_with_flags() {
+        let v = json!([
+            asset_json("web-01", Some("standard"), false, false),
+            asset_json("legacy-fileserver", None, true, true),
+            asset_json("db", Some("standard"), false, true),
+        ]);
+        let r = render(&Call::AssetList, &v, false).unwrap();
+        assert_eq!(r.code, 0);
+        let lines: Vec<&str> = r.text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME               OWNER  CRITICALITY  RPO  RTO  PROFILE   LAST GOOD BACKUP      FLAGS"
+        );
+        assert_eq!(
+            lines[1],
+            "web-01             ops    high         1d   4h   standard  2026-11-26 03:06:28Z"
+        );
+        assert_eq!(
+            lines[2],
+            "legacy-fileserver  ops    high         1d   4h   -         never                 UNPROTECTED, RPO BREACHED"
+        );
+        assert!(
+            lines[3].ends_with("never                 RPO BREACHED"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            r.text
+                .contains("3 asset(s): 1 unprotected, 2 with the RPO breached")
+        );
+        let one = render(
+            &Call::AssetGet { name: "x".into() },
+            &asset_json("x", None, true, false),
+            false,
+        )
+        .unwrap();
+        assert!(
+            one.text.contains("protection:       UNPROTECTED"),
+            "{}",
+            one.text
+        );
+    }
+
+    fn job_json(id: i64, status: &str, progress: Value) -> Value {
+        json!({
+            "id": id, "kind": "backup", "asset": "web-01", "level": "incremental",
+            "scope": {"paths": ["/srv"], "excludes": [], "one_file_system": false},
+            "started": "2026-11-26T03:00:00.000Z", "ended": null, "status": status,
+            "stats": {"files_read": 3, "bytes_read": 2048, "files_unchanged": 0, "bytes_unchanged": 0,
+                      "entries": 5, "chunks_new": 1, "bytes_new": 2048, "bytes_stored": 1000, "warnings": 0},
+            "messages": ["warning: /srv/x vanished"], "identity": "alice", "host": "coffer1",
+            "snapshot": null, "source": "console", "profile": "standard", "attempt": 2,
+            "progress": progress,
+        })
+    }
+
+    #[test]
+    fn job_table_and_details() {
+        let v = json!([
+            job_json(12, "running", Value::Null),
+            job_json(9, "failed", Value::Null)
+        ]);
+        let r = render(
+            &Call::JobList {
+                asset: None,
+                status: None,
+                kind: None,
+                limit: None,
+            },
+            &v,
+            false,
+        )
+        .unwrap();
+        let lines: Vec<&str> = r.text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID  KIND    ASSET   LEVEL        STATUS   STARTED               ENDED  IDENTITY  SOURCE   ATTEMPT"
+        );
+        assert_eq!(
+            lines[1],
+            "12  backup  web-01  incremental  running  2026-11-26 03:00:00Z  -      alice     console        2"
+        );
+        assert!(lines[2].starts_with(" 9  backup"), "{}", lines[2]);
+        let one = render(
+            &Call::JobGet { id: 12 },
+            &job_json(
+                12,
+                "running",
+                json!({"entries": 10, "files": 4, "bytes": 4096}),
+            ),
+            false,
+        )
+        .unwrap();
+        assert!(
+            one.text.contains("progress: 10 entries, 4 files, 4.0 KiB"),
+            "{}",
+            one.text
+        );
+        assert!(one.text.contains("identity: alice@coffer1"));
+        assert!(one.text.contains("messages:\n    warning: /srv/x vanished"));
+        assert_eq!(job_exit_code(JobStatus::Warning), 3);
+        assert_eq!(job_exit_code(JobStatus::Failed), 1);
+    }
+
+    #[test]
+    fn audit_table_and_verify_codes() {
+        let v = json!([{
+            "seq": 41, "time": "2026-11-26T03:00:00.000Z", "time_ms": 0, "identity": "alice",
+            "source": "console", "action": "asset.add", "target": "web-01", "result": "ok",
+            "detail": "", "hash": "ab"
+        }]);
+        let r = render(
+            &Call::AuditList {
+                filter: Default::default(),
+            },
+            &v,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            r.text,
+            "SEQ  TIME                  IDENTITY  SOURCE   ACTION     TARGET  RESULT  DETAIL\n \
+             41  2026-11-26 03:00:00Z  alice     console  asset.add  web-01  ok\n"
+        );
+        let good = render(
+            &Call::AuditVerify,
+            &json!({"entries": 41, "ok": true, "problems": [], "head": "ab"}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(good.code, 0);
+        let bad = render(
+            &Call::AuditVerify,
+            &json!({"entries": 41, "ok": false, "problems": ["entry 7: hash mismatch"], "head": "ab"}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(bad.code, EXIT_DAMAGED);
+        assert!(bad.text.contains("AUDIT LOG DAMAGED") && bad.text.contains("entry 7"));
+    }
+
+    #[test]
+    fn enrollment_shows_qr_secret_and_codes() {
+        let e = json!({
+            "user": "alice", "secret_base32": "JBSWY3DPEHPK3PXP",
+            "otpauth_uri": "otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXP&issuer=Coffer",
+            "recovery_codes": ["aaaa-bbbb", "cccc-dddd"]
+        });
+        let r = render(
+            &Call::UserResetMfa {
+                name: "alice".into(),
+            },
+            &e,
+            false,
+        )
+        .unwrap();
+        assert!(r.text.contains("█"));
+        assert!(r.text.contains("JBSW Y3DP EHPK 3PXP"));
+        assert!(r.text.contains("otpauth://totp/Coffer:alice"));
+        assert!(r.text.contains("    aaaa-bbbb\n    cccc-dddd\n"));
+        assert!(r.text.contains("offline"));
+    }
+
+    #[test]
+    fn other_results() {
+        let r = render(
+            &Call::ScheduleCheck {
+                expr: "daily".into(),
+                count: None,
+            },
+            &json!({"normalized": "*-*-* 00:00:00", "next": ["2026-11-27T00:00:00Z"]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            r.text,
+            "normalized: *-*-* 00:00:00\nnext runs:\n    2026-11-27 00:00:00Z\n"
+        );
+        let r = render(
+            &Call::JobRun {
+                asset: "db".into(),
+                level: coffer_types::Level::Full,
+            },
+            &json!({"job": 5}),
+            false,
+        )
+        .unwrap();
+        assert!(r.text.starts_with("job 5 queued: full backup of 'db'"));
+        let r = render(
+            &Call::JobLog { id: 5 },
+            &json!({"lines": ["a", "b"]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.text, "a\nb\n");
+        let r = render(
+            &Call::AssetRemove { name: "db".into() },
+            &Value::Null,
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.text, "asset 'db' removed (its snapshots stay)\n");
+        let r = render(
+            &Call::AssetImport {
+                csv: String::new(),
+                replace: false,
+            },
+            &json!({"added": ["a", "b"], "replaced": [], "skipped": ["c"], "unprotected": ["b"]}),
+            false,
+        )
+        .unwrap();
+        assert!(r.text.contains("added 2: a, b\n"));
+        assert!(
+            r.text
+                .contains("skipped (exist already; --replace replaces them) 1: c")
+        );
+        assert!(r.text.contains("UNPROTECTED: b"));
+        let e = render(&Call::AssetList, &json!({"not": "a list"}), false).unwrap_err();
+        assert!(e.contains("unexpected result from cofferd"), "{e}");
+    }
+}
