@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod browse;
+mod console;
 mod crash;
 mod golden;
 mod levels;

@@ -72,6 +72,14 @@ enum Cmd {
     /// The interactive management shell, connected to cofferd (the default
     /// without a subcommand).
     Shell,
+    /// The appliance on its development defaults: starts cofferd in this
+    /// process with its store, socket, state and a sample asset and profile
+    /// under DIR (simulated hardware), and opens the shell on it.
+    Dev {
+        /// Where the development appliance keeps everything.
+        #[arg(default_value = "coffer-dev")]
+        dir: PathBuf,
+    },
     /// Run one shell command against cofferd, e.g. `coffer remote job list`.
     ///
     /// The commands are the interactive shell's (`coffer remote help` lists
@@ -408,11 +416,12 @@ fn run(cli: Cli) -> Result<u8> {
     let cmd = match &cli.cmd {
         None | Some(Cmd::Shell) => return crate::remote::shell(&remote),
         Some(Cmd::Remote { words }) => return crate::remote::one_shot(&remote, words),
+        Some(Cmd::Dev { dir }) => return crate::dev::run(dir, cli.json),
         Some(cmd) => cmd,
     };
     match cmd {
         // Handled above.
-        Cmd::Shell | Cmd::Remote { .. } => Ok(EXIT_OK),
+        Cmd::Shell | Cmd::Remote { .. } | Cmd::Dev { .. } => Ok(EXIT_OK),
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
         Cmd::Disk { cmd } => crate::pool_cmd::disk(cmd, cli.json),
         Cmd::Pool { cmd } => crate::pool_cmd::pool(cmd, cli.store.as_deref(), cli.json, cli.quiet),

@@ -12,6 +12,7 @@
 
 mod cli;
 mod demo;
+mod dev;
 mod output;
 mod pool_cmd;
 mod remote;

@@ -217,7 +217,7 @@ impl FromStr for Level {
 
 /// What kind of work a job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum JobKind {
     /// A backup of an asset.
     Backup,
