@@ -224,6 +224,9 @@ pub async fn start(opts: Options) -> Result<Running> {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".into());
     let anchor = state.join("audit.anchor");
+    if !config.daemon.development {
+        protect_anchor(&anchor);
+    }
     let inner = Arc::new(Inner {
         auth: Auth::new(auth_policy(&config, opts.password_cost))?,
         auditor: coffer_auth::audit::Auditor::new(Some(anchor)),
@@ -386,6 +389,40 @@ pub fn development_config(dir: &Path) -> Result<(Config, PathBuf)> {
     );
     std::fs::write(&path, text).with_context(|| format!("write '{}'", path.display()))?;
     Ok((config, path))
+}
+
+/// Makes the audit anchor append-only (`chattr +a`) where the filesystem
+/// allows: then not even root can rewrite it without first removing the
+/// attribute, which is itself a visible act. Not done in development, where
+/// state lives in directories tests and operators delete.
+fn protect_anchor(anchor: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Err(e) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(anchor)
+    {
+        tracing::warn!(path = %anchor.display(), error = %e, "cannot create the audit anchor");
+        return;
+    }
+    match std::process::Command::new("chattr")
+        .arg("+a")
+        .arg(anchor)
+        .output()
+    {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => tracing::warn!(
+            path = %anchor.display(),
+            error = %String::from_utf8_lossy(&o.stderr).trim(),
+            "the audit anchor could not be made append-only; it is protected by its mode only"
+        ),
+        Err(e) => tracing::warn!(
+            path = %anchor.display(),
+            error = %e,
+            "chattr is not available; the audit anchor is protected by its mode only"
+        ),
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

@@ -256,13 +256,16 @@ pub fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    // The development appliance logs to its own file, not over the shell.
+    if !matches!(cli.cmd, Some(Cmd::Dev { .. })) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+            )
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
