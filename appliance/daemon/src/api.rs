@@ -384,9 +384,9 @@ fn execute(
             auth.revoke_token(cat, p, id, now).map_err(from_auth)?;
             (Value::Null, none())
         }
-        Call::AssetList => (to_value(&asset_views(inner, cat, now)?)?, none()),
+        Call::AssetList => (to_value(&asset_views(cat, now)?)?, none()),
         Call::AssetGet { name } => {
-            let v = asset_views(inner, cat, now)?
+            let v = asset_views(cat, now)?
                 .into_iter()
                 .find(|a| a.asset.name == *name)
                 .ok_or_else(|| err(ErrorCode::NotFound, format!("no asset '{name}'")))?;
@@ -571,7 +571,7 @@ fn profile_detail(p: &coffer_types::api::Profile) -> String {
     serde_json::to_string(&p.schedules).unwrap_or_default()
 }
 
-fn asset_views(inner: &Inner, cat: &Catalog, now: i64) -> ApiResult<Vec<AssetView>> {
+fn asset_views(cat: &Catalog, now: i64) -> ApiResult<Vec<AssetView>> {
     let assets = cat.register().map_err(from_catalog)?;
     let profiles: std::collections::HashSet<String> = cat
         .profiles()
@@ -580,7 +580,6 @@ fn asset_views(inner: &Inner, cat: &Catalog, now: i64) -> ApiResult<Vec<AssetVie
         .map(|p| p.name)
         .collect();
     let last = cat.last_good_backups().map_err(from_catalog)?;
-    let _ = inner;
     let breached: std::collections::HashSet<String> = plan::rpo_breaches(now, &assets, &last)
         .into_iter()
         .map(|b| b.asset)
