@@ -217,7 +217,10 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
     let queued = inner.catalog()?.queued_jobs()?;
     for p in queued {
         let mut running = inner.jobs.running();
-        if running.len() >= max {
+        // Checked under the lock `stop_all` takes: a shutdown that began
+        // after the check above either sees this job and stops it, or this
+        // loop sees the shutdown and starts nothing.
+        if running.len() >= max || inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
         if p.not_before_ms.is_some_and(|t| t > now) {

@@ -500,7 +500,7 @@ fn catch_up_after_downtime_runs_once_not_once_per_missed_slot() {
     d.clock.set(MONDAY + 3 * DAY + 20 * MINUTE);
     d.boot(None);
     d.wait_for("the catch-up run", || {
-        statuses_as_admin(&d)
+        statuses_from_catalog(&d)
             .iter()
             .filter(|(a, _, s)| a == "web" && s == "success")
             .count()
@@ -508,7 +508,7 @@ fn catch_up_after_downtime_runs_once_not_once_per_missed_slot() {
     });
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(
-        statuses_as_admin(&d)
+        statuses_from_catalog(&d)
             .iter()
             .filter(|(a, _, _)| a == "web")
             .count(),
@@ -518,7 +518,7 @@ fn catch_up_after_downtime_runs_once_not_once_per_missed_slot() {
 }
 
 /// Reads the job log straight from the catalog (no session needed).
-fn statuses_as_admin(d: &TestDaemon) -> Vec<(String, String, String)> {
+fn statuses_from_catalog(d: &TestDaemon) -> Vec<(String, String, String)> {
     let cat = coffer_catalog::Catalog::open(&d.dir.path().join("store/catalog.db")).unwrap();
     cat.job_views(&Default::default())
         .unwrap()
