@@ -98,6 +98,10 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::AlertAck { .. } => (P::AlertAck, true),
         Call::AuditList { .. } | Call::AuditVerify => (P::AuditRead, true),
         Call::Reload => (P::ConfigReload, true),
+        Call::PanelShow => (P::StatusRead, false),
+        // A simulated button press stands for a person at the rack: it may
+        // acknowledge an alert, so it needs that permission and is audited.
+        Call::PanelPress { .. } => (P::AlertAck, true),
     })
 }
 
@@ -130,6 +134,7 @@ fn target(call: &Call) -> String {
         Call::JobRun { asset, level } => format!("{asset} ({})", level.as_str()),
         Call::JobGet { id } | Call::JobLog { id } | Call::JobCancel { id } => format!("job {id}"),
         Call::AlertAck { id } => format!("alert {id}"),
+        Call::PanelPress { button } => format!("button {button}"),
         _ => String::new(),
     }
 }
@@ -288,7 +293,31 @@ fn status(inner: &Inner, cat: &Catalog) -> ApiResult<Value> {
         open_alerts: u32::try_from(cat.open_alert_count().map_err(from_catalog)?)
             .unwrap_or(u32::MAX),
         development: config.daemon.development,
+        health: current_health(inner, cat)?,
+        codec: crate::tuning::describe(
+            inner.tuning().as_ref(),
+            config.store.target_throughput_mb_s,
+            inner.repo.config().zstd_level,
+        ),
     })
+}
+
+/// The monitor's last report, its state recomputed against the alerts open
+/// now (an RPO alert may have cleared since the reading).
+fn current_health(
+    inner: &Inner,
+    cat: &Catalog,
+) -> ApiResult<Option<coffer_types::api::HealthReport>> {
+    let report = match inner.health.read() {
+        Ok(h) => h.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let Some(mut r) = report else {
+        return Ok(None);
+    };
+    let alerts = cat.alerts(false).map_err(from_catalog)?;
+    (r.state, r.reasons) = crate::health::overall(&r.findings, &alerts);
+    Ok(Some(r))
 }
 
 /// Does the call; returns the result and a detail line for the audit log.
@@ -538,6 +567,19 @@ fn execute(
             let v = inner.auditor.verify(cat).map_err(from_auth)?;
             let detail = format!("{} entries, ok={}", v.entries, v.ok);
             (to_value(&v)?, detail)
+        }
+        Call::PanelShow => (to_value(&inner.panel.show())?, none()),
+        Call::PanelPress { button } => {
+            let b = crate::panel::parse_button(button)
+                .map_err(|e| err(ErrorCode::Invalid, format!("{e:#}")))?;
+            inner
+                .panel
+                .press(b)
+                .map_err(|e| err(ErrorCode::State, format!("{e:#}")))?;
+            (
+                Value::Null,
+                format!("pressed {button} on the simulated panel"),
+            )
         }
         Call::Reload => {
             inner

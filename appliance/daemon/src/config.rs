@@ -42,7 +42,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The service itself.
@@ -57,6 +57,12 @@ pub struct Config {
     /// Logins, sessions and lockout.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The system health monitor's thresholds.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// The front panel.
+    #[serde(default)]
+    pub panel: PanelConfig,
 }
 
 /// `[daemon]`.
@@ -102,8 +108,14 @@ pub struct StoreConfig {
     /// run unattended after a reboot. The master key itself stays wrapped on
     /// disk; the passphrase unwraps it into memory only.
     pub passphrase_file: Option<PathBuf>,
-    /// Reader and packer threads per backup (0 = one per core).
+    /// Reader and packer threads per backup (0 = one per core, or what
+    /// `target_throughput_mb_s` needs).
     pub threads: usize,
+    /// The backup throughput to plan for, in MB/s of new data; 0 = off.
+    /// When set, the daemon benchmarks the codec pipeline at start (as
+    /// `coffer benchmark` does) and picks the highest zstd level, and the
+    /// fewest threads, that still reach it.
+    pub target_throughput_mb_s: u32,
 }
 
 impl Default for StoreConfig {
@@ -112,6 +124,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("/var/lib/coffer/store"),
             passphrase_file: None,
             threads: 0,
+            target_throughput_mb_s: 0,
         }
     }
 }
@@ -163,6 +176,103 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[health]`: when the system health monitor raises an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How often the monitor reads the system's figures.
+    pub check_every: Duration,
+    /// A sensor at or above this many °C: DEGRADED.
+    pub temperature_warn_c: f32,
+    /// A sensor at or above this many °C (or its own critical mark): FAULT.
+    pub temperature_crit_c: f32,
+    /// A filesystem holding the store or the state this full (percent, as
+    /// `df` counts it): DEGRADED.
+    pub disk_warn_percent: f64,
+    /// … this full: FAULT (backups are about to fail).
+    pub disk_crit_percent: f64,
+    /// Memory in use at or above this percent: DEGRADED.
+    pub memory_warn_percent: f64,
+    /// The one-minute load average per core at or above this: DEGRADED.
+    pub load_warn_per_core: f64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check_every: Duration(30),
+            temperature_warn_c: 75.0,
+            temperature_crit_c: 90.0,
+            disk_warn_percent: 85.0,
+            disk_crit_percent: 95.0,
+            memory_warn_percent: 90.0,
+            load_warn_per_core: 2.0,
+        }
+    }
+}
+
+/// Which front panel the daemon drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PanelBackend {
+    /// The simulated panel (`coffer panel show` draws it).
+    Simulated,
+    /// A real panel: the LCD and the sensor on an I2C bus, LEDs and buttons
+    /// on GPIO lines (the Linux character devices). Needs cofferd built
+    /// with the `linux-panel` feature.
+    Linux,
+    /// No panel.
+    None,
+}
+
+/// `[panel]`: the front panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PanelConfig {
+    /// `simulated`, `linux` or `none`.
+    pub backend: PanelBackend,
+    /// The I2C bus of the LCD backpack and the temperature sensor.
+    pub i2c_bus: PathBuf,
+    /// The LCD's PCF8574 backpack address.
+    pub lcd_address: u8,
+    /// The LM75 sensor's address.
+    pub sensor_address: u8,
+    /// The GPIO chip of the LEDs and buttons.
+    pub gpio_chip: PathBuf,
+    /// GPIO lines of the LEDs: power, activity, fault, tape.
+    pub led_lines: [u32; 4],
+    /// GPIO lines of the buttons: up, down, ok, back.
+    pub button_lines: [u32; 4],
+    /// LEDs light when their line is low.
+    pub leds_active_low: bool,
+    /// Buttons pull their line low when pressed (pull-ups).
+    pub buttons_active_low: bool,
+    /// With no button pressed this long, the panel returns to its first
+    /// screen.
+    pub idle_return: Duration,
+    /// Whether the OK button may acknowledge an alert (a person at the rack
+    /// is trusted that far; the acknowledgement is audited as `front-panel`).
+    pub ack_alerts: bool,
+}
+
+impl Default for PanelConfig {
+    fn default() -> Self {
+        PanelConfig {
+            backend: PanelBackend::Simulated,
+            i2c_bus: PathBuf::from("/dev/i2c-1"),
+            lcd_address: 0x27,
+            sensor_address: 0x48,
+            gpio_chip: PathBuf::from("/dev/gpiochip0"),
+            led_lines: [17, 27, 22, 23],
+            button_lines: [5, 6, 13, 19],
+            leds_active_low: false,
+            buttons_active_low: true,
+            idle_return: Duration(120),
+            ack_alerts: true,
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -199,9 +309,12 @@ impl Config {
                 path: dir.join("store"),
                 passphrase_file: Some(dir.join("passphrase")),
                 threads: 0,
+                target_throughput_mb_s: 0,
             },
             scheduler: SchedulerConfig::default(),
             auth: AuthConfig::default(),
+            health: HealthConfig::default(),
+            panel: PanelConfig::default(),
         }
     }
 
@@ -220,6 +333,52 @@ impl Config {
         }
         if self.auth.session_idle.secs() < 60 {
             return Err(invalid("auth.session_idle must be at least 1m".into()));
+        }
+        let h = &self.health;
+        if h.check_every.secs() < 1 {
+            return Err(invalid("health.check_every must be at least 1s".into()));
+        }
+        if h.temperature_warn_c.partial_cmp(&h.temperature_crit_c) != Some(std::cmp::Ordering::Less)
+        {
+            return Err(invalid(format!(
+                "health.temperature_warn_c ({}) must be below health.temperature_crit_c ({})",
+                h.temperature_warn_c, h.temperature_crit_c
+            )));
+        }
+        for (key, v) in [
+            ("health.disk_warn_percent", h.disk_warn_percent),
+            ("health.disk_crit_percent", h.disk_crit_percent),
+            ("health.memory_warn_percent", h.memory_warn_percent),
+        ] {
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(invalid(format!(
+                    "{key} must be a percentage above 0 and at most 100, not {v}"
+                )));
+            }
+        }
+        if h.disk_warn_percent >= h.disk_crit_percent {
+            return Err(invalid(
+                "health.disk_warn_percent must be below health.disk_crit_percent".into(),
+            ));
+        }
+        if h.load_warn_per_core.is_nan() || h.load_warn_per_core <= 0.0 {
+            return Err(invalid("health.load_warn_per_core must be above 0".into()));
+        }
+        if self.panel.backend == PanelBackend::Linux {
+            for (key, p) in [
+                ("panel.i2c_bus", &self.panel.i2c_bus),
+                ("panel.gpio_chip", &self.panel.gpio_chip),
+            ] {
+                if !p.is_absolute() {
+                    return Err(invalid(format!(
+                        "{key} must be an absolute path, not '{}'",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        if self.panel.idle_return.secs() < 5 {
+            return Err(invalid("panel.idle_return must be at least 5s".into()));
         }
         if jiff::tz::TimeZone::get(&self.daemon.timezone).is_err() {
             return Err(invalid(format!(
@@ -307,5 +466,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("store.path"), "{e}");
+    }
+
+    #[test]
+    fn health_thresholds_and_the_panel_are_checked() {
+        let c = parse("[health]\ndisk_warn_percent = 70\n[panel]\nbackend = \"none\"\n").unwrap();
+        assert_eq!(c.health.disk_warn_percent, 70.0);
+        assert_eq!(c.panel.backend, PanelBackend::None);
+        for (text, key) in [
+            ("[health]\ndisk_warn_percent = 96\n", "disk_warn_percent"),
+            (
+                "[health]\nmemory_warn_percent = 120\n",
+                "memory_warn_percent",
+            ),
+            ("[health]\ntemperature_warn_c = 95\n", "temperature_warn_c"),
+            ("[health]\nload_warn_per_core = 0\n", "load_warn_per_core"),
+            ("[health]\ncheck_every = \"0s\"\n", "check_every"),
+            ("[panel]\nidle_return = \"1s\"\n", "idle_return"),
+            (
+                "[panel]\nbackend = \"linux\"\ni2c_bus = \"i2c-1\"\n",
+                "panel.i2c_bus",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = parse("[panel]\nbackend = \"serial\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("serial"), "{e}");
     }
 }

@@ -296,13 +296,24 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog)
         ));
     };
     let config = inner.config();
+    let tuning = inner.tuning();
+    if let Some(t) = &tuning {
+        log.info(&format!(
+            "codec: zstd level {} with {} thread(s), tuned for {:.0} MB/s",
+            t.zstd_level, t.threads, t.target_mb_s
+        ));
+    }
     let req = BackupRequest {
         asset: asset.name.clone(),
         level,
         source: source.into(),
         excludes: asset.excludes.clone(),
         one_file_system: false,
-        threads: config.store.threads,
+        threads: match (&tuning, config.store.threads) {
+            (Some(t), 0) => t.threads,
+            (_, n) => n,
+        },
+        compression_level: tuning.as_ref().map(|t| t.zstd_level),
     };
     let actor = Actor {
         identity: r.identity.clone(),

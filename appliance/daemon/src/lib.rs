@@ -20,12 +20,16 @@
 pub mod calendar;
 pub mod clock;
 pub mod config;
+pub mod health;
 pub mod joblog;
 pub mod plan;
 pub mod register;
+pub mod screens;
+pub mod tuning;
 
 mod api;
 mod jobs;
+mod panel;
 mod scheduler;
 mod server;
 
@@ -73,6 +77,12 @@ pub(crate) struct Inner {
     pub(crate) stopping: AtomicBool,
     /// Wakes the scheduler (register or profile changed, clock jumped).
     pub(crate) reschedule: Notify,
+    /// The health monitor's last report.
+    pub(crate) health: RwLock<Option<coffer_types::api::HealthReport>>,
+    /// The front panel as the API sees it.
+    pub(crate) panel: Arc<panel::PanelShared>,
+    /// The codec tuning for the throughput target, once measured.
+    pub(crate) tuning: RwLock<Option<coffer_accel::Tuning>>,
 }
 
 impl Inner {
@@ -86,6 +96,19 @@ impl Inner {
         self.catalog
             .lock()
             .map_err(|_| anyhow!("internal error: the catalog lock was poisoned"))
+    }
+
+    /// The codec tuning, if a target is set and it has been measured.
+    pub(crate) fn tuning(&self) -> Option<coffer_accel::Tuning> {
+        match self.tuning.read() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The front panel sensor's last reading.
+    pub(crate) fn panel_temperature(&self) -> Option<f32> {
+        self.panel.temperature()
     }
 
     pub(crate) fn config(&self) -> Config {
@@ -170,12 +193,20 @@ pub struct Running {
     socket: PathBuf,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    panel: Option<panel::PanelThread>,
 }
 
 impl Running {
     /// The control socket.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// The simulated front panel's hardware, when that is the panel in use
+    /// (the development shell and tests press its buttons and take its
+    /// devices away).
+    pub fn simulated_panel(&self) -> Option<coffer_panel::SimPanel> {
+        self.inner.panel.simulated()
     }
 
     /// Re-reads the configuration file (what SIGHUP does).
@@ -194,6 +225,9 @@ impl Running {
             let _ = t.await;
         }
         self.inner.jobs.wait_idle().await;
+        if let Some(p) = self.panel.take() {
+            let _ = tokio::task::spawn_blocking(move || p.stop()).await;
+        }
         let cat = self.inner.catalog()?;
         self.inner
             .audit(&cat, "system", Source::System, "daemon.stop", "", "ok", "");
@@ -227,6 +261,18 @@ pub async fn start(opts: Options) -> Result<Running> {
     if !config.daemon.development {
         protect_anchor(&anchor);
     }
+    // A panel that cannot be opened must not stop backups: the service runs
+    // without it, and says so in the log and as an alert.
+    let (panel_shared, panel_device, panel_error) = match panel::open(&config.panel) {
+        Ok((shared, device)) => (shared, device, None),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the front panel cannot be opened; running without it");
+            let mut none = config.panel.clone();
+            none.backend = config::PanelBackend::None;
+            let (shared, _) = panel::open(&none)?;
+            (shared, None, Some(format!("{e:#}")))
+        }
+    };
     let inner = Arc::new(Inner {
         auth: Auth::new(auth_policy(&config, opts.password_cost))?,
         auditor: coffer_auth::audit::Auditor::new(Some(anchor)),
@@ -240,6 +286,9 @@ pub async fn start(opts: Options) -> Result<Running> {
         host,
         stopping: AtomicBool::new(false),
         reschedule: Notify::new(),
+        health: RwLock::new(None),
+        panel: panel_shared,
+        tuning: RwLock::new(None),
     });
     {
         let cat = inner.catalog()?;
@@ -260,6 +309,15 @@ pub async fn start(opts: Options) -> Result<Running> {
         if config.daemon.development {
             seed_development(&inner, &cat)?;
         }
+        let now = inner.now_ms();
+        match &panel_error {
+            Some(e) => {
+                cat.raise_alert(panel::ALERT_KIND, "open", e, now)?;
+            }
+            None => {
+                cat.clear_alert(panel::ALERT_KIND, "open", now)?;
+            }
+        }
         drop(cat);
         jobs::requeue_interrupted(&inner)?;
     }
@@ -268,15 +326,62 @@ pub async fn start(opts: Options) -> Result<Running> {
     let tasks = vec![
         tokio::spawn(server::serve(listener, inner.clone(), stop_rx.clone())),
         tokio::spawn(jobs::run_queue(inner.clone(), stop_rx.clone())),
-        tokio::spawn(scheduler::run(inner.clone(), stop_rx)),
+        tokio::spawn(scheduler::run(inner.clone(), stop_rx.clone())),
+        tokio::spawn(health::run(inner.clone(), stop_rx)),
     ];
+    if config.store.target_throughput_mb_s > 0 {
+        tokio::spawn(tune(inner.clone()));
+    }
+    let panel = match panel_device {
+        Some(d) => Some(panel::spawn(inner.clone(), d)?),
+        None => None,
+    };
     tracing::info!(socket = %config.daemon.socket.display(), store = %config.store.path.display(), "cofferd started");
     Ok(Running {
         inner,
         socket: config.daemon.socket.clone(),
         stop,
         tasks,
+        panel,
     })
+}
+
+/// Measures (or reads the cached measurement of) the codec pipeline and
+/// sets the tuning for the configured throughput target.
+async fn tune(inner: Arc<Inner>) {
+    let config = inner.config();
+    let target = f64::from(config.store.target_throughput_mb_s);
+    let state = config.daemon.state_dir.clone();
+    match tokio::task::spawn_blocking(move || {
+        tuning::load_or_measure(&state, target, tuning::SECONDS_PER_TEST)
+    })
+    .await
+    {
+        Ok(Ok((_, t, fresh))) => {
+            tracing::info!(
+                zstd_level = t.zstd_level,
+                threads = t.threads,
+                expected_mb_s = t.expected_mb_s,
+                target_mb_s = target,
+                measured = fresh,
+                "codec tuned: {}",
+                t.reason
+            );
+            if !t.meets_target {
+                tracing::warn!("{}", t.reason);
+            }
+            match inner.tuning.write() {
+                Ok(mut g) => *g = Some(t),
+                Err(p) => *p.into_inner() = Some(t),
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "codec tuning failed; backups use the store's level")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "codec tuning panicked; backups use the store's level")
+        }
+    }
 }
 
 /// Runs until `shutdown` completes, reloading on SIGHUP (the binary's loop).

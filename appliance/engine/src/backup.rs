@@ -62,6 +62,8 @@ pub struct BackupRequest {
     pub one_file_system: bool,
     /// Reader and packer threads each (0 = one per core).
     pub threads: usize,
+    /// zstd level for new containers; `None` = the store's own.
+    pub compression_level: Option<i32>,
 }
 
 /// What a backup did.
@@ -267,7 +269,10 @@ fn run(
             let (stats, abort) = (&stats, &abort);
             readers.push(s.spawn(move || {
                 let mut w = Worker {
-                    packer: Packer::new(repo),
+                    packer: match req.compression_level {
+                        Some(l) => Packer::with_level(repo, l),
+                        None => Packer::new(repo),
+                    },
                     window: Vec::new(),
                 };
                 for job in rx {

@@ -84,6 +84,7 @@ fn write_fixture(dir: &Path) {
                 excludes: Vec::new(),
                 one_file_system: false,
                 threads: 1,
+                compression_level: None,
             },
             &actor(),
             &Progress::default(),

@@ -245,6 +245,7 @@ fn backup_and_restore_survive_members_lost_and_damaged_mid_job() {
             excludes: Vec::new(),
             one_file_system: false,
             threads: 2,
+            compression_level: None,
         },
         &actor,
         &Progress::default(),

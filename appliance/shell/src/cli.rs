@@ -95,6 +95,37 @@ enum Cmd {
         )]
         words: Vec<String>,
     },
+    /// The appliance's state and health (CPU, memory, load, temperatures,
+    /// disk), from cofferd: `coffer remote status`.
+    Status,
+    /// The front panel, from cofferd: `panel show [--watch]` draws it as the
+    /// person at the rack sees it, `panel press BUTTON` presses a button of
+    /// the simulated panel (`coffer remote panel …`).
+    Panel {
+        /// `show [--watch]` or `press up|down|ok|back`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        words: Vec<String>,
+    },
+    /// Measure the codec pipeline on this machine — zstd at several levels,
+    /// AES-256-GCM, keyed BLAKE3, Reed-Solomon parity — per core and on all
+    /// cores, list the CPU's acceleration features, and say which zstd level
+    /// and thread count reach a throughput target.
+    Benchmark {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 0.5)]
+        seconds: f64,
+        /// Threads for the parallel figures (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// The backup throughput to plan for, MB/s of new data.
+        #[arg(long, default_value_t = 200.0)]
+        target: f64,
+    },
     /// Create a new store with a master key sealed under a passphrase.
     Init {
         /// Seal containers at this size, in MiB (1 to 1024).
@@ -420,11 +451,27 @@ fn run(cli: Cli) -> Result<u8> {
         None | Some(Cmd::Shell) => return crate::remote::shell(&remote),
         Some(Cmd::Remote { words }) => return crate::remote::one_shot(&remote, words),
         Some(Cmd::Dev { dir }) => return crate::dev::run(dir, cli.json),
+        Some(Cmd::Status) => return crate::remote::one_shot(&remote, &["status".to_string()]),
+        Some(Cmd::Panel { words }) => {
+            let mut w = vec!["panel".to_string()];
+            w.extend(words.iter().cloned());
+            return crate::remote::one_shot(&remote, &w);
+        }
+        Some(Cmd::Benchmark {
+            seconds,
+            threads,
+            target,
+        }) => return crate::bench_cmd::run(*seconds, *threads, *target, cli.json, cli.quiet),
         Some(cmd) => cmd,
     };
     match cmd {
         // Handled above.
-        Cmd::Shell | Cmd::Remote { .. } | Cmd::Dev { .. } => Ok(EXIT_OK),
+        Cmd::Shell
+        | Cmd::Remote { .. }
+        | Cmd::Dev { .. }
+        | Cmd::Status
+        | Cmd::Panel { .. }
+        | Cmd::Benchmark { .. } => Ok(EXIT_OK),
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
         Cmd::Disk { cmd } => crate::pool_cmd::disk(cmd, cli.json),
         Cmd::Pool { cmd } => crate::pool_cmd::pool(cmd, cli.store.as_deref(), cli.json, cli.quiet),
@@ -489,6 +536,7 @@ fn run(cli: Cli) -> Result<u8> {
                 excludes: exclude.clone(),
                 one_file_system: *one_file_system,
                 threads: 0,
+                compression_level: None,
             };
             let progress = Arc::new(Progress::default());
             let spinner = Spinner::start("backup", progress.clone(), cli.quiet || cli.json);

@@ -77,6 +77,7 @@ pub fn run(source: &Path, workdir: &Path, pf: Option<&Path>) -> Result<u8> {
                 excludes: Vec::new(),
                 one_file_system: true,
                 threads: 0,
+                compression_level: None,
             },
             &d.actor,
             &Progress::default(),

@@ -10,6 +10,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod bench_cmd;
 mod cli;
 mod demo;
 mod dev;

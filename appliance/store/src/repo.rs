@@ -585,12 +585,20 @@ impl Repo {
         Ok(self.index.read().map_err(lock_err)?.ids.clone())
     }
 
-    /// A new container builder for this store.
+    /// A new container builder for this store, compressing at the store's
+    /// zstd level.
     pub fn new_container(&self) -> Result<ContainerBuilder> {
+        self.new_container_at(self.config.zstd_level)
+    }
+
+    /// A new container builder compressing at `zstd_level` (1 to 19); the
+    /// level is not part of the format, so one store holds containers of
+    /// several levels and reads them all alike.
+    pub fn new_container_at(&self, zstd_level: i32) -> Result<ContainerBuilder> {
         ContainerBuilder::new(
             &self.master,
             &self.config.store_id,
-            self.config.zstd_level,
+            zstd_level.clamp(1, 19),
             DRAIN_AT + (1 << 16),
         )
     }
@@ -841,6 +849,8 @@ impl Read for ChunkStream<'_> {
 /// One per writer thread; chunks must have been [`Repo::claim`]ed.
 pub struct Packer<'a> {
     repo: &'a Repo,
+    /// The zstd level of the containers it opens.
+    level: i32,
     /// The open container and the writer its bytes stream to.
     open: Option<(ContainerBuilder, Box<dyn ObjectWriter + 'a>)>,
     /// Bytes written to containers so far.
@@ -848,10 +858,17 @@ pub struct Packer<'a> {
 }
 
 impl<'a> Packer<'a> {
-    /// A packer with no open container.
+    /// A packer with no open container, at the store's zstd level.
     pub fn new(repo: &'a Repo) -> Packer<'a> {
+        Packer::with_level(repo, repo.config.zstd_level)
+    }
+
+    /// A packer compressing at `zstd_level` instead (the engine's tuning
+    /// picks it from the self-benchmark to meet a throughput target).
+    pub fn with_level(repo: &'a Repo, zstd_level: i32) -> Packer<'a> {
         Packer {
             repo,
+            level: zstd_level,
             open: None,
             stored: 0,
         }
@@ -862,7 +879,7 @@ impl<'a> Packer<'a> {
         let (b, w) = match &mut self.open {
             Some(open) => open,
             None => {
-                let b = self.repo.new_container()?;
+                let b = self.repo.new_container_at(self.level)?;
                 let w = self.repo.blobs.create(&data_key(&b.id()))?;
                 self.open.insert((b, w))
             }

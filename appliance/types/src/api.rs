@@ -33,6 +33,8 @@ pub enum Source {
     System,
     /// The command line in direct mode (no daemon).
     Direct,
+    /// A button on the appliance's front panel (a person at the rack).
+    Panel,
 }
 
 impl Source {
@@ -44,6 +46,7 @@ impl Source {
             Source::Scheduler => "scheduler",
             Source::System => "system",
             Source::Direct => "direct",
+            Source::Panel => "panel",
         }
     }
 }
@@ -57,6 +60,7 @@ impl FromStr for Source {
             "scheduler" => Ok(Source::Scheduler),
             "system" => Ok(Source::System),
             "direct" => Ok(Source::Direct),
+            "panel" => Ok(Source::Panel),
             _ => Err(ParseError {
                 what: "source (console, api, scheduler, system, direct)",
                 input: s.to_string(),
@@ -551,7 +555,7 @@ pub struct NextRun {
 }
 
 /// The daemon's state, readable without logging in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonStatus {
     /// `cofferd` version.
     pub version: String,
@@ -569,6 +573,152 @@ pub struct DaemonStatus {
     pub open_alerts: u32,
     /// Development defaults (simulated hardware) in use.
     pub development: bool,
+    /// The system health monitor's last reading (absent until the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthReport>,
+    /// How backups compress and how many threads they use, and why.
+    #[serde(default)]
+    pub codec: String,
+}
+
+/// How healthy the appliance is, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Nothing wrong.
+    Ok,
+    /// Working, but something needs attention (a warning threshold, a
+    /// missed RPO, a failed job, a panel fault).
+    Degraded,
+    /// Something is failing or about to (a critical threshold).
+    Fault,
+}
+
+impl HealthState {
+    /// The upper-case word the panel and the shell show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Ok => "OK",
+            HealthState::Degraded => "DEGRADED",
+            HealthState::Fault => "FAULT",
+        }
+    }
+}
+
+/// One thing the health monitor found wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthFinding {
+    /// The alert kind it raises: `health-temperature`, `health-disk`,
+    /// `health-memory`, `health-load`, `panel`.
+    pub kind: String,
+    /// What it is about (a sensor, a filesystem, a panel component).
+    pub subject: String,
+    /// How bad.
+    pub severity: HealthState,
+    /// A sentence for the operator.
+    pub message: String,
+}
+
+/// A temperature sensor's reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureReading {
+    /// The kernel's (or the panel's) name for it.
+    pub label: String,
+    /// Degrees Celsius.
+    pub celsius: f32,
+    /// The sensor's own critical temperature, where it reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<f32>,
+}
+
+/// How full a filesystem Coffer keeps something on is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesystemUsage {
+    /// What Coffer keeps there: `store`, `state`.
+    pub role: String,
+    /// The directory.
+    pub path: String,
+    /// Bytes used (including the root reserve).
+    pub used: u64,
+    /// Bytes in all.
+    pub total: u64,
+}
+
+impl FilesystemUsage {
+    /// Used, in percent of the total.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.used as f64 * 100.0 / self.total as f64
+        }
+    }
+}
+
+/// The system health monitor's reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The appliance's state: the worst of the findings and the open alerts.
+    pub state: HealthState,
+    /// Why it is not OK, worst first (empty when OK).
+    pub reasons: Vec<String>,
+    /// What the thresholds found (each also an alert).
+    pub findings: Vec<HealthFinding>,
+    /// When it was read, RFC 3339 UTC.
+    pub sampled: String,
+    /// CPU busy, percent over all cores since the previous reading.
+    pub cpu_percent: f32,
+    /// Logical cores.
+    pub cores: u32,
+    /// Load average over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    /// Memory in use, bytes.
+    pub memory_used: u64,
+    /// Memory in all, bytes.
+    pub memory_total: u64,
+    /// Seconds since the system booted.
+    pub uptime_secs: u64,
+    /// Temperature sensors (the kernel's and the panel's).
+    pub temperatures: Vec<TemperatureReading>,
+    /// The filesystems holding the store and the state directory.
+    pub filesystems: Vec<FilesystemUsage>,
+    /// The appliance's IP addresses (not loopback), IPv4 first.
+    pub addresses: Vec<String>,
+}
+
+/// What the front panel shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PanelView {
+    /// `simulated`, `linux` or `none`.
+    pub backend: String,
+    /// The four lines of twenty characters. For the simulated panel these
+    /// are decoded from the bytes the LCD driver sent over its (simulated)
+    /// I2C bus; for real hardware, what was last sent.
+    pub lines: Vec<String>,
+    /// The screen shown (`identity`, `health`, `jobs`, `system`, `alert`).
+    pub screen: String,
+    /// The status LEDs.
+    pub leds: PanelLeds,
+    /// The LCD's backlight.
+    pub backlight: bool,
+    /// The panel's own temperature sensor, °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Panel components not working (`lcd: …`, `sensor: …`, `button-ok: stuck`).
+    pub faults: Vec<String>,
+}
+
+/// The front panel's status LEDs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelLeds {
+    /// Power (on while the service runs).
+    pub power: bool,
+    /// Activity (blinks while a job runs).
+    pub activity: bool,
+    /// Fault (on for FAULT, blinking for DEGRADED).
+    pub fault: bool,
+    /// Tape (on while a media job runs).
+    pub tape: bool,
 }
 
 /// How a request proves who sent it.
@@ -817,6 +967,14 @@ pub enum Call {
     AuditVerify,
     /// Re-reads the configuration file (as SIGHUP does).
     Reload,
+    /// What the front panel shows now.
+    PanelShow,
+    /// Presses a button of the simulated front panel (as a person at the
+    /// rack would; an `ok` on an alert page acknowledges it).
+    PanelPress {
+        /// `up`, `down`, `ok` or `back`.
+        button: String,
+    },
 }
 
 /// Why a request failed; clients act on the code, show the message.

@@ -45,6 +45,8 @@ pub enum ArgKind {
     JobKind,
     /// A command word (for `help`).
     Command,
+    /// A front panel button.
+    Button,
     /// A file on this machine.
     File,
 }
@@ -252,6 +254,13 @@ pub enum Action {
         /// The job.
         id: i64,
     },
+    /// Press a button of the simulated front panel, then show the panel.
+    PanelPress {
+        /// `up`, `down`, `ok` or `back`.
+        button: String,
+    },
+    /// Redraw the front panel until Ctrl-C.
+    PanelWatch,
     /// Show help (on a command, when given).
     Help(Vec<String>),
     /// Leave the shell.
@@ -828,6 +837,10 @@ pub static GROUPS: &[Group] = &[
         summary: "the audit log",
     },
     Group {
+        name: "panel",
+        summary: "the front panel: show it, press its buttons",
+    },
+    Group {
         name: "reload",
         summary: "make the daemon re-read its configuration",
     },
@@ -863,7 +876,7 @@ pub static ENTRIES: &[Entry] = &[
         &["status"],
         &[],
         &[],
-        "Show the daemon's state: version, host, clock, active jobs and open alerts. Needs no login.",
+        "Show the daemon's state: version, host, clock, active jobs, open alerts, and the system's health (CPU, memory, load, temperatures, disk). Needs no login.",
         |_, _| call(Call::Status)
     ),
     entry!(
@@ -1320,6 +1333,30 @@ pub static ENTRIES: &[Entry] = &[
         &[],
         "Check the audit log's hash chain from the first entry to the newest.",
         |_, _| call(Call::AuditVerify)
+    ),
+    entry!(
+        &["panel", "show"],
+        &[],
+        &[switch("watch", "redraw it every half second until Ctrl-C")],
+        "Draw the front panel as the person at the rack sees it: the LCD's four lines, the LEDs, the panel's temperature and faults.",
+        |p, _| Ok(if p.has("watch") {
+            Action::PanelWatch
+        } else {
+            Action::Call(Call::PanelShow)
+        })
+    ),
+    entry!(
+        &["panel", "press"],
+        &[arg("BUTTON", ArgKind::Button)],
+        &[],
+        "Press a button of the simulated front panel (up, down, ok, back): up and down move between pages; ok twice on an alert page acknowledges it.",
+        |p, _| {
+            let b = p.req(0).to_ascii_lowercase();
+            if !["up", "down", "ok", "back"].contains(&b.as_str()) {
+                return Err(format!("unknown button '{b}': up, down, ok or back"));
+            }
+            Ok(Action::PanelPress { button: b })
+        }
     ),
     entry!(
         &["reload"],

@@ -3,8 +3,9 @@
 //! skips all of this and prints the result as the daemon sent it.)
 
 use coffer_types::api::{
-    Alert, AssetView, AuditEntry, AuditVerify, Call, DaemonStatus, Enrollment, ImportReport,
-    JobView, NewToken, NextRun, Profile, Role, TokenInfo, UserInfo, Whoami,
+    Alert, AssetView, AuditEntry, AuditVerify, Call, DaemonStatus, Enrollment, HealthReport,
+    ImportReport, JobView, NewToken, NextRun, PanelView, Profile, Role, TokenInfo, UserInfo,
+    Whoami,
 };
 use coffer_types::{JobStatus, SnapshotInfo};
 use serde::de::DeserializeOwned;
@@ -191,6 +192,7 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
         Call::AlertList { all } => ok(alerts(&typed::<Vec<Alert>>(v)?, *all)),
         Call::AuditList { .. } => ok(audit(&typed::<Vec<AuditEntry>>(v)?)),
         Call::AuditVerify => audit_verify(&typed(v)?),
+        Call::PanelShow => ok(panel(&typed(v)?, color)),
         _ => ok(done(call)),
     })
 }
@@ -224,6 +226,7 @@ pub fn done(call: &Call) -> String {
         Call::ProfileRemove { name } => format!("profile '{name}' removed"),
         Call::AlertAck { id } => format!("alert {id} acknowledged"),
         Call::Reload => "configuration reloaded".into(),
+        Call::PanelPress { button } => format!("pressed {button}"),
         _ => "done".into(),
     };
     s + "\n"
@@ -249,7 +252,123 @@ fn status(s: &DaemonStatus) -> String {
             "no administrator yet: run 'coffer shell' on the console to create one".into(),
         ));
     }
+    match &s.health {
+        Some(h) => health_rows(h, &mut rows),
+        None => rows.push(("health", "not read yet".into())),
+    }
     details(&rows)
+}
+
+/// The health monitor's figures as status rows.
+fn health_rows(h: &HealthReport, rows: &mut Vec<(&'static str, String)>) {
+    rows.push(("health", h.state.as_str().to_string()));
+    for r in &h.reasons {
+        rows.push(("  because", r.clone()));
+    }
+    if !h.addresses.is_empty() {
+        rows.push(("addresses", h.addresses.join(", ")));
+    }
+    rows.push((
+        "cpu",
+        format!(
+            "{:.0}% busy on {} cores; load {:.2} {:.2} {:.2}",
+            h.cpu_percent, h.cores, h.load[0], h.load[1], h.load[2]
+        ),
+    ));
+    let mem = if h.memory_total > 0 {
+        h.memory_used as f64 * 100.0 / h.memory_total as f64
+    } else {
+        0.0
+    };
+    rows.push((
+        "memory",
+        format!(
+            "{} of {} used ({mem:.0}%)",
+            size(h.memory_used),
+            size(h.memory_total)
+        ),
+    ));
+    for f in &h.filesystems {
+        rows.push((
+            "disk",
+            format!(
+                "{} ({}): {} of {} used ({:.0}%)",
+                f.role,
+                f.path,
+                size(f.used),
+                size(f.total),
+                f.percent()
+            ),
+        ));
+    }
+    if h.temperatures.is_empty() {
+        rows.push(("temperature", "no sensors".into()));
+    }
+    for t in &h.temperatures {
+        rows.push((
+            "temperature",
+            format!(
+                "{}: {:.1} °C{}",
+                t.label,
+                t.celsius,
+                t.critical
+                    .map(|c| format!(" (critical {c:.0} °C)"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let (d, hr, m) = (
+        h.uptime_secs / 86_400,
+        h.uptime_secs / 3600 % 24,
+        h.uptime_secs / 60 % 60,
+    );
+    rows.push((
+        "uptime",
+        format!("{d}d {hr}h {m}m (read {})", time(&h.sampled)),
+    ));
+}
+
+/// The front panel as a box of its four lines, then its LEDs.
+fn panel(p: &PanelView, color: bool) -> String {
+    let width = p
+        .lines
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(20);
+    let mut out = format!("+{}+\n", "-".repeat(width));
+    for l in &p.lines {
+        out.push_str(&format!("|{l:<width$}|\n"));
+    }
+    out.push_str(&format!("+{}+\n", "-".repeat(width)));
+    let led = |name: &str, on: bool, code: &str| {
+        let mark = if on { "(*)" } else { "( )" };
+        if color && on {
+            format!("\x1b[{code}m{mark}\x1b[0m {name}")
+        } else {
+            format!("{mark} {name}")
+        }
+    };
+    out.push_str(&format!(
+        "{}  {}  {}  {}\n",
+        led("power", p.leds.power, "32"),
+        led("activity", p.leds.activity, "33"),
+        led("fault", p.leds.fault, "31"),
+        led("tape", p.leds.tape, "34"),
+    ));
+    let mut facts = vec![format!("page {}", p.screen), format!("{} panel", p.backend)];
+    if let Some(t) = p.temperature {
+        facts.push(format!("panel sensor {t:.1} °C"));
+    }
+    if !p.backlight {
+        facts.push("backlight off".into());
+    }
+    out.push_str(&facts.join(", "));
+    out.push('\n');
+    for f in &p.faults {
+        out.push_str(&format!("fault: {f}\n"));
+    }
+    out
 }
 
 fn whoami(w: &Whoami) -> String {

@@ -115,6 +115,7 @@ impl Names {
             ArgKind::Alert => self.alerts.clone(),
             ArgKind::Roles => Role::ALL.iter().map(|r| r.as_str().to_string()).collect(),
             ArgKind::Level => fixed(&["full", "incremental", "differential"]),
+            ArgKind::Button => fixed(&["up", "down", "ok", "back"]),
             ArgKind::Criticality => fixed(&["low", "medium", "high", "critical"]),
             ArgKind::JobStatus => fixed(&[
                 "queued",

@@ -443,6 +443,53 @@ impl Session {
                 self.watch(id, json)
             }
             Action::JobWatch { id } => self.watch(id, json),
+            Action::PanelPress { button } => {
+                self.request(&Call::PanelPress { button })?;
+                // The panel thread samples the buttons every 20 ms and
+                // debounces over a few samples: give it a moment.
+                std::thread::sleep(StdDuration::from_millis(300));
+                self.call_and_show(&Call::PanelShow, json)
+            }
+            Action::PanelWatch => self.panel_watch(json),
+        }
+    }
+
+    /// Redraws the front panel every half second until Ctrl-C (on a
+    /// terminal in place; otherwise each frame that differs is printed).
+    fn panel_watch(&mut self, json: bool) -> Result<u8, Failure> {
+        let guard = Watching::start();
+        let mut last = String::new();
+        let mut drawn_lines = 0usize;
+        loop {
+            let v = self.request(&Call::PanelShow)?;
+            let frame = if json {
+                format!(
+                    "{}\n",
+                    serde_json::to_string(&v).map_err(|e| Failure::Other(e.to_string()))?
+                )
+            } else {
+                render::render(&Call::PanelShow, &v, self.color)
+                    .map(|r| r.text)
+                    .map_err(Failure::Other)?
+            };
+            if frame != last {
+                if self.progress && drawn_lines > 0 {
+                    // Move up over the previous frame and clear to the end.
+                    write!(self.out, "\x1b[{drawn_lines}A\x1b[J")?;
+                }
+                self.out.write_all(frame.as_bytes())?;
+                self.out.flush()?;
+                drawn_lines = frame.lines().count();
+                last = frame;
+            }
+            let mut slept = StdDuration::ZERO;
+            while slept < WATCH_INTERVAL && !guard.interrupted() {
+                std::thread::sleep(StdDuration::from_millis(50));
+                slept += StdDuration::from_millis(50);
+            }
+            if guard.interrupted() {
+                return Ok(EXIT_OK);
+            }
         }
     }
 
