@@ -168,8 +168,11 @@ pub(crate) fn open(cfg: &PanelConfig) -> Result<Opened> {
     let (sim, device): (Option<SimPanel>, Option<Box<dyn PanelDevice>>) = match cfg.backend {
         PanelBackend::None => (None, None),
         PanelBackend::Simulated => {
+            // The simulated devices are wired the default way whatever the
+            // configuration says about the real panel's addresses and
+            // polarities.
             let sim = SimPanel::new();
-            let dev = coffer_panel::simulated(&sim, pc);
+            let dev = coffer_panel::simulated(&sim, coffer_panel::PanelConfig::default());
             (Some(sim), Some(Box::new(dev)))
         }
         PanelBackend::Linux => (None, Some(open_linux(cfg, pc)?)),
@@ -486,9 +489,11 @@ fn gather(inner: &Inner, panel_temp: Option<f32>) -> Result<PanelState> {
             })
             .collect(),
         queued: u32::try_from(queued).unwrap_or(u32::MAX),
-        next_run: next
-            .first()
-            .map(|n| format!("{} {}", n.asset, local(n.at_ms, "%a %H:%M"))),
+        next_run: next.first().map(|n| screens::NextRun {
+            asset: n.asset.clone(),
+            level: n.level,
+            when: local(n.at_ms, "%a %H:%M"),
+        }),
         figures,
         alerts: alerts
             .into_iter()

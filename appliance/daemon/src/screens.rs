@@ -35,8 +35,8 @@ pub struct PanelState {
     pub running: Vec<RunningJob>,
     /// Jobs waiting.
     pub queued: u32,
-    /// The next scheduled run, e.g. `sample-docs Tue 01:00`.
-    pub next_run: Option<String>,
+    /// The next scheduled run.
+    pub next_run: Option<NextRun>,
     /// CPU, memory, disk and temperature figures.
     pub figures: Option<Figures>,
     /// Open alerts, newest first.
@@ -52,6 +52,17 @@ pub struct Health {
     pub state: Option<HealthState>,
     /// Why, worst first.
     pub reasons: Vec<String>,
+}
+
+/// The next scheduled run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextRun {
+    /// The asset.
+    pub asset: String,
+    /// The level that will run.
+    pub level: Level,
+    /// When, local time, e.g. `Tue 01:00`.
+    pub when: String,
 }
 
 /// A running job.
@@ -304,14 +315,20 @@ fn jobs(s: &PanelState) -> [String; 4] {
         String::new()
     };
     let Some(j) = s.running.first() else {
-        return [
-            "NO JOB RUNNING".into(),
-            queued,
-            "next:".into(),
-            s.next_run
-                .clone()
-                .unwrap_or_else(|| "none scheduled".into()),
-        ];
+        return match &s.next_run {
+            Some(n) => [
+                "NO JOB RUNNING".into(),
+                queued,
+                format!("next: {}", n.asset),
+                spread(short_level(n.level), &n.when),
+            ],
+            None => [
+                "NO JOB RUNNING".into(),
+                queued,
+                "next: none scheduled".into(),
+                String::new(),
+            ],
+        };
     };
     let count = if s.running.len() > 1 {
         format!("1/{}", s.running.len())
@@ -319,7 +336,7 @@ fn jobs(s: &PanelState) -> [String; 4] {
         String::new()
     };
     let what = match j.level {
-        Some(l) => format!("{} {}", j.kind.as_str(), l.as_str()),
+        Some(l) => format!("{} {}", j.kind.as_str(), short_level(l)),
         None => j.kind.as_str().to_string(),
     };
     [
@@ -467,6 +484,15 @@ pub fn wrap(text: &str, lines: usize) -> Vec<String> {
     out
 }
 
+/// `full`, `incr`, `diff`: a level in a few characters.
+fn short_level(l: Level) -> &'static str {
+    match l {
+        Level::Full => "full",
+        Level::Incremental => "incr",
+        Level::Differential => "diff",
+    }
+}
+
 fn short_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut v = n as f64;
@@ -517,7 +543,11 @@ mod tests {
             },
             running: vec![],
             queued: 0,
-            next_run: Some("sample-docs Tue 01:00".into()),
+            next_run: Some(NextRun {
+                asset: "sample-docs".into(),
+                level: Level::Differential,
+                when: "Tue 01:00".into(),
+            }),
             figures: Some(Figures {
                 cpu_percent: 12.4,
                 load1: 0.52,
@@ -662,10 +692,12 @@ mod tests {
             vec![
                 "NO JOB RUNNING      ",
                 "                    ",
-                "next:               ",
-                "sample-docs Tue 01:0",
+                "next: sample-docs   ",
+                "diff       Tue 01:00",
             ]
         );
+        s.next_run = None;
+        assert_eq!(show(&s, &nav)[2], "next: none scheduled");
     }
 
     #[test]

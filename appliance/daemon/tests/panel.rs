@@ -217,3 +217,58 @@ fn an_absent_lcd_is_a_fault_alert_and_coming_back_clears_it() {
     });
     d.wait_for("the lines back", || lines(&mut c)[0].starts_with("COFFER "));
 }
+
+#[test]
+fn a_throughput_target_tunes_every_backup_from_the_cached_benchmark() {
+    let d = TestDaemon::start_with(|c| {
+        c.auth.session_idle = coffer_types::api::Duration(7 * 86_400);
+        c.store.target_throughput_mb_s = 20;
+        // The measurement this machine's first start would make, taken
+        // short: the daemon finds it cached and does not measure again.
+        std::fs::create_dir_all(&c.daemon.state_dir).unwrap();
+        cofferd::tuning::load_or_measure(&c.daemon.state_dir, 20.0, 0.01).unwrap();
+    });
+    let (mut c, _) = d.admin();
+    let (_, expected, fresh) =
+        cofferd::tuning::load_or_measure(&d.dir.path().join("state"), 20.0, 0.01).unwrap();
+    assert!(!fresh);
+    d.wait_for("the tuning", || {
+        c.ok("status", Value::Null)["codec"]
+            .as_str()
+            .unwrap()
+            .contains("MB/s target")
+    });
+    let codec = c.ok("status", Value::Null)["codec"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        codec.starts_with(&format!(
+            "zstd {} with {} thread(s)",
+            expected.zstd_level, expected.threads
+        )),
+        "{codec}"
+    );
+    let src = common::sample_tree(d.dir.path());
+    c.ok(
+        "asset_add",
+        json!({"asset": common::asset("fin-01", &src, None)}),
+    );
+    let id = c.ok("job_run", json!({"asset": "fin-01", "level": "full"}))["job"].clone();
+    d.wait_for("the backup", || {
+        c.ok("job_get", json!({"id": id}))["status"] == "success"
+    });
+    let log = c.ok("job_log", json!({"id": id}));
+    let want = format!(
+        "codec: zstd level {} with {} thread(s), tuned for 20 MB/s",
+        expected.zstd_level, expected.threads
+    );
+    assert!(
+        log["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains(&want)),
+        "{log}"
+    );
+}

@@ -1679,11 +1679,27 @@ mod tests {
             ("profile list", "profile_list"),
             ("audit verify", "audit_verify"),
             ("reload", "reload"),
+            ("panel show", "panel_show"),
         ] {
             let v = wire(line);
             assert_eq!(v["op"], op, "{line}");
             assert!(v.get("args").is_none(), "{line}: {v}");
         }
+    }
+
+    #[test]
+    fn panel_commands() {
+        assert!(matches!(
+            action("panel press OK"),
+            Action::PanelPress { button } if button == "ok"
+        ));
+        assert!(matches!(action("panel show --watch"), Action::PanelWatch));
+        assert!(err("panel press left").contains("up, down, ok or back"));
+        assert!(
+            err("panel press").contains("BUTTON"),
+            "{}",
+            err("panel press")
+        );
     }
 
     #[test]

@@ -246,6 +246,9 @@ fn status(s: &DaemonStatus) -> String {
             "DEVELOPMENT (simulated hardware, development defaults)".into(),
         ));
     }
+    if !s.codec.is_empty() {
+        rows.push(("codec", s.codec.clone()));
+    }
     if s.needs_bootstrap {
         rows.push((
             "setup",
@@ -939,6 +942,74 @@ mod tests {
         assert_eq!(time("2026-11-26T03:06:28.123Z"), "2026-11-26 03:06:28Z");
         assert_eq!(time("2026-11-26T03:06:28Z"), "2026-11-26 03:06:28Z");
         assert_eq!(time("soon"), "soon");
+    }
+
+    #[test]
+    fn the_panel_is_drawn_as_a_box_with_its_leds() {
+        let v = json!({
+            "backend": "simulated",
+            "lines": ["COFFER vm           ", "IP 192.0.2.2        ",
+                      "HEALTH DEGRADED     ", "v0.1.0     14:05 UTC"],
+            "screen": "identity",
+            "leds": {"power": true, "activity": false, "fault": true, "tape": false},
+            "backlight": true,
+            "temperature": 31.5,
+            "faults": ["sensor: bus transfer failed: NoAcknowledge"],
+        });
+        let r = render(&Call::PanelShow, &v, false).unwrap();
+        assert_eq!(
+            r.text,
+            "+--------------------+\n\
+             |COFFER vm           |\n\
+             |IP 192.0.2.2        |\n\
+             |HEALTH DEGRADED     |\n\
+             |v0.1.0     14:05 UTC|\n\
+             +--------------------+\n\
+             (*) power  ( ) activity  (*) fault  ( ) tape\n\
+             page identity, simulated panel, panel sensor 31.5 °C\n\
+             fault: sensor: bus transfer failed: NoAcknowledge\n"
+        );
+        let colored = render(&Call::PanelShow, &v, true).unwrap().text;
+        assert!(colored.contains("\x1b[31m(*)\x1b[0m fault"), "{colored}");
+    }
+
+    #[test]
+    fn status_shows_the_health_figures_and_why_it_is_not_ok() {
+        let v = json!({
+            "version": "0.1.0", "api": 1, "host": "vm", "needs_bootstrap": false,
+            "now": "2026-11-26T03:06:28.000Z", "active_jobs": 0, "open_alerts": 1,
+            "development": false,
+            "codec": "zstd 3 (the store's), no throughput target",
+            "health": {
+                "state": "fault",
+                "reasons": ["the store filesystem (/srv) is 96% full (limit 95%): 1.0 GiB free"],
+                "findings": [], "sampled": "2026-11-26T03:06:00.000Z",
+                "cpu_percent": 12.4, "cores": 2, "load": [0.5, 0.25, 0.1],
+                "memory_used": 1073741824u64, "memory_total": 4294967296u64,
+                "uptime_secs": 90061,
+                "temperatures": [{"label": "coretemp Core 0", "celsius": 48.0, "critical": 100.0}],
+                "filesystems": [{"role": "store", "path": "/srv", "used": 96, "total": 100}],
+                "addresses": ["192.0.2.2", "2001:db8::2"],
+            },
+        });
+        let text = render(&Call::Status, &v, false).unwrap().text;
+        for want in [
+            "codec:       zstd 3 (the store's), no throughput target",
+            "health:      FAULT",
+            "  because:   the store filesystem (/srv) is 96% full",
+            "addresses:   192.0.2.2, 2001:db8::2",
+            "cpu:         12% busy on 2 cores; load 0.50 0.25 0.10",
+            "memory:      1.0 GiB of 4.0 GiB used (25%)",
+            "disk:        store (/srv): 96 B of 100 B used (96%)",
+            "temperature: coretemp Core 0: 48.0 °C (critical 100 °C)",
+            "uptime:      1d 1h 1m (read 2026-11-26 03:06:00Z)",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        let mut before = v.clone();
+        before.as_object_mut().unwrap().remove("health");
+        let text = render(&Call::Status, &before, false).unwrap().text;
+        assert!(text.contains("health:      not read yet"), "{text}");
     }
 
     fn asset_json(name: &str, profile: Option<&str>, unprotected: bool, breached: bool) -> Value {
