@@ -148,7 +148,7 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
     let cat = inner.catalog().map_err(internal)?;
     let cat = &*cat;
     match &req.call {
-        Call::Status => return status(inner, cat),
+        Call::Status => return status(inner, cat, req.auth.as_ref(), now),
         Call::Bootstrap { user, password } => {
             // Only from the appliance itself: root, or the daemon's own user.
             let me = nix::unistd::geteuid().as_raw();
@@ -272,8 +272,25 @@ fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
     v
 }
 
-fn status(inner: &Inner, cat: &Catalog) -> ApiResult<Value> {
+/// The daemon's state. Anyone who can reach the socket may read it; the
+/// reasons behind the health state quote alert messages (asset names, job
+/// errors, paths), so they go only to a caller whose credential carries
+/// `alert.read`.
+fn status(inner: &Inner, cat: &Catalog, cred: Option<&Credential>, now: i64) -> ApiResult<Value> {
     let config = inner.config();
+    let may_read_alerts = cred.is_some_and(|c| {
+        inner.auth.authenticate(cat, c, now).is_ok_and(|p| {
+            inner
+                .auth
+                .authorize(cat, &p, Permission::AlertRead, None, now)
+                .is_ok()
+        })
+    });
+    let mut health = current_health(inner, cat)?;
+    if !may_read_alerts && let Some(h) = &mut health {
+        h.reasons.clear();
+        h.findings.clear();
+    }
     to_value(&DaemonStatus {
         version: env!("CARGO_PKG_VERSION").into(),
         api: API_VERSION,
@@ -293,7 +310,7 @@ fn status(inner: &Inner, cat: &Catalog) -> ApiResult<Value> {
         open_alerts: u32::try_from(cat.open_alert_count().map_err(from_catalog)?)
             .unwrap_or(u32::MAX),
         development: config.daemon.development,
-        health: current_health(inner, cat)?,
+        health,
         codec: crate::tuning::describe(
             inner.tuning().as_ref(),
             config.store.target_throughput_mb_s,

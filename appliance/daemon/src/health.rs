@@ -17,7 +17,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use coffer_catalog::Catalog;
 use coffer_types::api::{
-    Alert, FilesystemUsage, HealthFinding, HealthReport, HealthState, Source, TemperatureReading,
+    Alert, FilesystemUsage, HealthFinding, HealthReport, HealthState, Source, SystemFigures,
+    TemperatureReading,
 };
 use tokio::sync::watch;
 
@@ -34,31 +35,6 @@ pub const KINDS: [&str; 4] = [
 
 /// The label of the front panel's own sensor among the temperatures.
 pub const PANEL_SENSOR: &str = "front panel";
-
-/// What one reading found.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Figures {
-    /// CPU busy, percent over all cores since the previous reading.
-    pub cpu_percent: f32,
-    /// Logical cores.
-    pub cores: u32,
-    /// Load average (1, 5, 15 minutes).
-    pub load: [f64; 3],
-    /// Memory in use and in all, bytes.
-    pub memory_used: u64,
-    /// Memory in all, bytes.
-    pub memory_total: u64,
-    /// Seconds since boot.
-    pub uptime_secs: u64,
-    /// Sensors.
-    pub temperatures: Vec<TemperatureReading>,
-    /// The store's and the state's filesystems.
-    pub filesystems: Vec<FilesystemUsage>,
-    /// Non-loopback addresses, IPv4 first.
-    pub addresses: Vec<String>,
-    /// Figures that could not be read (a filesystem gone), as findings.
-    pub unreadable: Vec<HealthFinding>,
-}
 
 /// Reads the figures. Keeps `sysinfo`'s state between readings (the CPU
 /// figure is the busy share since the previous one).
@@ -94,9 +70,17 @@ impl Sampler {
     }
 
     /// One reading: `paths` are (role, directory) pairs whose filesystems
-    /// are measured; `panel` is the front panel sensor's reading.
-    pub fn sample(&mut self, paths: &[(&str, &Path)], panel: Option<f32>) -> Figures {
-        let mut f = Figures::default();
+    /// are measured; `panel` is the front panel sensor's reading (and
+    /// whether that panel is the simulated one, never judged). Returns
+    /// the figures and, as findings, what could not be read (a filesystem
+    /// gone).
+    pub fn sample(
+        &mut self,
+        paths: &[(&str, &Path)],
+        panel: Option<(f32, bool)>,
+    ) -> (SystemFigures, Vec<HealthFinding>) {
+        let mut f = SystemFigures::default();
+        let mut unreadable = Vec::new();
         if let Some(sys) = &mut self.system {
             sys.refresh_cpu_usage();
             sys.refresh_memory();
@@ -122,18 +106,20 @@ impl Sampler {
                         label: comp.label().to_string(),
                         celsius: t,
                         critical: comp.critical().filter(|c| c.is_finite() && *c > 0.0),
+                        simulated: false,
                     });
                 }
             }
         }
-        if let Some(t) = panel {
+        if let Some((t, simulated)) = panel {
             f.temperatures.push(TemperatureReading {
                 label: PANEL_SENSOR.into(),
                 celsius: t,
                 critical: None,
+                simulated,
             });
         }
-        f.filesystems = filesystems(paths, &mut f.unreadable);
+        f.filesystems = filesystems(paths, &mut unreadable);
         if let Some(n) = &mut self.networks {
             n.refresh(true);
             let mut v4 = BTreeSet::new();
@@ -155,7 +141,7 @@ impl Sampler {
             }
             f.addresses = v4.into_iter().chain(v6).collect();
         }
-        f
+        (f, unreadable)
     }
 }
 
@@ -202,83 +188,145 @@ fn filesystems(
     out.into_iter().map(|(_, u)| u).collect()
 }
 
-/// Judges the figures against the thresholds (pure).
-pub fn evaluate(f: &Figures, t: &HealthConfig) -> Vec<HealthFinding> {
-    let mut out = f.unreadable.clone();
-    for s in &f.temperatures {
+/// How far below its threshold a reading must fall before a finding the
+/// previous reading had ends: without it, a figure hovering at a threshold
+/// would raise and clear an alert at every reading.
+pub const MARGIN_C: f32 = 3.0;
+/// … for filesystem and memory percentages (percentage points).
+pub const MARGIN_PERCENT: f64 = 2.0;
+/// … for the load per core, as a share of its threshold.
+pub const MARGIN_LOAD: f64 = 0.1;
+
+/// The severity of a reading `v` against `warn` and `crit` (`crit` may be
+/// infinite: no FAULT level), given the severity the previous reading had:
+/// a level once reached holds until `v` falls `margin` below it.
+fn judge(
+    v: f64,
+    warn: f64,
+    crit: f64,
+    margin: f64,
+    prev: Option<HealthState>,
+) -> Option<HealthState> {
+    if v >= crit || (prev == Some(HealthState::Fault) && v >= crit - margin) {
+        Some(HealthState::Fault)
+    } else if v >= warn || (prev.is_some() && v >= warn - margin) {
+        Some(HealthState::Degraded)
+    } else {
+        None
+    }
+}
+
+/// Judges the figures against the thresholds (pure). `previous` are the
+/// findings of the previous reading (for the margins); what could not be
+/// read comes along as findings.
+pub fn evaluate(
+    f: &SystemFigures,
+    unreadable: &[HealthFinding],
+    previous: &[HealthFinding],
+    t: &HealthConfig,
+) -> Vec<HealthFinding> {
+    let prev = |kind: &str, subject: &str| {
+        previous
+            .iter()
+            .find(|p| p.kind == kind && p.subject == subject)
+            .map(|p| p.severity)
+    };
+    let mark = |sev: HealthState, warn: f64, crit: f64| {
+        if sev == HealthState::Fault {
+            crit
+        } else {
+            warn
+        }
+    };
+    let mut out = unreadable.to_vec();
+    for s in f.temperatures.iter().filter(|s| !s.simulated) {
         let crit = s
             .critical
             .map_or(t.temperature_crit_c, |c| c.min(t.temperature_crit_c));
-        let severity = if s.celsius >= crit {
-            HealthState::Fault
-        } else if s.celsius >= t.temperature_warn_c {
-            HealthState::Degraded
-        } else {
+        let (warn, crit) = (f64::from(t.temperature_warn_c), f64::from(crit));
+        let kind = "health-temperature";
+        let Some(severity) = judge(
+            f64::from(s.celsius),
+            warn,
+            crit,
+            f64::from(MARGIN_C),
+            prev(kind, &s.label),
+        ) else {
             continue;
         };
-        let mark = if severity == HealthState::Fault {
-            crit
-        } else {
-            t.temperature_warn_c
-        };
         out.push(HealthFinding {
-            kind: "health-temperature".into(),
+            kind: kind.into(),
             subject: s.label.clone(),
             severity,
             message: format!(
                 "{} is at {:.1} °C (limit {:.0} °C): check the fans and the room",
-                s.label, s.celsius, mark
+                s.label,
+                s.celsius,
+                mark(severity, warn, crit)
             ),
         });
     }
     for u in &f.filesystems {
         let p = u.percent();
-        let severity = if p >= t.disk_crit_percent {
-            HealthState::Fault
-        } else if p >= t.disk_warn_percent {
-            HealthState::Degraded
-        } else {
+        let kind = "health-disk";
+        let Some(severity) = judge(
+            p,
+            t.disk_warn_percent,
+            t.disk_crit_percent,
+            MARGIN_PERCENT,
+            prev(kind, &u.role),
+        ) else {
             continue;
         };
-        let mark = if severity == HealthState::Fault {
-            t.disk_crit_percent
-        } else {
-            t.disk_warn_percent
-        };
         out.push(HealthFinding {
-            kind: "health-disk".into(),
+            kind: kind.into(),
             subject: u.role.clone(),
             severity,
             message: format!(
-                "the {} filesystem ({}) is {p:.0}% full (limit {mark:.0}%): {} free",
+                "the {} filesystem ({}) is {p:.0}% full (limit {:.0}%): {} free",
                 u.role,
                 u.path,
-                human_bytes(u.total.saturating_sub(u.used))
+                mark(severity, t.disk_warn_percent, t.disk_crit_percent),
+                coffer_types::size(u.total.saturating_sub(u.used))
             ),
         });
     }
     if f.memory_total > 0 {
         let p = f.memory_used as f64 * 100.0 / f.memory_total as f64;
-        if p >= t.memory_warn_percent {
+        let kind = "health-memory";
+        if let Some(severity) = judge(
+            p,
+            t.memory_warn_percent,
+            f64::INFINITY,
+            MARGIN_PERCENT,
+            prev(kind, "memory"),
+        ) {
             out.push(HealthFinding {
-                kind: "health-memory".into(),
+                kind: kind.into(),
                 subject: "memory".into(),
-                severity: HealthState::Degraded,
+                severity,
                 message: format!(
                     "memory is {p:.0}% used (limit {:.0}%): {} of {}",
                     t.memory_warn_percent,
-                    human_bytes(f.memory_used),
-                    human_bytes(f.memory_total)
+                    coffer_types::size(f.memory_used),
+                    coffer_types::size(f.memory_total)
                 ),
             });
         }
     }
     let per_core = f.load[0] / f64::from(f.cores.max(1));
-    if per_core >= t.load_warn_per_core {
+    let kind = "health-load";
+    if let Some(severity) = judge(
+        per_core,
+        t.load_warn_per_core,
+        f64::INFINITY,
+        t.load_warn_per_core * MARGIN_LOAD,
+        prev(kind, "load"),
+    ) {
         out.push(HealthFinding {
-            kind: "health-load".into(),
+            kind: kind.into(),
             subject: "load".into(),
-            severity: HealthState::Degraded,
+            severity,
             message: format!(
                 "the load average is {:.2} on {} cores ({per_core:.1} per core, limit {:.1})",
                 f.load[0], f.cores, t.load_warn_per_core
@@ -317,7 +365,7 @@ pub fn overall(findings: &[HealthFinding], alerts: &[Alert]) -> (HealthState, Ve
 
 /// The report `coffer status` shows.
 pub fn report(
-    f: &Figures,
+    f: &SystemFigures,
     findings: Vec<HealthFinding>,
     alerts: &[Alert],
     now_ms: i64,
@@ -328,42 +376,37 @@ pub fn report(
         reasons,
         findings,
         sampled: coffer_types::rfc3339_ms(now_ms),
-        cpu_percent: f.cpu_percent,
-        cores: f.cores,
-        load: f.load,
-        memory_used: f.memory_used,
-        memory_total: f.memory_total,
-        uptime_secs: f.uptime_secs,
-        temperatures: f.temperatures.clone(),
-        filesystems: f.filesystems.clone(),
-        addresses: f.addresses.clone(),
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
+        figures: f.clone(),
     }
 }
 
 /// Raises the findings as alerts and clears the monitor's alerts whose
-/// condition ended. New and cleared alerts are logged and audited.
+/// condition ended. New, escalated and cleared alerts are logged and
+/// audited.
 pub(crate) fn apply_alerts(
     inner: &Inner,
     cat: &Catalog,
     findings: &[HealthFinding],
+    previous: &[HealthFinding],
     now: i64,
 ) -> Result<()> {
     for f in findings {
+        // A warning that became a fault is a new alert (logged, audited and
+        // not acknowledged), not a quiet change of the old one's message.
+        let escalated = previous
+            .iter()
+            .any(|p| p.kind == f.kind && p.subject == f.subject && p.severity < f.severity);
+        if escalated && cat.clear_alert(&f.kind, &f.subject, now)? {
+            inner.audit(
+                cat,
+                "system",
+                Source::System,
+                "alert.clear",
+                &f.subject,
+                &f.kind,
+                "escalated: replaced by a new alert",
+            );
+        }
         if cat.raise_alert(&f.kind, &f.subject, &f.message, now)?.new {
             tracing::warn!(kind = %f.kind, subject = %f.subject, "{}", f.message);
             inner.audit(
@@ -447,11 +490,16 @@ pub(crate) fn pass(inner: &Inner, sampler: &mut Sampler) -> Result<()> {
     let store: PathBuf = config.store.path.clone();
     let state: PathBuf = config.daemon.state_dir.clone();
     let panel_temp = inner.panel_temperature();
-    let figures = sampler.sample(&[("store", &store), ("state", &state)], panel_temp);
-    let findings = evaluate(&figures, &config.health);
+    let (figures, unreadable) = sampler.sample(&[("store", &store), ("state", &state)], panel_temp);
+    let previous = match inner.health.read() {
+        Ok(h) => h.as_ref().map(|r| r.findings.clone()),
+        Err(p) => p.into_inner().as_ref().map(|r| r.findings.clone()),
+    }
+    .unwrap_or_default();
+    let findings = evaluate(&figures, &unreadable, &previous, &config.health);
     let now = inner.now_ms();
     let cat = inner.catalog()?;
-    apply_alerts(inner, &cat, &findings, now)?;
+    apply_alerts(inner, &cat, &findings, &previous, now)?;
     let alerts = cat.alerts(false)?;
     drop(cat);
     let report = report(&figures, findings, &alerts, now);
@@ -466,8 +514,8 @@ pub(crate) fn pass(inner: &Inner, sampler: &mut Sampler) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn figures() -> Figures {
-        Figures {
+    fn figures() -> SystemFigures {
+        SystemFigures {
             cpu_percent: 12.5,
             cores: 2,
             load: [0.5, 0.4, 0.3],
@@ -478,6 +526,7 @@ mod tests {
                 label: "coretemp Package id 0".into(),
                 celsius: 48.0,
                 critical: Some(100.0),
+                simulated: false,
             }],
             filesystems: vec![FilesystemUsage {
                 role: "store".into(),
@@ -486,7 +535,6 @@ mod tests {
                 total: 100,
             }],
             addresses: vec!["10.0.0.12".into()],
-            unreadable: Vec::new(),
         }
     }
 
@@ -505,7 +553,7 @@ mod tests {
     #[test]
     fn healthy_figures_find_nothing() {
         let t = HealthConfig::default();
-        assert!(evaluate(&figures(), &t).is_empty());
+        assert!(evaluate(&figures(), &[], &[], &t).is_empty());
         assert_eq!(overall(&[], &[]), (HealthState::Ok, vec![]));
     }
 
@@ -517,7 +565,7 @@ mod tests {
         f.filesystems[0].used = 96;
         f.memory_used = 23 << 30;
         f.load[0] = 4.5;
-        let found = evaluate(&f, &t);
+        let found = evaluate(&f, &[], &[], &t);
         let kinds: Vec<(&str, HealthState)> = found
             .iter()
             .map(|x| (x.kind.as_str(), x.severity))
@@ -549,7 +597,7 @@ mod tests {
         let mut f = figures();
         f.temperatures[0].critical = Some(70.0);
         f.temperatures[0].celsius = 71.0;
-        let found = evaluate(&f, &t);
+        let found = evaluate(&f, &[], &[], &t);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].severity, HealthState::Fault);
         assert!(
@@ -559,9 +607,61 @@ mod tests {
         );
         f.temperatures[0].critical = None;
         f.temperatures[0].celsius = 90.0;
-        assert_eq!(evaluate(&f, &t)[0].severity, HealthState::Fault);
+        assert_eq!(evaluate(&f, &[], &[], &t)[0].severity, HealthState::Fault);
         f.temperatures[0].celsius = 89.9;
-        assert_eq!(evaluate(&f, &t)[0].severity, HealthState::Degraded);
+        assert_eq!(
+            evaluate(&f, &[], &[], &t)[0].severity,
+            HealthState::Degraded
+        );
+    }
+
+    #[test]
+    fn a_finding_holds_until_the_figure_falls_a_margin_below_its_threshold() {
+        let t = HealthConfig::default();
+        let mut f = figures();
+        f.filesystems[0].used = 86;
+        let first = evaluate(&f, &[], &[], &t);
+        assert_eq!(first[0].severity, HealthState::Degraded);
+        // 84% is below the 85% threshold but within the 2-point margin.
+        f.filesystems[0].used = 84;
+        assert!(
+            evaluate(&f, &[], &[], &t).is_empty(),
+            "no finding without one before"
+        );
+        let held = evaluate(&f, &[], &first, &t);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].severity, HealthState::Degraded);
+        f.filesystems[0].used = 82;
+        assert!(evaluate(&f, &[], &held, &t).is_empty());
+        // A fault holds the same way above crit - margin, then steps down.
+        f.filesystems[0].used = 95;
+        let fault = evaluate(&f, &[], &[], &t);
+        assert_eq!(fault[0].severity, HealthState::Fault);
+        f.filesystems[0].used = 94;
+        assert_eq!(
+            evaluate(&f, &[], &fault, &t)[0].severity,
+            HealthState::Fault
+        );
+        f.filesystems[0].used = 92;
+        assert_eq!(
+            evaluate(&f, &[], &fault, &t)[0].severity,
+            HealthState::Degraded
+        );
+    }
+
+    #[test]
+    fn the_simulated_panel_sensor_is_shown_but_never_judged() {
+        let t = HealthConfig::default();
+        let mut f = figures();
+        f.temperatures.push(TemperatureReading {
+            label: PANEL_SENSOR.into(),
+            celsius: 120.0,
+            critical: None,
+            simulated: true,
+        });
+        assert!(evaluate(&f, &[], &[], &t).is_empty());
+        f.temperatures[1].simulated = false;
+        assert_eq!(evaluate(&f, &[], &[], &t)[0].severity, HealthState::Fault);
     }
 
     #[test]
@@ -573,11 +673,14 @@ mod tests {
         };
         let mut f = figures();
         f.filesystems[0].used = 49;
-        assert!(evaluate(&f, &t).is_empty());
+        assert!(evaluate(&f, &[], &[], &t).is_empty());
         f.filesystems[0].used = 50;
-        assert_eq!(evaluate(&f, &t)[0].severity, HealthState::Degraded);
+        assert_eq!(
+            evaluate(&f, &[], &[], &t)[0].severity,
+            HealthState::Degraded
+        );
         f.filesystems[0].used = 60;
-        assert_eq!(evaluate(&f, &t)[0].severity, HealthState::Fault);
+        assert_eq!(evaluate(&f, &[], &[], &t)[0].severity, HealthState::Fault);
     }
 
     #[test]
@@ -624,14 +727,15 @@ mod tests {
     fn a_real_reading_of_this_machine_has_its_figures() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Sampler::new();
-        let f = s.sample(&[("store", dir.path())], Some(31.5));
+        let (f, unreadable) = s.sample(&[("store", dir.path())], Some((31.5, true)));
+        assert!(unreadable.is_empty());
         assert!(f.cores >= 1);
         assert!(f.memory_total > 0 && f.memory_used <= f.memory_total);
         assert_eq!(f.filesystems.len(), 1);
         assert!(
             f.temperatures
                 .iter()
-                .any(|t| t.label == PANEL_SENSOR && t.celsius == 31.5)
+                .any(|t| t.label == PANEL_SENSOR && t.celsius == 31.5 && t.simulated)
         );
     }
 }

@@ -296,7 +296,10 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog)
         ));
     };
     let config = inner.config();
-    let tuning = inner.tuning();
+    // A reload that turned the target off stops the tuning applying.
+    let tuning = inner
+        .tuning()
+        .filter(|_| config.store.target_throughput_mb_s > 0);
     if let Some(t) = &tuning {
         log.info(&format!(
             "codec: zstd level {} with {} thread(s), tuned for {:.0} MB/s",

@@ -106,8 +106,9 @@ impl Inner {
         }
     }
 
-    /// The front panel sensor's last reading.
-    pub(crate) fn panel_temperature(&self) -> Option<f32> {
+    /// The front panel sensor's last reading, and whether the panel is
+    /// the simulated one.
+    pub(crate) fn panel_temperature(&self) -> Option<(f32, bool)> {
         self.panel.temperature()
     }
 
@@ -318,20 +319,38 @@ pub async fn start(opts: Options) -> Result<Running> {
                 cat.clear_alert(panel::ALERT_KIND, "open", now)?;
             }
         }
+        // Without a panel thread nobody would clear the component faults an
+        // earlier run left open (the thread clears them at its first tick).
+        if panel_device.is_none() {
+            for a in cat.alerts(false)? {
+                if a.kind == panel::ALERT_KIND && a.subject != "open" {
+                    cat.clear_alert(&a.kind, &a.subject, now)?;
+                }
+            }
+        }
         drop(cat);
         jobs::requeue_interrupted(&inner)?;
     }
     let listener = server::bind(&config)?;
     let (stop, stop_rx) = watch::channel(false);
+    // With a throughput target the codec is tuned before the first job
+    // starts: measured on an idle machine (once; then cached), and no job
+    // runs at a level the tuning would not have chosen.
+    let queue = {
+        let (inner, stop_rx) = (inner.clone(), stop_rx.clone());
+        async move {
+            if inner.config().store.target_throughput_mb_s > 0 {
+                tune(inner.clone()).await;
+            }
+            jobs::run_queue(inner, stop_rx).await;
+        }
+    };
     let tasks = vec![
         tokio::spawn(server::serve(listener, inner.clone(), stop_rx.clone())),
-        tokio::spawn(jobs::run_queue(inner.clone(), stop_rx.clone())),
+        tokio::spawn(queue),
         tokio::spawn(scheduler::run(inner.clone(), stop_rx.clone())),
         tokio::spawn(health::run(inner.clone(), stop_rx)),
     ];
-    if config.store.target_throughput_mb_s > 0 {
-        tokio::spawn(tune(inner.clone()));
-    }
     let panel = match panel_device {
         Some(d) => Some(panel::spawn(inner.clone(), d)?),
         None => None,
@@ -352,8 +371,9 @@ async fn tune(inner: Arc<Inner>) {
     let config = inner.config();
     let target = f64::from(config.store.target_throughput_mb_s);
     let state = config.daemon.state_dir.clone();
+    let threads = config.store.threads;
     match tokio::task::spawn_blocking(move || {
-        tuning::load_or_measure(&state, target, tuning::SECONDS_PER_TEST)
+        tuning::load_or_measure(&state, target, threads, tuning::SECONDS_PER_TEST)
     })
     .await
     {

@@ -60,9 +60,10 @@ impl PanelShared {
         self.sim.clone()
     }
 
-    /// The panel's sensor reading, if it answers.
-    pub(crate) fn temperature(&self) -> Option<f32> {
-        self.view().temperature
+    /// The panel's sensor reading, if it answers, and whether it is the
+    /// simulated panel's.
+    pub(crate) fn temperature(&self) -> Option<(f32, bool)> {
+        self.view().temperature.map(|t| (t, self.sim.is_some()))
     }
 
     fn view(&self) -> View {
@@ -144,7 +145,13 @@ pub(crate) struct PanelThread {
 
 impl PanelThread {
     /// Stops the thread; the panel is left showing that the service stopped.
-    pub(crate) fn stop(mut self) {
+    pub(crate) fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for PanelThread {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -229,9 +236,11 @@ fn run(inner: &Inner, mut device: Box<dyn PanelDevice>, stop: &AtomicBool) {
     let mut temperature = None;
     let mut gather_failed = false;
     let mut dirty = true;
+    let mut idle = Duration::from_secs(inner.config().panel.idle_return.secs());
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
         if dirty || tick.is_multiple_of(GATHER_EVERY) {
+            idle = Duration::from_secs(inner.config().panel.idle_return.secs());
             match gather(inner, temperature) {
                 Ok(s) => {
                     state = s;
@@ -249,7 +258,6 @@ fn run(inner: &Inner, mut device: Box<dyn PanelDevice>, stop: &AtomicBool) {
             }
             dirty = false;
         }
-        let idle = Duration::from_secs(inner.config().panel.idle_return.secs());
         if nav != Nav::default() && last_press.elapsed() >= idle {
             nav = Nav::default();
         }
@@ -358,46 +366,63 @@ fn note_faults(
         return;
     };
     let now = inner.now_ms();
+    // `known` changes one entry at a time, only when its alert was written:
+    // a catalog error is tried again at the next tick.
     for (c, msg) in &current {
-        if !known.contains_key(c) {
+        if !known.contains_key(c) && raise(inner, &cat, c, &format!("front panel {c}: {msg}"), now)
+        {
             tracing::warn!(component = %c, "front panel fault: {msg}");
-            raise(inner, &cat, c, &format!("front panel {c}: {msg}"), now);
+            known.insert(c.clone(), msg.clone());
         }
     }
-    for c in known.keys() {
-        if !current.contains_key(c) {
-            tracing::info!(component = %c, "front panel fault cleared");
-            match cat.clear_alert(ALERT_KIND, c, now) {
-                Ok(true) => inner.audit(
-                    &cat,
-                    "system",
-                    Source::System,
-                    "alert.clear",
-                    c,
-                    ALERT_KIND,
-                    "the panel component answers again",
-                ),
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "cannot clear a panel alert"),
+    let ended: Vec<String> = known
+        .keys()
+        .filter(|c| !current.contains_key(*c))
+        .cloned()
+        .collect();
+    for c in ended {
+        match cat.clear_alert(ALERT_KIND, &c, now) {
+            Ok(cleared) => {
+                if cleared {
+                    inner.audit(
+                        &cat,
+                        "system",
+                        Source::System,
+                        "alert.clear",
+                        &c,
+                        ALERT_KIND,
+                        "the panel component answers again",
+                    );
+                }
+                tracing::info!(component = %c, "front panel fault cleared");
+                known.remove(&c);
             }
+            Err(e) => tracing::error!(error = %e, "cannot clear a panel alert"),
         }
     }
-    *known = current;
 }
 
-fn raise(inner: &Inner, cat: &Catalog, subject: &str, message: &str, now: i64) {
+/// Raises a panel alert; false if the catalog refused.
+fn raise(inner: &Inner, cat: &Catalog, subject: &str, message: &str, now: i64) -> bool {
     match cat.raise_alert(ALERT_KIND, subject, message, now) {
-        Ok(r) if r.new => inner.audit(
-            cat,
-            "system",
-            Source::System,
-            "alert.raise",
-            subject,
-            ALERT_KIND,
-            message,
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "cannot raise a panel alert"),
+        Ok(r) => {
+            if r.new {
+                inner.audit(
+                    cat,
+                    "system",
+                    Source::System,
+                    "alert.raise",
+                    subject,
+                    ALERT_KIND,
+                    message,
+                );
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot raise a panel alert");
+            false
+        }
     }
 }
 
@@ -439,31 +464,36 @@ fn gather(inner: &Inner, panel_temp: Option<f32>) -> Result<PanelState> {
         }
         None => screens::Health::default(),
     };
-    let figures = report.as_ref().map(|r| screens::Figures {
-        cpu_percent: r.cpu_percent,
-        load1: r.load[0],
-        memory_percent: if r.memory_total == 0 {
-            0.0
-        } else {
-            r.memory_used as f64 * 100.0 / r.memory_total as f64
-        },
-        memory_total: r.memory_total,
-        disk: r
-            .filesystems
-            .iter()
-            .max_by(|a, b| a.percent().total_cmp(&b.percent()))
-            .map(|f| (f.role.clone(), f.percent())),
-        cpu_temp: r
-            .temperatures
-            .iter()
-            .filter(|t| t.label != health::PANEL_SENSOR)
-            .map(|t| t.celsius)
-            .max_by(f32::total_cmp),
-        panel_temp,
-    });
+    let figures = report
+        .as_ref()
+        .map(|r| &r.figures)
+        .map(|r| screens::Figures {
+            cpu_percent: r.cpu_percent,
+            load1: r.load[0],
+            memory_percent: if r.memory_total == 0 {
+                0.0
+            } else {
+                r.memory_used as f64 * 100.0 / r.memory_total as f64
+            },
+            memory_total: r.memory_total,
+            disk: r
+                .filesystems
+                .iter()
+                .max_by(|a, b| a.percent().total_cmp(&b.percent()))
+                .map(|f| (f.role.clone(), f.percent())),
+            cpu_temp: r
+                .temperatures
+                .iter()
+                .filter(|t| t.label != health::PANEL_SENSOR)
+                .map(|t| t.celsius)
+                .max_by(f32::total_cmp),
+            panel_temp,
+        });
     Ok(PanelState {
         host: inner.host.clone(),
-        address: report.as_ref().and_then(|r| r.addresses.first().cloned()),
+        address: report
+            .as_ref()
+            .and_then(|r| r.figures.addresses.first().cloned()),
         version: env!("CARGO_PKG_VERSION").into(),
         clock: local(now, "%H:%M %Z"),
         health,

@@ -152,8 +152,10 @@ impl Page {
 pub struct Nav {
     /// The page shown.
     pub page: Page,
-    /// `ok` was pressed once on an alert page: the next `ok` acknowledges.
-    pub confirm: bool,
+    /// `ok` was pressed once on this alert's page: the next `ok` there
+    /// acknowledges it (and nothing else: if the page now shows another
+    /// alert, the confirmation does not carry over).
+    pub confirm: Option<i64>,
 }
 
 /// What a press asks the daemon to do.
@@ -196,30 +198,30 @@ pub fn press(nav: &mut Nav, s: &PanelState, b: Button) -> Action {
     match b {
         Button::Up => {
             nav.page = list[(at + list.len() - 1) % list.len()];
-            nav.confirm = false;
+            nav.confirm = None;
         }
         Button::Down => {
             nav.page = list[(at + 1) % list.len()];
-            nav.confirm = false;
+            nav.confirm = None;
         }
         Button::Back => {
-            if nav.confirm {
-                nav.confirm = false;
+            if nav.confirm.is_some() {
+                nav.confirm = None;
             } else {
                 *nav = Nav::default();
             }
         }
         Button::Ok => {
             nav.page = here;
+            let armed = nav.confirm.take();
             if let Page::Alert(Some(id)) = here
                 && s.ack_allowed
                 && s.alerts.iter().any(|a| a.id == id && a.acked_by.is_none())
             {
-                if nav.confirm {
-                    nav.confirm = false;
+                if armed == Some(id) {
                     return Action::Ack(id);
                 }
-                nav.confirm = true;
+                nav.confirm = Some(id);
             }
         }
     }
@@ -233,7 +235,7 @@ pub fn render(s: &PanelState, nav: &Nav) -> [String; 4] {
         Page::Health => health(s),
         Page::Jobs => jobs(s),
         Page::System => system(s),
-        Page::Alert(id) => alert(s, id, nav.confirm),
+        Page::Alert(id) => alert(s, id, id.is_some() && nav.confirm == id),
     };
     lines.map(|l| fit(&l))
 }
@@ -417,11 +419,18 @@ fn spread(left: &str, right: &str) -> String {
 }
 
 /// Cuts or pads to exactly [`WIDTH`] characters; what the LCD cannot show
-/// (outside printable ASCII) becomes `?`.
+/// (outside printable ASCII) becomes `?`, and `\` and `~`, which the
+/// HD44780's standard character ROM draws as ¥ and →, become `/` and `-`.
 pub fn fit(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .map(|c| match c {
+            // The HD44780's standard ROM (A00) has ¥ at 0x5C and → at 0x7E.
+            '\\' => '/',
+            '~' => '-',
+            ' '..='}' => c,
+            _ => '?',
+        })
         .take(WIDTH)
         .collect();
     while out.chars().count() < WIDTH {
@@ -630,7 +639,7 @@ mod tests {
         };
         let nav = Nav {
             page: Page::Health,
-            confirm: false,
+            confirm: None,
         };
         assert_eq!(
             show(&s, &nav),
@@ -674,7 +683,7 @@ mod tests {
         s.queued = 2;
         let nav = Nav {
             page: Page::Jobs,
-            confirm: false,
+            confirm: None,
         };
         assert_eq!(
             show(&s, &nav),
@@ -704,7 +713,7 @@ mod tests {
     fn the_system_page_shows_the_figures() {
         let nav = Nav {
             page: Page::System,
-            confirm: false,
+            confirm: None,
         };
         assert_eq!(
             show(&state(), &nav),
@@ -756,7 +765,7 @@ mod tests {
         s.alerts = alerts();
         let mut nav = Nav {
             page: Page::Alert(Some(7)),
-            confirm: false,
+            confirm: None,
         };
         assert_eq!(
             show(&s, &nav),
@@ -768,17 +777,17 @@ mod tests {
             ]
         );
         assert_eq!(press(&mut nav, &s, Button::Ok), Action::None);
-        assert!(nav.confirm);
+        assert_eq!(nav.confirm, Some(7));
         assert_eq!(show(&s, &nav)[3], "OK again to ack     ");
         assert_eq!(press(&mut nav, &s, Button::Back), Action::None);
-        assert!(!nav.confirm);
+        assert_eq!(nav.confirm, None);
         assert_eq!(nav.page, Page::Alert(Some(7)));
         press(&mut nav, &s, Button::Ok);
         assert_eq!(press(&mut nav, &s, Button::Ok), Action::Ack(7));
         // An acknowledged alert cannot be acknowledged again.
         let mut on3 = Nav {
             page: Page::Alert(Some(3)),
-            confirm: false,
+            confirm: None,
         };
         assert_eq!(show(&s, &on3)[3], "acked by alice      ");
         assert_eq!(press(&mut on3, &s, Button::Ok), Action::None);
@@ -798,12 +807,26 @@ mod tests {
     fn an_alert_page_whose_alert_cleared_shows_the_next_one() {
         let mut s = state();
         s.alerts = alerts();
-        let nav = Nav {
+        let mut nav = Nav {
             page: Page::Alert(Some(7)),
-            confirm: true,
+            confirm: Some(7),
         };
+        s.alerts[1].acked_by = None;
         s.alerts.remove(0);
-        assert_eq!(show(&s, &nav)[0], "ALERT 1/1 JOB-FAILED");
+        // The confirmation was for alert 7: alert 3, now shown in its place,
+        // is not acknowledged by the next OK.
+        assert_eq!(
+            show(&s, &nav),
+            vec![
+                "ALERT 1/1 JOB-FAILED",
+                "erp: job 12 failed  ",
+                "                    ",
+                "OK=ack BACK=home    ",
+            ]
+        );
+        assert_eq!(press(&mut nav, &s, Button::Ok), Action::None);
+        assert_eq!(nav.confirm, Some(3));
+        assert_eq!(press(&mut nav, &s, Button::Ok), Action::Ack(3));
         s.alerts.clear();
         assert_eq!(
             show(&s, &nav)[0..2],
@@ -853,5 +876,6 @@ mod tests {
             vec!["averyveryverylongwor", "dthatcannotfit here"]
         );
         assert_eq!(fit("85°C"), "85?C                ");
+        assert_eq!(fit("C:\\x ~1"), "C:/x -1             ");
     }
 }

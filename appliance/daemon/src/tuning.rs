@@ -42,10 +42,12 @@ fn cached(path: &Path) -> Option<BenchReport> {
     .then_some(c.report)
 }
 
-/// The report (cached or measured now) and the tuning for `target_mb_s`.
+/// The report (cached or measured now) and the tuning for `target_mb_s`
+/// with at most `threads` threads (0 = one per core).
 pub fn load_or_measure(
     state_dir: &Path,
     target_mb_s: f64,
+    threads: usize,
     seconds_per_test: f64,
 ) -> Result<(BenchReport, Tuning, bool)> {
     let path = state_dir.join(CACHE);
@@ -72,18 +74,24 @@ pub fn load_or_measure(
             (c.report, true)
         }
     };
-    let t = coffer_accel::tune::choose(&report, target_mb_s, cores());
+    let max = if threads == 0 { cores() } else { threads };
+    let t = coffer_accel::tune::choose(&report, target_mb_s, max);
     Ok((report, t, fresh))
 }
 
-/// The sentence `status` shows.
+/// The sentence `status` shows; `target` is the configured one (a reload
+/// may have turned tuning off; a new target is measured at the next start).
 pub fn describe(t: Option<&Tuning>, target: u32, store_level: i32) -> String {
     match t {
+        Some(_) if target == 0 => {
+            format!("zstd {store_level} (the store's), no throughput target")
+        }
         Some(t) => format!(
-            "zstd {} with {} thread(s): {:.0} MB/s expected for a {target} MB/s target{}",
+            "zstd {} with {} thread(s): {:.0} MB/s expected for a {:.0} MB/s target{}",
             t.zstd_level,
             t.threads,
             t.expected_mb_s,
+            t.target_mb_s,
             if t.meets_target {
                 ""
             } else {
@@ -102,11 +110,11 @@ mod tests {
     #[test]
     fn a_measurement_is_cached_and_reused_until_the_cpu_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let (r1, t1, fresh) = load_or_measure(dir.path(), 50.0, 0.01).unwrap();
+        let (r1, t1, fresh) = load_or_measure(dir.path(), 50.0, 0, 0.01).unwrap();
         assert!(fresh);
         assert!((1..=19).contains(&t1.zstd_level));
         assert!(t1.threads >= 1);
-        let (r2, t2, fresh) = load_or_measure(dir.path(), 50.0, 0.01).unwrap();
+        let (r2, t2, fresh) = load_or_measure(dir.path(), 50.0, 0, 0.01).unwrap();
         assert!(!fresh, "the second start reads the cache");
         // (JSON keeps the figures to within the last digit.)
         assert_eq!(r1.features, r2.features);
@@ -125,7 +133,7 @@ mod tests {
         assert!(cached(&path).is_none());
         // A damaged cache is measured again, not an error.
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(load_or_measure(dir.path(), 50.0, 0.01).unwrap().2);
+        assert!(load_or_measure(dir.path(), 50.0, 0, 0.01).unwrap().2);
     }
 
     #[test]
@@ -143,5 +151,8 @@ mod tests {
             "zstd 9 with 2 thread(s): 340 MB/s expected for a 200 MB/s target"
         );
         assert!(describe(None, 0, 3).contains("no throughput target"));
+        // A reload turned the target off: the tuning no longer applies.
+        assert!(describe(Some(&t), 0, 3).contains("no throughput target"));
+        assert!(describe(None, 200, 3).contains("until the benchmark ends"));
     }
 }

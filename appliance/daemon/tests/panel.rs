@@ -116,6 +116,12 @@ fn a_health_threshold_raises_an_alert_the_panel_shows_and_acknowledges() {
         s["health"]["reasons"][0].as_str().unwrap().contains("full"),
         "{s}"
     );
+    // Without a login, status says FAULT but not why (the reasons quote
+    // alert messages).
+    let anon = d.client().ok("status", Value::Null);
+    assert_eq!(anon["health"]["state"], json!("fault"), "{anon}");
+    assert_eq!(anon["health"]["reasons"], json!([]), "{anon}");
+    assert_eq!(anon["health"]["findings"], json!([]), "{anon}");
     d.wait_for("FAULT on the panel", || {
         lines(&mut c)[2] == "HEALTH FAULT        "
     });
@@ -201,6 +207,13 @@ fn an_absent_lcd_is_a_fault_alert_and_coming_back_clears_it() {
     assert!(p["faults"][0].as_str().unwrap().starts_with("lcd: "), "{p}");
     // The daemon goes on: the API answers, the panel thread did not die.
     c.ok("status", Value::Null);
+    // And it does not hammer the bus: the absent LCD is retried every 5 s
+    // (250 ticks), the sensor read once a second; the LEDs and buttons are
+    // on GPIO. 50 ticks of a busy retry would be 50+ transfers a second.
+    let before = sim.transfers();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let per_second = sim.transfers() - before;
+    assert!(per_second <= 6, "{per_second} I2C transfers in a second");
     sim.set_present(SimDevice::Sensor, false);
     d.wait_for("the sensor fault", || {
         open_alerts(&mut c)
@@ -226,11 +239,11 @@ fn a_throughput_target_tunes_every_backup_from_the_cached_benchmark() {
         // The measurement this machine's first start would make, taken
         // short: the daemon finds it cached and does not measure again.
         std::fs::create_dir_all(&c.daemon.state_dir).unwrap();
-        cofferd::tuning::load_or_measure(&c.daemon.state_dir, 20.0, 0.01).unwrap();
+        cofferd::tuning::load_or_measure(&c.daemon.state_dir, 20.0, c.store.threads, 0.01).unwrap();
     });
     let (mut c, _) = d.admin();
     let (_, expected, fresh) =
-        cofferd::tuning::load_or_measure(&d.dir.path().join("state"), 20.0, 0.01).unwrap();
+        cofferd::tuning::load_or_measure(&d.dir.path().join("state"), 20.0, 2, 0.01).unwrap();
     assert!(!fresh);
     d.wait_for("the tuning", || {
         c.ok("status", Value::Null)["codec"]

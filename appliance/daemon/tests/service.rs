@@ -414,13 +414,16 @@ fn a_queued_job_can_be_cancelled_and_a_failing_scheduled_job_is_retried_then_ale
         json!({"asset": asset("gone", &missing, Some("p"))}),
     );
     d.clock.set(MONDAY + 30 * MINUTE);
+    // (The development asset `sample-docs` is due at 00:30 too: look at
+    // this asset's jobs only.)
     d.wait_for("the first attempt to fail and a retry to be queued", || {
         let s = statuses(&mut c);
-        s.iter().any(|(_, _, st)| st == "failed") && s.iter().any(|(_, _, st)| st == "queued")
+        s.iter().any(|(a, _, st)| a == "gone" && st == "failed")
+            && s.iter().any(|(a, _, st)| a == "gone" && st == "queued")
     });
     let retry = jobs(&mut c)
         .into_iter()
-        .find(|j| j["status"] == "queued")
+        .find(|j| j["status"] == "queued" && j["asset"] == "gone")
         .unwrap();
     assert_eq!(retry["attempt"], json!(2));
     // Backoff: 10 minutes; not before.

@@ -9,21 +9,7 @@ use std::time::Duration;
 use coffer_engine::Progress;
 use coffer_store::{Entry, EntryKind};
 
-/// `1.5 MiB`-style sizes.
-pub fn size(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use coffer_types::size;
 
 /// `drwxr-xr-x`-style mode string.
 pub fn mode_string(e: &Entry) -> String {

@@ -62,7 +62,7 @@ impl FromStr for Source {
             "direct" => Ok(Source::Direct),
             "panel" => Ok(Source::Panel),
             _ => Err(ParseError {
-                what: "source (console, api, scheduler, system, direct)",
+                what: "source (console, api, scheduler, system, direct, panel)",
                 input: s.to_string(),
             }),
         }
@@ -609,7 +609,7 @@ impl HealthState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthFinding {
     /// The alert kind it raises: `health-temperature`, `health-disk`,
-    /// `health-memory`, `health-load`, `panel`.
+    /// `health-memory`, `health-load`.
     pub kind: String,
     /// What it is about (a sensor, a filesystem, a panel component).
     pub subject: String,
@@ -629,6 +629,9 @@ pub struct TemperatureReading {
     /// The sensor's own critical temperature, where it reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critical: Option<f32>,
+    /// A simulated sensor (the simulated panel's): shown, never judged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 /// How full a filesystem Coffer keeps something on is.
@@ -666,6 +669,14 @@ pub struct HealthReport {
     pub findings: Vec<HealthFinding>,
     /// When it was read, RFC 3339 UTC.
     pub sampled: String,
+    /// The figures read.
+    #[serde(flatten)]
+    pub figures: SystemFigures,
+}
+
+/// What the health monitor reads from the system.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemFigures {
     /// CPU busy, percent over all cores since the previous reading.
     pub cpu_percent: f32,
     /// Logical cores.
@@ -693,7 +704,8 @@ pub struct PanelView {
     pub backend: String,
     /// The four lines of twenty characters. For the simulated panel these
     /// are decoded from the bytes the LCD driver sent over its (simulated)
-    /// I2C bus; for real hardware, what was last sent.
+    /// I2C bus; for real hardware, the lines last drawn (while the LCD is
+    /// faulted: what it would show).
     pub lines: Vec<String>,
     /// The screen shown (`identity`, `health`, `jobs`, `system`, `alert`).
     pub screen: String,

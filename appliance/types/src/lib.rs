@@ -414,6 +414,22 @@ pub struct JobRecord {
     pub snapshot: Option<SnapshotId>,
 }
 
+/// `1.5 MiB`-style sizes, for people.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC with millisecond
 /// precision, e.g. `2026-11-26T03:06:28.123Z`.
 pub fn rfc3339_ms(ms: i64) -> String {

@@ -92,6 +92,14 @@ pub fn one_shot(opts: &Opts, words: &[String]) -> Result<u8> {
         .filter(|c| !c.is_empty());
     let anonymous = matches!(&action, Action::Call(Call::Status) | Action::Login { .. });
     let mut logged_in = false;
+    // A token is sent with `status` too: with alert.read it shows why the
+    // health is not OK.
+    if anonymous
+        && !matches!(&action, Action::Login { .. })
+        && let Some(token) = std::env::var("COFFER_TOKEN").ok().filter(|t| !t.is_empty())
+    {
+        s.client.credential = Some(coffer_types::api::Credential::Token(token));
+    }
     if !anonymous {
         if let Some(token) = std::env::var("COFFER_TOKEN").ok().filter(|t| !t.is_empty()) {
             s.client.credential = Some(coffer_types::api::Credential::Token(token));

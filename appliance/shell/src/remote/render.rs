@@ -4,8 +4,8 @@
 
 use coffer_types::api::{
     Alert, AssetView, AuditEntry, AuditVerify, Call, DaemonStatus, Enrollment, HealthReport,
-    ImportReport, JobView, NewToken, NextRun, PanelView, Profile, Role, TokenInfo, UserInfo,
-    Whoami,
+    HealthState, ImportReport, JobView, NewToken, NextRun, PanelView, Profile, Role, TokenInfo,
+    UserInfo, Whoami,
 };
 use coffer_types::{JobStatus, SnapshotInfo};
 use serde::de::DeserializeOwned;
@@ -263,11 +263,18 @@ fn status(s: &DaemonStatus) -> String {
 }
 
 /// The health monitor's figures as status rows.
-fn health_rows(h: &HealthReport, rows: &mut Vec<(&'static str, String)>) {
-    rows.push(("health", h.state.as_str().to_string()));
-    for r in &h.reasons {
+fn health_rows(report: &HealthReport, rows: &mut Vec<(&'static str, String)>) {
+    rows.push(("health", report.state.as_str().to_string()));
+    for r in &report.reasons {
         rows.push(("  because", r.clone()));
     }
+    if report.reasons.is_empty() && report.state != HealthState::Ok {
+        rows.push((
+            "  because",
+            "(shown to a logged-in user who may read alerts)".into(),
+        ));
+    }
+    let h = &report.figures;
     if !h.addresses.is_empty() {
         rows.push(("addresses", h.addresses.join(", ")));
     }
@@ -327,7 +334,7 @@ fn health_rows(h: &HealthReport, rows: &mut Vec<(&'static str, String)>) {
     );
     rows.push((
         "uptime",
-        format!("{d}d {hr}h {m}m (read {})", time(&h.sampled)),
+        format!("{d}d {hr}h {m}m (read {})", time(&report.sampled)),
     ));
 }
 
