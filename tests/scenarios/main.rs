@@ -10,6 +10,7 @@ mod browse;
 mod console;
 mod crash;
 mod golden;
+mod hardware;
 mod levels;
 mod pool;
 mod remote;

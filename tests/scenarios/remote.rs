@@ -85,6 +85,12 @@ fn answer(req: &Value) -> Value {
         "whoami" => json!({"user": "ops", "roles": ["backup-operator"], "source": "api",
             "token": "ct_a"}),
         "job_list" => json!([job()]),
+        "panel_show" => json!({"backend": "simulated",
+            "lines": ["COFFER coffer1      ", "IP 192.0.2.2        ",
+                      "HEALTH OK           ", "v0.1.0     03:00 UTC"],
+            "screen": "identity",
+            "leds": {"power": true, "activity": false, "fault": false, "tape": false},
+            "backlight": true, "faults": []}),
         "asset_list" => json!([{"name": "legacy", "owner": "ops", "criticality": "low",
             "sources": ["/srv"], "excludes": [], "rpo": "1d", "rto": "4h", "profile": null,
             "unprotected": true, "last_good_backup": null, "rpo_breached": true}]),
@@ -202,4 +208,32 @@ fn the_shell_reads_commands_from_a_pipe() {
         .map(|r| r["op"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ops, ["status", "whoami", "asset_list", "reload", "whoami"]);
+}
+
+#[test]
+fn status_and_panel_are_top_level_commands_and_send_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let h = fake(&socket, answer);
+    let out = coffer(&socket, &["status"], Some("ct_a_b"), "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("host:        coffer1"));
+    assert_eq!(
+        h.join().unwrap(),
+        vec![json!({"id": 1, "auth": {"token": "ct_a_b"}, "op": "status"})]
+    );
+    std::fs::remove_file(&socket).unwrap();
+    let h = fake(&socket, answer);
+    let out = coffer(&socket, &["panel", "show"], Some("ct_a_b"), "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("+--------------------+\n|COFFER coffer1      |\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(*) power  ( ) activity"), "{stdout}");
+    assert_eq!(h.join().unwrap()[0]["op"], "panel_show");
+    let out = coffer(&socket, &["panel", "press", "sideways"], Some("ct_a_b"), "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("up, down, ok or back"));
 }

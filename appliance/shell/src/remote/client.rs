@@ -70,8 +70,7 @@ pub struct Client {
     socket: PathBuf,
     conn: Option<Conn>,
     next_id: u64,
-    /// The credential sent with every request but `status`, `bootstrap`
-    /// and `login`.
+    /// The credential sent with every request but `bootstrap` and `login`.
     pub credential: Option<Credential>,
     max_response: usize,
 }
@@ -140,10 +139,10 @@ impl Client {
     /// proving fresh MFA, when given) and returns the result (`null` for
     /// calls that return nothing).
     pub fn call(&mut self, call: &Call, mfa: Option<&str>) -> Result<Value, CallError> {
-        let anonymous = matches!(
-            call,
-            Call::Status | Call::Bootstrap { .. } | Call::Login { .. }
-        );
+        // `status` carries the credential when there is one (the daemon
+        // then adds why the health is not OK for a user who may read
+        // alerts); it never needs one.
+        let anonymous = matches!(call, Call::Bootstrap { .. } | Call::Login { .. });
         let req = Request {
             id: self.next_id,
             auth: if anonymous {
@@ -300,8 +299,8 @@ mod tests {
         assert_eq!(sent[0]["id"], 1);
         assert_eq!(sent[1]["id"], 2);
         assert_eq!(sent[2]["id"], 3);
-        // status goes without credential, the rest with it
-        assert!(sent[0].get("auth").is_none());
+        // status goes with the credential too (it never needs one)
+        assert_eq!(sent[0]["auth"], serde_json::json!({"session": "s1"}));
         assert_eq!(sent[0]["op"], "status");
         assert_eq!(sent[1]["auth"], serde_json::json!({"session": "s1"}));
         assert_eq!(sent[2]["mfa"], "123456");
