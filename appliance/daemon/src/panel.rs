@@ -236,12 +236,13 @@ fn run(inner: &Inner, mut device: Box<dyn PanelDevice>, stop: &AtomicBool) {
     let mut temperature = None;
     let mut gather_failed = false;
     let mut dirty = true;
+    let mut next_run = NextRunCache::default();
     let mut idle = Duration::from_secs(inner.config().panel.idle_return.secs());
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
         if dirty || tick.is_multiple_of(GATHER_EVERY) {
             idle = Duration::from_secs(inner.config().panel.idle_return.secs());
-            match gather(inner, temperature) {
+            match gather(inner, temperature, &mut next_run) {
                 Ok(s) => {
                     state = s;
                     if gather_failed {
@@ -426,8 +427,23 @@ fn raise(inner: &Inner, cat: &Catalog, subject: &str, message: &str, now: i64) -
     }
 }
 
+/// The next scheduled run, planned over the whole register: computed every
+/// [`NEXT_RUN_EVERY`], not at every gathering.
+#[derive(Default)]
+struct NextRunCache {
+    run: Option<coffer_types::api::NextRun>,
+    planned: Option<(Instant, i64)>,
+}
+
+/// How often the jobs page's "next run" is planned again.
+const NEXT_RUN_EVERY: Duration = Duration::from_secs(10);
+
 /// Gathers what the screens show.
-fn gather(inner: &Inner, panel_temp: Option<f32>) -> Result<PanelState> {
+fn gather(
+    inner: &Inner,
+    panel_temp: Option<f32>,
+    next_run: &mut NextRunCache,
+) -> Result<PanelState> {
     let config = inner.config();
     let tz = config.time_zone();
     let now = inner.now_ms();
@@ -447,7 +463,20 @@ fn gather(inner: &Inner, panel_temp: Option<f32>) -> Result<PanelState> {
             ..Default::default()
         })?
         .len();
-    let next = scheduler::next_runs(&cat, now, &tz, 1)?;
+    // Again when it is old, when the clock moved backwards or past the
+    // planned run.
+    let stale = match next_run.planned {
+        None => true,
+        Some((at, planned_now)) => {
+            at.elapsed() >= NEXT_RUN_EVERY
+                || now < planned_now
+                || next_run.run.as_ref().is_some_and(|r| r.at_ms <= now)
+        }
+    };
+    if stale {
+        next_run.run = scheduler::next_runs(&cat, now, &tz, 1)?.into_iter().next();
+        next_run.planned = Some((Instant::now(), now));
+    }
     drop(cat);
     let local = |ms: i64, fmt: &str| {
         jiff::Timestamp::from_millisecond(ms)
@@ -519,7 +548,7 @@ fn gather(inner: &Inner, panel_temp: Option<f32>) -> Result<PanelState> {
             })
             .collect(),
         queued: u32::try_from(queued).unwrap_or(u32::MAX),
-        next_run: next.first().map(|n| screens::NextRun {
+        next_run: next_run.run.as_ref().map(|n| screens::NextRun {
             asset: n.asset.clone(),
             level: n.level,
             when: local(n.at_ms, "%a %H:%M"),
