@@ -21,6 +21,7 @@
 pub mod limit;
 pub mod replica;
 pub mod session;
+pub mod tls;
 pub mod wire;
 
 pub use limit::TokenBucket;

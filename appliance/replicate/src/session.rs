@@ -274,14 +274,25 @@ pub fn serve(
         );
         e
     };
+    // A link that broke under an Ack: what is already in flight is still
+    // read and kept (as partial objects to resume), then the error returns.
+    let mut broken: Option<Error> = None;
     loop {
-        match wire::recv(stream)? {
+        let next = match wire::recv(stream) {
+            Ok(m) => m,
+            Err(e) => return Err(broken.unwrap_or(e)),
+        };
+        match next {
             Msg::Begin { key, size, offset } => {
                 let mut incoming = replica
                     .receive(&key, offset)
                     .map_err(|e| refuse(stream, e))?;
                 let end = loop {
-                    match wire::recv(stream)? {
+                    let next = match wire::recv(stream) {
+                        Ok(m) => m,
+                        Err(e) => return Err(broken.unwrap_or(e)),
+                    };
+                    match next {
                         Msg::Data(d) => {
                             if incoming.len() + d.len() as u64 > size {
                                 return Err(refuse(
@@ -318,20 +329,25 @@ pub fn serve(
                 } else {
                     report.discarded.push(key.clone());
                 }
-                wire::send(
-                    stream,
-                    &Msg::Ack {
-                        key,
-                        status: if ok {
-                            AckStatus::Ok
-                        } else {
-                            AckStatus::Mismatch
-                        },
-                        hash,
+                let ack = Msg::Ack {
+                    key,
+                    status: if ok {
+                        AckStatus::Ok
+                    } else {
+                        AckStatus::Mismatch
                     },
-                )?;
+                    hash,
+                };
+                if broken.is_none()
+                    && let Err(e) = wire::send(stream, &ack)
+                {
+                    broken = Some(e);
+                }
             }
             Msg::Done => {
+                if let Some(e) = broken {
+                    return Err(e);
+                }
                 wire::send(
                     stream,
                     &Msg::Summary {

@@ -6,146 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use coffer_catalog::Catalog;
-use coffer_engine::{Actor, BackupRequest, Progress, RestoreRequest};
-use coffer_keys::{KdfParams, Passphrase};
-use coffer_replicate::session::Stream;
 use coffer_replicate::wire::{self, Msg};
-use coffer_replicate::{Error, PushReport, ServeReport, TokenBucket, push, serve};
-use coffer_store::{BlobStore, DirStore, InitOptions, Repo};
+use coffer_replicate::{Error, TokenBucket, push, serve};
+use coffer_store::BlobStore;
 use coffer_types::Level;
-
-struct World {
-    t: tempfile::TempDir,
-    src: PathBuf,
-    store: Arc<DirStore>,
-    repo: Repo,
-    catalog: Catalog,
-    id: [u8; 16],
-}
-
-fn pass() -> Passphrase {
-    Passphrase::new(b"offsite copy test".to_vec()).unwrap()
-}
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn world() -> World {
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir_all(src.join("etc")).unwrap();
-    std::fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
-    for i in 0..6u64 {
-        std::fs::write(src.join(format!("blob{i}")), noise(i + 1, 300_000)).unwrap();
-    }
-    let dir = t.path().join("store");
-    let store = Arc::new(DirStore::new(&dir));
-    let init = InitOptions {
-        container_size: 1024 * 1024,
-        kdf: KdfParams {
-            m_kib: 1024,
-            t: 1,
-            p: 1,
-        },
-        ..InitOptions::default()
-    };
-    Repo::init(store.clone(), &pass(), init).unwrap();
-    let repo = Repo::open(store.clone(), &pass()).unwrap();
-    let catalog = Catalog::open(&dir.join("catalog.db")).unwrap();
-    let id = repo.config().store_id.0;
-    let w = World {
-        t,
-        src,
-        store,
-        repo,
-        catalog,
-        id,
-    };
-    w.backup(Level::Full);
-    w
-}
-
-impl World {
-    fn backup(&self, level: Level) {
-        coffer_engine::backup(
-            &self.repo,
-            &self.catalog,
-            &BackupRequest {
-                asset: "srv".into(),
-                level,
-                source: self.src.clone(),
-                excludes: Vec::new(),
-                one_file_system: false,
-                threads: 2,
-                compression_level: None,
-            },
-            &Actor {
-                identity: "test".into(),
-                host: "test".into(),
-            },
-            &Progress::default(),
-        )
-        .unwrap();
-    }
-
-    fn offsite(&self) -> PathBuf {
-        self.t.path().join("offsite")
-    }
-
-    fn replica_dir(&self) -> PathBuf {
-        let hex: String = self.id.iter().map(|b| format!("{b:02x}")).collect();
-        self.offsite().join(hex)
-    }
-
-    /// Runs a session: `wrap` may damage or cut the sender's side.
-    fn session(
-        &self,
-        wrap: impl FnOnce(UnixStream) -> Box<dyn Stream>,
-    ) -> (Result<PushReport, Error>, Result<ServeReport, Error>) {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let root = self.offsite();
-        let receiver = std::thread::spawn(move || serve(&mut b, &root, &|_, _| Ok(())));
-        let mut s = wrap(a);
-        let pushed = push(
-            &mut *s,
-            self.store.as_ref(),
-            self.id,
-            "coffer-01",
-            &mut TokenBucket::new(0),
-            &mut |_| {},
-        );
-        drop(s);
-        (pushed, receiver.join().unwrap())
-    }
-
-    fn objects(&self) -> Vec<(String, u64)> {
-        let mut v = Vec::new();
-        for p in coffer_replicate::replica::PREFIXES {
-            for k in self.store.list(p).unwrap() {
-                if p != "config" || k == "config" {
-                    let size = self.store.size(&k).unwrap();
-                    v.push((k, size));
-                }
-            }
-        }
-        v
-    }
-}
+use common::{noise, plain, restore_from_replica, world};
 
 /// Fails every write after `left` bytes (the link is cut).
 struct CutAfter {
@@ -205,60 +75,6 @@ impl Write for FlipOnce {
     }
 }
 
-fn plain(s: UnixStream) -> Box<dyn Stream> {
-    Box::new(s)
-}
-
-fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Opens the replica as a store with the passphrase alone, rebuilds a
-/// catalog from it and restores the newest snapshot; compares with `src`.
-fn restore_from_replica(w: &World) {
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirStore::new(w.replica_dir()));
-    let repo = Repo::open(blobs, &pass()).unwrap();
-    let mut catalog = Catalog::open(&w.t.path().join("dr-catalog.db")).unwrap();
-    coffer_engine::rebuild_catalog(&repo, &mut catalog).unwrap();
-    let snap = catalog.snapshots(None).unwrap().last().unwrap().id;
-    let target = w.t.path().join(format!("restored-{snap}"));
-    let out = coffer_engine::restore(
-        &repo,
-        &catalog,
-        &RestoreRequest {
-            snapshot: snap,
-            target: target.clone(),
-            paths: Vec::new(),
-            overwrite: false,
-            threads: 2,
-        },
-        &Actor {
-            identity: "test".into(),
-            host: "dr".into(),
-        },
-        &Progress::default(),
-    )
-    .unwrap();
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
-    assert_eq!(files(&target), files(&w.src));
-}
-
 #[test]
 fn a_push_copies_every_object_verified_and_the_copy_restores_with_the_passphrase_alone() {
     let w = world();
@@ -312,11 +128,20 @@ fn a_second_push_sends_only_the_new_objects() {
 #[test]
 fn a_cut_link_resumes_where_it_stopped() {
     let w = world();
-    // Cut inside the data: after 700 kB of the stream.
+    // Cut in the middle of the largest object (the objects go in this
+    // order; frame headers add well under 2 kB before it).
+    let objects = w.objects();
+    let (big, _) = objects
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, (_, size))| *size)
+        .unwrap();
+    let before: u64 = objects[..big].iter().map(|(_, s)| s).sum();
+    let cut = before + objects[big].1 / 2 + 2000;
     let (pushed, served) = w.session(|s| {
         Box::new(CutAfter {
             inner: s,
-            left: 700_000,
+            left: cut as usize,
         })
     });
     assert!(matches!(pushed, Err(Error::Link(_))), "{pushed:?}");
