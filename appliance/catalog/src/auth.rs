@@ -210,20 +210,6 @@ type RawToken = (
     Option<i64>,
 );
 
-fn raw_token(r: &Row<'_>) -> rusqlite::Result<RawToken> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
-}
-
 type RawAudit = (
     i64,
     i64,
@@ -236,21 +222,6 @@ type RawAudit = (
     Vec<u8>,
     Vec<u8>,
 );
-
-fn raw_audit(r: &Row<'_>) -> rusqlite::Result<RawAudit> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
 
 fn roles_to_json(roles: &[Role]) -> Result<String> {
     serde_json::to_string(roles).map_err(|error| Error::Encode {
@@ -672,7 +643,7 @@ impl Catalog {
             .query_row(
                 &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"),
                 [id],
-                raw_token,
+                crate::tuple::<RawToken>,
             )
             .optional()
             .map_err(self.sql("reading an API token"))?;
@@ -690,7 +661,7 @@ impl Catalog {
             ))
             .map_err(self.sql(what))?;
         let raws = stmt
-            .query_map([user], raw_token)
+            .query_map([user], crate::tuple::<RawToken>)
             .map_err(self.sql(what))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql(what))?;
@@ -837,7 +808,7 @@ impl Catalog {
                     prefix,
                     limit
                 ],
-                raw_audit,
+                crate::tuple::<RawAudit>,
             )
             .map_err(self.sql(what))?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -861,7 +832,7 @@ impl Catalog {
         let mut rows = stmt.query([]).map_err(self.sql(what))?;
         let mut n = 0u64;
         while let Some(row) = rows.next().map_err(self.sql(what))? {
-            let raw = raw_audit(row).map_err(self.sql(what))?;
+            let raw = crate::tuple::<RawAudit>(row).map_err(self.sql(what))?;
             let seq = raw.0;
             each(seq, self.audit_from(raw));
             n += 1;

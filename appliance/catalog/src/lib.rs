@@ -73,6 +73,16 @@ pub const RECONSTRUCTED_MESSAGE: &str = "reconstructed from the store by catalog
 /// The shortest snapshot id prefix [`Catalog::resolve_snapshot`] accepts.
 pub const MIN_PREFIX_LEN: usize = 4;
 
+/// A row read as a tuple of its columns, in order (rusqlite converts
+/// tuples of up to 16 `FromSql` types): the `map` argument of every query
+/// whose row type is a tuple alias such as `RawToken`.
+pub(crate) fn tuple<T>(r: &rusqlite::Row<'_>) -> rusqlite::Result<T>
+where
+    T: for<'a> TryFrom<&'a rusqlite::Row<'a>, Error = rusqlite::Error>,
+{
+    T::try_from(r)
+}
+
 /// An open catalog database.
 #[derive(Debug)]
 pub struct Catalog {
@@ -384,7 +394,8 @@ impl Catalog {
         self.query_snapshots(&sql, [asset], "listing snapshots")
     }
 
-    /// Runs a query and collects its rows as mapped by `row`.
+    /// Runs a query and collects its rows as mapped by `row` ([`tuple`]
+    /// reads a row as a tuple of its columns).
     fn rows<T>(
         &self,
         sql: &str,

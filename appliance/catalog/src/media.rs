@@ -28,23 +28,6 @@ type RawCartridge = (
     Option<i64>,
 );
 
-fn raw_cartridge(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCartridge> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-    ))
-}
-
 fn upsert_cartridge(conn: &rusqlite::Connection, c: &Cartridge) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
@@ -131,7 +114,7 @@ impl Catalog {
             .query_row(
                 &format!("SELECT {CARTRIDGE_COLUMNS} FROM cartridges WHERE barcode = ?1"),
                 [barcode],
-                raw_cartridge,
+                crate::tuple::<RawCartridge>,
             )
             .optional()
             .map_err(self.sql("reading a cartridge"))?;
@@ -143,7 +126,7 @@ impl Catalog {
         self.rows(
             &format!("SELECT {CARTRIDGE_COLUMNS} FROM cartridges ORDER BY barcode"),
             "listing cartridges",
-            raw_cartridge,
+            crate::tuple::<RawCartridge>,
         )?
         .into_iter()
         .map(|r| self.cartridge_from(r))
@@ -231,7 +214,7 @@ impl Catalog {
             ))
             .map_err(self.sql("listing a set's cartridges"))?;
         let raws = stmt
-            .query_map([set.to_hex()], raw_cartridge)
+            .query_map([set.to_hex()], crate::tuple::<RawCartridge>)
             .map_err(self.sql("listing a set's cartridges"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql("listing a set's cartridges"))?;

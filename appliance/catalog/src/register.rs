@@ -69,21 +69,6 @@ type RawAsset = (
     i64,
 );
 
-fn raw_asset(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawAsset> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
-}
-
 type RawAlert = (
     i64,
     String,
@@ -95,18 +80,6 @@ type RawAlert = (
 );
 
 const ALERT_COLUMNS: &str = "id, kind, subject, message, raised_ms, cleared_ms, acked_by";
-
-fn raw_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawAlert> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
 
 fn alert_from(raw: RawAlert) -> Alert {
     let (id, kind, subject, message, raised_ms, cleared_ms, acked_by) = raw;
@@ -240,7 +213,7 @@ impl Catalog {
             .query_row(
                 &format!("SELECT {ASSET_COLUMNS} FROM asset_register WHERE name = ?1"),
                 [name],
-                raw_asset,
+                crate::tuple::<RawAsset>,
             )
             .optional()
             .map_err(self.sql("reading an asset from the register"))?
@@ -256,7 +229,7 @@ impl Catalog {
         let raw = self.rows(
             &format!("SELECT {ASSET_COLUMNS} FROM asset_register ORDER BY name"),
             "listing the register",
-            raw_asset,
+            crate::tuple::<RawAsset>,
         )?;
         raw.into_iter().map(|r| self.asset_from(r)).collect()
     }
@@ -603,7 +576,7 @@ impl Catalog {
                 "SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY raised_ms DESC, id DESC"
             ),
             "listing alerts",
-            raw_alert,
+            crate::tuple::<RawAlert>,
         )?;
         Ok(raw.into_iter().map(alert_from).collect())
     }
