@@ -145,27 +145,33 @@ impl Sampler {
     }
 }
 
-/// `statvfs` of each directory; two roles on one filesystem are reported
-/// once (`store+state`). Used counts the root reserve, and the total is
+/// The capacity of each directory's filesystem (`coffer_block::fs`); two
+/// roles on one filesystem (one device) are reported once (`store+state`). Used counts the root reserve, and the total is
 /// what `df` divides by (used + available to unprivileged writers).
 fn filesystems(
     paths: &[(&str, &Path)],
     unreadable: &mut Vec<HealthFinding>,
 ) -> Vec<FilesystemUsage> {
+    use std::os::unix::fs::MetadataExt;
     let mut out: Vec<(u64, FilesystemUsage)> = Vec::new();
     for (role, path) in paths {
-        match nix::sys::statvfs::statvfs(*path) {
-            Ok(st) => {
-                let frsize = st.fragment_size();
-                let used = (st.blocks().saturating_sub(st.blocks_free())).saturating_mul(frsize);
-                let total = used.saturating_add(st.blocks_available().saturating_mul(frsize));
-                let fsid = st.filesystem_id();
-                if let Some((_, u)) = out.iter_mut().find(|(id, _)| *id == fsid) {
+        let measured = std::fs::metadata(path)
+            .map_err(|e| e.to_string())
+            .and_then(|md| {
+                coffer_block::fs::capacity(path)
+                    .map(|c| (md.dev(), c))
+                    .map_err(|e| e.to_string())
+            });
+        match measured {
+            Ok((dev, c)) => {
+                let used = c.total.saturating_sub(c.free);
+                let total = used.saturating_add(c.available);
+                if let Some((_, u)) = out.iter_mut().find(|(d, _)| *d == dev) {
                     u.role = format!("{}+{role}", u.role);
                     continue;
                 }
                 out.push((
-                    fsid,
+                    dev,
                     FilesystemUsage {
                         role: (*role).to_string(),
                         path: path.display().to_string(),
