@@ -10,7 +10,7 @@
 //! derives from the store's master key.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -174,31 +174,19 @@ impl Identity {
     }
 }
 
-/// The fingerprints a side accepts; shared, so pairing can add one while
-/// the listener runs.
+/// The fingerprints a side accepts.
 #[derive(Debug, Clone, Default)]
-pub struct Pins(Arc<RwLock<Vec<Fingerprint>>>);
+pub struct Pins(Arc<Vec<Fingerprint>>);
 
 impl Pins {
     /// These fingerprints.
     pub fn new(list: Vec<Fingerprint>) -> Pins {
-        Pins(Arc::new(RwLock::new(list)))
+        Pins(Arc::new(list))
     }
 
     /// Whether `f` is pinned.
     pub fn contains(&self, f: &Fingerprint) -> bool {
-        match self.0.read() {
-            Ok(g) => g.contains(f),
-            Err(p) => p.into_inner().contains(f),
-        }
-    }
-
-    /// Replaces the set.
-    pub fn set(&self, list: Vec<Fingerprint>) {
-        match self.0.write() {
-            Ok(mut g) => *g = list,
-            Err(p) => *p.into_inner() = list,
-        }
+        self.0.contains(f)
     }
 }
 
@@ -210,17 +198,27 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
     rustls::crypto::ring::default_provider().signature_verification_algorithms
 }
 
-fn not_pinned(cert: &CertificateDer<'_>) -> rustls::Error {
-    tracing::warn!(fingerprint = %Fingerprint::of(cert), "a peer presented a certificate that is not pinned");
-    rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
-}
-
 /// Checks the peer's certificate against the pins, and its handshake
 /// signatures for real (proof that it holds the certificate's key).
 #[derive(Debug)]
 struct Pinned {
     pins: Pins,
     algs: WebPkiSupportedAlgorithms,
+}
+
+impl Pinned {
+    /// The certificate is one of the pinned ones (the signature checks
+    /// below prove the peer holds its key).
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let f = Fingerprint::of(cert);
+        if self.pins.contains(&f) {
+            return Ok(());
+        }
+        tracing::warn!(fingerprint = %f, "a peer presented a certificate that is not pinned");
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
 }
 
 impl ServerCertVerifier for Pinned {
@@ -232,11 +230,8 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.pins.contains(&Fingerprint::of(end_entity)) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(not_pinned(end_entity))
-        }
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
         &self,
@@ -272,11 +267,8 @@ impl ClientCertVerifier for Pinned {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if self.pins.contains(&Fingerprint::of(end_entity)) {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(not_pinned(end_entity))
-        }
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
         &self,
