@@ -268,9 +268,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         Ok((shared, device)) => (shared, device, None),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "the front panel cannot be opened; running without it");
-            let mut none = config.panel.clone();
-            none.backend = config::PanelBackend::None;
-            let (shared, _) = panel::open(&none)?;
+            let shared = panel::without_device(config.panel.backend);
             (shared, None, Some(format!("{e:#}")))
         }
     };

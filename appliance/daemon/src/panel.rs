@@ -184,14 +184,22 @@ pub(crate) fn open(cfg: &PanelConfig) -> Result<Opened> {
         }
         PanelBackend::Linux => (None, Some(open_linux(cfg, pc)?)),
     };
-    Ok((
-        Arc::new(PanelShared {
-            backend: cfg.backend,
-            sim,
-            view: Mutex::new(View::default()),
-        }),
-        device,
-    ))
+    Ok((shared(cfg.backend, sim), device))
+}
+
+/// The API's side of a panel with no device behind it: `backend = "none"`,
+/// or a configured panel that could not be opened (its backend is still
+/// reported; the `panel`/`open` alert says why it is dark).
+pub(crate) fn without_device(backend: PanelBackend) -> Arc<PanelShared> {
+    shared(backend, None)
+}
+
+fn shared(backend: PanelBackend, sim: Option<SimPanel>) -> Arc<PanelShared> {
+    Arc::new(PanelShared {
+        backend,
+        sim,
+        view: Mutex::new(View::default()),
+    })
 }
 
 #[cfg(feature = "linux-panel")]

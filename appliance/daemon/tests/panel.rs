@@ -285,3 +285,36 @@ fn a_throughput_target_tunes_every_backup_from_the_cached_benchmark() {
         "{log}"
     );
 }
+
+#[test]
+fn a_panel_that_cannot_be_opened_is_an_alert_and_the_service_runs_on() {
+    // This build has no Linux panel backend (feature `linux-panel`): the
+    // configured panel cannot open, and backups must not care.
+    let d = TestDaemon::start_with(|c| {
+        c.auth.session_idle = coffer_types::api::Duration(7 * 86_400);
+        c.panel.backend = cofferd::config::PanelBackend::Linux;
+    });
+    let (mut c, _) = d.admin();
+    let alert = open_alerts(&mut c)
+        .into_iter()
+        .find(|a| a["kind"] == json!("panel") && a["subject"] == json!("open"))
+        .expect("a panel/open alert");
+    assert!(
+        alert["message"].as_str().unwrap().contains("linux-panel"),
+        "{alert}"
+    );
+    let p = panel(&mut c);
+    assert_eq!(p["backend"], json!("linux"), "{p}");
+    let e = c.fails("panel_press", json!({"button": "ok"}), "state");
+    assert!(e.contains("real hardware"), "{e}");
+    assert!(d.running.as_ref().unwrap().simulated_panel().is_none());
+    let src = common::sample_tree(d.dir.path());
+    c.ok(
+        "asset_add",
+        json!({"asset": common::asset("fin-01", &src, None)}),
+    );
+    let id = c.ok("job_run", json!({"asset": "fin-01", "level": "full"}))["job"].clone();
+    d.wait_for("the backup", || {
+        c.ok("job_get", json!({"id": id}))["status"] == "success"
+    });
+}
