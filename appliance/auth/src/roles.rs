@@ -71,11 +71,18 @@ pub enum Permission {
     LockRemove,
     /// Re-read the configuration.
     ConfigReload,
+    /// List offsite remotes and replication state.
+    RemoteRead,
+    /// Add, pair and remove offsite remotes (whom the appliance trusts with
+    /// its ciphertext, and with which credentials).
+    RemoteManage,
+    /// Run a replication now.
+    ReplicateRun,
 }
 
 impl Permission {
     /// Every permission, in declaration (and [`MATRIX`]) order.
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 31] = [
         Permission::StatusRead,
         Permission::AssetRead,
         Permission::AssetWrite,
@@ -104,6 +111,9 @@ impl Permission {
         Permission::LockManage,
         Permission::LockRemove,
         Permission::ConfigReload,
+        Permission::RemoteRead,
+        Permission::RemoteManage,
+        Permission::ReplicateRun,
     ];
 
     /// The dotted name used in messages, the audit log and the docs.
@@ -137,6 +147,9 @@ impl Permission {
             Permission::LockManage => "lock.manage",
             Permission::LockRemove => "lock.remove",
             Permission::ConfigReload => "config.reload",
+            Permission::RemoteRead => "remote.read",
+            Permission::RemoteManage => "remote.manage",
+            Permission::ReplicateRun => "replicate.run",
         }
     }
 
@@ -171,6 +184,9 @@ impl Permission {
             Permission::LockManage => "set or extend retention locks",
             Permission::LockRemove => "remove or shorten a retention lock",
             Permission::ConfigReload => "re-read the configuration",
+            Permission::RemoteRead => "list offsite remotes and replication state",
+            Permission::RemoteManage => "add, pair and remove offsite remotes",
+            Permission::ReplicateRun => "run a replication now",
         }
     }
 
@@ -187,6 +203,7 @@ impl Permission {
                 | Permission::UserManage
                 | Permission::AssetRemove
                 | Permission::ProfileRemove
+                | Permission::RemoteManage
         )
     }
 }
@@ -204,7 +221,7 @@ const N: bool = false;
 /// in [`Role::ALL`] order — administrator, backup operator, restore
 /// operator, auditor, security officer.
 #[rustfmt::skip]
-pub const MATRIX: [(Permission, [bool; 5]); 28] = [
+pub const MATRIX: [(Permission, [bool; 5]); 31] = [
     //                                 admin backup restore audit secoff
     (Permission::StatusRead,        [Y,    Y,     Y,      Y,    Y]),
     (Permission::AssetRead,         [Y,    Y,     Y,      Y,    Y]),
@@ -234,6 +251,9 @@ pub const MATRIX: [(Permission, [bool; 5]); 28] = [
     (Permission::LockManage,        [Y,    N,     N,      N,    Y]),
     (Permission::LockRemove,        [Y,    N,     N,      N,    Y]),
     (Permission::ConfigReload,      [Y,    N,     N,      N,    N]),
+    (Permission::RemoteRead,        [Y,    Y,     Y,      Y,    Y]),
+    (Permission::RemoteManage,      [Y,    N,     N,      N,    Y]),
+    (Permission::ReplicateRun,      [Y,    Y,     N,      N,    N]),
 ];
 
 /// Whether `role` holds permission `p`, by [`MATRIX`].
@@ -373,6 +393,7 @@ mod tests {
                 Permission::UserManage,
                 Permission::KeyDestroy,
                 Permission::LockRemove,
+                Permission::RemoteManage,
             ]
         );
     }

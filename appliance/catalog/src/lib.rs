@@ -34,6 +34,7 @@ mod error;
 mod media;
 mod queue;
 mod register;
+mod remotes;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -55,6 +56,7 @@ pub use auth::{
 pub use error::{Error, Result};
 pub use queue::{JobViewFilter, Pending, QueuedJob};
 pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
+pub use remotes::RemoteRow;
 
 use rows::{
     JOB_COLUMNS, RawJob, RawSnapshot, SNAPSHOT_COLUMNS, messages_to_json, scope_to_json,
@@ -220,6 +222,18 @@ impl Catalog {
     fn write_tx(&self, what: &'static str) -> Result<Transaction<'_>> {
         Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(self.sql(what))
+    }
+
+    /// Writes a consistent copy of the whole catalog to `path` (which must
+    /// not exist): SQLite's `VACUUM INTO`, safe while others write.
+    pub fn export_to(&self, path: &Path) -> Result<()> {
+        let p = path.to_str().ok_or_else(|| {
+            Error::corrupt(&self.path, "an export path that is not UTF-8".to_string())
+        })?;
+        self.conn
+            .execute("VACUUM INTO ?1", [p])
+            .map_err(self.sql("exporting the catalog"))?;
+        Ok(())
     }
 
     /// Records that a job started: inserts a `running` row and returns its id.

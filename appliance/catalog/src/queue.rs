@@ -39,6 +39,8 @@ pub struct QueuedJob {
     pub queued_ms: i64,
     /// Not to start before (a retry's backoff), milliseconds since the epoch.
     pub not_before_ms: Option<i64>,
+    /// The remote a replication or remote restore talks to.
+    pub remote: Option<String>,
 }
 
 /// Which jobs [`Catalog::job_views`] lists; the default lists all.
@@ -55,7 +57,7 @@ pub struct JobViewFilter {
 }
 
 /// The daemon's extra columns.
-const VIEW_COLUMNS: &str = "source, profile, attempt, not_before_ms, retry_of";
+const VIEW_COLUMNS: &str = "source, profile, attempt, not_before_ms, retry_of, remote";
 
 /// A queued job as the daemon needs it to resume its queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +77,8 @@ impl Catalog {
         self.conn
             .execute(
                 "INSERT INTO jobs (kind, asset, level, scope_json, started_ms, status, identity, \
-                 host, pid, source, profile, attempt, retry_of, queued_ms, not_before_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?5, ?13)",
+                 host, pid, source, profile, attempt, retry_of, queued_ms, not_before_ms, remote) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?5, ?13, ?14)",
                 rusqlite::params![
                     job.kind.as_str(),
                     job.asset,
@@ -91,6 +93,7 @@ impl Catalog {
                     i64::from(job.attempt),
                     job.retry_of,
                     job.not_before_ms,
+                    job.remote,
                 ],
             )
             .map_err(self.sql("queueing a job"))?;
@@ -215,32 +218,42 @@ impl Catalog {
                 let attempt: i64 = row.get(23)?;
                 let not_before: Option<i64> = row.get(24)?;
                 let retry_of: Option<i64> = row.get(25)?;
-                Ok((raw, source, profile, attempt, not_before, retry_of))
+                let remote: Option<String> = row.get(26)?;
+                Ok((raw, source, profile, attempt, not_before, retry_of, remote))
             })
             .map_err(self.sql("listing jobs"))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql("listing jobs"))?;
         rows.into_iter()
-            .map(|(raw, source, profile, attempt, not_before_ms, retry_of)| {
-                let record = raw.into_record(&self.path)?;
-                let source = source
-                    .map(|s| s.parse::<Source>())
-                    .transpose()
-                    .map_err(|e| {
-                        Error::corrupt(&self.path, format!("job {}: source: {e}", record.id))
-                    })?;
-                Ok(Pending {
-                    view: JobView {
-                        record,
-                        source,
-                        profile,
-                        attempt: u32::try_from(attempt).unwrap_or(1),
-                        progress: None,
-                    },
-                    not_before_ms,
-                    retry_of,
-                })
-            })
+            .map(
+                |(raw, source, profile, attempt, not_before_ms, retry_of, remote)| {
+                    let record = raw.into_record(&self.path)?;
+                    let replication = if record.kind == JobKind::Replicate {
+                        self.replication_stats(record.id)?
+                    } else {
+                        None
+                    };
+                    let source = source
+                        .map(|s| s.parse::<Source>())
+                        .transpose()
+                        .map_err(|e| {
+                            Error::corrupt(&self.path, format!("job {}: source: {e}", record.id))
+                        })?;
+                    Ok(Pending {
+                        view: JobView {
+                            record,
+                            source,
+                            profile,
+                            attempt: u32::try_from(attempt).unwrap_or(1),
+                            progress: None,
+                            remote,
+                            replication,
+                        },
+                        not_before_ms,
+                        retry_of,
+                    })
+                },
+            )
             .collect()
     }
 }

@@ -310,10 +310,97 @@ CREATE TABLE alerts (
 CREATE UNIQUE INDEX alerts_open ON alerts(kind, subject) WHERE cleared_ms IS NULL;
 ";
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2), (3, M3), (4, M4)];
+/// Migration 5: offsite replication. The job log learns the replication
+/// and remote-restore kinds and which remote a job talks to; the remotes
+/// (with a pinned certificate or sealed object storage credentials, and
+/// how far their copy reaches); each replication job's figures.
+const M5: &str = "
+CREATE TABLE jobs_v5 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify',
+                            'media-write', 'media-restore', 'media-recover',
+                            'replicate', 'remote-restore')),
+    asset           TEXT    NULL,
+    level           TEXT    NULL
+                    CHECK (level IS NULL OR level IN ('full', 'incremental', 'differential')),
+    scope_json      TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    status          TEXT    NOT NULL
+                    CHECK (status IN ('queued', 'running', 'success', 'warning', 'failed',
+                                      'interrupted', 'cancelled')),
+    files_read      INTEGER NOT NULL DEFAULT 0,
+    bytes_read      INTEGER NOT NULL DEFAULT 0,
+    files_unchanged INTEGER NOT NULL DEFAULT 0,
+    bytes_unchanged INTEGER NOT NULL DEFAULT 0,
+    entries         INTEGER NOT NULL DEFAULT 0,
+    chunks_new      INTEGER NOT NULL DEFAULT 0,
+    bytes_new       INTEGER NOT NULL DEFAULT 0,
+    bytes_stored    INTEGER NOT NULL DEFAULT 0,
+    warnings        INTEGER NOT NULL DEFAULT 0,
+    messages_json   TEXT    NOT NULL DEFAULT '[]',
+    identity        TEXT    NOT NULL,
+    host            TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    snapshot        TEXT    NULL,
+    source          TEXT    NULL
+                    CHECK (source IS NULL OR source IN ('console', 'api', 'scheduler', 'system', 'direct')),
+    profile         TEXT    NULL,
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    retry_of        INTEGER NULL,
+    queued_ms       INTEGER NULL,
+    not_before_ms   INTEGER NULL,
+    remote          TEXT    NULL
+);
+INSERT INTO jobs_v5 (id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source,
+    profile, attempt, retry_of, queued_ms, not_before_ms)
+SELECT id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source,
+    profile, attempt, retry_of, queued_ms, not_before_ms
+FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v5 RENAME TO jobs;
+CREATE INDEX jobs_status ON jobs(status);
+CREATE INDEX jobs_started ON jobs(started_ms);
+CREATE INDEX jobs_asset ON jobs(asset, started_ms);
+
+CREATE TABLE remotes (
+    name            TEXT    PRIMARY KEY NOT NULL,
+    kind            TEXT    NOT NULL CHECK (kind IN ('appliance', 's3')),
+    spec_json       TEXT    NOT NULL,
+    pinned          TEXT    NULL,
+    seen            TEXT    NULL,
+    sealed_secret   BLOB    NULL,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    last_job        INTEGER NULL,
+    last_success_ms INTEGER NULL,
+    covers_until_ms INTEGER NULL,
+    last_error      TEXT    NULL
+);
+
+CREATE TABLE replications (
+    job             INTEGER PRIMARY KEY NOT NULL,
+    remote          TEXT    NOT NULL,
+    objects         INTEGER NOT NULL,
+    skipped         INTEGER NOT NULL,
+    sent            INTEGER NOT NULL,
+    bytes_sent      INTEGER NOT NULL,
+    bytes_resumed   INTEGER NOT NULL,
+    verified        INTEGER NOT NULL,
+    mismatched      INTEGER NOT NULL,
+    locked          INTEGER NOT NULL,
+    duration_ms     INTEGER NOT NULL
+);
+";
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2), (3, M3), (4, M4), (5, M5)];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

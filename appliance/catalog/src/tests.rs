@@ -128,6 +128,8 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "media_sets",
             "profiles",
             "recovery_codes",
+            "remotes",
+            "replications",
             "schedule_state",
             "snapshots",
             "tape_objects",

@@ -102,6 +102,12 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         // A simulated button press stands for a person at the rack: it may
         // acknowledge an alert, so it needs that permission and is audited.
         Call::PanelPress { .. } => (P::AlertAck, true),
+        Call::RemoteList | Call::ReplicateStatus => (P::RemoteRead, false),
+        Call::RemoteAdd { .. } | Call::RemotePair { .. } | Call::RemoteRemove { .. } => {
+            (P::RemoteManage, true)
+        }
+        Call::ReplicateRun { .. } => (P::ReplicateRun, true),
+        Call::RemoteRestore { .. } => (P::RestoreRun, true),
     })
 }
 
@@ -135,6 +141,12 @@ fn target(call: &Call) -> String {
         Call::JobGet { id } | Call::JobLog { id } | Call::JobCancel { id } => format!("job {id}"),
         Call::AlertAck { id } => format!("alert {id}"),
         Call::PanelPress { button } => format!("button {button}"),
+        Call::RemoteAdd { remote } => remote.name.clone(),
+        Call::RemotePair { name, .. } | Call::RemoteRemove { name } => name.clone(),
+        Call::ReplicateRun { remote } => remote.clone(),
+        Call::RemoteRestore {
+            remote, snapshot, ..
+        } => format!("{snapshot} from {remote}"),
         _ => String::new(),
     }
 }
@@ -604,7 +616,121 @@ fn execute(
                 .map_err(|e| err(ErrorCode::Invalid, format!("{e:#}")))?;
             (Value::Null, "configuration reloaded".into())
         }
+        Call::RemoteList => {
+            let remotes = cat
+                .remotes()
+                .map_err(from_catalog)?
+                .iter()
+                .map(coffer_catalog::RemoteRow::view)
+                .collect();
+            let listing = coffer_types::api::RemoteListing {
+                identity: crate::replication::identity_view(inner),
+                remotes,
+            };
+            (to_value(&listing)?, none())
+        }
+        Call::RemoteAdd { remote } => {
+            let r = crate::replication::add_remote(inner, cat, remote).map_err(from_anyhow)?;
+            let detail = format!(
+                "{} remote; presents {}; {}",
+                remote.kind.as_str(),
+                r.theirs.as_deref().unwrap_or("-"),
+                if r.paired { "pinned" } else { "not paired yet" }
+            );
+            (to_value(&r)?, detail)
+        }
+        Call::RemotePair { name, fingerprint } => {
+            let r = crate::replication::pair(inner, cat, name, fingerprint.as_deref())
+                .map_err(from_anyhow)?;
+            let detail = format!(
+                "presents {}; {}",
+                r.theirs.as_deref().unwrap_or("-"),
+                if r.paired { "pinned" } else { "not pinned" }
+            );
+            (to_value(&r)?, detail)
+        }
+        Call::RemoteRemove { name } => {
+            cat.remove_remote(name).map_err(from_catalog)?;
+            (
+                Value::Null,
+                "removed; its copies stay where they are".into(),
+            )
+        }
+        Call::ReplicateRun { remote } => {
+            let id = crate::replication::enqueue(inner, cat, remote, &identity_of(p), source, None)
+                .map_err(from_anyhow)?;
+            match id {
+                Some(id) => (json!({"job": id}), format!("job {id} queued")),
+                None => (
+                    json!({"job": null}),
+                    "a replication to it is already queued".into(),
+                ),
+            }
+        }
+        Call::ReplicateStatus => {
+            let remotes = cat
+                .remotes()
+                .map_err(from_catalog)?
+                .iter()
+                .map(coffer_catalog::RemoteRow::view)
+                .collect();
+            let lag = crate::replication::lag(cat, now).map_err(from_anyhow)?;
+            (
+                to_value(&coffer_types::api::ReplicationStatus { remotes, lag })?,
+                none(),
+            )
+        }
+        Call::RemoteRestore {
+            remote,
+            store,
+            snapshot,
+            target,
+            passphrase,
+        } => {
+            let pass = coffer_keys::Passphrase::new(passphrase.0.as_bytes().to_vec())
+                .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            let order = crate::replication::RestoreOrder {
+                store: store.clone(),
+                snapshot: snapshot.clone(),
+                target: std::path::PathBuf::from(target),
+                passphrase: pass,
+            };
+            let id = crate::replication::enqueue_restore(
+                inner,
+                cat,
+                remote,
+                order,
+                &identity_of(p),
+                source,
+            )
+            .map_err(from_anyhow)?;
+            (
+                json!({"job": id}),
+                format!("job {id} queued: restore into {target}"),
+            )
+        }
     })
+}
+
+/// An error from the replication code, classified for the caller.
+fn from_anyhow(e: anyhow::Error) -> ApiError {
+    if let Some(c) = e.downcast_ref::<coffer_catalog::Error>() {
+        let msg = format!("{e:#}");
+        let mut a = from_catalog(coffer_catalog::Error::Corrupt {
+            path: std::path::PathBuf::new(),
+            detail: String::new(),
+        });
+        a = match c {
+            coffer_catalog::Error::NotFound { .. } => err(ErrorCode::NotFound, msg),
+            coffer_catalog::Error::Exists { .. } => err(ErrorCode::Conflict, msg),
+            _ => {
+                a.message = msg;
+                a
+            }
+        };
+        return a;
+    }
+    err(ErrorCode::Invalid, format!("{e:#}"))
 }
 
 fn roles_text(roles: &[coffer_types::api::Role]) -> String {

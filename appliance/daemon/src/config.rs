@@ -63,6 +63,95 @@ pub struct Config {
     /// The front panel.
     #[serde(default)]
     pub panel: PanelConfig,
+    /// Offsite replication.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+}
+
+/// `[replication]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// The replication endpoint's TCP address (`0.0.0.0:7443`); absent:
+    /// this appliance takes no pushes and serves no pulls (it can still
+    /// replicate out).
+    pub listen: Option<String>,
+    /// Where other appliances' stores are kept (ciphertext only), one
+    /// directory per store id.
+    pub replicas_dir: PathBuf,
+    /// Queue a replication to each of a profile's remotes after each good
+    /// backup of an asset with that profile.
+    pub after_backup: bool,
+    /// Bandwidth limit of every replication, MB/s (0: none); a remote's own
+    /// limit and a window's apply too, the lowest wins.
+    pub bandwidth_mb_s: u32,
+    /// Bandwidth limits by time of day (in `daemon.timezone`), e.g. office
+    /// hours; evaluated when each replication job starts.
+    pub windows: Vec<BandwidthWindow>,
+    /// How long connecting and the TLS handshake may take, and the longest
+    /// silence on a link before it counts as cut.
+    pub timeout: Duration,
+}
+
+/// A bandwidth limit for part of each day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandwidthWindow {
+    /// Start, `HH:MM`.
+    pub from: String,
+    /// End, `HH:MM` (before `from`: the window spans midnight).
+    pub to: String,
+    /// The limit inside the window, MB/s.
+    pub mb_s: u32,
+}
+
+impl BandwidthWindow {
+    fn minutes(s: &str) -> Option<u32> {
+        let (h, m) = s.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && s.len() == 5).then_some(h * 60 + m)
+    }
+
+    /// Whether minute-of-day `m` falls inside the window.
+    pub fn contains(&self, m: u32) -> bool {
+        match (Self::minutes(&self.from), Self::minutes(&self.to)) {
+            (Some(a), Some(b)) if a <= b => (a..b).contains(&m),
+            (Some(a), Some(b)) => m >= a || m < b,
+            _ => false,
+        }
+    }
+}
+
+impl ReplicationConfig {
+    /// The limit in bytes per second (0: none) at minute-of-day `minute`
+    /// for a remote limited to `remote_mb_s`: the lowest non-zero of the
+    /// global limit, the remote's, and any window's that is open.
+    pub fn rate_at(&self, minute: u32, remote_mb_s: u32) -> u64 {
+        let windows = self
+            .windows
+            .iter()
+            .filter(|w| w.contains(minute))
+            .map(|w| w.mb_s);
+        [self.bandwidth_mb_s, remote_mb_s]
+            .into_iter()
+            .chain(windows)
+            .filter(|&v| v > 0)
+            .min()
+            .map_or(0, |v| u64::from(v) * 1_000_000)
+    }
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            listen: None,
+            replicas_dir: PathBuf::from("/var/lib/coffer/replicas"),
+            after_backup: true,
+            bandwidth_mb_s: 0,
+            windows: Vec::new(),
+            timeout: Duration(30),
+        }
+    }
 }
 
 /// `[daemon]`.
@@ -315,6 +404,10 @@ impl Config {
             auth: AuthConfig::default(),
             health: HealthConfig::default(),
             panel: PanelConfig::default(),
+            replication: ReplicationConfig {
+                replicas_dir: dir.join("replicas"),
+                ..ReplicationConfig::default()
+            },
         }
     }
 
@@ -333,6 +426,37 @@ impl Config {
         }
         if self.auth.session_idle.secs() < 60 {
             return Err(invalid("auth.session_idle must be at least 1m".into()));
+        }
+        let r = &self.replication;
+        if !r.replicas_dir.is_absolute() {
+            return Err(invalid(format!(
+                "replication.replicas_dir must be an absolute path, not {}",
+                r.replicas_dir.display()
+            )));
+        }
+        if let Some(l) = &r.listen
+            && l.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(format!(
+                "replication.listen must be an address and port such as 0.0.0.0:7443, not '{l}'"
+            )));
+        }
+        if r.timeout.secs() < 1 {
+            return Err(invalid("replication.timeout must be at least 1s".into()));
+        }
+        for (i, w) in r.windows.iter().enumerate() {
+            for (key, v) in [("from", &w.from), ("to", &w.to)] {
+                if BandwidthWindow::minutes(v).is_none() {
+                    return Err(invalid(format!(
+                        "replication.windows[{i}].{key} must be a time of day HH:MM, not '{v}'"
+                    )));
+                }
+            }
+            if w.mb_s == 0 {
+                return Err(invalid(format!(
+                    "replication.windows[{i}].mb_s must be at least 1"
+                )));
+            }
         }
         let h = &self.health;
         if h.check_every.secs() < 1 {
@@ -466,6 +590,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("store.path"), "{e}");
+    }
+
+    #[test]
+    fn replication_settings_are_checked_and_windows_limit_by_time_of_day() {
+        let c = parse(
+            "[replication]\nlisten = \"127.0.0.1:7443\"\nbandwidth_mb_s = 50\n\
+             windows = [{ from = \"08:00\", to = \"18:00\", mb_s = 10 },\
+             { from = \"22:00\", to = \"02:00\", mb_s = 80 }]\n",
+        )
+        .unwrap();
+        let r = &c.replication;
+        assert_eq!(r.rate_at(9 * 60, 0), 10_000_000, "office hours");
+        assert_eq!(r.rate_at(9 * 60, 5), 5_000_000, "the remote's own is lower");
+        assert_eq!(r.rate_at(20 * 60, 0), 50_000_000, "outside every window");
+        assert_eq!(
+            r.rate_at(23 * 60, 0),
+            50_000_000,
+            "a window above the global limit"
+        );
+        assert_eq!(r.rate_at(60, 0), 50_000_000, "across midnight");
+        assert_eq!(ReplicationConfig::default().rate_at(600, 0), 0, "no limit");
+        for (text, key) in [
+            (
+                "[replication]\nlisten = \"anywhere\"\n",
+                "replication.listen",
+            ),
+            (
+                "[replication]\nreplicas_dir = \"r\"\n",
+                "replication.replicas_dir",
+            ),
+            ("[replication]\ntimeout = \"0s\"\n", "replication.timeout"),
+            (
+                "[replication]\nwindows = [{ from = \"25:00\", to = \"01:00\", mb_s = 1 }]\n",
+                "replication.windows[0].from",
+            ),
+            (
+                "[replication]\nwindows = [{ from = \"01:00\", to = \"02:00\", mb_s = 0 }]\n",
+                "replication.windows[0].mb_s",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::joblog::JobLog;
 
 /// A job on a worker thread.
 struct RunningJob {
-    asset: Option<String>,
+    /// What it works on (an asset, or `remote:NAME`): one job per subject.
+    subject: Option<String>,
     progress: Arc<Progress>,
 }
 
@@ -113,6 +114,7 @@ pub(crate) fn enqueue(
         retry_of,
         queued_ms: inner.now_ms(),
         not_before_ms,
+        remote: None,
     })?;
     tracing::info!(job_id = id, asset = %asset.name, level = level.as_str(), identity, "job queued");
     inner.jobs.wake.notify_one();
@@ -226,8 +228,13 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
         if p.not_before_ms.is_some_and(|t| t > now) {
             continue;
         }
-        let asset = p.view.record.asset.clone();
-        if running.values().any(|j| j.asset == asset) {
+        let subject = p
+            .view
+            .record
+            .asset
+            .clone()
+            .or_else(|| p.view.remote.as_ref().map(|r| format!("remote:{r}")));
+        if running.values().any(|j| j.subject == subject) {
             continue;
         }
         let id = p.view.record.id;
@@ -235,7 +242,7 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
         running.insert(
             id,
             RunningJob {
-                asset,
+                subject,
                 progress: progress.clone(),
             },
         );
@@ -255,7 +262,7 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
 }
 
 /// Runs one queued job to its end, recording everything.
-fn execute(inner: &Inner, p: &Pending, progress: &Progress) {
+fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
     let r = &p.view.record;
     let span = tracing::info_span!(
         "job",
@@ -266,18 +273,74 @@ fn execute(inner: &Inner, p: &Pending, progress: &Progress) {
     );
     let _g = span.enter();
     let log = JobLog::new(&inner.job_log_dir(), r.id);
-    if let Err(e) = execute_backup(inner, p, progress, &log) {
+    let outcome = match r.kind {
+        JobKind::Replicate => crate::replication::execute(inner, p, progress, &log),
+        JobKind::RemoteRestore => crate::replication::execute_restore(inner, p, progress, &log),
+        _ => execute_backup(inner, p, progress, &log),
+    };
+    if let Err(e) = outcome {
         let msg = format!("{e:#}");
         log.error(&format!("job could not run: {msg}"));
         if let Ok(cat) = inner.catalog() {
-            let _ = cat.end_job_early(
-                r.id,
-                &[JobStatus::Queued, JobStatus::Running],
-                JobStatus::Failed,
-                &format!("error: {msg}"),
-                inner.now_ms(),
-            );
-            after_failure(inner, &cat, p, &msg);
+            let now = inner.now_ms();
+            match (r.kind, &p.view.remote) {
+                (JobKind::Replicate, Some(remote)) => {
+                    let stats = coffer_types::api::ReplicationStats {
+                        remote: remote.clone(),
+                        ..Default::default()
+                    };
+                    let msg = format!("replication to '{remote}' failed: {msg}");
+                    let _ = cat.finish_replication(
+                        r.id,
+                        JobStatus::Failed,
+                        std::slice::from_ref(&msg),
+                        &stats,
+                        None,
+                        now,
+                    );
+                    let _ = cat.raise_alert(crate::replication::FAILED_ALERT, remote, &msg, now);
+                    let source = p.view.source.unwrap_or(Source::System);
+                    inner.audit(
+                        &cat,
+                        &r.identity,
+                        source,
+                        "job.finish",
+                        remote,
+                        "failed",
+                        &format!("job {}: {msg}", r.id),
+                    );
+                }
+                (JobKind::Backup, _) => {
+                    let _ = cat.end_job_early(
+                        r.id,
+                        &[JobStatus::Queued, JobStatus::Running],
+                        JobStatus::Failed,
+                        &format!("error: {msg}"),
+                        now,
+                    );
+                    after_failure(inner, &cat, p, &msg);
+                }
+                _ => {
+                    let _ = cat.end_job_early(
+                        r.id,
+                        &[JobStatus::Queued, JobStatus::Running],
+                        JobStatus::Failed,
+                        &format!("error: {msg}"),
+                        now,
+                    );
+                    let target = p.view.remote.clone().unwrap_or_default();
+                    let source = p.view.source.unwrap_or(Source::System);
+                    inner.audit(
+                        &cat,
+                        &r.identity,
+                        source,
+                        "job.finish",
+                        &target,
+                        "failed",
+                        &format!("job {}: {msg}", r.id),
+                    );
+                }
+            }
         }
     }
 }
@@ -352,6 +415,11 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog)
                 s.warnings
             ));
             shared.clear_alert("job-failed", name, inner.now_ms())?;
+            crate::replication::after_backup(
+                inner,
+                &shared,
+                p.view.profile.as_deref().or(asset.profile.as_deref()),
+            );
             inner.audit(
                 &shared,
                 &r.identity,

@@ -30,6 +30,8 @@ pub mod tuning;
 mod api;
 mod jobs;
 mod panel;
+mod replication;
+mod s3;
 mod scheduler;
 mod server;
 
@@ -83,6 +85,10 @@ pub(crate) struct Inner {
     pub(crate) panel: Arc<panel::PanelShared>,
     /// The codec tuning for the throughput target, once measured.
     pub(crate) tuning: RwLock<Option<coffer_accel::Tuning>>,
+    /// This appliance's replication identity and endpoint.
+    pub(crate) replication: replication::Replication,
+    /// Queued remote restores' passphrases, by job id (memory only).
+    pub(crate) restore_orders: Mutex<std::collections::HashMap<i64, replication::RestoreOrder>>,
 }
 
 impl Inner {
@@ -195,6 +201,8 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     panel: Option<panel::PanelThread>,
+    endpoint: Option<std::thread::JoinHandle<()>>,
+    endpoint_stop: Arc<AtomicBool>,
 }
 
 impl Running {
@@ -208,6 +216,21 @@ impl Running {
     /// devices away).
     pub fn simulated_panel(&self) -> Option<coffer_panel::SimPanel> {
         self.inner.panel.simulated()
+    }
+
+    /// The replication endpoint's address, when it listens.
+    pub fn replication_address(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .replication
+            .listening
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+    }
+
+    /// This appliance's replication certificate fingerprint.
+    pub fn replication_fingerprint(&self) -> String {
+        self.inner.replication.identity.fingerprint().to_string()
     }
 
     /// Re-reads the configuration file (what SIGHUP does).
@@ -226,6 +249,10 @@ impl Running {
             let _ = t.await;
         }
         self.inner.jobs.wait_idle().await;
+        self.endpoint_stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.endpoint.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
         if let Some(p) = self.panel.take() {
             let _ = tokio::task::spawn_blocking(move || p.stop()).await;
         }
@@ -252,6 +279,7 @@ pub async fn start(opts: Options) -> Result<Running> {
     })
     .await
     .context("opening the store")??;
+    let repo = Arc::new(repo);
     let catalog_path = config.store.path.join("catalog.db");
     let catalog = Catalog::open(&catalog_path)?;
     let host = nix::unistd::gethostname()
@@ -272,7 +300,18 @@ pub async fn start(opts: Options) -> Result<Running> {
             (shared, None, Some(format!("{e:#}")))
         }
     };
+    let identity = tokio::task::spawn_blocking({
+        let (state, repo, host) = (state.clone(), repo.clone(), host.clone());
+        move || replication::load_identity(&state, repo.master(), &host)
+    })
+    .await
+    .context("loading the replication identity")??;
     let inner = Arc::new(Inner {
+        replication: replication::Replication {
+            identity,
+            listening: Mutex::new(None),
+        },
+        restore_orders: Mutex::new(std::collections::HashMap::new()),
         auth: Auth::new(auth_policy(&config, opts.password_cost))?,
         auditor: coffer_auth::audit::Auditor::new(Some(anchor)),
         config: RwLock::new(config.clone()),
@@ -280,7 +319,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         clock: opts.clock,
         catalog: Mutex::new(catalog),
         catalog_path,
-        repo: Arc::new(repo),
+        repo,
         jobs: jobs::Jobs::default(),
         host,
         stopping: AtomicBool::new(false),
@@ -353,6 +392,8 @@ pub async fn start(opts: Options) -> Result<Running> {
         Some(d) => Some(panel::spawn(inner.clone(), d)?),
         None => None,
     };
+    let endpoint_stop = Arc::new(AtomicBool::new(false));
+    let endpoint = replication::start_endpoint(inner.clone(), endpoint_stop.clone())?;
     tracing::info!(socket = %config.daemon.socket.display(), store = %config.store.path.display(), "cofferd started");
     Ok(Running {
         inner,
@@ -360,6 +401,8 @@ pub async fn start(opts: Options) -> Result<Running> {
         stop,
         tasks,
         panel,
+        endpoint,
+        endpoint_stop,
     })
 }
 

@@ -105,6 +105,7 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
     let every = config.scheduler.rpo_check_every.ms().max(1000);
     if *last_monitor == i64::MIN || now - *last_monitor >= every || now < *last_monitor {
         monitor(inner, &cat, now)?;
+        crate::replication::monitor(inner, &cat, now)?;
         *last_monitor = now;
     }
     Ok(())

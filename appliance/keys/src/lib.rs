@@ -44,6 +44,10 @@ pub mod magic {
     pub const CTX_OBJECT: &str = "coffer 2026-11-26 object key v1";
     /// blake3 `derive_key` context of the key that wraps a media set's key.
     pub const CTX_MEDIA_SET_WRAP: &str = "coffer 2026-11-26 media set wrap key v1";
+    /// blake3 `derive_key` context of the key that seals an appliance's own
+    /// secrets at rest (its TLS identity, object storage credentials); the
+    /// purpose is the extra input.
+    pub const CTX_LOCAL_SEALING: &str = "coffer 2026-11-26 appliance secret sealing key v1";
     /// blake3 `derive_key` context of a media set key's public fingerprint.
     pub const CTX_MEDIA_SET_FINGERPRINT: &str = "coffer 2026-11-26 media set key fingerprint v1";
     /// blake3 `derive_key` context of the key of one tape file of a media set.
@@ -232,6 +236,64 @@ impl MasterKey {
         h.update(self.secret.as_ref());
         h.update(extra);
         Zeroizing::new(*h.finalize().as_bytes())
+    }
+
+    /// The key that seals one of the appliance's own secrets at rest
+    /// (`purpose` names which: `replication identity`, `remote credentials`),
+    /// so none is on disk unwrapped and each opens only with the store's
+    /// passphrase-sealed master key.
+    pub fn sealing_key(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        self.derive(magic::CTX_LOCAL_SEALING, purpose.as_bytes())
+    }
+
+    /// Seals a small secret of the appliance (object storage credentials)
+    /// for `purpose`: a random 16-byte salt, then AES-256-GCM under a key
+    /// derived from the master key, the purpose and the salt (one key per
+    /// sealing, so the fixed nonce never repeats under a key), the purpose
+    /// as associated data.
+    pub fn seal_secret(&self, purpose: &str, secret: &[u8]) -> Result<Vec<u8>> {
+        let mut salt = [0u8; 16];
+        random_bytes(&mut salt)?;
+        let mut extra = purpose.as_bytes().to_vec();
+        extra.extend_from_slice(&salt);
+        let key = self.derive(magic::CTX_LOCAL_SEALING, &extra);
+        let ct = gcm(&key)
+            .encrypt(
+                Nonce::from_slice(&[0u8; 12]),
+                Payload {
+                    msg: secret,
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::Authentication)?;
+        let mut out = salt.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Opens what [`MasterKey::seal_secret`] sealed for `purpose`; another
+    /// store's key, another purpose or damage is [`Error::Authentication`].
+    pub fn open_secret(&self, purpose: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 16 + TAG_LEN {
+            return Err(Error::Malformed(format!(
+                "a sealed secret is at least {} bytes, not {}",
+                16 + TAG_LEN,
+                sealed.len()
+            )));
+        }
+        let mut extra = purpose.as_bytes().to_vec();
+        extra.extend_from_slice(&sealed[..16]);
+        let key = self.derive(magic::CTX_LOCAL_SEALING, &extra);
+        gcm(&key)
+            .decrypt(
+                Nonce::from_slice(&[0u8; 12]),
+                Payload {
+                    msg: &sealed[16..],
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Authentication)
     }
 
     /// A keyed hasher for chunk ids.
@@ -668,6 +730,38 @@ pub const TAG_LEN: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_store_and_purpose() {
+        let m = MasterKey::from_bytes_for_fixtures([1; 32], 1);
+        let other = MasterKey::from_bytes_for_fixtures([2; 32], 1);
+        let a = m.seal_secret("remote s3-1", b"wJalrXUtnFEMI").unwrap();
+        let b = m.seal_secret("remote s3-1", b"wJalrXUtnFEMI").unwrap();
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(!a.windows(13).any(|w| w == b"wJalrXUtnFEMI"));
+        assert_eq!(
+            &*m.open_secret("remote s3-1", &a).unwrap(),
+            b"wJalrXUtnFEMI"
+        );
+        assert!(matches!(
+            other.open_secret("remote s3-1", &a),
+            Err(Error::Authentication)
+        ));
+        assert!(matches!(
+            m.open_secret("remote s3-2", &a),
+            Err(Error::Authentication)
+        ));
+        let mut bad = a.clone();
+        bad[20] ^= 1;
+        assert!(matches!(
+            m.open_secret("remote s3-1", &bad),
+            Err(Error::Authentication)
+        ));
+        assert!(matches!(
+            m.open_secret("remote s3-1", &a[..20]),
+            Err(Error::Malformed(_))
+        ));
+    }
 
     #[test]
     fn media_set_key_wraps_per_set_and_refuses_wrong_master_or_set() {

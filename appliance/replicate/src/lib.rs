@@ -26,7 +26,7 @@ pub mod wire;
 
 pub use limit::TokenBucket;
 pub use replica::Replica;
-pub use session::{PushReport, ServeReport, push, serve};
+pub use session::{PushReport, ServeReport, pull, push, serve, serve_from};
 
 /// What went wrong in a replication session.
 #[derive(Debug, thiserror::Error)]

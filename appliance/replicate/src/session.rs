@@ -155,6 +155,10 @@ pub fn push(
                 wire::send(stream, &Msg::Data(piece.to_vec()))?;
                 report.bytes_sent += piece.len() as u64;
                 live.bytes += piece.len() as u64;
+                // Every 1 MiB, so a display follows a large object.
+                if live.bytes % (1 << 20) < piece.len() as u64 {
+                    progress(live);
+                }
             }
         }
         if at != size {
@@ -235,8 +239,46 @@ pub fn serve(
     root: &Path,
     accept: Accept<'_>,
 ) -> Result<ServeReport, Error> {
-    let (store, source) = match wire::recv(stream)? {
+    let first = wire::recv(stream)?;
+    serve_from(stream, first, root, accept)
+}
+
+/// Asks the peer at the other end of `stream` for its copy of `store` and
+/// receives it under `root` (as [`serve`] would: resumable, verified).
+pub fn pull(
+    stream: &mut dyn Stream,
+    store: &[u8; 16],
+    name: &str,
+    root: &Path,
+) -> Result<ServeReport, Error> {
+    wire::send(
+        stream,
+        &Msg::Pull {
+            store: *store,
+            source: name.to_string(),
+        },
+    )?;
+    let want = *store;
+    serve(stream, root, &move |s: &[u8; 16], _: &str| {
+        if *s == want {
+            Ok(())
+        } else {
+            Err("the peer offered another store than the one asked for".to_string())
+        }
+    })
+}
+
+/// [`serve`] once its first message (which must be Hello) is read; the
+/// daemon reads it itself to tell a push from a [`pull`] request.
+pub fn serve_from(
+    stream: &mut dyn Stream,
+    first: Msg,
+    root: &Path,
+    accept: Accept<'_>,
+) -> Result<ServeReport, Error> {
+    let (store, source) = match first {
         Msg::Hello { store, source } => (store, source),
+        Msg::Refused { message } => return Err(Error::Refused(message)),
         m => return Err(Error::Protocol(format!("expected Hello, got {m:?}"))),
     };
     if let Err(why) = accept(&store, &source) {

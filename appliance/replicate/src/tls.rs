@@ -328,6 +328,81 @@ pub fn client_config(id: &Identity, pins: Pins) -> Result<Arc<ClientConfig>, Err
     Ok(Arc::new(c))
 }
 
+/// Records the certificate a server presents and refuses it, so the
+/// handshake ends there: a probe learns a peer's fingerprint (to show the
+/// operator at pairing) and never carries data.
+#[derive(Debug)]
+struct Probe {
+    seen: std::sync::Mutex<Option<Fingerprint>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Probe {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut g) = self.seen.lock() {
+            *g = Some(Fingerprint::of(end_entity));
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Learns the fingerprint of the certificate the replication endpoint at
+/// `addr` presents, for pairing. The handshake is abandoned as soon as the
+/// certificate arrives (nothing is trusted, nothing sent); the operator
+/// compares the fingerprint with the one the peer's own console shows.
+pub fn probe(addr: &str, timeout: Duration) -> Result<Fingerprint, Error> {
+    let v = Arc::new(Probe {
+        seen: std::sync::Mutex::new(None),
+        algs: algorithms(),
+    });
+    let c = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls_err("TLS setup", e))?
+        .dangerous()
+        .with_custom_certificate_verifier(v.clone())
+        .with_no_client_auth();
+    let outcome = connect(addr, Arc::new(c), timeout);
+    let seen = match v.seen.lock() {
+        Ok(g) => *g,
+        Err(p) => *p.into_inner(),
+    };
+    match (seen, outcome) {
+        (Some(f), _) => Ok(f),
+        (None, Err(Error::Link(e))) => Err(Error::Link(e)),
+        _ => Err(Error::Refused(format!(
+            "{addr} presented no certificate (is it a Coffer replication endpoint?)"
+        ))),
+    }
+}
+
 /// A TLS link, either side.
 pub type ClientLink = StreamOwned<ClientConnection, TcpStream>;
 /// A TLS link, the listening side.

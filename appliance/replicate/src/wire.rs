@@ -51,6 +51,15 @@ pub enum Msg {
         /// The sending appliance's name (for the receiver's log).
         source: String,
     },
+    /// Receiver → holder, first, on a link the receiver opened: send me
+    /// your copy of `store` (the holder then runs a session as its sender,
+    /// starting with Hello).
+    Pull {
+        /// The store's id.
+        store: [u8; 16],
+        /// The requesting appliance's name.
+        source: String,
+    },
     /// Receiver → sender: accepted; `objects` inventory entries follow.
     Ready {
         /// How many entries the inventory has.
@@ -104,6 +113,7 @@ pub enum Msg {
 
 const T_HELLO: u8 = 0x01;
 const T_READY: u8 = 0x02;
+const T_PULL: u8 = 0x05;
 const T_INVENTORY: u8 = 0x03;
 const T_INVENTORY_END: u8 = 0x04;
 const T_BEGIN: u8 = 0x10;
@@ -127,12 +137,16 @@ impl Msg {
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let mut p = Vec::new();
         let t = match self {
-            Msg::Hello { store, source } => {
+            Msg::Hello { store, source } | Msg::Pull { store, source } => {
                 p.extend_from_slice(&MAGIC);
                 p.extend_from_slice(&VERSION.to_le_bytes());
                 p.extend_from_slice(store);
                 put_str(&mut p, source)?;
-                T_HELLO
+                if matches!(self, Msg::Pull { .. }) {
+                    T_PULL
+                } else {
+                    T_HELLO
+                }
             }
             Msg::Ready { objects } => {
                 p.extend_from_slice(&VERSION.to_le_bytes());
@@ -200,7 +214,7 @@ impl Msg {
     pub fn decode(t: u8, p: &[u8]) -> Result<Msg, Error> {
         let mut r = Reader { p, at: 0 };
         let m = match t {
-            T_HELLO => {
+            T_HELLO | T_PULL => {
                 if r.take(8)? != MAGIC {
                     return Err(Error::Protocol(
                         "not a Coffer replication peer (bad magic)".into(),
@@ -213,9 +227,11 @@ impl Msg {
                     )));
                 }
                 let store = r.array::<16>()?;
-                Msg::Hello {
-                    store,
-                    source: r.string()?,
+                let source = r.string()?;
+                if t == T_PULL {
+                    Msg::Pull { store, source }
+                } else {
+                    Msg::Hello { store, source }
                 }
             }
             T_READY => {

@@ -88,6 +88,7 @@ fn key() -> impl Strategy<Value = String> {
 fn msg() -> impl Strategy<Value = Msg> {
     prop_oneof![
         (any::<[u8; 16]>(), ".{0,40}").prop_map(|(store, source)| Msg::Hello { store, source }),
+        (any::<[u8; 16]>(), ".{0,40}").prop_map(|(store, source)| Msg::Pull { store, source }),
         any::<u64>().prop_map(|objects| Msg::Ready { objects }),
         proptest::collection::vec(
             (key(), any::<u64>(), any::<bool>()).prop_map(|(key, size, complete)| Have {

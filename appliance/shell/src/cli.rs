@@ -80,7 +80,9 @@ enum Cmd {
         #[arg(default_value = "coffer-dev")]
         dir: PathBuf,
     },
-    /// Run one shell command against cofferd, e.g. `coffer remote job list`.
+    /// Run one shell command against cofferd, e.g. `coffer remote job list`;
+    /// `coffer remote add|list|pair|remove|restore …` manage the offsite
+    /// remotes (the shell's `remote …` commands).
     ///
     /// The commands are the interactive shell's (`coffer remote help` lists
     /// them); the exit code is the command's. Authenticates with the API
@@ -98,6 +100,19 @@ enum Cmd {
     /// The appliance's state and health (CPU, memory, load, temperatures,
     /// disk), from cofferd: `coffer remote status`.
     Status,
+    /// Offsite replication, from cofferd: `replicate run REMOTE [--watch]`
+    /// queues one now, `replicate status` shows each remote's copy and each
+    /// replicated asset's lag against its RPO.
+    Replicate {
+        /// `run REMOTE [--watch]` or `status`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        words: Vec<String>,
+    },
     /// The front panel, from cofferd: `panel show [--watch]` draws it as the
     /// person at the rack sees it, `panel press BUTTON` presses a button of
     /// the simulated panel (`coffer remote panel …`).
@@ -179,6 +194,13 @@ enum Cmd {
         overwrite: bool,
         /// Paths inside the snapshot (default: everything).
         paths: Vec<PathBuf>,
+        /// Restore from this offsite remote's copy instead, through cofferd
+        /// (an appliance's copy is pulled first; a bucket is read in place).
+        #[arg(long, value_name = "REMOTE")]
+        from: Option<String>,
+        /// With --from: whose copy (hex store id; default this appliance's).
+        #[arg(long, value_name = "ID", requires = "from")]
+        store_id: Option<String>,
     },
     /// Check the store: container hashes without keys, or every chunk with --read-data.
     Verify {
@@ -449,9 +471,53 @@ fn run(cli: Cli) -> Result<u8> {
     };
     let cmd = match &cli.cmd {
         None | Some(Cmd::Shell) => return crate::remote::shell(&remote),
-        Some(Cmd::Remote { words }) => return crate::remote::one_shot(&remote, words),
+        Some(Cmd::Remote { words }) => {
+            // `coffer remote add|list|pair|remove|restore …` are the
+            // offsite remotes' commands (no shell command starts with
+            // those words); anything else is a shell command.
+            let remotes = ["add", "list", "pair", "remove", "restore"];
+            if words.first().is_some_and(|w| remotes.contains(&w.as_str())) {
+                let mut w = vec!["remote".to_string()];
+                w.extend(words.iter().cloned());
+                return crate::remote::one_shot(&remote, &w);
+            }
+            return crate::remote::one_shot(&remote, words);
+        }
         Some(Cmd::Dev { dir }) => return crate::dev::run(dir, cli.json),
         Some(Cmd::Status) => return crate::remote::one_shot(&remote, &["status".to_string()]),
+        Some(Cmd::Replicate { words }) => {
+            let mut w = vec!["replicate".to_string()];
+            w.extend(words.iter().cloned());
+            return crate::remote::one_shot(&remote, &w);
+        }
+        Some(Cmd::Restore {
+            from: Some(from),
+            snapshot,
+            target,
+            store_id,
+            overwrite: false,
+            paths,
+        }) if paths.is_empty() => {
+            let mut w: Vec<String> = ["remote", "restore", from, snapshot, "--target"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            w.push(target.display().to_string());
+            if let Some(s) = store_id {
+                w.push("--store".into());
+                w.push(s.clone());
+            }
+            if let Some(f) = &pf {
+                w.push("--passphrase-file".into());
+                w.push(f.display().to_string());
+            }
+            return crate::remote::one_shot(&remote, &w);
+        }
+        Some(Cmd::Restore { from: Some(_), .. }) => {
+            bail!(
+                "restore --from restores a whole snapshot into an empty directory; --overwrite and paths are for local restores"
+            )
+        }
         Some(Cmd::Panel { words }) => {
             let mut w = vec!["panel".to_string()];
             w.extend(words.iter().cloned());
@@ -470,6 +536,7 @@ fn run(cli: Cli) -> Result<u8> {
         | Cmd::Remote { .. }
         | Cmd::Dev { .. }
         | Cmd::Status
+        | Cmd::Replicate { .. }
         | Cmd::Panel { .. }
         | Cmd::Benchmark { .. } => Ok(EXIT_OK),
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
@@ -615,6 +682,7 @@ fn run(cli: Cli) -> Result<u8> {
             target,
             overwrite,
             paths,
+            ..
         } => {
             let d = Direct::open(&store_dir(&cli)?)?;
             let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;

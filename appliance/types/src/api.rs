@@ -526,6 +526,12 @@ pub struct JobView {
     pub attempt: u32,
     /// Live progress of a running job.
     pub progress: Option<JobProgress>,
+    /// The remote, for replication and remote restore jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// What a replication job did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStats>,
 }
 
 /// Live counters of a running job.
@@ -987,6 +993,319 @@ pub enum Call {
         /// `up`, `down`, `ok` or `back`.
         button: String,
     },
+    /// Lists the offsite remotes and this appliance's replication identity.
+    RemoteList,
+    /// Adds an offsite remote. An appliance remote with an address is
+    /// probed: the answer carries the fingerprint it presents, to confirm
+    /// with `remote_pair`.
+    RemoteAdd {
+        /// The remote.
+        remote: RemoteSpec,
+    },
+    /// Pairs with an appliance remote: probes it again and pins its
+    /// certificate if it presents `fingerprint`. Without `fingerprint`,
+    /// only reports both fingerprints (nothing is pinned).
+    RemotePair {
+        /// The remote's name.
+        name: String,
+        /// The fingerprint the operator confirmed (from the remote's own
+        /// console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
+    },
+    /// Removes a remote (its copies stay where they are).
+    RemoteRemove {
+        /// The remote's name.
+        name: String,
+    },
+    /// Queues a replication of the store to a remote now.
+    ReplicateRun {
+        /// The remote's name.
+        remote: String,
+    },
+    /// Each remote's replication state: last run, lag per asset.
+    ReplicateStatus,
+    /// Restores a snapshot from a remote's copy of a store, on this
+    /// appliance, as a job: an appliance remote's copy is pulled here first
+    /// (resumably), a bucket is read in place.
+    RemoteRestore {
+        /// The remote's name.
+        remote: String,
+        /// Which store's copy (hex id); default: the only one the remote
+        /// holds for this appliance, else this appliance's own store.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store: Option<String>,
+        /// Snapshot id, unique prefix or `latest`.
+        snapshot: String,
+        /// An absolute directory to restore into (created if missing; must
+        /// be empty).
+        target: String,
+        /// The copy's passphrase (never logged, never audited).
+        passphrase: Secret,
+    },
+}
+
+/// A secret in a request (a passphrase, a secret access key): serialised
+/// as a plain string, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What kind of offsite remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteKind {
+    /// Another Coffer appliance, over TLS with pinned certificates.
+    Appliance,
+    /// An S3-compatible bucket, with Object Lock.
+    S3,
+}
+
+impl RemoteKind {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteKind::Appliance => "appliance",
+            RemoteKind::S3 => "s3",
+        }
+    }
+}
+
+impl FromStr for RemoteKind {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "appliance" => Ok(RemoteKind::Appliance),
+            "s3" => Ok(RemoteKind::S3),
+            _ => Err(ParseError {
+                what: "remote kind",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// How an S3 remote's objects are locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectLockMode {
+    /// Nobody can delete or shorten the lock, not even the account's root.
+    #[default]
+    Compliance,
+    /// Users with a special permission can bypass the lock.
+    Governance,
+    /// No lock (refused unless asked for explicitly).
+    None,
+}
+
+impl ObjectLockMode {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectLockMode::Compliance => "compliance",
+            ObjectLockMode::Governance => "governance",
+            ObjectLockMode::None => "none",
+        }
+    }
+}
+
+/// An S3 remote's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Remote {
+    /// The endpoint URL (`https://s3.example.net:9000`); absent for AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The region (`us-east-1` for most S3-compatible servers).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The bucket (created by its owner with Object Lock enabled).
+    pub bucket: String,
+    /// A key prefix inside the bucket (each store goes under
+    /// `<prefix><store id hex>/`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Path-style addressing (most self-hosted servers want it).
+    #[serde(default = "yes")]
+    pub path_style: bool,
+    /// The Object Lock mode of every object written.
+    #[serde(default)]
+    pub lock: ObjectLockMode,
+    /// Days each object stays locked at least; 0 derives it from the
+    /// longest retention of the profiles that replicate here.
+    #[serde(default)]
+    pub lock_days: u32,
+    /// The access key id; absent: the daemon's environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The secret access key (only in `remote_add`; stored sealed under a
+    /// key derived from the store's master key; never shown again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Secret>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A remote as `remote_add` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSpec {
+    /// Unique name, e.g. `offsite-1`.
+    pub name: String,
+    /// Appliance or S3.
+    pub kind: RemoteKind,
+    /// An appliance remote's replication endpoint, `host:port`; absent for
+    /// a peer that only pushes here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// An appliance remote's certificate fingerprint (SHA-256, as
+    /// `coffer remote list` on it shows), pinned at once when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// An S3 remote's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Remote>,
+    /// Bandwidth limit of replication to it, in MB/s (0: none).
+    #[serde(default)]
+    pub bandwidth_mb_s: u32,
+}
+
+/// A remote as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteView {
+    /// The remote as added (an S3 secret never appears).
+    #[serde(flatten)]
+    pub spec: RemoteSpec,
+    /// Whether its certificate is pinned (appliances) or it is usable (S3).
+    pub paired: bool,
+    /// The fingerprint it presented when last probed (appliances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_fingerprint: Option<String>,
+    /// Where an S3 remote's credentials come from: `stored` or
+    /// `environment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// The last replication job to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<i64>,
+    /// When its copy was last complete and verified, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<String>,
+    /// The newest backup that copy holds was taken before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers_until: Option<String>,
+    /// Why the last replication failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// This appliance's replication endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationIdentity {
+    /// Its certificate's SHA-256 fingerprint (the same as
+    /// `openssl x509 -noout -fingerprint -sha256`).
+    pub fingerprint: String,
+    /// The address it listens on, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// `remote_list`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteListing {
+    /// This appliance.
+    pub identity: ReplicationIdentity,
+    /// The remotes.
+    pub remotes: Vec<RemoteView>,
+}
+
+/// `remote_add` and `remote_pair`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pairing {
+    /// The remote.
+    pub remote: String,
+    /// This appliance's fingerprint (to confirm on the remote's console).
+    pub ours: String,
+    /// The fingerprint the remote presents now (absent when it could not
+    /// be reached or is not an appliance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theirs: Option<String>,
+    /// Whether its certificate is now pinned.
+    pub paired: bool,
+    /// What to do next, in words.
+    pub message: String,
+}
+
+/// What one replication job did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationStats {
+    /// The remote.
+    pub remote: String,
+    /// Objects the store had.
+    pub objects: u64,
+    /// Objects the remote already held.
+    pub skipped: u64,
+    /// Objects sent.
+    pub sent: u64,
+    /// Object bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes not sent again because an interrupted object resumed.
+    pub bytes_resumed: u64,
+    /// Objects the remote's hash (or stored checksum) confirmed.
+    pub verified: u64,
+    /// Objects that did not match (the job fails).
+    pub mismatched: u64,
+    /// Objects whose Object Lock was set or extended (S3).
+    pub locked: u64,
+    /// How long it ran, milliseconds.
+    pub duration_ms: u64,
+}
+
+impl ReplicationStats {
+    /// Bytes sent per second of the job's duration.
+    pub fn throughput(&self) -> f64 {
+        if self.duration_ms == 0 {
+            0.0
+        } else {
+            self.bytes_sent as f64 * 1000.0 / self.duration_ms as f64
+        }
+    }
+}
+
+/// One asset's replica lag at one remote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaLag {
+    /// The asset.
+    pub asset: String,
+    /// The remote.
+    pub remote: String,
+    /// The asset's RPO.
+    pub rpo: Duration,
+    /// The newest backup of it the remote holds, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_copy: Option<String>,
+    /// Whether the copy is older than the RPO.
+    pub breached: bool,
+}
+
+/// `replicate_status`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    /// Every remote.
+    pub remotes: Vec<RemoteView>,
+    /// Every asset whose profile replicates, per remote.
+    pub lag: Vec<ReplicaLag>,
 }
 
 /// Why a request failed; clients act on the code, show the message.

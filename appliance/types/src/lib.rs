@@ -231,6 +231,11 @@ pub enum JobKind {
     MediaRestore,
     /// A store rebuilt from tape cartridges alone.
     MediaRecover,
+    /// A store's objects copied to an offsite remote (another appliance or
+    /// an object storage bucket).
+    Replicate,
+    /// A snapshot restored from an offsite remote's copy.
+    RemoteRestore,
 }
 
 impl JobKind {
@@ -243,6 +248,8 @@ impl JobKind {
             JobKind::MediaWrite => "media-write",
             JobKind::MediaRestore => "media-restore",
             JobKind::MediaRecover => "media-recover",
+            JobKind::Replicate => "replicate",
+            JobKind::RemoteRestore => "remote-restore",
         }
     }
 }
@@ -257,6 +264,8 @@ impl FromStr for JobKind {
             "media-write" => Ok(JobKind::MediaWrite),
             "media-restore" => Ok(JobKind::MediaRestore),
             "media-recover" => Ok(JobKind::MediaRecover),
+            "replicate" => Ok(JobKind::Replicate),
+            "remote-restore" => Ok(JobKind::RemoteRestore),
             _ => Err(ParseError {
                 what: "job kind",
                 input: s.to_string(),

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use coffer_types::api::{
-    Asset, AuditFilter, Call, Criticality, Duration, Profile, Retention, Role, Schedules,
+    Asset, AuditFilter, Call, Criticality, Duration, ObjectLockMode, Profile, RemoteKind,
+    RemoteSpec, Retention, Role, S3Remote, Schedules,
 };
 use coffer_types::{JobKind, JobStatus, Level};
 
@@ -261,6 +262,44 @@ pub enum Action {
     },
     /// Redraw the front panel until Ctrl-C.
     PanelWatch,
+    /// Add a remote; an S3 secret is read here (from a file or a prompt),
+    /// never from the command line.
+    RemoteAdd {
+        /// The remote.
+        spec: RemoteSpec,
+        /// A file holding the S3 secret access key.
+        secret_file: Option<PathBuf>,
+    },
+    /// Pair with an appliance remote: without a fingerprint, show both and
+    /// ask the operator to confirm the remote's.
+    RemotePair {
+        /// The remote.
+        name: String,
+        /// The fingerprint confirmed beforehand.
+        fingerprint: Option<String>,
+    },
+    /// Queue a replication, and maybe watch it.
+    ReplicateRun {
+        /// The remote.
+        remote: String,
+        /// Watch it until it ends.
+        watch: bool,
+    },
+    /// Restore from a remote's copy; the copy's passphrase is read here.
+    RemoteRestore {
+        /// The remote.
+        remote: String,
+        /// Which store's copy (hex id).
+        store: Option<String>,
+        /// Snapshot id, prefix or `latest`.
+        snapshot: String,
+        /// Where to restore.
+        target: String,
+        /// A file holding the copy's passphrase (else a prompt).
+        passphrase_file: Option<PathBuf>,
+        /// Watch it until it ends.
+        watch: bool,
+    },
     /// Show help (on a command, when given).
     Help(Vec<String>),
     /// Leave the shell.
@@ -588,6 +627,70 @@ impl Parsed {
     }
 }
 
+fn remote_add(p: &Parsed) -> Result<Action, String> {
+    let name = p.req(0).to_string();
+    let bandwidth_mb_s = p.number_flag::<u32>("bandwidth")?.unwrap_or(0);
+    let appliance = p.one("appliance").map(str::to_string);
+    let fingerprint = p.one("fingerprint").map(str::to_string);
+    match (p.one("s3-bucket"), appliance.is_some() || p.has("inbound")) {
+        (Some(_), true) => Err("give --appliance (or --inbound) or --s3-bucket, not both".into()),
+        (None, false) => Err(
+            "give --appliance HOST:PORT, --inbound --fingerprint FP, or --s3-bucket BUCKET".into(),
+        ),
+        (None, true) => {
+            if p.has("inbound") && fingerprint.is_none() {
+                return Err(
+                    "--inbound needs --fingerprint (the remote's, from its console)".into(),
+                );
+            }
+            Ok(Action::RemoteAdd {
+                spec: RemoteSpec {
+                    name,
+                    kind: RemoteKind::Appliance,
+                    address: appliance,
+                    fingerprint,
+                    s3: None,
+                    bandwidth_mb_s,
+                },
+                secret_file: None,
+            })
+        }
+        (Some(bucket), false) => {
+            let lock = match p.one("lock").unwrap_or("compliance") {
+                "compliance" => ObjectLockMode::Compliance,
+                "governance" => ObjectLockMode::Governance,
+                "none" => ObjectLockMode::None,
+                other => {
+                    return Err(format!(
+                        "--lock: '{other}' is not compliance, governance or none"
+                    ));
+                }
+            };
+            Ok(Action::RemoteAdd {
+                spec: RemoteSpec {
+                    name,
+                    kind: RemoteKind::S3,
+                    address: None,
+                    fingerprint: None,
+                    s3: Some(S3Remote {
+                        endpoint: p.one("endpoint").map(str::to_string),
+                        region: p.one("region").unwrap_or("us-east-1").to_string(),
+                        bucket: bucket.to_string(),
+                        prefix: p.one("prefix").unwrap_or_default().to_string(),
+                        path_style: !p.has("virtual-host"),
+                        lock,
+                        lock_days: p.number_flag::<u32>("lock-days")?.unwrap_or(0),
+                        access_key_id: p.one("access-key-id").map(str::to_string),
+                        secret_access_key: None,
+                    }),
+                    bandwidth_mb_s,
+                },
+                secret_file: p.one("secret-file").map(PathBuf::from),
+            })
+        }
+    }
+}
+
 fn number<T: FromStr>(what: &str, v: &str) -> Result<T, String> {
     v.parse::<T>()
         .map_err(|_| format!("--{what}: '{v}' is not a number"))
@@ -839,6 +942,14 @@ pub static GROUPS: &[Group] = &[
     Group {
         name: "panel",
         summary: "the front panel: show it, press its buttons",
+    },
+    Group {
+        name: "remote",
+        summary: "offsite remotes: other appliances, S3 buckets",
+    },
+    Group {
+        name: "replicate",
+        summary: "offsite replication: run it, see how far each copy reaches",
     },
     Group {
         name: "reload",
@@ -1357,6 +1468,171 @@ pub static ENTRIES: &[Entry] = &[
             }
             Ok(Action::PanelPress { button: b })
         }
+    ),
+    entry!(
+        &["remote", "list"],
+        &[],
+        &[],
+        "List the offsite remotes, whether each is paired, how far its copy reaches, and this appliance's own replication fingerprint.",
+        |_, _| call(Call::RemoteList)
+    ),
+    entry!(
+        &["remote", "add"],
+        &[arg("NAME", ArgKind::Free)],
+        &[
+            flag(
+                "appliance",
+                "HOST:PORT",
+                ArgKind::Free,
+                "another Coffer appliance's replication endpoint"
+            ),
+            flag(
+                "fingerprint",
+                "SHA256",
+                ArgKind::Free,
+                "the appliance's certificate fingerprint, pinned at once (as its 'remote list' shows)"
+            ),
+            switch(
+                "inbound",
+                "an appliance that only replicates here (give --fingerprint)"
+            ),
+            flag(
+                "s3-bucket",
+                "BUCKET",
+                ArgKind::Free,
+                "an S3 bucket (created with Object Lock)"
+            ),
+            flag(
+                "endpoint",
+                "URL",
+                ArgKind::Free,
+                "the S3 endpoint (default: AWS)"
+            ),
+            flag(
+                "region",
+                "REGION",
+                ArgKind::Free,
+                "the S3 region (default us-east-1)"
+            ),
+            flag(
+                "prefix",
+                "PREFIX",
+                ArgKind::Free,
+                "a key prefix inside the bucket"
+            ),
+            flag(
+                "lock",
+                "MODE",
+                ArgKind::Free,
+                "Object Lock: compliance (default), governance or none"
+            ),
+            flag(
+                "lock-days",
+                "DAYS",
+                ArgKind::Free,
+                "lock objects this long (default: the longest retention of the profiles replicating there)"
+            ),
+            flag(
+                "access-key-id",
+                "ID",
+                ArgKind::Free,
+                "the S3 access key id (default: the daemon's AWS_* environment)"
+            ),
+            flag(
+                "secret-file",
+                "FILE",
+                ArgKind::File,
+                "a file holding the secret access key (else it is asked for)"
+            ),
+            switch(
+                "virtual-host",
+                "virtual-host-style S3 addressing (default: path style)"
+            ),
+            flag(
+                "bandwidth",
+                "MB/S",
+                ArgKind::Free,
+                "limit replication to it (default: none)"
+            ),
+        ],
+        "Add an offsite remote: another appliance (probed for the fingerprint it presents, to confirm with 'remote pair') or an S3 bucket with Object Lock.",
+        |p, _| remote_add(p)
+    ),
+    entry!(
+        &["remote", "pair"],
+        &[arg("NAME", ArgKind::Free)],
+        &[flag(
+            "fingerprint",
+            "SHA256",
+            ArgKind::Free,
+            "the fingerprint its console shows (else you are asked to compare)"
+        )],
+        "Pair with an appliance remote: show both fingerprints, pin the remote's once confirmed.",
+        |p, _| Ok(Action::RemotePair {
+            name: p.req(0).to_string(),
+            fingerprint: p.one("fingerprint").map(str::to_string),
+        })
+    ),
+    entry!(
+        &["remote", "remove"],
+        &[arg("NAME", ArgKind::Free)],
+        &[],
+        "Remove a remote (its copies stay where they are).",
+        |p, _| call(Call::RemoteRemove {
+            name: p.req(0).to_string()
+        })
+    ),
+    entry!(
+        &["remote", "restore"],
+        &[arg("REMOTE", ArgKind::Free), arg("SNAPSHOT", ArgKind::Free)],
+        &[
+            flag(
+                "target",
+                "DIR",
+                ArgKind::Free,
+                "an empty directory on the appliance to restore into"
+            )
+            .req(),
+            flag(
+                "store",
+                "ID",
+                ArgKind::Free,
+                "whose copy (hex store id; default this appliance's)"
+            ),
+            flag(
+                "passphrase-file",
+                "FILE",
+                ArgKind::File,
+                "a file holding the copy's passphrase (else it is asked for)"
+            ),
+            switch("watch", "watch its progress until it ends"),
+        ],
+        "Restore a snapshot (id, prefix or 'latest') from a remote's copy: an appliance's copy is pulled here first, a bucket is read in place. Needs only the copy's passphrase.",
+        |p, _| Ok(Action::RemoteRestore {
+            remote: p.req(0).to_string(),
+            snapshot: p.req(1).to_string(),
+            target: p.one("target").unwrap_or_default().to_string(),
+            store: p.one("store").map(str::to_string),
+            passphrase_file: p.one("passphrase-file").map(PathBuf::from),
+            watch: p.has("watch"),
+        })
+    ),
+    entry!(
+        &["replicate", "run"],
+        &[arg("REMOTE", ArgKind::Free)],
+        &[switch("watch", "watch its progress until it ends")],
+        "Replicate the store to a remote now: only what it lacks, resumed where a cut link stopped, verified.",
+        |p, _| Ok(Action::ReplicateRun {
+            remote: p.req(0).to_string(),
+            watch: p.has("watch"),
+        })
+    ),
+    entry!(
+        &["replicate", "status"],
+        &[],
+        &[],
+        "Each remote's last replication, and each replicated asset's newest offsite copy against its RPO.",
+        |_, _| call(Call::ReplicateStatus)
     ),
     entry!(
         &["reload"],

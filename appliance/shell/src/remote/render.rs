@@ -4,8 +4,9 @@
 
 use coffer_types::api::{
     Alert, AssetView, AuditEntry, AuditVerify, Call, DaemonStatus, Enrollment, HealthReport,
-    HealthState, ImportReport, JobView, NewToken, NextRun, PanelView, Profile, Role, TokenInfo,
-    UserInfo, Whoami,
+    HealthState, ImportReport, JobView, NewToken, NextRun, Pairing, PanelView, Profile,
+    RemoteListing, RemoteView, ReplicationStats, ReplicationStatus, Role, TokenInfo, UserInfo,
+    Whoami,
 };
 use coffer_types::{JobStatus, SnapshotInfo};
 use serde::de::DeserializeOwned;
@@ -193,6 +194,27 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
         Call::AuditList { .. } => ok(audit(&typed::<Vec<AuditEntry>>(v)?)),
         Call::AuditVerify => audit_verify(&typed(v)?),
         Call::PanelShow => ok(panel(&typed(v)?, color)),
+        Call::RemoteList => ok(remote_list(&typed(v)?)),
+        Call::RemoteAdd { .. } | Call::RemotePair { .. } => {
+            let p: Pairing = typed(v)?;
+            ok(format!("{}\n", p.message))
+        }
+        Call::ReplicateStatus => ok(replicate_status(&typed(v)?)),
+        Call::ReplicateRun { remote } => ok(match v.get("job").and_then(Value::as_i64) {
+            Some(id) => format!(
+                "job {id} queued: replication to '{remote}' ('job watch {id}' follows it)\n"
+            ),
+            None => format!("a replication to '{remote}' is already queued\n"),
+        }),
+        Call::RemoteRestore { remote, .. } => {
+            let id = v
+                .get("job")
+                .and_then(Value::as_i64)
+                .ok_or("unexpected result from cofferd: no job id")?;
+            ok(format!(
+                "job {id} queued: restore from '{remote}' ('job watch {id}' follows it)\n"
+            ))
+        }
         _ => ok(done(call)),
     })
 }
@@ -227,6 +249,9 @@ pub fn done(call: &Call) -> String {
         Call::AlertAck { id } => format!("alert {id} acknowledged"),
         Call::Reload => "configuration reloaded".into(),
         Call::PanelPress { button } => format!("pressed {button}"),
+        Call::RemoteRemove { name } => {
+            format!("remote '{name}' removed (its copies stay where they are)")
+        }
         _ => "done".into(),
     };
     s + "\n"
@@ -804,6 +829,12 @@ pub fn job(j: &JobView) -> String {
     if let Some(id) = &r.snapshot {
         rows.push(("snapshot", id.to_hex()));
     }
+    if let Some(remote) = &j.remote {
+        rows.push(("remote", remote.clone()));
+    }
+    if let Some(x) = &j.replication {
+        rows.push(("replicated", replication(x)));
+    }
     let mut out = details(&rows);
     if !r.messages.is_empty() {
         out.push_str("messages:\n");
@@ -812,6 +843,105 @@ pub fn job(j: &JobView) -> String {
         }
     }
     out
+}
+
+fn replication(x: &ReplicationStats) -> String {
+    format!(
+        "{} of {} object(s) sent ({}, {} resumed), {} already there, {} verified, {} mismatched{}; {}/s over {:.1} s",
+        x.sent,
+        x.objects,
+        size(x.bytes_sent),
+        size(x.bytes_resumed),
+        x.skipped,
+        x.verified,
+        x.mismatched,
+        if x.locked > 0 {
+            format!(", {} locked", x.locked)
+        } else {
+            String::new()
+        },
+        size(x.throughput() as u64),
+        x.duration_ms as f64 / 1000.0
+    )
+}
+
+fn remotes_table(list: &[RemoteView]) -> String {
+    if list.is_empty() {
+        return "no remotes\n".into();
+    }
+    let mut t = Table::new(&[
+        "NAME",
+        "KIND",
+        "WHERE",
+        "PAIRED",
+        "LAST GOOD",
+        "COVERS",
+        "LAST ERROR",
+    ]);
+    for r in list {
+        let place = match (&r.spec.address, &r.spec.s3) {
+            (_, Some(s3)) => format!(
+                "s3://{}/{} ({}, {})",
+                s3.bucket,
+                s3.prefix,
+                s3.endpoint.as_deref().unwrap_or("AWS"),
+                s3.lock.as_str()
+            ),
+            (Some(a), None) => a.clone(),
+            (None, None) => "(inbound only)".into(),
+        };
+        t.row(vec![
+            r.spec.name.clone(),
+            r.spec.kind.as_str().into(),
+            place,
+            if r.paired { "yes" } else { "NO" }.into(),
+            opt_time(&r.last_success, "never"),
+            opt_time(&r.covers_until, "-"),
+            r.last_error.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t.render()
+}
+
+fn remote_list(l: &RemoteListing) -> String {
+    let mut s = format!(
+        "this appliance: {}\nreplication endpoint: {}\n\n",
+        l.identity.fingerprint,
+        l.identity.listen.as_deref().unwrap_or("not listening")
+    );
+    s.push_str(&remotes_table(&l.remotes));
+    for r in &l.remotes {
+        if !r.paired
+            && let Some(f) = &r.seen_fingerprint
+        {
+            s.push_str(&format!(
+                "'{}' is not paired; it presents {f} (confirm with: remote pair {})\n",
+                r.spec.name, r.spec.name
+            ));
+        }
+    }
+    s
+}
+
+fn replicate_status(st: &ReplicationStatus) -> String {
+    let mut s = remotes_table(&st.remotes);
+    if st.lag.is_empty() {
+        s.push_str("\nno asset's profile replicates\n");
+        return s;
+    }
+    let mut t = Table::new(&["ASSET", "REMOTE", "RPO", "NEWEST COPY", "STATE"]);
+    for l in &st.lag {
+        t.row(vec![
+            l.asset.clone(),
+            l.remote.clone(),
+            l.rpo.to_string(),
+            opt_time(&l.newest_copy, "none"),
+            if l.breached { "LAGGING" } else { "ok" }.into(),
+        ]);
+    }
+    s.push('\n');
+    s.push_str(&t.render());
+    s
 }
 
 /// The exit code a finished job's status implies.

@@ -10,6 +10,7 @@ use std::time::Duration as StdDuration;
 use coffer_types::JobStatus;
 use coffer_types::api::{
     ApiError, AssetView, Call, Credential, DaemonStatus, ErrorCode, JobView, LoginResult, Profile,
+    Secret,
 };
 use serde_json::{Value, json};
 use zeroize::{Zeroize, Zeroizing};
@@ -451,6 +452,112 @@ impl Session {
                 self.call_and_show(&Call::PanelShow, json)
             }
             Action::PanelWatch => self.panel_watch(json),
+            Action::RemoteAdd {
+                mut spec,
+                secret_file,
+            } => {
+                if let Some(s3) = &mut spec.s3
+                    && s3.access_key_id.is_some()
+                {
+                    let secret = match &secret_file {
+                        Some(f) => Zeroizing::new(
+                            std::fs::read_to_string(f)
+                                .map_err(|e| {
+                                    Failure::Other(format!("cannot read '{}': {e}", f.display()))
+                                })?
+                                .trim()
+                                .to_string(),
+                        ),
+                        None => self.prompt.secret("secret access key: ")?,
+                    };
+                    s3.secret_access_key = Some(Secret(secret.to_string()));
+                }
+                self.call_and_show(&Call::RemoteAdd { remote: spec }, json)
+            }
+            Action::RemotePair { name, fingerprint } => {
+                let first = Call::RemotePair {
+                    name: name.clone(),
+                    fingerprint: fingerprint.clone(),
+                };
+                let v = self.request(&first)?;
+                let theirs = v.get("theirs").and_then(Value::as_str).map(str::to_string);
+                let paired = v.get("paired").and_then(Value::as_bool).unwrap_or(false);
+                if fingerprint.is_some() || paired || json || !self.prompt.can_ask() {
+                    return self.show(&first, &v, json);
+                }
+                let Some(theirs) = theirs else {
+                    return self.show(&first, &v, json);
+                };
+                let ours = v.get("ours").and_then(Value::as_str).unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "this appliance: {ours}\n'{name}' presents: {theirs}"
+                )?;
+                let answer = self.prompt.line(&format!(
+                    "does '{name}''s console ('remote list' there) show {theirs}? [y/N] "
+                ))?;
+                if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+                    writeln!(self.out, "not paired")?;
+                    return Ok(EXIT_FAILED);
+                }
+                self.call_and_show(
+                    &Call::RemotePair {
+                        name,
+                        fingerprint: Some(theirs),
+                    },
+                    json,
+                )
+            }
+            Action::ReplicateRun { remote, watch } => {
+                let call = Call::ReplicateRun { remote };
+                let v = self.request(&call)?;
+                match v.get("job").and_then(Value::as_i64) {
+                    Some(id) if watch => {
+                        if !json {
+                            self.show(&call, &v, false)?;
+                        }
+                        self.watch(id, json)
+                    }
+                    _ => self.show(&call, &v, json),
+                }
+            }
+            Action::RemoteRestore {
+                remote,
+                store,
+                snapshot,
+                target,
+                passphrase_file,
+                watch,
+            } => {
+                let pass = match &passphrase_file {
+                    Some(f) => Zeroizing::new(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| {
+                                Failure::Other(format!("cannot read '{}': {e}", f.display()))
+                            })?
+                            .trim_end_matches(['\n', '\r'])
+                            .to_string(),
+                    ),
+                    None => self.prompt.secret("the copy's passphrase: ")?,
+                };
+                let call = Call::RemoteRestore {
+                    remote,
+                    store,
+                    snapshot,
+                    target,
+                    passphrase: Secret(pass.to_string()),
+                };
+                let v = self.request(&call)?;
+                match v.get("job").and_then(Value::as_i64) {
+                    Some(id) if watch => {
+                        if !json {
+                            self.show(&call, &v, false)?;
+                        }
+                        self.watch(id, json)
+                    }
+                    _ => self.show(&call, &v, json),
+                }
+            }
         }
     }
 
