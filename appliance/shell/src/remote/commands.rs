@@ -1979,6 +1979,51 @@ mod tests {
     }
 
     #[test]
+    fn remote_and_replicate_commands() {
+        match action("remote add offsite --appliance b.example:7443 --bandwidth 20") {
+            Action::RemoteAdd { spec, secret_file } => {
+                assert_eq!(spec.kind, RemoteKind::Appliance);
+                assert_eq!(spec.address.as_deref(), Some("b.example:7443"));
+                assert_eq!(spec.bandwidth_mb_s, 20);
+                assert_eq!(secret_file, None);
+            }
+            a => panic!("{a:?}"),
+        }
+        match action(
+            "remote add vault --s3-bucket backups --endpoint http://10.0.0.5:9000 --lock governance --lock-days 90 --access-key-id AK --secret-file /root/s3.key",
+        ) {
+            Action::RemoteAdd { spec, secret_file } => {
+                let s3 = spec.s3.unwrap();
+                assert_eq!(s3.bucket, "backups");
+                assert_eq!(s3.lock, ObjectLockMode::Governance);
+                assert_eq!(s3.lock_days, 90);
+                assert!(s3.path_style);
+                assert_eq!(s3.secret_access_key, None, "never from the command line");
+                assert_eq!(secret_file, Some(PathBuf::from("/root/s3.key")));
+            }
+            a => panic!("{a:?}"),
+        }
+        assert!(err("remote add x").contains("--appliance"));
+        assert!(err("remote add x --inbound").contains("--fingerprint"));
+        assert!(err("remote add x --s3-bucket b --appliance h:1").contains("not both"));
+        assert!(err("remote add x --s3-bucket b --lock forever").contains("--lock"));
+        assert!(matches!(
+            action("remote pair offsite"),
+            Action::RemotePair { name, fingerprint: None } if name == "offsite"
+        ));
+        assert!(matches!(
+            action("replicate run offsite --watch"),
+            Action::ReplicateRun { remote, watch: true } if remote == "offsite"
+        ));
+        assert!(matches!(
+            action("remote restore offsite latest --target /srv/r"),
+            Action::RemoteRestore { remote, snapshot, target, .. }
+                if remote == "offsite" && snapshot == "latest" && target == "/srv/r"
+        ));
+        assert!(err("remote restore offsite latest").contains("--target"));
+    }
+
+    #[test]
     fn user_commands() {
         assert_eq!(
             wire("user roles bob auditor,backup-operator"),
