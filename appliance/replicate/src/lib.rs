@@ -15,17 +15,26 @@
 //!
 //! The sessions run over any byte stream; the daemon puts them on TLS with
 //! pinned peer certificates.
+//!
+//! The other offsite target is an S3-compatible bucket: [`s3`] (a
+//! [`coffer_store::BlobStore`] on a bucket, with S3 Object Lock as the
+//! retention lock) and [`mirror`] (copy the objects the bucket lacks,
+//! locked, each checked after upload; `docs/formats/s3-layout.md`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod limit;
+pub mod mirror;
 pub mod replica;
+pub mod s3;
 pub mod session;
 pub mod tls;
 pub mod wire;
 
 pub use limit::TokenBucket;
+pub use mirror::{MirrorReport, mirror};
 pub use replica::Replica;
+pub use s3::{Lock, LockMode, S3Config, S3Credentials, S3Store};
 pub use session::{PushReport, ServeReport, pull, push, serve, serve_from};
 
 /// What went wrong in a replication session.

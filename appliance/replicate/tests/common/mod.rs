@@ -15,6 +15,8 @@ use coffer_replicate::{Error, PushReport, ServeReport, TokenBucket, push, serve}
 use coffer_store::{BlobStore, DirStore, InitOptions, Repo};
 use coffer_types::Level;
 
+pub mod moto;
+
 pub struct World {
     pub t: tempfile::TempDir,
     pub src: PathBuf,
@@ -169,7 +171,12 @@ pub fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// Opens the replica as a store with the passphrase alone, rebuilds a
 /// catalog from it and restores the newest snapshot; compares with `src`.
 pub fn restore_from_replica(w: &World) {
-    let blobs: Arc<dyn BlobStore> = Arc::new(DirStore::new(w.replica_dir()));
+    restore_from(w, Arc::new(DirStore::new(w.replica_dir())));
+}
+
+/// Opens `blobs` as a store with the passphrase alone, rebuilds a catalog
+/// from it and restores the newest snapshot; compares with `src`.
+pub fn restore_from(w: &World, blobs: Arc<dyn BlobStore>) {
     let repo = Repo::open(blobs, &pass()).unwrap();
     let mut catalog = Catalog::open(&w.t.path().join("dr-catalog.db")).unwrap();
     coffer_engine::rebuild_catalog(&repo, &mut catalog).unwrap();
