@@ -135,7 +135,12 @@ pub(crate) fn mirror_to(
         mode => {
             dst.require_lock()?;
             let period = lock_period_s(&*inner.catalog()?, row, &s3)?;
-            let until = inner.now_ms() / 1000 + period;
+            // The server judges the lock by its own clock: the wall
+            // clock, not the scheduler's.
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let until = wall + period;
             log.info(&format!(
                 "objects are locked in {} mode until {} ({} days)",
                 mode.as_str(),

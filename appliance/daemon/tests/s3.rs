@@ -9,6 +9,7 @@
 
 mod common;
 #[path = "../../replicate/tests/common/moto.rs"]
+#[allow(dead_code)]
 mod moto;
 
 use std::time::{Duration, Instant};
@@ -57,14 +58,24 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     let a = TestDaemon::start();
     let (mut ca, sa) = a.admin();
     fresh(&a, &mut ca, &sa);
-    let added = ca.ok("remote_add", s3_remote("vault", &m, "coffer-vault", "compliance"));
+    let added = ca.ok(
+        "remote_add",
+        s3_remote("vault", &m, "coffer-vault", "compliance"),
+    );
     assert_eq!(added["paired"], json!(true), "{added}");
     fresh(&a, &mut ca, &sa);
-    ca.ok("remote_add", s3_remote("plain", &m, "coffer-plain", "compliance"));
+    ca.ok(
+        "remote_add",
+        s3_remote("plain", &m, "coffer-plain", "compliance"),
+    );
     // The secret is sealed: not in the listing, the catalog or the audit.
     let listing = ca.ok("remote_list", Value::Null);
     assert!(!listing.to_string().contains(SECRET), "{listing}");
-    assert_eq!(listing["remotes"][1]["credentials"], json!("stored"), "{listing}");
+    assert_eq!(
+        listing["remotes"][1]["credentials"],
+        json!("stored"),
+        "{listing}"
+    );
     let db = std::fs::read(a.dir.path().join("store/catalog.db")).unwrap();
     assert!(!db.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
     let audit = ca.ok("audit_list", json!({"filter": {}}));
@@ -75,7 +86,10 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     let mut prof = common::profile("p", "Sun 02:00");
     prof["replicate_to"] = json!(["vault"]);
     ca.ok("profile_add", json!({ "profile": prof }));
-    ca.ok("asset_add", json!({"asset": asset("web-01", &src, Some("p"))}));
+    ca.ok(
+        "asset_add",
+        json!({"asset": asset("web-01", &src, Some("p"))}),
+    );
     let bid = ca.ok("job_run", json!({"asset": "web-01", "level": "full"}))["job"].clone();
     assert_eq!(wait_job(&mut ca, &bid)["status"], json!("success"));
     let start = Instant::now();
@@ -88,13 +102,20 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
             let j = wait_job(&mut ca, &j["id"]);
             break j;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no replication queued");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no replication queued"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(rj["status"], json!("success"), "{rj}");
     let r = &rj["replication"];
     // Every store object, plus the catalog export.
-    assert_eq!(r["sent"].as_u64().unwrap(), r["objects"].as_u64().unwrap() + 1, "{rj}");
+    assert_eq!(
+        r["sent"].as_u64().unwrap(),
+        r["objects"].as_u64().unwrap() + 1,
+        "{rj}"
+    );
     assert_eq!(r["verified"], r["objects"], "{rj}");
     assert_eq!(r["mismatched"], json!(0));
 
@@ -111,13 +132,20 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
             assert!(keys.contains(&k), "{k} missing from the bucket");
             let lock = bucket.retention(&k).unwrap().expect("locked");
             assert_eq!(lock.mode, LockMode::Compliance, "{k}");
-            assert!(lock.retain_until_s > a.clock.now_ms() / 1000 + 80_000, "{k}");
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            assert!(lock.retain_until_s > wall + 80_000, "{k}");
             assert_eq!(bucket.get(&k).unwrap(), local.get(&k).unwrap(), "{k}");
         }
     }
     let data = local.list("data/").unwrap();
     let version = bucket.versions(&data[0]).unwrap()[0].clone();
-    let e = bucket.delete_version(&data[0], &version).unwrap_err().to_string();
+    let e = bucket
+        .delete_version(&data[0], &version)
+        .unwrap_err()
+        .to_string();
     assert!(!e.is_empty());
     assert_eq!(bucket.get(&data[0]).unwrap(), local.get(&data[0]).unwrap());
 
@@ -141,7 +169,10 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     let b = TestDaemon::start();
     let (mut cb, sb) = b.admin();
     fresh(&b, &mut cb, &sb);
-    cb.ok("remote_add", s3_remote("vault", &m, "coffer-vault", "compliance"));
+    cb.ok(
+        "remote_add",
+        s3_remote("vault", &m, "coffer-vault", "compliance"),
+    );
     let pass = std::fs::read_to_string(a.dir.path().join("passphrase")).unwrap();
     let target = b.dir.path().join("restored");
     let rid = cb.ok(
@@ -167,7 +198,10 @@ fn refused_credentials_fail_the_job_with_the_reason_and_never_the_secret() {
     let a = TestDaemon::start();
     let (mut ca, sa) = a.admin();
     fresh(&a, &mut ca, &sa);
-    ca.ok("remote_add", s3_remote("vault", &m, "coffer-vault", "compliance"));
+    ca.ok(
+        "remote_add",
+        s3_remote("vault", &m, "coffer-vault", "compliance"),
+    );
     let id = ca.ok("replicate_run", json!({"remote": "vault"}))["job"].clone();
     let j = wait_job(&mut ca, &id);
     assert_eq!(j["status"], json!("failed"), "{j}");
