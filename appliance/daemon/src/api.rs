@@ -617,12 +617,7 @@ fn execute(
             (Value::Null, "configuration reloaded".into())
         }
         Call::RemoteList => {
-            let remotes = cat
-                .remotes()
-                .map_err(from_catalog)?
-                .iter()
-                .map(coffer_catalog::RemoteRow::view)
-                .collect();
+            let remotes = remote_views(cat)?;
             let listing = coffer_types::api::RemoteListing {
                 identity: crate::replication::identity_view(inner),
                 remotes,
@@ -668,12 +663,7 @@ fn execute(
             }
         }
         Call::ReplicateStatus => {
-            let remotes = cat
-                .remotes()
-                .map_err(from_catalog)?
-                .iter()
-                .map(coffer_catalog::RemoteRow::view)
-                .collect();
+            let remotes = remote_views(cat)?;
             let lag = crate::replication::lag(cat, now).map_err(from_anyhow)?;
             (
                 to_value(&coffer_types::api::ReplicationStatus { remotes, lag })?,
@@ -712,25 +702,26 @@ fn execute(
     })
 }
 
+/// Every remote as listed.
+fn remote_views(cat: &Catalog) -> ApiResult<Vec<coffer_types::api::RemoteView>> {
+    Ok(cat
+        .remotes()
+        .map_err(from_catalog)?
+        .iter()
+        .map(coffer_catalog::RemoteRow::view)
+        .collect())
+}
+
 /// An error from the replication code, classified for the caller.
 fn from_anyhow(e: anyhow::Error) -> ApiError {
-    if let Some(c) = e.downcast_ref::<coffer_catalog::Error>() {
-        let msg = format!("{e:#}");
-        let mut a = from_catalog(coffer_catalog::Error::Corrupt {
-            path: std::path::PathBuf::new(),
-            detail: String::new(),
-        });
-        a = match c {
-            coffer_catalog::Error::NotFound { .. } => err(ErrorCode::NotFound, msg),
-            coffer_catalog::Error::Exists { .. } => err(ErrorCode::Conflict, msg),
-            _ => {
-                a.message = msg;
-                a
-            }
-        };
-        return a;
+    use coffer_catalog::Error as E;
+    let msg = format!("{e:#}");
+    match e.downcast_ref::<E>() {
+        Some(E::NotFound { .. }) => err(ErrorCode::NotFound, msg),
+        Some(E::Exists { .. }) => err(ErrorCode::Conflict, msg),
+        Some(_) => err(ErrorCode::Internal, msg),
+        None => err(ErrorCode::Invalid, msg),
     }
-    err(ErrorCode::Invalid, format!("{e:#}"))
 }
 
 fn roles_text(roles: &[coffer_types::api::Role]) -> String {

@@ -310,7 +310,7 @@ fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
                         &format!("job {}: {msg}", r.id),
                     );
                 }
-                (JobKind::Backup, _) => {
+                (kind, _) => {
                     let _ = cat.end_job_early(
                         r.id,
                         &[JobStatus::Queued, JobStatus::Running],
@@ -318,16 +318,10 @@ fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
                         &format!("error: {msg}"),
                         now,
                     );
-                    after_failure(inner, &cat, p, &msg);
-                }
-                _ => {
-                    let _ = cat.end_job_early(
-                        r.id,
-                        &[JobStatus::Queued, JobStatus::Running],
-                        JobStatus::Failed,
-                        &format!("error: {msg}"),
-                        now,
-                    );
+                    if kind == JobKind::Backup {
+                        after_failure(inner, &cat, p, &msg);
+                        return;
+                    }
                     let target = p.view.remote.clone().unwrap_or_default();
                     let source = p.view.source.unwrap_or(Source::System);
                     inner.audit(

@@ -585,20 +585,7 @@ pub(crate) fn execute(
         .clone()
         .ok_or_else(|| anyhow!("job {} names no remote", r.id))?;
     let remote = inner.catalog()?.remote(&name)?;
-    let cat = coffer_catalog::Catalog::open(&inner.catalog_path)?;
-    cat.start_queued_job(
-        r.id,
-        &coffer_catalog::NewJob {
-            kind: JobKind::Replicate,
-            asset: None,
-            level: None,
-            scope: Scope::default(),
-            started_ms: inner.now_ms(),
-            identity: r.identity.clone(),
-            host: inner.host.clone(),
-            pid: std::process::id(),
-        },
-    )?;
+    let cat = start(inner, p)?;
     // Every snapshot the store holds now is what this run can cover (its
     // record is written last, so a snapshot in the catalog is whole).
     let covers = cat.snapshots(None)?.iter().map(|s| s.finished_ms).max();
@@ -708,12 +695,13 @@ pub(crate) fn execute(
     Ok(())
 }
 
-fn push_to_appliance(
+/// A TLS link to a paired appliance remote, pinned to its certificate
+/// alone, shut when the job is asked to stop.
+fn connect(
     inner: &Inner,
     remote: &RemoteRow,
     progress: &Arc<Progress>,
-    bucket: &mut TokenBucket,
-) -> Result<ReplicationStats> {
+) -> Result<(tls::ClientLink, StopWatch)> {
     let name = &remote.spec.name;
     let addr = remote
         .spec
@@ -725,9 +713,40 @@ fn push_to_appliance(
     })?;
     let pins = Pins::new(vec![pin.parse::<Fingerprint>()?]);
     let config = tls::client_config(&inner.replication.identity, pins)?;
-    let (mut link, _) = tls::connect(addr, config, timeout(inner))
+    let (link, _) = tls::connect(addr, config, timeout(inner))
         .with_context(|| format!("connecting to '{name}' at {addr}"))?;
-    let _watch = StopWatch::new(progress, link.get_ref().try_clone()?);
+    let watch = StopWatch::new(progress, link.get_ref().try_clone()?);
+    Ok((link, watch))
+}
+
+/// The job's catalog connection, with queued job `p` marked running.
+fn start(inner: &Inner, p: &Pending) -> Result<Catalog> {
+    let r = &p.view.record;
+    let cat = Catalog::open(&inner.catalog_path)?;
+    cat.start_queued_job(
+        r.id,
+        &coffer_catalog::NewJob {
+            kind: r.kind,
+            asset: None,
+            level: None,
+            scope: r.scope.clone(),
+            started_ms: inner.now_ms(),
+            identity: r.identity.clone(),
+            host: inner.host.clone(),
+            pid: std::process::id(),
+        },
+    )?;
+    Ok(cat)
+}
+
+fn push_to_appliance(
+    inner: &Inner,
+    remote: &RemoteRow,
+    progress: &Arc<Progress>,
+    bucket: &mut TokenBucket,
+) -> Result<ReplicationStats> {
+    let name = &remote.spec.name;
+    let (mut link, _watch) = connect(inner, remote, progress)?;
     let store = inner.repo.config().store_id.0;
     let report = coffer_replicate::push(
         &mut link,
@@ -768,22 +787,7 @@ pub(crate) fn pull_from_appliance(
     log: &JobLog,
 ) -> Result<PathBuf> {
     let name = &remote.spec.name;
-    let addr = remote
-        .spec
-        .address
-        .as_deref()
-        .ok_or_else(|| anyhow!("remote '{name}' has no address to pull from"))?;
-    let pin = remote
-        .pinned
-        .as_deref()
-        .ok_or_else(|| anyhow!("remote '{name}' is not paired"))?;
-    let config = tls::client_config(
-        &inner.replication.identity,
-        Pins::new(vec![pin.parse::<Fingerprint>()?]),
-    )?;
-    let (mut link, _) = tls::connect(addr, config, timeout(inner))
-        .with_context(|| format!("connecting to '{name}' at {addr}"))?;
-    let _watch = StopWatch::new(progress, link.get_ref().try_clone()?);
+    let (mut link, _watch) = connect(inner, remote, progress)?;
     let replicas = inner.config().replication.replicas_dir;
     crate::create_private_dir(&replicas)?;
     let r = coffer_replicate::pull(&mut link, store, &inner.host, &replicas)
@@ -990,20 +994,7 @@ pub(crate) fn execute_restore(
         .clone()
         .ok_or_else(|| anyhow!("job {} names no remote", r.id))?;
     let remote = inner.catalog()?.remote(&name)?;
-    let cat = Catalog::open(&inner.catalog_path)?;
-    cat.start_queued_job(
-        r.id,
-        &coffer_catalog::NewJob {
-            kind: JobKind::RemoteRestore,
-            asset: None,
-            level: None,
-            scope: r.scope.clone(),
-            started_ms: inner.now_ms(),
-            identity: r.identity.clone(),
-            host: inner.host.clone(),
-            pid: std::process::id(),
-        },
-    )?;
+    let cat = start(inner, p)?;
     let store = match &order.store {
         Some(s) => parse_store(s)?,
         None => inner.repo.config().store_id.0,

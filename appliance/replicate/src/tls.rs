@@ -200,10 +200,15 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
 
 /// Checks the peer's certificate against the pins, and its handshake
 /// signatures for real (proof that it holds the certificate's key).
+///
+/// A probe (`seen` set) instead records the certificate and refuses it,
+/// so the handshake ends there: it learns a peer's fingerprint (to show
+/// the operator at pairing) and never carries data.
 #[derive(Debug)]
 struct Pinned {
     pins: Pins,
     algs: WebPkiSupportedAlgorithms,
+    seen: Option<std::sync::Mutex<Option<Fingerprint>>>,
 }
 
 impl Pinned {
@@ -211,10 +216,15 @@ impl Pinned {
     /// below prove the peer holds its key).
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         let f = Fingerprint::of(cert);
-        if self.pins.contains(&f) {
+        if let Some(seen) = &self.seen {
+            if let Ok(mut g) = seen.lock() {
+                *g = Some(f);
+            }
+        } else if self.pins.contains(&f) {
             return Ok(());
+        } else {
+            tracing::warn!(fingerprint = %f, "a peer presented a certificate that is not pinned");
         }
-        tracing::warn!(fingerprint = %f, "a peer presented a certificate that is not pinned");
         Err(rustls::Error::InvalidCertificate(
             rustls::CertificateError::ApplicationVerificationFailure,
         ))
@@ -301,6 +311,7 @@ pub fn server_config(id: &Identity, pins: Pins) -> Result<Arc<ServerConfig>, Err
     let v = Arc::new(Pinned {
         pins,
         algs: algorithms(),
+        seen: None,
     });
     let c = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -317,6 +328,7 @@ pub fn client_config(id: &Identity, pins: Pins) -> Result<Arc<ClientConfig>, Err
     let v = Arc::new(Pinned {
         pins,
         algs: algorithms(),
+        seen: None,
     });
     let c = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -328,60 +340,15 @@ pub fn client_config(id: &Identity, pins: Pins) -> Result<Arc<ClientConfig>, Err
     Ok(Arc::new(c))
 }
 
-/// Records the certificate a server presents and refuses it, so the
-/// handshake ends there: a probe learns a peer's fingerprint (to show the
-/// operator at pairing) and never carries data.
-#[derive(Debug)]
-struct Probe {
-    seen: std::sync::Mutex<Option<Fingerprint>>,
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Probe {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut g) = self.seen.lock() {
-            *g = Some(Fingerprint::of(end_entity));
-        }
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::ApplicationVerificationFailure,
-        ))
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
 /// Learns the fingerprint of the certificate the replication endpoint at
 /// `addr` presents, for pairing. The handshake is abandoned as soon as the
 /// certificate arrives (nothing is trusted, nothing sent); the operator
 /// compares the fingerprint with the one the peer's own console shows.
 pub fn probe(addr: &str, timeout: Duration) -> Result<Fingerprint, Error> {
-    let v = Arc::new(Probe {
-        seen: std::sync::Mutex::new(None),
+    let v = Arc::new(Pinned {
+        pins: Pins::default(),
         algs: algorithms(),
+        seen: Some(std::sync::Mutex::new(None)),
     });
     let c = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -390,9 +357,10 @@ pub fn probe(addr: &str, timeout: Duration) -> Result<Fingerprint, Error> {
         .with_custom_certificate_verifier(v.clone())
         .with_no_client_auth();
     let outcome = connect(addr, Arc::new(c), timeout);
-    let seen = match v.seen.lock() {
-        Ok(g) => *g,
-        Err(p) => *p.into_inner(),
+    let seen = match v.seen.as_ref().map(|m| m.lock()) {
+        Some(Ok(g)) => *g,
+        Some(Err(p)) => *p.into_inner(),
+        None => None,
     };
     match (seen, outcome) {
         (Some(f), _) => Ok(f),

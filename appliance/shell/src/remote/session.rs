@@ -459,17 +459,7 @@ impl Session {
                 if let Some(s3) = &mut spec.s3
                     && s3.access_key_id.is_some()
                 {
-                    let secret = match &secret_file {
-                        Some(f) => Zeroizing::new(
-                            std::fs::read_to_string(f)
-                                .map_err(|e| {
-                                    Failure::Other(format!("cannot read '{}': {e}", f.display()))
-                                })?
-                                .trim()
-                                .to_string(),
-                        ),
-                        None => self.prompt.secret("secret access key: ")?,
-                    };
+                    let secret = self.secret(secret_file.as_deref(), "secret access key: ")?;
                     s3.secret_access_key = Some(Secret(secret.to_string()));
                 }
                 self.call_and_show(&Call::RemoteAdd { remote: spec }, json)
@@ -509,17 +499,7 @@ impl Session {
                 )
             }
             Action::ReplicateRun { remote, watch } => {
-                let call = Call::ReplicateRun { remote };
-                let v = self.request(&call)?;
-                match v.get("job").and_then(Value::as_i64) {
-                    Some(id) if watch => {
-                        if !json {
-                            self.show(&call, &v, false)?;
-                        }
-                        self.watch(id, json)
-                    }
-                    _ => self.show(&call, &v, json),
-                }
+                self.queue(&Call::ReplicateRun { remote }, watch, json)
             }
             Action::RemoteRestore {
                 remote,
@@ -529,17 +509,7 @@ impl Session {
                 passphrase_file,
                 watch,
             } => {
-                let pass = match &passphrase_file {
-                    Some(f) => Zeroizing::new(
-                        std::fs::read_to_string(f)
-                            .map_err(|e| {
-                                Failure::Other(format!("cannot read '{}': {e}", f.display()))
-                            })?
-                            .trim_end_matches(['\n', '\r'])
-                            .to_string(),
-                    ),
-                    None => self.prompt.secret("the copy's passphrase: ")?,
-                };
+                let pass = self.secret(passphrase_file.as_deref(), "the copy's passphrase: ")?;
                 let call = Call::RemoteRestore {
                     remote,
                     store,
@@ -547,17 +517,43 @@ impl Session {
                     target,
                     passphrase: Secret(pass.to_string()),
                 };
-                let v = self.request(&call)?;
-                match v.get("job").and_then(Value::as_i64) {
-                    Some(id) if watch => {
-                        if !json {
-                            self.show(&call, &v, false)?;
-                        }
-                        self.watch(id, json)
-                    }
-                    _ => self.show(&call, &v, json),
-                }
+                self.queue(&call, watch, json)
             }
+        }
+    }
+
+    /// A secret from a file (its first line) or, without one, a prompt
+    /// that does not echo.
+    fn secret(
+        &mut self,
+        file: Option<&std::path::Path>,
+        prompt: &str,
+    ) -> Result<Zeroizing<String>, Failure> {
+        match file {
+            Some(f) => {
+                let text =
+                    Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                        Failure::Other(format!("cannot read '{}': {e}", f.display()))
+                    })?);
+                Ok(Zeroizing::new(
+                    text.trim_end_matches(['\n', '\r']).to_string(),
+                ))
+            }
+            None => Ok(self.prompt.secret(prompt)?),
+        }
+    }
+
+    /// Sends a call that queues a job; with `watch`, follows the job.
+    fn queue(&mut self, call: &Call, watch: bool, json: bool) -> Result<u8, Failure> {
+        let v = self.request(call)?;
+        match v.get("job").and_then(Value::as_i64) {
+            Some(id) if watch => {
+                if !json {
+                    self.show(call, &v, false)?;
+                }
+                self.watch(id, json)
+            }
+            _ => self.show(call, &v, json),
         }
     }
 
