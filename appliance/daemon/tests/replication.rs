@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestDaemon, asset, sample_tree};
+use common::{Client, TestDaemon, asset, fresh, sample_tree, wait_job};
 use serde_json::{Value, json};
 
 fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -26,23 +26,8 @@ fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// A fresh MFA code for the next call (the clock moves a TOTP step).
-fn fresh(d: &TestDaemon, c: &mut Client, secret: &[u8]) {
-    d.next_step();
-    c.mfa = Some(d.code(secret));
-}
-
 fn job(c: &mut Client, id: &Value) -> Value {
     c.ok("job_get", json!({ "id": id }))
-}
-
-fn wait_job(c: &mut Client, id: &Value) -> Value {
-    let mut last = Value::Null;
-    wait("the job", 120, || {
-        last = job(c, id);
-        !matches!(last["status"].as_str(), Some("queued" | "running"))
-    });
-    last
 }
 
 fn replicate_jobs(c: &mut Client) -> Vec<Value> {

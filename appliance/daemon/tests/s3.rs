@@ -16,28 +16,11 @@ use std::time::{Duration, Instant};
 
 use coffer_replicate::s3::{LockMode, S3Store};
 use coffer_store::BlobStore;
-use common::{Client, TestDaemon, asset, sample_tree};
+use common::{TestDaemon, asset, fresh, sample_tree, wait_job};
 use moto::Moto;
 use serde_json::{Value, json};
 
 const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY";
-
-fn wait_job(c: &mut Client, id: &Value) -> Value {
-    let start = Instant::now();
-    loop {
-        let j = c.ok("job_get", json!({ "id": id }));
-        if !matches!(j["status"].as_str(), Some("queued" | "running")) {
-            return j;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "job {id}: {j}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn fresh(d: &TestDaemon, c: &mut Client, secret: &[u8]) {
-    d.next_step();
-    c.mfa = Some(d.code(secret));
-}
 
 fn s3_remote(name: &str, m: &Moto, bucket: &str, lock: &str) -> Value {
     json!({"remote": {"name": name, "kind": "s3", "s3": {

@@ -250,3 +250,25 @@ pub fn jobs(c: &mut Client) -> Vec<Value> {
     v.reverse();
     v
 }
+
+/// Waits until job `id` has ended (up to 2 minutes); returns it.
+pub fn wait_job(c: &mut Client, id: &Value) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let j = c.ok("job_get", json!({ "id": id }));
+        if !matches!(j["status"].as_str(), Some("queued" | "running")) {
+            return j;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "job {id}: {j}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Gives the client's next call a fresh TOTP code (the clock moves a step).
+pub fn fresh(d: &TestDaemon, c: &mut Client, secret: &[u8]) {
+    d.next_step();
+    c.mfa = Some(d.code(secret));
+}
