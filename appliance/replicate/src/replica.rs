@@ -91,11 +91,19 @@ impl Replica {
     }
 
     /// Starts or resumes receiving `key` at `offset`, which must be what
-    /// the partial file holds (0 starts over).
+    /// the partial file holds (0 starts over). An object held whole is
+    /// never replaced: store objects are immutable, a sender only sends
+    /// what the inventory lacks, and a sender that tries anyway (a
+    /// compromised primary) must not be able to rewrite the offsite copy.
     pub fn receive(&self, key: &str, offset: u64) -> Result<Incoming, Error> {
         if !valid_key(key) {
             return Err(Error::Protocol(format!(
                 "the peer sent an object named '{key}', which no store has"
+            )));
+        }
+        if self.path(key).exists() {
+            return Err(Error::Refused(format!(
+                "this replica already holds '{key}' whole; store objects are immutable and a held one is never replaced"
             )));
         }
         let path = self.partial(key);
@@ -193,7 +201,7 @@ impl Incoming {
     }
 
     /// Ends it: if what arrived hashes to `expected`, it is synced and put
-    /// in place (replacing a damaged copy) and `Ok(Some(hash))`; otherwise
+    /// in place and `Ok(Some(hash))`; otherwise
     /// it is discarded and `Ok(None)` with the hash of what arrived.
     pub fn finish(self, expected: &[u8; 32]) -> Result<(bool, [u8; 32]), Error> {
         let hash = *self.hasher.finalize().as_bytes();
@@ -277,11 +285,16 @@ mod tests {
         assert_eq!(i.finish(&hash).unwrap(), (true, hash));
         assert_eq!(fs::read(r.dir().join("data/ab/abcd")).unwrap(), data);
         assert!(r.inventory().unwrap()[0].complete);
-        // Damaged: discarded, the stored copy untouched.
-        let mut i = r.receive("data/ab/abcd", 0).unwrap();
+        // A held object is never received again: the stored copy untouched.
+        let e = r.receive("data/ab/abcd", 0).unwrap_err().to_string();
+        assert!(e.contains("never replaced"), "{e}");
+        assert_eq!(fs::read(r.dir().join("data/ab/abcd")).unwrap(), data);
+        // Damaged: discarded, nothing stored.
+        let mut i = r.receive("data/cd/cdef", 0).unwrap();
         i.write(b"garbage").unwrap();
         let (ok, _) = i.finish(&hash).unwrap();
         assert!(!ok);
+        assert!(!r.dir().join("data/cd/cdef").exists());
         assert_eq!(fs::read(r.dir().join("data/ab/abcd")).unwrap(), data);
         assert_eq!(r.inventory().unwrap().len(), 1);
         let e = r.receive("../../etc/passwd", 0).unwrap_err().to_string();

@@ -252,3 +252,47 @@ fn a_refused_store_and_a_hostile_object_name_leave_nothing_behind() {
     assert!(!w.t.path().join("escaped").exists());
     assert!(!w.offsite().join("escaped").exists());
 }
+
+#[test]
+fn a_sender_cannot_replace_an_object_the_replica_holds() {
+    let w = world();
+    let (pushed, served) = w.session(plain);
+    assert!(pushed.unwrap().mismatched.is_empty());
+    served.unwrap();
+    let snap = w.store.list("snapshots/").unwrap().remove(0);
+    let held = std::fs::read(w.replica_dir().join(&snap)).unwrap();
+    // A compromised primary sends other bytes under a key the replica has.
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let root = w.offsite();
+    let receiver = std::thread::spawn(move || serve(&mut b, &root, &|_, _| Ok(())));
+    wire::send(
+        &mut a,
+        &Msg::Hello {
+            store: w.id,
+            source: "ransomware".into(),
+        },
+    )
+    .unwrap();
+    loop {
+        if wire::recv(&mut a).unwrap() == Msg::InventoryEnd {
+            break;
+        }
+    }
+    let forged = vec![0u8; held.len()];
+    wire::send(
+        &mut a,
+        &Msg::Begin {
+            key: snap.clone(),
+            size: forged.len() as u64,
+            offset: 0,
+        },
+    )
+    .unwrap();
+    let reply = wire::recv(&mut a).unwrap();
+    assert!(
+        matches!(&reply, Msg::Refused { message } if message.contains("never replaced")),
+        "{reply:?}"
+    );
+    assert!(receiver.join().unwrap().is_err());
+    assert_eq!(std::fs::read(w.replica_dir().join(&snap)).unwrap(), held);
+}
