@@ -652,8 +652,16 @@ fn execute(
             )
         }
         Call::ReplicateRun { remote } => {
-            let id = crate::replication::enqueue(inner, cat, remote, &identity_of(p), source, None)
-                .map_err(from_anyhow)?;
+            let id = crate::replication::enqueue(
+                inner,
+                cat,
+                remote,
+                &identity_of(p),
+                source,
+                None,
+                crate::replication::RetryOf::default(),
+            )
+            .map_err(from_anyhow)?;
             match id {
                 Some(id) => (json!({"job": id}), format!("job {id} queued")),
                 None => (

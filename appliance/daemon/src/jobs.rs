@@ -152,6 +152,39 @@ pub(crate) fn requeue_interrupted(inner: &Inner) -> Result<()> {
     let cat = inner.catalog()?;
     for p in cat.interrupted_unretried()? {
         let r = &p.view.record;
+        // A replication resumes where it stopped: queue it again.
+        if let (JobKind::Replicate, Some(remote)) = (r.kind, &p.view.remote) {
+            let retry = crate::replication::RetryOf {
+                job: Some(r.id),
+                attempt: p.view.attempt + 1,
+            };
+            let source = p.view.source.unwrap_or(Source::System);
+            let queued = crate::replication::enqueue(
+                inner,
+                &cat,
+                remote,
+                &r.identity,
+                source,
+                p.view.profile.clone(),
+                retry,
+            );
+            match queued {
+                Ok(Some(id)) => inner.audit(
+                    &cat,
+                    "system",
+                    Source::System,
+                    "job.requeue",
+                    remote,
+                    "ok",
+                    &format!("job {} was interrupted; queued again as job {id}", r.id),
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(job_id = r.id, remote = %remote, error = %format!("{e:#}"), "interrupted replication not retried")
+                }
+            }
+            continue;
+        }
         let (Some(name), Some(level)) = (r.asset.as_deref(), r.level) else {
             continue;
         };

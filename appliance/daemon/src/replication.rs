@@ -442,6 +442,13 @@ pub(crate) fn pair(
     })
 }
 
+/// Which earlier job a queued replication retries (an interrupted one).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RetryOf {
+    pub(crate) job: Option<i64>,
+    pub(crate) attempt: u32,
+}
+
 /// Queues a replication to `remote` unless one is already queued.
 pub(crate) fn enqueue(
     inner: &Inner,
@@ -450,6 +457,7 @@ pub(crate) fn enqueue(
     identity: &str,
     source: Source,
     profile: Option<String>,
+    retry: RetryOf,
 ) -> Result<Option<i64>> {
     let row = cat.remote(remote)?;
     if row.spec.kind == RemoteKind::Appliance && row.spec.address.is_none() {
@@ -471,8 +479,8 @@ pub(crate) fn enqueue(
         pid: std::process::id(),
         source,
         profile,
-        attempt: 1,
-        retry_of: None,
+        attempt: retry.attempt.max(1),
+        retry_of: retry.job,
         queued_ms: inner.now_ms(),
         not_before_ms: None,
         remote: Some(remote.to_string()),
@@ -499,6 +507,7 @@ pub(crate) fn after_backup(inner: &Inner, cat: &Catalog, profile: Option<&str>) 
             crate::scheduler::SCHEDULER,
             Source::Scheduler,
             Some(profile.name.clone()),
+            RetryOf::default(),
         ) {
             Ok(Some(id)) => inner.audit(
                 cat,

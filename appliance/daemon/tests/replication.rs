@@ -378,7 +378,7 @@ fn a_receiver_killed_mid_transfer_resumes_where_it_stopped_and_verifies() {
         .unwrap()
         .to_string();
 
-    let a = TestDaemon::start();
+    let mut a = TestDaemon::start();
     let (mut ca, sa) = a.admin();
     let a_fp = listing(&mut ca)["identity"]["fingerprint"]
         .as_str()
@@ -444,6 +444,39 @@ fn a_receiver_killed_mid_transfer_resumes_where_it_stopped_and_verifies() {
     assert!(r["bytes_resumed"].as_u64().unwrap() > 0, "{j}");
     assert_eq!(r["verified"], r["sent"], "{j}");
     assert_eq!(r["mismatched"], json!(0), "{j}");
+    assert_eq!(
+        objects(&bdir.path().join("replicas").join(&a_id)),
+        objects(&a.dir.path().join("store"))
+    );
+
+    // The sender shut down mid-transfer: the job ends interrupted, and the
+    // next start queues it again once; it resumes and verifies.
+    let more: Vec<u8> = noise[..12 * 1024 * 1024].iter().map(|b| b ^ 0x5a).collect();
+    std::fs::write(src.join("more.bin"), more).unwrap();
+    let bid = ca.ok("job_run", json!({"asset": "big", "level": "incremental"}))["job"].clone();
+    assert_eq!(wait_job(&mut ca, &bid)["status"], json!("success"));
+    let id = ca.ok("replicate_run", json!({"remote": "offsite"}))["job"].clone();
+    wait("bytes on the link", 60, || {
+        job(&mut ca, &id)["progress"]["bytes"].as_u64().unwrap_or(0) > 3_000_000
+    });
+    a.stop();
+    a.boot(None);
+    let mut ca = Client::connect(&a.socket());
+    a.next_step();
+    ca.login("admin", "correct horse battery", &a.code(&sa));
+    let j = job(&mut ca, &id);
+    assert_eq!(j["status"], json!("interrupted"), "{j}");
+    let mut retry = Value::Null;
+    wait("the requeued replication", 120, || {
+        retry = replicate_jobs(&mut ca)
+            .into_iter()
+            .find(|j| j["attempt"] == json!(2))
+            .unwrap_or(Value::Null);
+        retry["status"] == json!("success")
+    });
+    let r = &retry["replication"];
+    assert!(r["bytes_resumed"].as_u64().unwrap() > 0, "{retry}");
+    assert_eq!(r["verified"], r["sent"], "{retry}");
     assert_eq!(
         objects(&bdir.path().join("replicas").join(&a_id)),
         objects(&a.dir.path().join("store"))
