@@ -39,6 +39,8 @@ impl RemoteRow {
         if let Some(s3) = &mut spec.s3 {
             s3.secret_access_key = None;
         }
+        // The fingerprint shown is the one pinned.
+        spec.fingerprint = self.pinned.clone();
         let credentials = self.spec.s3.as_ref().map(|s3| {
             if s3.access_key_id.is_some() && self.sealed_secret.is_some() {
                 "stored".to_string()

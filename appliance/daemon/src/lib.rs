@@ -220,12 +220,7 @@ impl Running {
 
     /// The replication endpoint's address, when it listens.
     pub fn replication_address(&self) -> Option<std::net::SocketAddr> {
-        self.inner
-            .replication
-            .listening
-            .lock()
-            .ok()
-            .and_then(|g| *g)
+        self.inner.replication.listening.get().copied()
     }
 
     /// This appliance's replication certificate fingerprint.
@@ -309,7 +304,7 @@ pub async fn start(opts: Options) -> Result<Running> {
     let inner = Arc::new(Inner {
         replication: replication::Replication {
             identity,
-            listening: Mutex::new(None),
+            listening: std::sync::OnceLock::new(),
         },
         restore_orders: Mutex::new(std::collections::HashMap::new()),
         auth: Auth::new(auth_policy(&config, opts.password_cost))?,

@@ -68,12 +68,7 @@ pub(crate) fn load_identity(
 pub(crate) fn identity_view(inner: &Inner) -> ReplicationIdentity {
     ReplicationIdentity {
         fingerprint: inner.replication.identity.fingerprint().to_string(),
-        listen: inner
-            .replication
-            .listening
-            .lock()
-            .ok()
-            .and_then(|g| g.map(|a| a.to_string())),
+        listen: inner.replication.listening.get().map(ToString::to_string),
     }
 }
 
@@ -81,7 +76,7 @@ pub(crate) fn identity_view(inner: &Inner) -> ReplicationIdentity {
 pub(crate) struct Replication {
     pub(crate) identity: Identity,
     /// The endpoint's bound address, once listening.
-    pub(crate) listening: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    pub(crate) listening: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 fn timeout(inner: &Inner) -> Duration {
@@ -93,22 +88,14 @@ fn probe_timeout(inner: &Inner) -> Duration {
     timeout(inner).min(Duration::from_secs(5))
 }
 
-fn pins(cat: &Catalog) -> Result<Pins> {
+fn pins(remotes: &[RemoteRow]) -> Result<Pins> {
     let mut list = Vec::new();
-    for r in cat.remotes()? {
+    for r in remotes {
         if let Some(p) = &r.pinned {
             list.push(p.parse::<Fingerprint>()?);
         }
     }
     Ok(Pins::new(list))
-}
-
-fn remote_by_fingerprint(cat: &Catalog, f: &Fingerprint) -> Result<Option<RemoteRow>> {
-    let hex = f.to_string();
-    Ok(cat
-        .remotes()?
-        .into_iter()
-        .find(|r| r.pinned.as_deref() == Some(hex.as_str())))
 }
 
 /// The endpoint: a thread accepting TLS connections, one thread per
@@ -124,9 +111,7 @@ pub(crate) fn start_endpoint(
         .with_context(|| format!("binding the replication endpoint to {listen}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    if let Ok(mut g) = inner.replication.listening.lock() {
-        *g = Some(addr);
-    }
+    let _ = inner.replication.listening.set(addr);
     tracing::info!(address = %addr, fingerprint = %inner.replication.identity.fingerprint(), "replication endpoint listening");
     let h = std::thread::Builder::new()
         .name("replication".into())
@@ -160,8 +145,8 @@ pub(crate) fn start_endpoint(
 /// to us (Hello) or a pull from us (Pull).
 fn session(inner: &Inner, tcp: TcpStream, peer: std::net::SocketAddr) -> Result<()> {
     tcp.set_nonblocking(false)?;
-    let pins = pins(&*inner.catalog()?)?;
-    let config = tls::server_config(&inner.replication.identity, pins)?;
+    let remotes = inner.catalog()?.remotes()?;
+    let config = tls::server_config(&inner.replication.identity, pins(&remotes)?)?;
     let (mut link, fp) = match tls::accept(tcp, config, timeout(inner)) {
         Ok(x) => x,
         Err(e) => {
@@ -178,8 +163,12 @@ fn session(inner: &Inner, tcp: TcpStream, peer: std::net::SocketAddr) -> Result<
             return Err(e.into());
         }
     };
-    let Some(remote) = remote_by_fingerprint(&*inner.catalog()?, &fp)? else {
-        bail!("a pinned certificate {fp} that no remote holds any more");
+    let hex = fp.to_string();
+    let Some(remote) = remotes
+        .into_iter()
+        .find(|r| r.pinned.as_deref() == Some(hex.as_str()))
+    else {
+        bail!("a pinned certificate {fp} that no remote holds");
     };
     let name = remote.spec.name.clone();
     let first = wire::recv(&mut link)?;
@@ -615,9 +604,14 @@ pub(crate) fn execute(
         RemoteKind::Appliance => push_to_appliance(inner, &remote, progress, &mut bucket),
         RemoteKind::S3 => crate::s3::mirror_to(inner, &remote, progress, &mut bucket, log),
     };
+    // A run that failed midway still says how far it got.
     let mut stats = match &outcome {
         Ok(s) => s.clone(),
-        Err(_) => ReplicationStats::default(),
+        Err(_) => ReplicationStats {
+            sent: progress.files.load(Ordering::Relaxed),
+            bytes_sent: progress.bytes.load(Ordering::Relaxed),
+            ..ReplicationStats::default()
+        },
     };
     stats.remote = name.clone();
     stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -677,7 +671,10 @@ pub(crate) fn execute(
                 ),
                 (Err(e), None) => (
                     JobStatus::Failed,
-                    format!("replication to '{name}' failed: {e:#}"),
+                    format!(
+                        "replication to '{name}' failed after {} object(s), {} bytes (what arrived whole stays; the rest resumes next time): {e:#}",
+                        stats.sent, stats.bytes_sent
+                    ),
                 ),
             };
             log.error(&msg);
@@ -821,30 +818,36 @@ pub(crate) fn pull_from_appliance(
 /// copy there is, against its RPO.
 pub(crate) fn lag(cat: &Catalog, now: i64) -> Result<Vec<ReplicaLag>> {
     let remotes = cat.remotes()?;
+    let profiles = cat.profiles()?;
     let mut out = Vec::new();
     for reg in cat.register()? {
         let a = reg.asset;
-        let Some(profile) = a.profile.as_deref().and_then(|p| cat.profile(p).ok()) else {
+        let Some(profile) = profiles
+            .iter()
+            .find(|p| a.profile.as_ref() == Some(&p.name))
+        else {
             continue;
         };
+        if profile.replicate_to.is_empty() {
+            continue;
+        }
+        let snaps = cat.snapshots(Some(&a.name))?;
         for rname in &profile.replicate_to {
             let covers = remotes
                 .iter()
                 .find(|r| &r.spec.name == rname)
                 .and_then(|r| r.covers_until_ms);
-            let newest = match covers {
-                Some(c) => cat
-                    .snapshots(Some(&a.name))?
-                    .into_iter()
+            // A snapshot is on the copy if it had finished when the last
+            // good run began; its age is from when it started.
+            let newest = covers.and_then(|c| {
+                snaps
+                    .iter()
+                    .filter(|s| s.finished_ms <= c)
                     .map(|s| s.started_ms)
-                    .filter(|&t| t <= c)
-                    .max(),
-                None => None,
-            };
-            let rpo_ms = a.rpo.ms();
+                    .max()
+            });
             // An asset with no backup at all is the RPO monitor's business.
-            let has_backup = !cat.snapshots(Some(&a.name))?.is_empty();
-            let breached = has_backup && newest.is_none_or(|t| now - t > rpo_ms);
+            let breached = !snaps.is_empty() && newest.is_none_or(|t| now - t > a.rpo.ms());
             out.push(ReplicaLag {
                 asset: a.name.clone(),
                 remote: rname.clone(),
@@ -1020,7 +1023,7 @@ pub(crate) fn execute_restore(
             let dir = pull_from_appliance(inner, &remote, &store, progress, log)?;
             Arc::new(DirStore::new(dir))
         }
-        RemoteKind::S3 => crate::s3::copy(inner, &remote, &store)?,
+        RemoteKind::S3 => Arc::new(crate::s3::open(inner, &remote, &store)?),
     };
     let repo = coffer_store::Repo::open(blobs, &order.passphrase)
         .with_context(|| format!("opening the copy at '{name}' with the passphrase given"))?;

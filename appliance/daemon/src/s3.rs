@@ -11,7 +11,6 @@ use coffer_catalog::{Catalog, RemoteRow};
 use coffer_engine::Progress;
 use coffer_replicate::TokenBucket;
 use coffer_replicate::s3::{Lock, LockMode, S3Config, S3Credentials, S3Store};
-use coffer_store::BlobStore;
 use coffer_types::api::{ObjectLockMode, ReplicationStats, Retention, S3Remote, Secret};
 use zeroize::Zeroizing;
 
@@ -201,9 +200,4 @@ fn export_catalog(inner: &Inner) -> Result<Vec<u8>> {
     inner.catalog()?.export_to(&path)?;
     let bytes = Zeroizing::new(std::fs::read(&path)?);
     Ok(inner.repo.master().seal_secret("catalog export", &bytes)?)
-}
-
-/// `store`'s copy in the bucket, as a store to open with its passphrase.
-pub(crate) fn copy(inner: &Inner, row: &RemoteRow, store: &[u8; 16]) -> Result<Arc<dyn BlobStore>> {
-    Ok(Arc::new(open(inner, row, store)?))
 }

@@ -155,6 +155,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
         json!({"name": "offsite", "fingerprint": b_fp}),
     );
     assert_eq!(p["paired"], json!(true), "{p}");
+    assert_eq!(listing(&mut ca)["remotes"][0]["fingerprint"], json!(b_fp));
 
     // B has not pinned A: the handshake fails, the job fails with the
     // reason, an alert is raised, A's store is untouched.
@@ -431,6 +432,11 @@ fn a_receiver_killed_mid_transfer_resumes_where_it_stopped_and_verifies() {
     let j = wait_job(&mut ca, &id);
     assert_eq!(j["status"], json!("failed"), "{j}");
     assert!(j["messages"].to_string().contains("offsite"), "{j}");
+    // How far it got is recorded, not lost with the failure.
+    assert!(
+        j["replication"]["bytes_sent"].as_u64().unwrap() > 6_000_000,
+        "{j}"
+    );
     let a_id = store_id(&a);
     let partial = bdir.path().join("replicas").join(&a_id).join(".partial");
     assert!(partial.exists(), "the interrupted object is kept to resume");

@@ -911,6 +911,9 @@ fn remote_list(l: &RemoteListing) -> String {
     );
     s.push_str(&remotes_table(&l.remotes));
     for r in &l.remotes {
+        if let Some(f) = &r.spec.fingerprint {
+            s.push_str(&format!("'{}' is pinned to {f}\n", r.spec.name));
+        }
         if !r.paired
             && let Some(f) = &r.seen_fingerprint
         {
