@@ -76,11 +76,6 @@ fn objects(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
-fn store_id(d: &TestDaemon) -> String {
-    let blobs = coffer_store::DirStore::new(d.dir.path().join("store"));
-    hex::encode(coffer_store::StoreConfig::read(&blobs).unwrap().store_id.0)
-}
-
 fn listing(c: &mut Client) -> Value {
     c.ok("remote_list", Value::Null)
 }
@@ -216,7 +211,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     assert_eq!(r["mismatched"], json!(0));
     assert_eq!(rj["remote"], json!("offsite"));
     // The copy at B is A's store object for object (ciphertext only).
-    let a_id = store_id(&a);
+    let a_id = common::store_id(&a);
     let replica = b.dir.path().join("replicas").join(&a_id);
     assert_eq!(objects(&replica), objects(&a.dir.path().join("store")));
     assert!(!replica.join("catalog.db").exists());
@@ -284,15 +279,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     let j = wait_job(&mut cc, &id);
     assert_eq!(j["status"], json!("success"), "{j}");
     assert_eq!(j["kind"], json!("remote-restore"));
-    let restored = target.clone();
-    assert_eq!(
-        std::fs::read(restored.join("data.bin")).unwrap(),
-        std::fs::read(src.join("data.bin")).unwrap()
-    );
-    assert_eq!(
-        std::fs::read(restored.join("etc/hosts")).unwrap(),
-        std::fs::read(src.join("etc/hosts")).unwrap()
-    );
+    common::assert_sample_restored(&target, &src);
     // The passphrase is in no log.
     let logs = cc.ok("job_log", json!({"id": id}));
     assert!(!logs.to_string().contains(pass.trim_end()));
@@ -437,7 +424,7 @@ fn a_receiver_killed_mid_transfer_resumes_where_it_stopped_and_verifies() {
         j["replication"]["bytes_sent"].as_u64().unwrap() > 6_000_000,
         "{j}"
     );
-    let a_id = store_id(&a);
+    let a_id = common::store_id(&a);
     let partial = bdir.path().join("replicas").join(&a_id).join(".partial");
     assert!(partial.exists(), "the interrupted object is kept to resume");
 

@@ -28,11 +28,6 @@ fn s3_remote(name: &str, m: &Moto, bucket: &str, lock: &str) -> Value {
         "access_key_id": "testing", "secret_access_key": SECRET}}})
 }
 
-fn store_id(d: &TestDaemon) -> String {
-    let blobs = coffer_store::DirStore::new(d.dir.path().join("store"));
-    hex::encode(coffer_store::StoreConfig::read(&blobs).unwrap().store_id.0)
-}
-
 #[test]
 fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     let m = Moto::start();
@@ -103,7 +98,7 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     assert_eq!(r["mismatched"], json!(0));
 
     // Every object in the bucket is locked, COMPLIANCE, for a day.
-    let id = store_id(&a);
+    let id = common::store_id(&a);
     let mut cfg = m.config("coffer-vault");
     cfg.prefix = format!("{id}/");
     let bucket = S3Store::open(cfg).unwrap();
@@ -166,13 +161,7 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
         .clone();
     let j = wait_job(&mut cb, &rid);
     assert_eq!(j["status"], json!("success"), "{j}");
-    for f in ["data.bin", "etc/hosts"] {
-        assert_eq!(
-            std::fs::read(target.join(f)).unwrap(),
-            std::fs::read(src.join(f)).unwrap(),
-            "{f}"
-        );
-    }
+    common::assert_sample_restored(&target, &src);
 }
 
 #[test]

@@ -272,3 +272,20 @@ pub fn fresh(d: &TestDaemon, c: &mut Client, secret: &[u8]) {
     d.next_step();
     c.mfa = Some(d.code(secret));
 }
+
+/// The daemon's store id, hex.
+pub fn store_id(d: &TestDaemon) -> String {
+    let blobs = coffer_store::DirStore::new(d.dir.path().join("store"));
+    hex::encode(coffer_store::StoreConfig::read(&blobs).unwrap().store_id.0)
+}
+
+/// Asserts that `restored` holds `sample_tree`'s files, byte for byte.
+pub fn assert_sample_restored(restored: &Path, src: &Path) {
+    for f in ["data.bin", "etc/hosts"] {
+        assert_eq!(
+            std::fs::read(restored.join(f)).unwrap(),
+            std::fs::read(src.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
