@@ -812,8 +812,23 @@ impl Pool {
     /// Creates the temporary file of a new shard on member `mi`.
     pub(crate) fn shard_out(&self, mi: usize, index: u8) -> std::result::Result<ShardOut, String> {
         let m = &self.members[mi];
+        // A pulled or unmounted disk leaves its mount point behind (or
+        // nothing at all): writing there would put shards on the system
+        // disk, or recreate a member that is gone. The member must still
+        // carry its pool metadata, and only its `tmp` is ever created.
+        let marker = m.root().join(crate::meta::META_FILE);
+        if !marker.is_file() {
+            return Err(format!(
+                "'{}' is gone: the disk was pulled or unmounted",
+                marker.display()
+            ));
+        }
         let dir = m.root().join(TMP);
-        fs::create_dir_all(&dir).map_err(|e| format!("create '{}': {e}", dir.display()))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("create '{}': {e}", dir.display())),
+        }
         let mut nonce = [0u8; 8];
         coffer_keys::random_bytes(&mut nonce).map_err(|e| e.to_string())?;
         let tmp = dir.join(format!("{}-{}", std::process::id(), hex::encode(nonce)));
@@ -985,10 +1000,30 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Gives a finished shard its key on its member: a hard link (never
 /// replacing), or with `replace` a rename over a damaged shard.
 pub(crate) fn publish(root: &Path, key: &str, tmp: &Path, replace: bool) -> io::Result<()> {
-    let dest = root.join(OBJECTS).join(key);
+    let objects = root.join(OBJECTS);
+    let dest = objects.join(key);
     let parent = dest.parent().unwrap_or(root);
     if !parent.exists() {
-        fs::create_dir_all(parent)?;
+        // Directories are made below the member's `objects` only: a member
+        // that vanished mid-write is not recreated.
+        if !objects.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "'{}' is gone: the disk was pulled or unmounted",
+                    objects.display()
+                ),
+            ));
+        }
+        let mut below = objects.clone();
+        for part in parent.strip_prefix(&objects).unwrap_or(Path::new("")) {
+            below.push(part);
+            match fs::create_dir(&below) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut p = parent;
         while let Some(up) = p.parent() {
             sync_dir(up)?;

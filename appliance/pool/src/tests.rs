@@ -177,6 +177,33 @@ fn reads_survive_m_lost_members_and_corrupt_shards() {
 }
 
 #[test]
+fn a_pulled_or_unmounted_member_is_never_written_to_nor_recreated() {
+    let f = fixture(4); // 2+2
+    admin::create(&f.members, &opts("p")).unwrap();
+    let pool = open(&f.members[0]);
+    let d = data(100_000, 7);
+    pool.put("data/cc/a", &d).unwrap();
+    // Disk pulled: its directory is gone entirely.
+    fs::remove_dir_all(&f.members[3]).unwrap();
+    // Disk unmounted: an empty mount point is left behind.
+    fs::remove_dir_all(&f.members[2]).unwrap();
+    fs::create_dir(&f.members[2]).unwrap();
+    pool.put("data/dd/b", &d).unwrap();
+    assert_eq!(pool.get("data/dd/b").unwrap(), d);
+    assert!(!f.members[3].exists(), "the pulled member was recreated");
+    assert_eq!(
+        fs::read_dir(&f.members[2]).unwrap().count(),
+        0,
+        "shards were written onto the empty mount point"
+    );
+    let notes = pool.notices().join("\n");
+    assert!(
+        notes.contains("pulled or unmounted") && notes.contains("ran degraded"),
+        "{notes}"
+    );
+}
+
+#[test]
 fn a_member_lost_in_the_middle_of_a_write_degrades_then_scrub_restores_redundancy() {
     let f = fixture(4); // 2+2
     admin::create(&f.members, &opts("p")).unwrap();
