@@ -890,7 +890,19 @@ impl Writer<'_> {
                         let more = !source.is_empty();
                         self.close_tape(m, true, true, more)?
                     }
-                    TapeEnd::EndOfMedium => self.close_tape(m, true, false, true)?,
+                    TapeEnd::EndOfMedium => {
+                        self.close_tape(m, true, false, true)?;
+                        if source.is_empty() {
+                            // The last object made it whole but the medium
+                            // ran out before the catalog: without one, the
+                            // cartridge reads as cut short and a recovery
+                            // asks for a next cartridge. The set's catalog
+                            // goes on the next cartridge, so the set always
+                            // ends with one.
+                            let m = self.mount()?;
+                            self.close_tape(m, false, true, false)?;
+                        }
+                    }
                 }
             }
             Ok(())
