@@ -473,6 +473,52 @@ impl Catalog {
             .map_err(self.sql("committing the schedule state"))
     }
 
+    /// The state of each profile's replication calendar, by profile.
+    pub fn replication_schedule_state(&self) -> Result<HashMap<String, ScheduleMark>> {
+        let rows = self.rows(
+            "SELECT profile, expr, last_due_ms FROM replication_schedule",
+            "reading the replication schedule state",
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    ScheduleMark {
+                        expr: r.get(1)?,
+                        last_due_ms: r.get(2)?,
+                    },
+                ))
+            },
+        )?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Writes the replication calendars' state in `set` and deletes that
+    /// of the profiles in `forget`, in one transaction.
+    pub fn set_replication_schedule_state(
+        &self,
+        set: &[(String, ScheduleMark)],
+        forget: &[String],
+    ) -> Result<()> {
+        let tx = self.write_tx("locking the replication schedule state")?;
+        for (profile, mark) in set {
+            tx.execute(
+                "INSERT INTO replication_schedule (profile, expr, last_due_ms) \
+                 VALUES (?1, ?2, ?3) ON CONFLICT (profile) DO UPDATE SET \
+                 expr = excluded.expr, last_due_ms = excluded.last_due_ms",
+                params![profile, mark.expr, mark.last_due_ms],
+            )
+            .map_err(self.sql("writing the replication schedule state"))?;
+        }
+        for profile in forget {
+            tx.execute(
+                "DELETE FROM replication_schedule WHERE profile = ?1",
+                [profile],
+            )
+            .map_err(self.sql("deleting replication schedule state"))?;
+        }
+        tx.commit()
+            .map_err(self.sql("committing the replication schedule state"))
+    }
+
     /// Deletes the schedule state of every level of `asset`; returns how
     /// many rows went.
     pub fn delete_schedule_state(&self, asset: &str) -> Result<usize> {

@@ -397,10 +397,21 @@ CREATE TABLE replications (
 );
 ";
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, M1), (2, M2), (3, M3), (4, M4), (5, M5)];
+/// Version 6: the state of each profile's replication calendar (the
+/// backup schedules' rules: never retroactive, catch-up once).
+const M6: &str = "
+CREATE TABLE replication_schedule (
+    profile     TEXT    PRIMARY KEY NOT NULL,
+    expr        TEXT    NOT NULL,
+    last_due_ms INTEGER NOT NULL
+);
+";
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] =
+    &[(1, M1), (2, M2), (3, M3), (4, M4), (5, M5), (6, M6)];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -266,7 +266,8 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
 
 /// Permissions beyond the call's own, from what it would change: a
 /// profile update that moves a schedule or shortens retention needs those
-/// (fresh-MFA) permissions too.
+/// (fresh-MFA) permissions too, and one that changes its remotes needs
+/// `remote.manage`.
 fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
     let Call::ProfileUpdate { profile } = call else {
         return Vec::new();
@@ -275,8 +276,12 @@ fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
         return Vec::new();
     };
     let mut v = Vec::new();
-    if old.schedules != profile.schedules {
+    if old.schedules != profile.schedules || old.replicate_schedule != profile.replicate_schedule {
         v.push(Permission::ScheduleChange);
+    }
+    if old.replicate_to != profile.replicate_to {
+        // Where the offsite copies go (or that they go at all).
+        v.push(Permission::RemoteManage);
     }
     if retention_shortened(&old.retention, &profile.retention) {
         v.push(Permission::RetentionShorten);
@@ -673,8 +678,23 @@ fn execute(
         Call::ReplicateStatus => {
             let remotes = remote_views(cat)?;
             let lag = crate::replication::lag(cat, now).map_err(from_anyhow)?;
+            let profiles = cat.profiles().map_err(from_catalog)?;
+            let (scheds, _) = crate::plan::replication_schedules(&profiles);
+            let tz = inner.config().time_zone();
+            let next = crate::plan::next_replications(now, &scheds, &tz)
+                .into_iter()
+                .filter_map(|(profile, at_ms)| {
+                    let s = scheds.iter().find(|s| s.profile == profile)?;
+                    Some(coffer_types::api::ReplicationNext {
+                        remotes: s.remotes.clone(),
+                        schedule: s.calendar.to_string(),
+                        at: coffer_types::rfc3339_ms(at_ms),
+                        profile,
+                    })
+                })
+                .collect();
             (
-                to_value(&coffer_types::api::ReplicationStatus { remotes, lag })?,
+                to_value(&coffer_types::api::ReplicationStatus { remotes, lag, next })?,
                 none(),
             )
         }

@@ -489,6 +489,7 @@ fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
         target: "default".into(),
         tape_pool: None,
         replicate_to: Vec::new(),
+        replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
     };

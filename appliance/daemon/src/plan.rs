@@ -193,6 +193,162 @@ fn mark_for<'s>(
         .filter(|m| m.expr == expr)
 }
 
+/// What one schedule does in a pass.
+#[derive(Debug)]
+enum Step {
+    /// New, or its expression changed: its state starts at now (never
+    /// retroactively).
+    Start(ScheduleMark),
+    /// An occurrence passed since its state (the latest, if several did):
+    /// it runs once, and this is its new state.
+    Due(ScheduleMark),
+    /// Nothing to do.
+    Idle,
+}
+
+fn step(calendar: &Calendar, mark: Option<&ScheduleMark>, now_ms: i64, tz: &TimeZone) -> Step {
+    let expr = calendar.to_string();
+    let Some(mark) = mark.filter(|m| m.expr == expr) else {
+        return Step::Start(ScheduleMark {
+            expr,
+            last_due_ms: now_ms,
+        });
+    };
+    match calendar.last_at_or_before(now_ms, tz) {
+        Some(latest) if latest > mark.last_due_ms => Step::Due(ScheduleMark {
+            expr,
+            last_due_ms: latest,
+        }),
+        _ => Step::Idle,
+    }
+}
+
+/// A profile whose replications run on a calendar of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSchedule {
+    /// The profile.
+    pub profile: String,
+    /// Its remotes.
+    pub remotes: Vec<String>,
+    /// When.
+    pub calendar: Calendar,
+}
+
+/// The profiles with a replication calendar, parsed; a profile whose
+/// calendar does not parse, or that has one but no remote, is reported as
+/// `(profile, sentence)`.
+pub fn replication_schedules(
+    profiles: &[Profile],
+) -> (Vec<ReplicationSchedule>, Vec<(String, String)>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for p in profiles {
+        let Some(expr) = &p.replicate_schedule else {
+            continue;
+        };
+        if p.replicate_to.is_empty() {
+            problems.push((
+                p.name.clone(),
+                format!(
+                    "profile '{}': a replication schedule but no remote to replicate to",
+                    p.name
+                ),
+            ));
+            continue;
+        }
+        match Calendar::parse(expr) {
+            Ok(calendar) => out.push(ReplicationSchedule {
+                profile: p.name.clone(),
+                remotes: p.replicate_to.clone(),
+                calendar,
+            }),
+            Err(e) => problems.push((
+                p.name.clone(),
+                format!(
+                    "profile '{}': the replication schedule '{expr}' is not valid ({e}); \
+                     its replications do not run",
+                    p.name
+                ),
+            )),
+        }
+    }
+    (out, problems)
+}
+
+/// A replication run due now: every remote of `profile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationDue {
+    /// The profile.
+    pub profile: String,
+    /// Its remotes.
+    pub remotes: Vec<String>,
+    /// The occurrence it runs for (earlier than now: a catch-up).
+    pub due_ms: i64,
+}
+
+/// One replication planning pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationPass {
+    /// The runs to queue.
+    pub due: Vec<ReplicationDue>,
+    /// State to write, by profile.
+    pub set: Vec<(String, ScheduleMark)>,
+    /// State to delete: profiles no longer replicating on a calendar.
+    pub forget: Vec<String>,
+}
+
+/// The replication calendars' pass at `now_ms`, by the backup schedules'
+/// rules: never retroactive, a missed occurrence catches up once.
+pub fn plan_replication(
+    now_ms: i64,
+    schedules: &[ReplicationSchedule],
+    state: &HashMap<String, ScheduleMark>,
+    default_tz: &TimeZone,
+) -> ReplicationPass {
+    let mut pass = ReplicationPass::default();
+    for s in schedules {
+        match step(&s.calendar, state.get(&s.profile), now_ms, default_tz) {
+            Step::Start(mark) => pass.set.push((s.profile.clone(), mark)),
+            Step::Due(mark) => {
+                pass.due.push(ReplicationDue {
+                    profile: s.profile.clone(),
+                    remotes: s.remotes.clone(),
+                    due_ms: mark.last_due_ms,
+                });
+                pass.set.push((s.profile.clone(), mark));
+            }
+            Step::Idle => {}
+        }
+    }
+    let live: HashSet<&str> = schedules.iter().map(|s| s.profile.as_str()).collect();
+    pass.forget = state
+        .keys()
+        .filter(|p| !live.contains(p.as_str()))
+        .cloned()
+        .collect();
+    pass.forget.sort();
+    pass
+}
+
+/// The next replication run of each profile with a calendar after
+/// `now_ms`: `(profile, at_ms)`, soonest first.
+pub fn next_replications(
+    now_ms: i64,
+    schedules: &[ReplicationSchedule],
+    default_tz: &TimeZone,
+) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = schedules
+        .iter()
+        .filter_map(|s| {
+            s.calendar
+                .next_after(now_ms, default_tz)
+                .map(|t| (s.profile.clone(), t))
+        })
+        .collect();
+    out.sort_by_key(|(p, t)| (*t, p.clone()));
+    out
+}
+
 /// One planning pass at `now_ms`: the runs due (see the module's rules)
 /// and the state to persist. Calendars without a zone of their own are
 /// evaluated in `default_tz`.
@@ -210,28 +366,14 @@ pub fn plan(
             let key = (a.asset.clone(), ls.level);
             live.insert(key.clone());
             let expr = ls.calendar.to_string();
-            let Some(mark) = mark_for(state, &a.asset, ls.level, &expr) else {
-                // New (or changed): start from now, never retroactively.
-                pass.set.push((
-                    key,
-                    ScheduleMark {
-                        expr,
-                        last_due_ms: now_ms,
-                    },
-                ));
-                continue;
-            };
-            if let Some(latest) = ls.calendar.last_at_or_before(now_ms, default_tz)
-                && latest > mark.last_due_ms
-            {
-                due.push((ls.level, latest));
-                pass.set.push((
-                    key,
-                    ScheduleMark {
-                        expr,
-                        last_due_ms: latest,
-                    },
-                ));
+            let mark = mark_for(state, &a.asset, ls.level, &expr);
+            match step(&ls.calendar, mark, now_ms, default_tz) {
+                Step::Start(mark) => pass.set.push((key, mark)),
+                Step::Due(mark) => {
+                    due.push((ls.level, mark.last_due_ms));
+                    pass.set.push((key, mark));
+                }
+                Step::Idle => {}
             }
         }
         if let Some(&(level, due_ms)) = due.iter().max_by_key(|(l, _)| strength(*l)) {

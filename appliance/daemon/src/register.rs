@@ -224,6 +224,16 @@ pub fn validate_profile(profile: &Profile) -> Result<(), Invalid> {
     if profile.target.trim().is_empty() {
         return Err(invalid("target", "is empty".to_string()));
     }
+    if let Some(expr) = &profile.replicate_schedule {
+        Calendar::parse(expr)
+            .map_err(|e| invalid("replicate_schedule", format!("'{expr}': {e}")))?;
+        if profile.replicate_to.is_empty() {
+            return Err(invalid(
+                "replicate_schedule",
+                "set, but replicate_to names no remote".to_string(),
+            ));
+        }
+    }
     if profile.retries > 0 && profile.retry_backoff.secs() == 0 {
         return Err(invalid(
             "retry_backoff",

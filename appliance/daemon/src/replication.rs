@@ -488,6 +488,10 @@ pub(crate) fn after_backup(inner: &Inner, cat: &Catalog, profile: Option<&str>) 
     let Some(profile) = profile.and_then(|p| cat.profile(p).ok()) else {
         return;
     };
+    if profile.replicate_schedule.is_some() {
+        // Its replications run on their own calendar (the scheduler's).
+        return;
+    }
     for remote in &profile.replicate_to {
         match enqueue(
             inner,

@@ -101,12 +101,73 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
         if !pass.set.is_empty() || !pass.forget.is_empty() {
             cat.set_schedule_state(&pass.set, &pass.forget)?;
         }
+        replications(inner, &cat, now, &profiles, &tz)?;
     }
     let every = config.scheduler.rpo_check_every.ms().max(1000);
     if *last_monitor == i64::MIN || now - *last_monitor >= every || now < *last_monitor {
         monitor(inner, &cat, now)?;
+        replication_problems(inner, &cat, now)?;
         crate::replication::monitor(inner, &cat, now)?;
         *last_monitor = now;
+    }
+    Ok(())
+}
+
+/// Queues the replications of profiles with a calendar of their own that
+/// are due (one job per remote; a remote with one queued already is left
+/// alone). The monitor raises the alert about an unusable calendar.
+fn replications(
+    inner: &Inner,
+    cat: &Catalog,
+    now: i64,
+    profiles: &[coffer_types::api::Profile],
+    tz: &jiff::tz::TimeZone,
+) -> Result<()> {
+    let (scheds, _problems) = plan::replication_schedules(profiles);
+    let state = cat.replication_schedule_state()?;
+    let pass = plan::plan_replication(now, &scheds, &state, tz);
+    for d in &pass.due {
+        for remote in &d.remotes {
+            let detail = |id: i64| {
+                let mut s = format!(
+                    "job {id}: replication of profile {} due at {}",
+                    d.profile,
+                    coffer_types::rfc3339_ms(d.due_ms)
+                );
+                if now - d.due_ms > 60_000 {
+                    s.push_str(" (catch-up of a run missed while the appliance was off; run once)");
+                }
+                s
+            };
+            match crate::replication::enqueue(
+                inner,
+                cat,
+                remote,
+                SCHEDULER,
+                Source::Scheduler,
+                Some(d.profile.clone()),
+                crate::replication::RetryOf::default(),
+            ) {
+                Ok(Some(id)) => inner.audit(
+                    cat,
+                    SCHEDULER,
+                    Source::Scheduler,
+                    "job.queue",
+                    remote,
+                    "ok",
+                    &detail(id),
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    let msg = format!("profile {} replicates to '{remote}': {e:#}", d.profile);
+                    tracing::error!("{msg}");
+                    cat.raise_alert(crate::replication::FAILED_ALERT, remote, &msg, now)?;
+                }
+            }
+        }
+    }
+    if !pass.set.is_empty() || !pass.forget.is_empty() {
+        cat.set_replication_schedule_state(&pass.set, &pass.forget)?;
     }
     Ok(())
 }
@@ -151,7 +212,7 @@ fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
                 }
             }
         }
-        for kind in ["unprotected", "config"] {
+        for kind in ["unprotected", CONFIG] {
             match problems
                 .iter()
                 .find(|p| p.asset == a.name && p.kind == kind)
@@ -164,6 +225,39 @@ fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
                 None => {
                     cat.clear_alert(kind, &a.name, now)?;
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The alert kind of a schedule that cannot run as configured.
+const CONFIG: &str = "config";
+
+/// A `config` alert per profile whose replication calendar cannot run
+/// (subject `profile:NAME`, apart from the assets' own).
+fn replication_problems(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
+    let profiles = cat.profiles()?;
+    let (_, problems) = plan::replication_schedules(&profiles);
+    for p in &profiles {
+        let subject = format!("profile:{}", p.name);
+        match problems.iter().find(|(name, _)| *name == p.name) {
+            Some((_, message)) => {
+                if cat.raise_alert(CONFIG, &subject, message, now)?.new {
+                    tracing::warn!(profile = %p.name, "{message}");
+                    inner.audit(
+                        cat,
+                        "system",
+                        Source::System,
+                        "alert.raise",
+                        &subject,
+                        CONFIG,
+                        message,
+                    );
+                }
+            }
+            None => {
+                cat.clear_alert(CONFIG, &subject, now)?;
             }
         }
     }

@@ -239,6 +239,68 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
         "{j}"
     );
 
+    // On a calendar of its own: a backup no longer queues a replication;
+    // the calendar does (changing it needs fresh MFA, as a schedule does).
+    let scheduled = |c: &mut Client| {
+        replicate_jobs(c)
+            .into_iter()
+            .filter(|j| j["identity"] == json!("scheduler"))
+            .count()
+    };
+    let before = scheduled(&mut ca);
+    prof["replicate_schedule"] = json!("hourly");
+    a.clock.advance(10 * common::MINUTE);
+    ca.fails(
+        "profile_update",
+        json!({ "profile": prof }),
+        "fresh_mfa_required",
+    );
+    fresh(&a, &mut ca, &sa);
+    ca.ok("profile_update", json!({ "profile": prof }));
+    let status = ca.ok("replicate_status", Value::Null);
+    assert_eq!(status["next"][0]["profile"], json!("p"), "{status}");
+    assert_eq!(status["next"][0]["remotes"], json!(["offsite"]), "{status}");
+    std::fs::write(src.join("later.txt"), b"after the calendar change").unwrap();
+    let bid = ca.ok(
+        "job_run",
+        json!({"asset": "web-01", "level": "incremental"}),
+    )["job"]
+        .clone();
+    assert_eq!(wait_job(&mut ca, &bid)["status"], json!("success"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        scheduled(&mut ca),
+        before,
+        "no replication after the backup"
+    );
+    // The hour turns (the calendar's state is written at the scheduler's
+    // first pass after the change; until then the clock keeps turning).
+    let mut turned = 0;
+    wait("the hourly replication", 120, || {
+        if scheduled(&mut ca) > before {
+            return true;
+        }
+        if turned < 3 {
+            a.clock.advance(common::HOUR);
+            turned += 1;
+        }
+        false
+    });
+    let audit = ca.ok("audit_list", json!({"filter": {"action": "job.queue"}}));
+    assert!(
+        audit
+            .to_string()
+            .contains("replication of profile p due at"),
+        "{audit}"
+    );
+    wait("the scheduled replication to finish", 120, || {
+        replicate_jobs(&mut ca)
+            .iter()
+            .filter(|j| j["identity"] == json!("scheduler"))
+            .all(|j| j["status"] == json!("success"))
+    });
+    assert_eq!(objects(&replica), objects(&a.dir.path().join("store")));
+
     // The lag alert: more than a day after the backup (backups carry the
     // wall clock's time, days ahead of the test's), nothing newer reached B.
     a.clock.advance(5 * common::DAY);

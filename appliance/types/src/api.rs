@@ -360,9 +360,13 @@ pub struct Profile {
     /// The tape media pool copies go to (media rotation issue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tape_pool: Option<String>,
-    /// Offsite replication targets (replication issue).
+    /// Offsite replication targets: remotes a replication goes to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicate_to: Vec<String>,
+    /// When replications to `replicate_to` run: a calendar expression of
+    /// their own (e.g. `*-*-* 02:00`); absent, after each good backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicate_schedule: Option<String>,
     /// How many times a failed scheduled job is retried.
     #[serde(default = "default_retries")]
     pub retries: u32,
@@ -1306,6 +1310,23 @@ pub struct ReplicationStatus {
     pub remotes: Vec<RemoteView>,
     /// Every asset whose profile replicates, per remote.
     pub lag: Vec<ReplicaLag>,
+    /// The next run of each profile replicating on its own calendar,
+    /// soonest first.
+    #[serde(default)]
+    pub next: Vec<ReplicationNext>,
+}
+
+/// A profile's next scheduled replication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationNext {
+    /// The profile.
+    pub profile: String,
+    /// Its remotes.
+    pub remotes: Vec<String>,
+    /// Its calendar expression.
+    pub schedule: String,
+    /// When, RFC 3339 UTC.
+    pub at: String,
 }
 
 /// Why a request failed; clients act on the code, show the message.

@@ -41,6 +41,7 @@ fn profile(name: &str) -> Profile {
         target: "default".to_string(),
         tape_pool: Some("weekly".to_string()),
         replicate_to: vec!["offsite-1".to_string()],
+        replicate_schedule: Some("*-*-* 02:00".to_string()),
         retries: 3,
         retry_backoff: Duration(600),
     }
@@ -284,6 +285,34 @@ fn schedule_state_set_forget_and_delete() {
     // Removing an asset removes its schedule state too.
     cat.add_asset(&asset("db-01", None), 1).unwrap();
     cat.remove_asset("db-01").unwrap();
+    assert!(cat.schedule_state().unwrap().is_empty());
+}
+
+#[test]
+fn replication_schedule_state_set_overwrite_and_forget() {
+    let (_d, cat) = fresh();
+    assert!(cat.replication_schedule_state().unwrap().is_empty());
+    let mark = |expr: &str, ms| ScheduleMark {
+        expr: expr.to_string(),
+        last_due_ms: ms,
+    };
+    cat.set_replication_schedule_state(
+        &[
+            ("standard".into(), mark("*-*-* 02:00:00", 100)),
+            ("critical".into(), mark("hourly", 200)),
+        ],
+        &[],
+    )
+    .unwrap();
+    cat.set_replication_schedule_state(
+        &[("standard".into(), mark("*-*-* 03:00:00", 300))],
+        &["critical".into()],
+    )
+    .unwrap();
+    let state = cat.replication_schedule_state().unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state["standard"], mark("*-*-* 03:00:00", 300));
+    // The backup schedules' state is another table.
     assert!(cat.schedule_state().unwrap().is_empty());
 }
 

@@ -48,6 +48,7 @@ fn profile(name: &str, full: Option<&str>, diff: Option<&str>, incr: Option<&str
         target: "default".to_string(),
         tape_pool: None,
         replicate_to: Vec::new(),
+        replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
     }
@@ -599,4 +600,78 @@ fn human_spans() {
     ] {
         assert_eq!(human_span(ms), text, "{ms}");
     }
+}
+
+fn replicating(name: &str, expr: Option<&str>, remotes: &[&str]) -> Profile {
+    let mut p = standard();
+    p.name = name.to_string();
+    p.replicate_to = remotes.iter().map(|r| r.to_string()).collect();
+    p.replicate_schedule = expr.map(str::to_string);
+    p
+}
+
+#[test]
+fn replication_calendars_run_daily_catch_up_once_and_are_forgotten() {
+    let profiles = [
+        replicating("nightly", Some("*-*-* 02:00"), &["offsite", "vault"]),
+        replicating("after-backup", None, &["offsite"]),
+        replicating("typo", Some("*-*-* 25:00"), &["offsite"]),
+        replicating("nowhere", Some("daily"), &[]),
+    ];
+    let (scheds, problems) = replication_schedules(&profiles);
+    assert_eq!(scheds.len(), 1, "{scheds:?}");
+    assert_eq!(scheds[0].remotes, ["offsite", "vault"]);
+    let names: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(names, ["typo", "nowhere"], "{problems:?}");
+    assert!(problems[0].1.contains("not valid"), "{problems:?}");
+    assert!(problems[1].1.contains("no remote"), "{problems:?}");
+
+    // A week minute by minute: seven runs, each at 02:00, none at the start
+    // (the 02:00 before the schedule existed does not fire).
+    let mut state: HashMap<String, ScheduleMark> = HashMap::new();
+    let start = ms("2024-01-01T03:00:00Z");
+    let mut runs = Vec::new();
+    let mut now = start;
+    while now <= start + 7 * DAY {
+        let pass = plan_replication(now, &scheds, &state, &TimeZone::UTC);
+        for (p, m) in &pass.set {
+            state.insert(p.clone(), m.clone());
+        }
+        runs.extend(pass.due.into_iter().map(|d| (now, d)));
+        now += MIN;
+    }
+    assert_eq!(runs.len(), 7);
+    for (now, d) in &runs {
+        assert_eq!(d.due_ms, *now, "on time");
+        assert!(utc(d.due_ms).ends_with("T02:00:00Z"), "{}", utc(d.due_ms));
+        assert_eq!(d.profile, "nightly");
+    }
+
+    // Off for three days: one catch-up, for the latest missed 02:00.
+    let back = start + 10 * DAY + 5 * HOUR;
+    let pass = plan_replication(back, &scheds, &state, &TimeZone::UTC);
+    assert_eq!(pass.due.len(), 1);
+    assert_eq!(utc(pass.due[0].due_ms), "2024-01-11T02:00:00Z");
+    for (p, m) in &pass.set {
+        state.insert(p.clone(), m.clone());
+    }
+    assert!(
+        plan_replication(back + MIN, &scheds, &state, &TimeZone::UTC)
+            .due
+            .is_empty()
+    );
+    assert_eq!(
+        next_replications(back, &scheds, &TimeZone::UTC),
+        [("nightly".to_string(), ms("2024-01-12T02:00:00Z"))]
+    );
+
+    // The profile goes back to after-backup: its state is forgotten.
+    let pass = plan_replication(back, &[], &state, &TimeZone::UTC);
+    assert_eq!(pass.forget, ["nightly"]);
+    // A changed calendar starts afresh, never retroactively.
+    let (changed, _) =
+        replication_schedules(&[replicating("nightly", Some("*-*-* 04:00"), &["offsite"])]);
+    let pass = plan_replication(back, &changed, &state, &TimeZone::UTC);
+    assert!(pass.due.is_empty());
+    assert_eq!(pass.set[0].1.last_due_ms, back);
 }

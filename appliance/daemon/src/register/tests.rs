@@ -31,6 +31,7 @@ fn profile() -> Profile {
         target: "default".to_string(),
         tape_pool: None,
         replicate_to: Vec::new(),
+        replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
     }
@@ -327,6 +328,24 @@ fn profile_validation() {
         "retry_backoff",
         "profile 'standard': retry_backoff: must be longer than 0s when the profile retries",
     );
+    check(
+        &|p| {
+            p.replicate_to = vec!["offsite".into()];
+            p.replicate_schedule = Some("Mon2 02:00".into());
+        },
+        "replicate_schedule",
+        "profile 'standard': replicate_schedule: 'Mon2 02:00': unknown weekday 'Mon2' at \
+         column 1 (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
+    );
+    check(
+        &|p| p.replicate_schedule = Some("daily".into()),
+        "replicate_schedule",
+        "profile 'standard': replicate_schedule: set, but replicate_to names no remote",
+    );
+    let mut nightly = profile();
+    nightly.replicate_to = vec!["offsite".into()];
+    nightly.replicate_schedule = Some("*-*-* 02:00".into());
+    validate_profile(&nightly).unwrap();
     let mut no_retry = profile();
     no_retry.retries = 0;
     no_retry.retry_backoff = Duration(0);

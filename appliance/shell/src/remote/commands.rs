@@ -422,6 +422,10 @@ pub struct ProfileEdit {
     pub target: Option<String>,
     /// Tape pool.
     pub tape_pool: Option<Option<String>>,
+    /// Remotes replications go to (empty: none).
+    pub replicate_to: Option<Vec<String>>,
+    /// The replications' own calendar (`None`: after each backup).
+    pub replicate_schedule: Option<Option<String>>,
     /// Retries.
     pub retries: Option<u32>,
     /// Retry backoff.
@@ -465,6 +469,24 @@ impl ProfileEdit {
             keep_within,
             target: p.one("target").map(str::to_string),
             tape_pool: p.one("tape-pool").map(none_if_empty),
+            replicate_to: p.one("replicate-to").map(|v| {
+                if is_none_word(v) {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
+            }),
+            replicate_schedule: p.one("replicate-schedule").map(|v| {
+                if is_none_word(v) || v == "after-backup" {
+                    None
+                } else {
+                    Some(v.to_string())
+                }
+            }),
             retries: p
                 .one("retries")
                 .map(|v| number::<u32>("retries", v))
@@ -491,6 +513,8 @@ impl ProfileEdit {
         set(&mut p.retention.keep_within, &self.keep_within);
         set(&mut p.target, &self.target);
         set(&mut p.tape_pool, &self.tape_pool);
+        set(&mut p.replicate_to, &self.replicate_to);
+        set(&mut p.replicate_schedule, &self.replicate_schedule);
         set(&mut p.retries, &self.retries);
         set(&mut p.retry_backoff, &self.retry_backoff);
     }
@@ -511,6 +535,7 @@ pub fn new_profile(name: &str) -> Profile {
         target: "default".into(),
         tape_pool: None,
         replicate_to: Vec::new(),
+        replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
     }
@@ -862,6 +887,18 @@ const PROFILE_FLAGS: &[Flag] = &[
         "POOL",
         ArgKind::Free,
         "the tape media pool copies go to",
+    ),
+    flag(
+        "replicate-to",
+        "REMOTE,…",
+        ArgKind::Free,
+        "the remotes replications go to ('none': no replication)",
+    ),
+    flag(
+        "replicate-schedule",
+        "CALENDAR",
+        ArgKind::Free,
+        "when replications run, e.g. '*-*-* 02:00' (default 'after-backup': after each good backup)",
     ),
     flag(
         "retries",
@@ -2233,6 +2270,28 @@ mod tests {
             err("profile add x --keep-daily lots").contains("--keep-daily: 'lots' is not a number")
         );
         assert!(err("profile edit x").contains("nothing to change"));
+        let Action::ProfileEdit { edit, .. } = action(
+            "profile edit standard --replicate-to offsite,vault --replicate-schedule '*-*-* 02:00'",
+        ) else {
+            panic!()
+        };
+        edit.apply(&mut p);
+        assert_eq!(p.replicate_to, ["offsite", "vault"]);
+        assert_eq!(p.replicate_schedule.as_deref(), Some("*-*-* 02:00"));
+        let Action::ProfileEdit { edit, .. } =
+            action("profile edit standard --replicate-schedule after-backup")
+        else {
+            panic!()
+        };
+        edit.apply(&mut p);
+        assert_eq!(p.replicate_schedule, None);
+        assert_eq!(p.replicate_to, ["offsite", "vault"]);
+        let Action::ProfileEdit { edit, .. } = action("profile edit standard --replicate-to none")
+        else {
+            panic!()
+        };
+        edit.apply(&mut p);
+        assert!(p.replicate_to.is_empty());
     }
 
     #[test]

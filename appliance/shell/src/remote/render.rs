@@ -695,6 +695,12 @@ fn profile(p: &Profile) -> String {
     ];
     if !p.replicate_to.is_empty() {
         rows.push(("replicate to", p.replicate_to.join(", ")));
+        rows.push((
+            "replicate",
+            p.replicate_schedule
+                .clone()
+                .unwrap_or_else(|| "after each good backup".into()),
+        ));
     }
     rows.push((
         "retries",
@@ -928,6 +934,19 @@ fn remote_list(l: &RemoteListing) -> String {
 
 fn replicate_status(st: &ReplicationStatus) -> String {
     let mut s = remotes_table(&st.remotes);
+    if !st.next.is_empty() {
+        let mut t = Table::new(&["PROFILE", "REMOTES", "SCHEDULE", "NEXT RUN"]);
+        for n in &st.next {
+            t.row(vec![
+                n.profile.clone(),
+                n.remotes.join(", "),
+                n.schedule.clone(),
+                time(&n.at),
+            ]);
+        }
+        s.push('\n');
+        s.push_str(&t.render());
+    }
     if st.lag.is_empty() {
         s.push_str("\nno asset's profile replicates\n");
         return s;
@@ -1082,6 +1101,30 @@ mod tests {
         assert_eq!(time("2026-11-26T03:06:28.123Z"), "2026-11-26 03:06:28Z");
         assert_eq!(time("2026-11-26T03:06:28Z"), "2026-11-26 03:06:28Z");
         assert_eq!(time("soon"), "soon");
+    }
+
+    #[test]
+    fn replicate_status_shows_lag_and_the_calendars_next_runs() {
+        let v = json!({
+            "remotes": [],
+            "lag": [{"asset": "web-01", "remote": "offsite", "rpo": "1d",
+                     "newest_copy": "2026-11-26T02:00:04.5Z", "breached": false},
+                    {"asset": "db-01", "remote": "vault", "rpo": "4h",
+                     "newest_copy": null, "breached": true}],
+            "next": [{"profile": "standard", "remotes": ["offsite", "vault"],
+                      "schedule": "*-*-* 02:00:00", "at": "2026-11-27T02:00:00Z"}],
+        });
+        let r = render(&Call::ReplicateStatus, &v, false).unwrap();
+        assert!(
+            r.text.contains(
+                "PROFILE   REMOTES         SCHEDULE        NEXT RUN\n\
+                 standard  offsite, vault  *-*-* 02:00:00  2026-11-27 02:00:00Z\n"
+            ),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("web-01  offsite"), "{}", r.text);
+        assert!(r.text.contains("LAGGING"), "{}", r.text);
     }
 
     #[test]
