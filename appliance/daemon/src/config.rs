@@ -86,7 +86,8 @@ pub struct ReplicationConfig {
     /// limit and a window's apply too, the lowest wins.
     pub bandwidth_mb_s: u32,
     /// Bandwidth limits by time of day (in `daemon.timezone`), e.g. office
-    /// hours; evaluated when each replication job starts.
+    /// hours; evaluated when each replication job starts and every 30
+    /// seconds while it runs.
     pub windows: Vec<BandwidthWindow>,
     /// How long connecting and the TLS handshake may take, and the longest
     /// silence on a link before it counts as cut.

@@ -560,17 +560,26 @@ impl Drop for StopWatch {
     }
 }
 
-/// The bandwidth limit now for a remote limited to `remote_mb_s`.
-fn rate_now(inner: &Inner, remote_mb_s: u32) -> u64 {
+/// The bandwidth limit of a job to a remote limited to `remote_mb_s`: the
+/// configured limits and windows at the clock's time, asked again every
+/// 30 seconds while the job runs (a window opening mid-transfer applies).
+fn limiter(inner: &Inner, remote_mb_s: u32) -> TokenBucket {
     let config = inner.config();
     let tz = config.time_zone();
-    let minute = jiff::Timestamp::from_millisecond(inner.now_ms())
-        .map(|t| {
-            let z = t.to_zoned(tz);
-            u32::try_from(i32::from(z.hour()) * 60 + i32::from(z.minute())).unwrap_or(0)
-        })
-        .unwrap_or(0);
-    config.replication.rate_at(minute, remote_mb_s)
+    let replication = config.replication;
+    let clock = inner.clock.clone();
+    TokenBucket::scheduled(
+        move || {
+            let minute = jiff::Timestamp::from_millisecond(clock.now_ms())
+                .map(|t| {
+                    let z = t.to_zoned(tz.clone());
+                    u32::try_from(i32::from(z.hour()) * 60 + i32::from(z.minute())).unwrap_or(0)
+                })
+                .unwrap_or(0);
+            replication.rate_at(minute, remote_mb_s)
+        },
+        Duration::from_secs(30),
+    )
 }
 
 /// Runs replication job `p` to its end.
@@ -592,7 +601,8 @@ pub(crate) fn execute(
     // record is written last, so a snapshot in the catalog is whole).
     let covers = cat.snapshots(None)?.iter().map(|s| s.finished_ms).max();
     let started = Instant::now();
-    let rate = rate_now(inner, remote.spec.bandwidth_mb_s);
+    let mut bucket = limiter(inner, remote.spec.bandwidth_mb_s);
+    let rate = bucket.rate();
     log.info(&format!(
         "replication to '{name}' ({}) started by {}; bandwidth {}",
         remote.spec.kind.as_str(),
@@ -603,7 +613,6 @@ pub(crate) fn execute(
             format!("{} MB/s", rate / 1_000_000)
         }
     ));
-    let mut bucket = TokenBucket::new(rate);
     let outcome: Result<ReplicationStats> = match remote.spec.kind {
         RemoteKind::Appliance => push_to_appliance(inner, &remote, progress, &mut bucket),
         RemoteKind::S3 => crate::s3::mirror_to(inner, &remote, progress, &mut bucket, log),

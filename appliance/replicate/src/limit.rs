@@ -5,12 +5,29 @@
 use std::time::{Duration, Instant};
 
 /// A token bucket of `rate` bytes a second holding at most `burst` bytes.
-#[derive(Debug)]
 pub struct TokenBucket {
     rate: u64,
     burst: u64,
     tokens: f64,
     last: Instant,
+    schedule: Option<Schedule>,
+}
+
+/// Where a scheduled bucket's rate comes from, and how often it is asked.
+struct Schedule {
+    rate_now: Box<dyn FnMut() -> u64 + Send>,
+    every: Duration,
+    checked: Instant,
+}
+
+impl std::fmt::Debug for TokenBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBucket")
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .field("scheduled", &self.schedule.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenBucket {
@@ -23,6 +40,40 @@ impl TokenBucket {
             burst,
             tokens: burst as f64,
             last: Instant::now(),
+            schedule: None,
+        }
+    }
+
+    /// A bucket whose rate follows `rate_now` (e.g. bandwidth windows by
+    /// time of day), asked now and then at most every `every` while the
+    /// transfer runs: a window that opens or closes mid-transfer applies
+    /// from then on.
+    pub fn scheduled(
+        mut rate_now: impl FnMut() -> u64 + Send + 'static,
+        every: Duration,
+    ) -> TokenBucket {
+        let mut b = TokenBucket::new(rate_now());
+        b.schedule = Some(Schedule {
+            rate_now: Box::new(rate_now),
+            every,
+            checked: Instant::now(),
+        });
+        b
+    }
+
+    /// Asks the schedule for the rate when it is due.
+    fn follow(&mut self, now: Instant) {
+        let Some(s) = self.schedule.as_mut() else {
+            return;
+        };
+        if now.saturating_duration_since(s.checked) < s.every {
+            return;
+        }
+        s.checked = now;
+        let rate = (s.rate_now)();
+        if rate != self.rate {
+            tracing::info!(from = self.rate, to = rate, "bandwidth limit changed");
+            self.set_rate(rate);
         }
     }
 
@@ -48,6 +99,7 @@ impl TokenBucket {
     /// How long to wait before `n` bytes may go, taking them (pure in the
     /// clock: `now` is given).
     pub fn reserve(&mut self, n: u64, now: Instant) -> Duration {
+        self.follow(now);
         if self.rate == 0 {
             return Duration::ZERO;
         }
@@ -89,6 +141,38 @@ mod tests {
         let t3 = t2 + Duration::from_secs(10);
         assert_eq!(b.reserve(1_000_000, t3), Duration::ZERO);
         assert!(b.reserve(1, t3) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_scheduled_rate_is_followed_when_it_is_asked_again() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let window = Arc::new(AtomicU64::new(0));
+        let w = window.clone();
+        let mut b =
+            TokenBucket::scheduled(move || w.load(Ordering::SeqCst), Duration::from_secs(10));
+        let t0 = b.schedule.as_ref().unwrap().checked;
+        assert_eq!(b.reserve(u64::MAX / 2, t0), Duration::ZERO, "unlimited");
+        // A window of 100 kB/s opens: not asked again before 10 s.
+        window.store(100_000, Ordering::SeqCst);
+        assert_eq!(
+            b.reserve(1 << 30, t0 + Duration::from_secs(9)),
+            Duration::ZERO
+        );
+        assert_eq!(b.rate(), 0);
+        let t1 = t0 + Duration::from_secs(10);
+        b.reserve(0, t1);
+        assert_eq!(b.rate(), 100_000);
+        b.tokens = 0.0;
+        let w = b.reserve(50_000, t1);
+        assert!((w.as_secs_f64() - 0.5).abs() < 1e-6, "{w:?}");
+        // It closes again: unlimited from the next check on.
+        window.store(0, Ordering::SeqCst);
+        assert_eq!(
+            b.reserve(1 << 30, t1 + Duration::from_secs(20)),
+            Duration::ZERO
+        );
+        assert_eq!(b.rate(), 0);
     }
 
     #[test]
