@@ -313,12 +313,112 @@ impl Catalog {
             }),
         )
     }
+
+    /// Binds the copy of `store` kept here to `owner` (the remote pushing
+    /// it, with certificate `fingerprint`) unless it is bound already, and
+    /// returns the remote it belongs to: only that remote may write to it.
+    pub fn claim_replica(
+        &self,
+        store: &str,
+        owner: &str,
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> Result<String> {
+        let tx = self.write_tx("locking the replicas")?;
+        tx.execute(
+            "INSERT INTO replicas (store, owner, fingerprint, first_ms, last_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (store) DO NOTHING",
+            rusqlite::params![store, owner, fingerprint, now_ms],
+        )
+        .map_err(self.sql("binding a replica to its remote"))?;
+        let bound: String = tx
+            .query_row(
+                "SELECT owner FROM replicas WHERE store = ?1",
+                [store],
+                |r| r.get(0),
+            )
+            .map_err(self.sql("reading a replica's owner"))?;
+        tx.commit()
+            .map_err(self.sql("binding a replica to its remote"))?;
+        Ok(bound)
+    }
+
+    /// Counts a push into the copy of `store`.
+    pub fn replica_received(
+        &self,
+        store: &str,
+        objects: u64,
+        bytes: u64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                "UPDATE replicas SET last_ms = ?2, objects = objects + ?3, bytes = bytes + ?4 \
+                 WHERE store = ?1",
+                rusqlite::params![store, now_ms, i(objects), i(bytes)],
+            )
+            .map_err(self.sql("recording a push into a replica"))?;
+        Ok(())
+    }
+
+    /// The copies of other appliances' stores kept here.
+    pub fn replicas(&self) -> Result<Vec<coffer_types::api::ReplicaHeld>> {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        self.rows(
+            "SELECT store, owner, fingerprint, first_ms, last_ms, objects, bytes \
+             FROM replicas ORDER BY store",
+            "listing the replicas",
+            |r| {
+                Ok(coffer_types::api::ReplicaHeld {
+                    store: r.get(0)?,
+                    owner: r.get(1)?,
+                    fingerprint: r.get(2)?,
+                    first_received: rfc3339_ms(r.get(3)?),
+                    last_received: rfc3339_ms(r.get(4)?),
+                    objects: u(r.get(5)?),
+                    bytes: u(r.get(6)?),
+                })
+            },
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use coffer_types::api::{ObjectLockMode, S3Remote, Secret};
+
+    #[test]
+    fn a_replica_belongs_to_the_remote_that_first_pushed_it() {
+        let d = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&d.path().join("c.db")).unwrap();
+        assert_eq!(
+            cat.claim_replica("aa11", "site-a", "f1", 1000).unwrap(),
+            "site-a"
+        );
+        // Another remote: the copy stays site-a's.
+        assert_eq!(
+            cat.claim_replica("aa11", "site-x", "f2", 2000).unwrap(),
+            "site-a"
+        );
+        // site-a again (even re-keyed, paired again under its name).
+        assert_eq!(
+            cat.claim_replica("aa11", "site-a", "f3", 3000).unwrap(),
+            "site-a"
+        );
+        cat.replica_received("aa11", 5, 5000, 3000).unwrap();
+        cat.replica_received("aa11", 1, 10, 4000).unwrap();
+        let list = cat.replicas().unwrap();
+        assert_eq!(list.len(), 1);
+        let r = &list[0];
+        assert_eq!(
+            (r.owner.as_str(), r.fingerprint.as_str(), r.objects, r.bytes),
+            ("site-a", "f1", 6, 5010)
+        );
+        assert_eq!(r.first_received, rfc3339_ms(1000));
+        assert_eq!(r.last_received, rfc3339_ms(4000));
+    }
 
     fn spec(name: &str) -> RemoteSpec {
         RemoteSpec {

@@ -398,12 +398,24 @@ CREATE TABLE replications (
 ";
 
 /// Version 6: the state of each profile's replication calendar (the
-/// backup schedules' rules: never retroactive, catch-up once).
+/// backup schedules' rules: never retroactive, catch-up once), and the
+/// other appliances' stores this one keeps a copy of, each bound to the
+/// remote that first pushed it (no other may write to it).
 const M6: &str = "
 CREATE TABLE replication_schedule (
     profile     TEXT    PRIMARY KEY NOT NULL,
     expr        TEXT    NOT NULL,
     last_due_ms INTEGER NOT NULL
+);
+
+CREATE TABLE replicas (
+    store            TEXT    PRIMARY KEY NOT NULL,
+    owner            TEXT    NOT NULL,
+    fingerprint      TEXT    NOT NULL,
+    first_ms         INTEGER NOT NULL,
+    last_ms          INTEGER NOT NULL,
+    objects          INTEGER NOT NULL DEFAULT 0,
+    bytes            INTEGER NOT NULL DEFAULT 0
 );
 ";
 

@@ -129,6 +129,7 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "profiles",
             "recovery_codes",
             "remotes",
+            "replicas",
             "replication_schedule",
             "replications",
             "schedule_state",

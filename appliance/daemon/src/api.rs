@@ -626,6 +626,7 @@ fn execute(
             let listing = coffer_types::api::RemoteListing {
                 identity: crate::replication::identity_view(inner),
                 remotes,
+                replicas: cat.replicas().map_err(from_catalog)?,
             };
             (to_value(&listing)?, none())
         }

@@ -176,11 +176,16 @@ fn session(inner: &Inner, tcp: TcpStream, peer: std::net::SocketAddr) -> Result<
     match first {
         Msg::Hello { .. } => {
             crate::create_private_dir(&replicas)?;
-            let outcome = coffer_replicate::serve_from(&mut link, first, &replicas, &|_, _| Ok(()));
+            let own = inner.repo.config().store_id.0;
+            let accept = |store: &[u8; 16], _source: &str| -> Result<(), String> {
+                accept_push(inner, own, store, &name, &hex)
+            };
+            let outcome = coffer_replicate::serve_from(&mut link, first, &replicas, &accept);
             let cat = inner.catalog()?;
             match outcome {
                 Ok(r) => {
                     tracing::info!(remote = %name, stored = r.stored, bytes = r.bytes, "replica received");
+                    cat.replica_received(&hex::encode(r.store), r.stored, r.bytes, inner.now_ms())?;
                     inner.audit(
                         &cat,
                         &name,
@@ -264,6 +269,35 @@ fn session(inner: &Inner, tcp: TcpStream, peer: std::net::SocketAddr) -> Result<
         }
         m => bail!("{name} opened with {m:?}"),
     }
+}
+
+/// Whether `remote` (presenting certificate `fingerprint`) may push into
+/// the copy of `store` kept here: never into this appliance's own store id,
+/// and only into a copy bound to it (the first push binds it). A paired
+/// peer so cannot add to, or fill up, another appliance's offsite copy.
+fn accept_push(
+    inner: &Inner,
+    own: [u8; 16],
+    store: &[u8; 16],
+    remote: &str,
+    fingerprint: &str,
+) -> Result<(), String> {
+    let id = hex::encode(store);
+    if *store == own {
+        return Err(format!(
+            "store {id} is this appliance's own store, not a copy it keeps"
+        ));
+    }
+    let cat = inner.catalog().map_err(|e| format!("{e:#}"))?;
+    let owner = cat
+        .claim_replica(&id, remote, fingerprint, inner.now_ms())
+        .map_err(|e| e.to_string())?;
+    if owner != remote {
+        return Err(format!(
+            "the copy of store {id} kept here belongs to remote '{owner}'; no other appliance may write to it"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a remote's name and shape before it is stored.

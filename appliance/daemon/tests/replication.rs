@@ -76,6 +76,22 @@ fn objects(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// Copies a store's objects (not its catalog).
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("catalog.db") {
+            continue;
+        }
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
 fn listing(c: &mut Client) -> Value {
     c.ok("remote_list", Value::Null)
 }
@@ -228,6 +244,69 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
             .any(|x| x["kind"] == json!("replication-failed")),
         "a good run clears the failure: {alerts}"
     );
+
+    // B keeps A's copy bound to A (remote site-a).
+    let held = &listing(&mut cb)["replicas"];
+    assert_eq!(held[0]["store"], json!(a_id), "{held}");
+    assert_eq!(held[0]["owner"], json!("site-a"), "{held}");
+    assert_eq!(held[0]["fingerprint"], json!(a_fp), "{held}");
+    assert!(held[0]["objects"].as_u64().unwrap() > 3, "{held}");
+
+    // Another appliance B is paired with, holding a clone of A's store
+    // (same store id), cannot write into A's copy at B.
+    let store_copy = tempfile::tempdir().unwrap();
+    copy_tree(&a.dir.path().join("store"), store_copy.path());
+    let a_pass = a.dir.path().join("passphrase");
+    let impostor = TestDaemon::start_with(|c| {
+        c.auth.session_idle = coffer_types::api::Duration(7 * 86_400);
+        c.store.path = store_copy.path().to_path_buf();
+        c.store.passphrase_file = Some(a_pass.clone());
+    });
+    let (mut ci, si) = impostor.admin();
+    let copy_id = coffer_store::StoreConfig::read(&coffer_store::DirStore::new(store_copy.path()))
+        .unwrap()
+        .store_id
+        .0;
+    assert_eq!(hex::encode(copy_id), a_id);
+    let i_fp = listing(&mut ci)["identity"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fresh(&b, &mut cb, &sb);
+    cb.ok(
+        "remote_add",
+        json!({"remote": {"name": "impostor", "kind": "appliance", "fingerprint": i_fp}}),
+    );
+    fresh(&impostor, &mut ci, &si);
+    ci.ok(
+        "remote_add",
+        json!({"remote": {"name": "offsite", "kind": "appliance", "address": b_addr, "fingerprint": b_fp}}),
+    );
+    // The clone gains objects B's copy lacks.
+    let evil = impostor.dir.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(evil.join("payload"), b"not A's data").unwrap();
+    ci.ok("asset_add", json!({"asset": asset("evil", &evil, None)}));
+    let bid = ci.ok("job_run", json!({"asset": "evil", "level": "full"}))["job"].clone();
+    assert_eq!(wait_job(&mut ci, &bid)["status"], json!("success"));
+    assert_ne!(objects(store_copy.path()), objects(&replica));
+    let before = objects(&replica);
+    let id = ci.ok("replicate_run", json!({"remote": "offsite"}))["job"].clone();
+    let j = wait_job(&mut ci, &id);
+    assert_eq!(j["status"], json!("failed"), "{j}");
+    assert!(
+        j["messages"]
+            .to_string()
+            .contains("belongs to remote 'site-a'"),
+        "{j}"
+    );
+    assert_eq!(objects(&replica), before, "A's copy is untouched");
+    let audit = cb.ok(
+        "audit_list",
+        json!({"filter": {"action": "replication.receive"}}),
+    );
+    assert!(audit.to_string().contains("belongs to remote"), "{audit}");
+    drop(impostor);
 
     // Again: nothing new, nothing sent.
     let id = ca.ok("replicate_run", json!({"remote": "offsite"}))["job"].clone();

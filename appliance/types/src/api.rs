@@ -1232,6 +1232,29 @@ pub struct RemoteListing {
     pub identity: ReplicationIdentity,
     /// The remotes.
     pub remotes: Vec<RemoteView>,
+    /// Other appliances' stores this one keeps a copy of.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaHeld>,
+}
+
+/// A copy of another appliance's store kept here (ciphertext only), bound
+/// to the remote that first pushed it: no other remote may write to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaHeld {
+    /// The store's id (hex).
+    pub store: String,
+    /// The remote it belongs to.
+    pub owner: String,
+    /// The certificate fingerprint that remote first pushed with.
+    pub fingerprint: String,
+    /// The first push, RFC 3339 UTC.
+    pub first_received: String,
+    /// The latest push.
+    pub last_received: String,
+    /// Objects stored by pushes so far (all sessions).
+    pub objects: u64,
+    /// Bytes stored by pushes so far.
+    pub bytes: u64,
 }
 
 /// `remote_add` and `remote_pair`'s answer.

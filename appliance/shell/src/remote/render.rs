@@ -929,6 +929,22 @@ fn remote_list(l: &RemoteListing) -> String {
             ));
         }
     }
+    if !l.replicas.is_empty() {
+        let mut t = Table::new(&["STORE KEPT HERE", "OWNER", "LAST PUSH", "OBJECTS", "BYTES"])
+            .right(3)
+            .right(4);
+        for r in &l.replicas {
+            t.row(vec![
+                r.store.clone(),
+                r.owner.clone(),
+                time(&r.last_received),
+                r.objects.to_string(),
+                size(r.bytes),
+            ]);
+        }
+        s.push('\n');
+        s.push_str(&t.render());
+    }
     s
 }
 
