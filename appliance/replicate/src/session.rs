@@ -17,7 +17,7 @@ use coffer_store::BlobStore;
 use crate::Error;
 use crate::limit::TokenBucket;
 use crate::replica::{PREFIXES, Replica};
-use crate::wire::{self, AckStatus, DATA_PIECE, INVENTORY_BATCH, Msg};
+use crate::wire::{self, AckStatus, DATA_PIECE, Frame, INVENTORY_BATCH, Msg};
 
 /// Objects sent ahead of their acknowledgements at most.
 pub const WINDOW: usize = 64;
@@ -126,6 +126,7 @@ pub fn push(
     let mut ours: HashMap<String, [u8; 32]> = HashMap::new();
     let mut outstanding = 0usize;
     let mut buf = vec![0u8; DATA_PIECE];
+    let mut frame = Vec::with_capacity(DATA_PIECE + 5);
     for (key, size, offset) in plan {
         wire::send(
             stream,
@@ -152,7 +153,7 @@ pub fn push(
             if skip < n {
                 let piece = &buf[skip..n];
                 limit.take(piece.len() as u64);
-                wire::send(stream, &Msg::Data(piece.to_vec()))?;
+                wire::send_data(stream, &mut frame, piece)?;
                 report.bytes_sent += piece.len() as u64;
                 live.bytes += piece.len() as u64;
                 // Every 1 MiB, so a display follows a large object.
@@ -319,6 +320,7 @@ pub fn serve_from(
     // A link that broke under an Ack: what is already in flight is still
     // read and kept (as partial objects to resume), then the error returns.
     let mut broken: Option<Error> = None;
+    let mut frame = Vec::with_capacity(DATA_PIECE + 5);
     loop {
         let next = match wire::recv(stream) {
             Ok(m) => m,
@@ -330,12 +332,13 @@ pub fn serve_from(
                     .receive(&key, offset)
                     .map_err(|e| refuse(stream, e))?;
                 let end = loop {
-                    let next = match wire::recv(stream) {
+                    let next = match wire::recv_frame(stream, &mut frame) {
                         Ok(m) => m,
                         Err(e) => return Err(broken.unwrap_or(e)),
                     };
                     match next {
-                        Msg::Data(d) => {
+                        Frame::Data => {
+                            let d = &frame[1..];
                             if incoming.len() + d.len() as u64 > size {
                                 return Err(refuse(
                                     stream,
@@ -345,10 +348,10 @@ pub fn serve_from(
                                 ));
                             }
                             report.bytes += d.len() as u64;
-                            incoming.write(&d).map_err(|e| refuse(stream, e))?;
+                            incoming.write(d).map_err(|e| refuse(stream, e))?;
                         }
-                        Msg::End { hash } => break hash,
-                        m => {
+                        Frame::Msg(Msg::End { hash }) => break hash,
+                        Frame::Msg(m) => {
                             return Err(refuse(
                                 stream,
                                 Error::Protocol(format!("expected object data, got {m:?}")),

@@ -15,6 +15,7 @@ mod codec;
 mod data;
 mod measure;
 mod pool;
+mod replicate;
 mod report;
 mod scale;
 mod tape;
@@ -96,6 +97,20 @@ enum Cmd {
         /// GiB of incompressible data in the store.
         #[arg(long, default_value_t = 2)]
         gib: u64,
+    },
+    /// Replication over TLS on loopback: a full push against a plain TLS
+    /// stream, and the bytes an upgrade's push puts on the link against
+    /// the objects the upgrade added.
+    Replicate {
+        /// Runs; each figure is the median.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Two Debian versions of linux-source-6.1 (older, newer).
+        #[arg(long, num_args = 2, default_values = ["6.1.190-1", "6.1.192-1"])]
+        versions: Vec<String>,
+        /// Two directories instead of the Debian trees (older, newer).
+        #[arg(long, num_args = 2)]
+        dirs: Option<Vec<PathBuf>>,
     },
     /// Internal: run one command and write its kernel accounting as JSON.
     #[command(hide = true)]
@@ -202,6 +217,25 @@ fn real_main() -> Result<()> {
         Cmd::Tape { runs, gib } => {
             let coffer = coffer_binary(cli.coffer.as_deref())?;
             tape::run(&workdir, &coffer, gib, runs)
+        }
+        Cmd::Replicate {
+            runs,
+            versions,
+            dirs,
+        } => {
+            let (old, new) = match dirs {
+                Some(d) => (std::fs::canonicalize(&d[0])?, std::fs::canonicalize(&d[1])?),
+                None => {
+                    let dd = workdir.join("data");
+                    std::fs::create_dir_all(&dd)?;
+                    (
+                        data::debian_tree(&dd, &versions[0])?,
+                        data::debian_tree(&dd, &versions[1])?,
+                    )
+                }
+            };
+            let coffer = coffer_binary(cli.coffer.as_deref())?;
+            replicate::run(&workdir, &coffer, &old, &new, runs)
         }
         Cmd::Measure { .. } => unreachable!("handled above"),
     }
