@@ -156,6 +156,31 @@ impl Inner {
         }
     }
 
+    /// Raises an alert of `kind` about `subject` raised by the system; the
+    /// first time (not while it stays open) it is logged and audited.
+    pub(crate) fn system_alert(
+        &self,
+        cat: &Catalog,
+        kind: &str,
+        subject: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<()> {
+        if cat.raise_alert(kind, subject, message, now)?.new {
+            tracing::warn!(kind, subject, "{message}");
+            self.audit(
+                cat,
+                "system",
+                Source::System,
+                "alert.raise",
+                subject,
+                kind,
+                message,
+            );
+        }
+        Ok(())
+    }
+
     /// Re-reads the configuration file; the running one stays if it fails.
     pub(crate) fn reload(&self) -> Result<()> {
         let Some(path) = &self.config_path else {

@@ -924,18 +924,7 @@ pub(crate) fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
                     l.asset, l.remote
                 ),
             };
-            if cat.raise_alert(LAG_ALERT, &subject, &message, now)?.new {
-                tracing::warn!("{message}");
-                inner.audit(
-                    cat,
-                    "system",
-                    Source::System,
-                    "alert.raise",
-                    &subject,
-                    LAG_ALERT,
-                    &message,
-                );
-            }
+            inner.system_alert(cat, LAG_ALERT, &subject, &message, now)?;
         } else if cat.clear_alert(LAG_ALERT, &subject, now)? {
             inner.audit(
                 cat,

@@ -184,20 +184,7 @@ fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
     let (_, problems) = plan::schedules(&assets, &profiles);
     for a in &assets {
         match breaches.iter().find(|b| b.asset == a.name) {
-            Some(b) => {
-                if cat.raise_alert("rpo", &a.name, &b.message, now)?.new {
-                    tracing::warn!(asset = %a.name, "{}", b.message);
-                    inner.audit(
-                        cat,
-                        "system",
-                        Source::System,
-                        "alert.raise",
-                        &a.name,
-                        "rpo",
-                        &b.message,
-                    );
-                }
-            }
+            Some(b) => inner.system_alert(cat, "rpo", &a.name, &b.message, now)?,
             None => {
                 if cat.clear_alert("rpo", &a.name, now)? {
                     inner.audit(
@@ -242,20 +229,7 @@ fn replication_problems(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
     for p in &profiles {
         let subject = format!("profile:{}", p.name);
         match problems.iter().find(|(name, _)| *name == p.name) {
-            Some((_, message)) => {
-                if cat.raise_alert(CONFIG, &subject, message, now)?.new {
-                    tracing::warn!(profile = %p.name, "{message}");
-                    inner.audit(
-                        cat,
-                        "system",
-                        Source::System,
-                        "alert.raise",
-                        &subject,
-                        CONFIG,
-                        message,
-                    );
-                }
-            }
+            Some((_, message)) => inner.system_alert(cat, CONFIG, &subject, message, now)?,
             None => {
                 cat.clear_alert(CONFIG, &subject, now)?;
             }

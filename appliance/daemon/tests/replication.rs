@@ -92,6 +92,32 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+fn fingerprint(c: &mut Client) -> String {
+    listing(c)["identity"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Lets the appliance presenting `fp` push to `d` as remote `name`
+/// (inbound only: no address).
+fn allow_pushes(d: &TestDaemon, c: &mut Client, secret: &[u8], name: &str, fp: &str) {
+    fresh(d, c, secret);
+    c.ok(
+        "remote_add",
+        json!({"remote": {"name": name, "kind": "appliance", "fingerprint": fp}}),
+    );
+}
+
+/// Adds the offsite appliance at `addr`, pinned to `fp`, to `d` as `offsite`.
+fn add_offsite(d: &TestDaemon, c: &mut Client, secret: &[u8], addr: &str, fp: &str) {
+    fresh(d, c, secret);
+    c.ok(
+        "remote_add",
+        json!({"remote": {"name": "offsite", "kind": "appliance", "address": addr, "fingerprint": fp}}),
+    );
+}
+
 fn listing(c: &mut Client) -> Value {
     c.ok("remote_list", Value::Null)
 }
@@ -120,14 +146,8 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
         .replication_address()
         .unwrap()
         .to_string();
-    let b_fp = listing(&mut cb)["identity"]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let a_fp = listing(&mut ca)["identity"]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b_fp = fingerprint(&mut cb);
+    let a_fp = fingerprint(&mut ca);
     assert_eq!(a_fp, a.running.as_ref().unwrap().replication_fingerprint());
     assert_ne!(a_fp, b_fp);
 
@@ -189,11 +209,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     assert!(audit.to_string().contains("refused"), "{audit}");
 
     // B pins A (inbound only: no address).
-    fresh(&b, &mut cb, &sb);
-    cb.ok(
-        "remote_add",
-        json!({"remote": {"name": "site-a", "kind": "appliance", "fingerprint": a_fp}}),
-    );
+    allow_pushes(&b, &mut cb, &sb, "site-a", &a_fp);
 
     // A profile that replicates: a good backup queues the replication.
     let src = sample_tree(a.dir.path());
@@ -268,20 +284,9 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
         .store_id
         .0;
     assert_eq!(hex::encode(copy_id), a_id);
-    let i_fp = listing(&mut ci)["identity"]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    fresh(&b, &mut cb, &sb);
-    cb.ok(
-        "remote_add",
-        json!({"remote": {"name": "impostor", "kind": "appliance", "fingerprint": i_fp}}),
-    );
-    fresh(&impostor, &mut ci, &si);
-    ci.ok(
-        "remote_add",
-        json!({"remote": {"name": "offsite", "kind": "appliance", "address": b_addr, "fingerprint": b_fp}}),
-    );
+    let i_fp = fingerprint(&mut ci);
+    allow_pushes(&b, &mut cb, &sb, "impostor", &i_fp);
+    add_offsite(&impostor, &mut ci, &si, &b_addr, &b_fp);
     // The clone gains objects B's copy lacks.
     let evil = impostor.dir.path().join("evil");
     std::fs::create_dir_all(&evil).unwrap();
@@ -395,20 +400,9 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     // copy with A's passphrase alone.
     let c3 = TestDaemon::start();
     let (mut cc, sc) = c3.admin();
-    let c_fp = listing(&mut cc)["identity"]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    fresh(&b, &mut cb, &sb);
-    cb.ok(
-        "remote_add",
-        json!({"remote": {"name": "new-site", "kind": "appliance", "fingerprint": c_fp}}),
-    );
-    fresh(&c3, &mut cc, &sc);
-    cc.ok(
-        "remote_add",
-        json!({"remote": {"name": "offsite", "kind": "appliance", "address": b_addr, "fingerprint": b_fp}}),
-    );
+    let c_fp = fingerprint(&mut cc);
+    allow_pushes(&b, &mut cb, &sb, "new-site", &c_fp);
+    add_offsite(&c3, &mut cc, &sc, &b_addr, &b_fp);
     let pass = std::fs::read_to_string(a.dir.path().join("passphrase")).unwrap();
     let target = c3.dir.path().join("restored");
     let id = cc.ok(
@@ -509,10 +503,7 @@ fn a_receiver_killed_mid_transfer_resumes_where_it_stopped_and_verifies() {
 
     let mut a = TestDaemon::start();
     let (mut ca, sa) = a.admin();
-    let a_fp = listing(&mut ca)["identity"]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a_fp = fingerprint(&mut ca);
     // B takes A's pushes; the real clock's TOTP step is used once, so the
     // login's code cannot serve here: wait for the next step if needed.
     let code = {

@@ -65,7 +65,35 @@ fn expect_reply(stream: &mut dyn Stream) -> Result<Msg, Error> {
 
 /// Pushes the store's objects to the receiver at the other end of
 /// `stream`. `limit` caps the rate (bytes a second, 0 = none).
+///
+/// A receiver that gives up mid-transfer (its disk is full) says why with
+/// `Refused` and closes; the sender then finds its writes failing, so a
+/// link error is followed by one look for that reason.
 pub fn push(
+    stream: &mut dyn Stream,
+    store: &dyn BlobStore,
+    store_id: [u8; 16],
+    source: &str,
+    limit: &mut TokenBucket,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PushReport, Error> {
+    match push_objects(stream, store, store_id, source, limit, progress) {
+        Err(Error::Link(e)) => {
+            // Acknowledgements not yet read come first.
+            for _ in 0..=WINDOW {
+                match wire::recv(stream) {
+                    Ok(Msg::Refused { message }) => return Err(Error::Refused(message)),
+                    Ok(Msg::Ack { .. }) => {}
+                    _ => break,
+                }
+            }
+            Err(Error::Link(e))
+        }
+        other => other,
+    }
+}
+
+fn push_objects(
     stream: &mut dyn Stream,
     store: &dyn BlobStore,
     store_id: [u8; 16],

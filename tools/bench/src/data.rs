@@ -224,6 +224,21 @@ pub fn unmount(dir: &Path) {
     }
 }
 
+/// A directory on tmpfs (`/dev/shm`) named `PREFIX-<pid>`, after removing
+/// what interrupted runs left under that prefix (it would only take memory).
+pub fn shm_scratch(prefix: &str) -> Result<PathBuf> {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        bail!("/dev/shm (tmpfs) is needed");
+    }
+    for e in fs::read_dir(shm)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            remove_tree(&e.path())?;
+        }
+    }
+    Ok(shm.join(format!("{prefix}-{}", std::process::id())))
+}
+
 pub fn remove_tree(p: &Path) -> Result<()> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),

@@ -80,7 +80,19 @@ pub struct Cmd {
     pub cwd: Option<PathBuf>,
 }
 
+/// The passphrase of the stores the single-tool benchmarks make.
+pub const PASSPHRASE: &str = "coffer bench passphrase";
+
 impl Cmd {
+    /// `coffer --store STORE --quiet` with the benchmarks' passphrase.
+    pub fn coffer(bin: &Path, store: &Path) -> Cmd {
+        Cmd::new(bin)
+            .env("COFFER_PASSPHRASE", PASSPHRASE)
+            .arg("--store")
+            .arg(store)
+            .arg("--quiet")
+    }
+
     pub fn new(program: impl Into<OsString>) -> Cmd {
         Cmd {
             program: program.into(),

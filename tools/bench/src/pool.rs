@@ -18,8 +18,6 @@ use crate::data::{self, Rng};
 use crate::measure::{Cmd, Runner, Sample};
 use crate::report::median;
 
-const PASSPHRASE: &str = "coffer bench passphrase";
-
 /// Throughput of one core on one geometry.
 #[derive(Debug, Serialize)]
 pub struct Encode {
@@ -87,14 +85,6 @@ struct Results {
     pool_median_rss_mib: f64,
 }
 
-fn coffer(bin: &Path, store: &Path) -> Cmd {
-    Cmd::new(bin)
-        .env("COFFER_PASSPHRASE", PASSPHRASE)
-        .arg("--store")
-        .arg(store)
-        .arg("--quiet")
-}
-
 pub fn run(workdir: &Path, bin: &Path, tree: &Path, runs: u32) -> Result<()> {
     let size = data::tree_size(tree)?;
     eprintln!(
@@ -121,10 +111,10 @@ pub fn run(workdir: &Path, bin: &Path, tree: &Path, runs: u32) -> Result<()> {
         data::remove_tree(&base.join("run"))?;
         let store = base.join("run/store");
         std::fs::create_dir_all(base.join("run"))?;
-        runner.run("warm-up init", &coffer(bin, &store).arg("init"))?;
+        runner.run("warm-up init", &Cmd::coffer(bin, &store).arg("init"))?;
         runner.run(
             "warm-up backup",
-            &coffer(bin, &store)
+            &Cmd::coffer(bin, &store)
                 .args(["backup", "--asset", "bench", "--level", "full"])
                 .arg(tree),
         )?;
@@ -155,13 +145,13 @@ pub fn run(workdir: &Path, bin: &Path, tree: &Path, runs: u32) -> Result<()> {
                 )?;
                 runner.run(
                     "init on pool",
-                    &coffer(bin, &store)
+                    &Cmd::coffer(bin, &store)
                         .arg("init")
                         .arg("--pool")
                         .arg(&members[0]),
                 )?;
             } else {
-                runner.run("init on dir", &coffer(bin, &store).arg("init"))?;
+                runner.run("init on dir", &Cmd::coffer(bin, &store).arg("init"))?;
             }
             let label = if on_pool {
                 "backup to pool"
@@ -170,7 +160,7 @@ pub fn run(workdir: &Path, bin: &Path, tree: &Path, runs: u32) -> Result<()> {
             };
             let s = runner.run(
                 label,
-                &coffer(bin, &store)
+                &Cmd::coffer(bin, &store)
                     .args(["backup", "--asset", "bench", "--level", "full"])
                     .arg(tree),
             )?;

@@ -35,16 +35,7 @@ use crate::data;
 use crate::measure::{Cmd, Runner};
 use crate::report::median;
 
-const PASSPHRASE: &str = "coffer bench passphrase";
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn coffer(bin: &Path, store: &Path) -> Cmd {
-    Cmd::new(bin)
-        .env("COFFER_PASSPHRASE", PASSPHRASE)
-        .arg("--store")
-        .arg(store)
-        .arg("--quiet")
-}
 
 /// A stream that counts the bytes read from and written to it.
 struct Counting<S> {
@@ -295,27 +286,15 @@ pub fn run(workdir: &Path, bin: &Path, old: &Path, new: &Path, runs: u32) -> Res
     let runner = Runner::new(&base.join("logs"))?;
     let store = base.join("store");
     data::remove_tree(&store)?;
-    runner.run("init", &coffer(bin, &store).arg("init"))?;
+    runner.run("init", &Cmd::coffer(bin, &store).arg("init"))?;
     runner.run(
         "backup (old tree)",
-        &coffer(bin, &store)
+        &Cmd::coffer(bin, &store)
             .args(["backup", "--asset", "bench", "--level", "full"])
             .arg(old),
     )?;
     let before = objects(&store)?;
-    let shm = PathBuf::from("/dev/shm");
-    if !shm.is_dir() {
-        bail!("/dev/shm (tmpfs) is needed for the replica");
-    }
-    for e in std::fs::read_dir(&shm)?.flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with("coffer-bench-replica-")
-        {
-            data::remove_tree(&e.path())?;
-        }
-    }
-    let replica = shm.join(format!("coffer-bench-replica-{}", std::process::id()));
+    let replica = data::shm_scratch("coffer-bench-replica")?;
     let link = Link::new()?;
 
     // Warm-up (not counted): the store into the page cache, both paths.
@@ -373,7 +352,7 @@ pub fn run(workdir: &Path, bin: &Path, old: &Path, new: &Path, runs: u32) -> Res
     // the replica that holds the old one.
     runner.run(
         "backup (new tree)",
-        &coffer(bin, &store)
+        &Cmd::coffer(bin, &store)
             .args(["backup", "--asset", "bench", "--level", "incremental"])
             .arg(new),
     )?;

@@ -11,24 +11,14 @@
 //! shows what this machine's disk allows the simulation.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::data::{self, Rng};
 use crate::measure::{Cmd, Runner, Sample};
 use crate::report::median;
-
-const PASSPHRASE: &str = "coffer bench passphrase";
-
-fn coffer(bin: &Path, store: &Path) -> Cmd {
-    Cmd::new(bin)
-        .env("COFFER_PASSPHRASE", PASSPHRASE)
-        .arg("--store")
-        .arg(store)
-        .arg("--quiet")
-}
 
 #[derive(Debug, Serialize)]
 struct Results {
@@ -85,10 +75,10 @@ pub fn run(workdir: &Path, bin: &Path, gib: u64, runs: u32) -> Result<()> {
     let store = base.join("store");
     if !store.join("config").exists() {
         data::remove_tree(&store)?;
-        runner.run("init", &coffer(bin, &store).arg("init"))?;
+        runner.run("init", &Cmd::coffer(bin, &store).arg("init"))?;
         runner.run(
             "backup",
-            &coffer(bin, &store)
+            &Cmd::coffer(bin, &store)
                 .args(["backup", "--asset", "bench", "--level", "full"])
                 .arg(&src),
         )?;
@@ -98,10 +88,6 @@ pub fn run(workdir: &Path, bin: &Path, gib: u64, runs: u32) -> Result<()> {
         "tape bench: store of {objects} objects, {:.2} GB",
         bytes as f64 / 1e9
     );
-    let shm = PathBuf::from("/dev/shm");
-    if !shm.is_dir() {
-        bail!("/dev/shm (tmpfs) is needed for the headline figure");
-    }
     // Three cartridges or more: the write changes cartridges twice.
     let capacity = (bytes / 2 / (1 << 20)).max(64) << 20;
     let write_once = |vtl: &Path, label: &str| -> Result<Sample> {
@@ -118,25 +104,16 @@ pub fn run(workdir: &Path, bin: &Path, gib: u64, runs: u32) -> Result<()> {
         )?;
         runner.run(
             "label",
-            &lib(coffer(bin, &store).args(["media", "label", "--all-blank"])),
+            &lib(Cmd::coffer(bin, &store).args(["media", "label", "--all-blank"])),
         )?;
         let s = runner.run(
             label,
-            &lib(coffer(bin, &store).args(["media", "write", "--new-set"])),
+            &lib(Cmd::coffer(bin, &store).args(["media", "write", "--new-set"])),
         )?;
         // The catalog must have recorded the whole store on the set.
         Ok(s)
     };
-    // Libraries left by an interrupted run would only take memory.
-    for e in std::fs::read_dir(&shm)?.flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with("coffer-bench-vtl-")
-        {
-            data::remove_tree(&e.path())?;
-        }
-    }
-    let vtl_shm = shm.join(format!("coffer-bench-vtl-{}", std::process::id()));
+    let vtl_shm = data::shm_scratch("coffer-bench-vtl")?;
     let mut samples = Vec::new();
     // Warm-up, not counted: brings the store into the page cache.
     write_once(&vtl_shm, "warm-up write")?;
