@@ -616,6 +616,17 @@ fn limiter(inner: &Inner, remote_mb_s: u32) -> TokenBucket {
     )
 }
 
+/// The remote job `p` works with, by name and as stored.
+fn job_remote(inner: &Inner, p: &Pending) -> Result<(String, RemoteRow)> {
+    let name = p
+        .view
+        .remote
+        .clone()
+        .ok_or_else(|| anyhow!("job {} names no remote", p.view.record.id))?;
+    let remote = inner.catalog()?.remote(&name)?;
+    Ok((name, remote))
+}
+
 /// Runs replication job `p` to its end.
 pub(crate) fn execute(
     inner: &Inner,
@@ -624,12 +635,7 @@ pub(crate) fn execute(
     log: &JobLog,
 ) -> Result<()> {
     let r = &p.view.record;
-    let name = p
-        .view
-        .remote
-        .clone()
-        .ok_or_else(|| anyhow!("job {} names no remote", r.id))?;
-    let remote = inner.catalog()?.remote(&name)?;
+    let (name, remote) = job_remote(inner, p)?;
     let cat = start(inner, p)?;
     // Every snapshot the store holds now is what this run can cover (its
     // record is written last, so a snapshot in the catalog is whole).
@@ -1036,12 +1042,7 @@ pub(crate) fn execute_restore(
         .ok_or_else(|| {
             anyhow!("the passphrase of this restore is not kept across a restart of the daemon; ask again")
         })?;
-    let name = p
-        .view
-        .remote
-        .clone()
-        .ok_or_else(|| anyhow!("job {} names no remote", r.id))?;
-    let remote = inner.catalog()?.remote(&name)?;
+    let (name, remote) = job_remote(inner, p)?;
     let cat = start(inner, p)?;
     let store = match &order.store {
         Some(s) => parse_store(s)?,

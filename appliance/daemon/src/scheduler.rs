@@ -106,7 +106,6 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
     let every = config.scheduler.rpo_check_every.ms().max(1000);
     if *last_monitor == i64::MIN || now - *last_monitor >= every || now < *last_monitor {
         monitor(inner, &cat, now)?;
-        replication_problems(inner, &cat, now)?;
         crate::replication::monitor(inner, &cat, now)?;
         *last_monitor = now;
     }
@@ -174,7 +173,8 @@ fn replications(
 
 /// The RPO monitor and the unprotected check: raises an alert per asset
 /// whose last good backup is older than its RPO (or that has no profile),
-/// and clears it once that is no longer so.
+/// and clears it once that is no longer so; then the profiles' replication
+/// calendars are checked.
 fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
     let register = cat.register()?;
     let assets: Vec<_> = register.iter().map(|r| r.asset.clone()).collect();
@@ -215,7 +215,7 @@ fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
             }
         }
     }
-    Ok(())
+    replication_problems(inner, cat, now, &profiles)
 }
 
 /// The alert kind of a schedule that cannot run as configured.
@@ -223,10 +223,14 @@ const CONFIG: &str = "config";
 
 /// A `config` alert per profile whose replication calendar cannot run
 /// (subject `profile:NAME`, apart from the assets' own).
-fn replication_problems(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
-    let profiles = cat.profiles()?;
-    let (_, problems) = plan::replication_schedules(&profiles);
-    for p in &profiles {
+fn replication_problems(
+    inner: &Inner,
+    cat: &Catalog,
+    now: i64,
+    profiles: &[coffer_types::api::Profile],
+) -> Result<()> {
+    let (_, problems) = plan::replication_schedules(profiles);
+    for p in profiles {
         let subject = format!("profile:{}", p.name);
         match problems.iter().find(|(name, _)| *name == p.name) {
             Some((_, message)) => inner.system_alert(cat, CONFIG, &subject, message, now)?,

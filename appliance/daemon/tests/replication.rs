@@ -351,7 +351,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     )["job"]
         .clone();
     assert_eq!(wait_job(&mut ca, &bid)["status"], json!("success"));
-    std::thread::sleep(Duration::from_millis(500));
+    common::wait_job_audited(&mut ca, &bid);
     assert_eq!(
         scheduled(&mut ca),
         before,
@@ -405,12 +405,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     add_offsite(&c3, &mut cc, &sc, &b_addr, &b_fp);
     let pass = std::fs::read_to_string(a.dir.path().join("passphrase")).unwrap();
     let target = c3.dir.path().join("restored");
-    let id = cc.ok(
-        "remote_restore",
-        json!({"remote": "offsite", "store": a_id, "snapshot": "latest",
-               "target": target.display().to_string(), "passphrase": pass.trim_end()}),
-    )["job"]
-        .clone();
+    let id = common::remote_restore(&mut cc, "offsite", &a_id, &target, pass.trim_end());
     let j = wait_job(&mut cc, &id);
     assert_eq!(j["status"], json!("success"), "{j}");
     assert_eq!(j["kind"], json!("remote-restore"));
@@ -421,12 +416,13 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     let audit = cc.ok("audit_list", json!({"filter": {}}));
     assert!(!audit.to_string().contains(pass.trim_end()));
     // A wrong passphrase: the job fails and says why.
-    let id = cc.ok(
-        "remote_restore",
-        json!({"remote": "offsite", "store": a_id, "snapshot": "latest",
-               "target": c3.dir.path().join("again").display().to_string(), "passphrase": "wrong"}),
-    )["job"]
-        .clone();
+    let id = common::remote_restore(
+        &mut cc,
+        "offsite",
+        &a_id,
+        &c3.dir.path().join("again"),
+        "wrong",
+    );
     let j = wait_job(&mut cc, &id);
     assert_eq!(j["status"], json!("failed"), "{j}");
     assert!(j["messages"].to_string().contains("passphrase"), "{j}");

@@ -153,12 +153,7 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     );
     let pass = std::fs::read_to_string(a.dir.path().join("passphrase")).unwrap();
     let target = b.dir.path().join("restored");
-    let rid = cb.ok(
-        "remote_restore",
-        json!({"remote": "vault", "store": id, "snapshot": "latest",
-               "target": target.display().to_string(), "passphrase": pass.trim_end()}),
-    )["job"]
-        .clone();
+    let rid = common::remote_restore(&mut cb, "vault", &id, &target, pass.trim_end());
     let j = wait_job(&mut cb, &rid);
     assert_eq!(j["status"], json!("success"), "{j}");
     common::assert_sample_restored(&target, &src);

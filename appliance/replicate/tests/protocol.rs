@@ -75,6 +75,30 @@ impl Write for FlipOnce {
     }
 }
 
+/// A sender whose every message the test writes by hand: a receiver
+/// serving the world's replica, the Hello sent and the inventory read.
+fn hand_crafted_sender(
+    w: &common::World,
+    source: &str,
+) -> (
+    UnixStream,
+    std::thread::JoinHandle<Result<coffer_replicate::ServeReport, Error>>,
+) {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let root = w.offsite();
+    let receiver = std::thread::spawn(move || serve(&mut b, &root, &|_, _| Ok(())));
+    wire::send(
+        &mut a,
+        &Msg::Hello {
+            store: w.id,
+            source: source.into(),
+        },
+    )
+    .unwrap();
+    while wire::recv(&mut a).unwrap() != Msg::InventoryEnd {}
+    (a, receiver)
+}
+
 #[test]
 fn a_push_copies_every_object_verified_and_the_copy_restores_with_the_passphrase_alone() {
     let w = world();
@@ -217,22 +241,7 @@ fn a_refused_store_and_a_hostile_object_name_leave_nothing_behind() {
     assert!(!w.offsite().exists());
 
     // A sender naming an object outside the replica.
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    let root = w.offsite();
-    let receiver = std::thread::spawn(move || serve(&mut b, &root, &|_, _| Ok(())));
-    wire::send(
-        &mut a,
-        &Msg::Hello {
-            store: w.id,
-            source: "evil".into(),
-        },
-    )
-    .unwrap();
-    loop {
-        if wire::recv(&mut a).unwrap() == Msg::InventoryEnd {
-            break;
-        }
-    }
+    let (mut a, receiver) = hand_crafted_sender(&w, "evil");
     wire::send(
         &mut a,
         &Msg::Begin {
@@ -262,22 +271,7 @@ fn a_sender_cannot_replace_an_object_the_replica_holds() {
     let snap = w.store.list("snapshots/").unwrap().remove(0);
     let held = std::fs::read(w.replica_dir().join(&snap)).unwrap();
     // A compromised primary sends other bytes under a key the replica has.
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    let root = w.offsite();
-    let receiver = std::thread::spawn(move || serve(&mut b, &root, &|_, _| Ok(())));
-    wire::send(
-        &mut a,
-        &Msg::Hello {
-            store: w.id,
-            source: "ransomware".into(),
-        },
-    )
-    .unwrap();
-    loop {
-        if wire::recv(&mut a).unwrap() == Msg::InventoryEnd {
-            break;
-        }
-    }
+    let (mut a, receiver) = hand_crafted_sender(&w, "ransomware");
     let forged = vec![0u8; held.len()];
     wire::send(
         &mut a,

@@ -93,6 +93,13 @@ impl Cmd {
             .arg("--quiet")
     }
 
+    /// `coffer … backup --asset bench --level LEVEL TREE` into `store`.
+    pub fn coffer_backup(bin: &Path, store: &Path, level: &str, tree: &Path) -> Cmd {
+        Cmd::coffer(bin, store)
+            .args(["backup", "--asset", "bench", "--level", level])
+            .arg(tree)
+    }
+
     pub fn new(program: impl Into<OsString>) -> Cmd {
         Cmd {
             program: program.into(),

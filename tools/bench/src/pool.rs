@@ -114,9 +114,7 @@ pub fn run(workdir: &Path, bin: &Path, tree: &Path, runs: u32) -> Result<()> {
         runner.run("warm-up init", &Cmd::coffer(bin, &store).arg("init"))?;
         runner.run(
             "warm-up backup",
-            &Cmd::coffer(bin, &store)
-                .args(["backup", "--asset", "bench", "--level", "full"])
-                .arg(tree),
+            &Cmd::coffer_backup(bin, &store, "full", tree),
         )?;
     }
     for r in 0..runs {
@@ -158,12 +156,7 @@ pub fn run(workdir: &Path, bin: &Path, tree: &Path, runs: u32) -> Result<()> {
             } else {
                 "backup to dir"
             };
-            let s = runner.run(
-                label,
-                &Cmd::coffer(bin, &store)
-                    .args(["backup", "--asset", "bench", "--level", "full"])
-                    .arg(tree),
-            )?;
+            let s = runner.run(label, &Cmd::coffer_backup(bin, &store, "full", tree))?;
             eprintln!(
                 "run {}: {label}: {:.2} s wall, {:.2} s CPU, {:.0} MiB peak",
                 r + 1,

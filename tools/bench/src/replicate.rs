@@ -289,9 +289,7 @@ pub fn run(workdir: &Path, bin: &Path, old: &Path, new: &Path, runs: u32) -> Res
     runner.run("init", &Cmd::coffer(bin, &store).arg("init"))?;
     runner.run(
         "backup (old tree)",
-        &Cmd::coffer(bin, &store)
-            .args(["backup", "--asset", "bench", "--level", "full"])
-            .arg(old),
+        &Cmd::coffer_backup(bin, &store, "full", old),
     )?;
     let before = objects(&store)?;
     let replica = data::shm_scratch("coffer-bench-replica")?;
@@ -352,9 +350,7 @@ pub fn run(workdir: &Path, bin: &Path, old: &Path, new: &Path, runs: u32) -> Res
     // the replica that holds the old one.
     runner.run(
         "backup (new tree)",
-        &Cmd::coffer(bin, &store)
-            .args(["backup", "--asset", "bench", "--level", "incremental"])
-            .arg(new),
+        &Cmd::coffer_backup(bin, &store, "incremental", new),
     )?;
     let after = objects(&store)?;
     let added: Vec<(&String, &u64)> = after

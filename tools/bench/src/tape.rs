@@ -76,12 +76,7 @@ pub fn run(workdir: &Path, bin: &Path, gib: u64, runs: u32) -> Result<()> {
     if !store.join("config").exists() {
         data::remove_tree(&store)?;
         runner.run("init", &Cmd::coffer(bin, &store).arg("init"))?;
-        runner.run(
-            "backup",
-            &Cmd::coffer(bin, &store)
-                .args(["backup", "--asset", "bench", "--level", "full"])
-                .arg(&src),
-        )?;
+        runner.run("backup", &Cmd::coffer_backup(bin, &store, "full", &src))?;
     }
     let (bytes, objects) = store_objects(&store)?;
     eprintln!(

@@ -288,4 +288,58 @@ pub fn assert_sample_restored(restored: &Path, src: &Path) {
             "{f}"
         );
     }
+    // And every other file the source holds (files added after
+    // `sample_tree`), byte for byte.
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(src).unwrap();
+                assert_eq!(
+                    std::fs::read(restored.join(rel)).ok(),
+                    Some(std::fs::read(&p).unwrap()),
+                    "{}",
+                    rel.display()
+                );
+            }
+        }
+    }
+}
+
+/// Queues a restore of `store`'s latest snapshot from `remote` into
+/// `target` with `passphrase`; returns the job id.
+pub fn remote_restore(
+    c: &mut Client,
+    remote: &str,
+    store: &str,
+    target: &Path,
+    passphrase: &str,
+) -> Value {
+    c.ok(
+        "remote_restore",
+        json!({"remote": remote, "store": store, "snapshot": "latest",
+               "target": target.display().to_string(), "passphrase": passphrase}),
+    )["job"]
+        .clone()
+}
+
+/// Waits until the audit log records that job `id` finished (written after
+/// everything the job does on success, such as queueing a replication).
+pub fn wait_job_audited(c: &mut Client, id: &Value) {
+    let needle = format!("job {id} ");
+    let start = std::time::Instant::now();
+    while !c
+        .ok("audit_list", json!({"filter": {"action": "job.finish"}}))
+        .to_string()
+        .contains(&needle)
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "job {id} was never audited as finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
