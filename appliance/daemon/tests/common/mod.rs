@@ -22,6 +22,8 @@ pub struct TestDaemon {
     pub clock: Arc<ManualClock>,
     pub running: Option<Running>,
     pub rt: tokio::runtime::Runtime,
+    /// `dir` is a tmpfs mount point, unmounted on drop.
+    pub tmpfs: bool,
 }
 
 pub fn config(dir: &Path) -> Config {
@@ -38,7 +40,24 @@ impl TestDaemon {
 
     /// A daemon with the development configuration changed by `f`.
     pub fn start_with(f: impl FnOnce(&mut Config)) -> TestDaemon {
+        TestDaemon::start_in(tempfile::tempdir().unwrap(), false, f)
+    }
+
+    /// A daemon whose store and state live on a tmpfs of `size` of their
+    /// own, so that what the health checks measure does not depend on how
+    /// full the machine's disk is. `None` where this machine may not mount
+    /// (not root, no tmpfs).
+    pub fn start_on_tmpfs_with(size: &str, f: impl FnOnce(&mut Config)) -> Option<TestDaemon> {
         let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| TestDaemon::start_in(dir, true, f))
+    }
+
+    fn start_in(dir: tempfile::TempDir, tmpfs: bool, f: impl FnOnce(&mut Config)) -> TestDaemon {
         let mut c = config(dir.path());
         f(&mut c);
         let path = dir.path().join("cofferd.toml");
@@ -54,6 +73,7 @@ impl TestDaemon {
             clock,
             running: None,
             rt,
+            tmpfs,
         };
         d.boot(Some(path));
         d
@@ -135,6 +155,12 @@ impl TestDaemon {
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.stop();
+        if self.tmpfs {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
     }
 }
 
