@@ -31,6 +31,7 @@ mod auth;
 #[cfg(test)]
 mod auth_tests;
 mod error;
+mod maintenance;
 mod media;
 mod queue;
 mod register;

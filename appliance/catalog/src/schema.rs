@@ -419,11 +419,87 @@ CREATE TABLE replicas (
 );
 ";
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, M1), (2, M2), (3, M3), (4, M4), (5, M5), (6, M6)];
+/// Migration 7: prune and garbage collection. The job log learns the two
+/// kinds; each run's figures (what was removed, copied and freed) sit in
+/// `maintenance`, one row per job.
+const M7: &str = "
+CREATE TABLE jobs_v7 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify',
+                            'media-write', 'media-restore', 'media-recover',
+                            'replicate', 'remote-restore', 'prune', 'gc')),
+    asset           TEXT    NULL,
+    level           TEXT    NULL
+                    CHECK (level IS NULL OR level IN ('full', 'incremental', 'differential')),
+    scope_json      TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    status          TEXT    NOT NULL
+                    CHECK (status IN ('queued', 'running', 'success', 'warning', 'failed',
+                                      'interrupted', 'cancelled')),
+    files_read      INTEGER NOT NULL DEFAULT 0,
+    bytes_read      INTEGER NOT NULL DEFAULT 0,
+    files_unchanged INTEGER NOT NULL DEFAULT 0,
+    bytes_unchanged INTEGER NOT NULL DEFAULT 0,
+    entries         INTEGER NOT NULL DEFAULT 0,
+    chunks_new      INTEGER NOT NULL DEFAULT 0,
+    bytes_new       INTEGER NOT NULL DEFAULT 0,
+    bytes_stored    INTEGER NOT NULL DEFAULT 0,
+    warnings        INTEGER NOT NULL DEFAULT 0,
+    messages_json   TEXT    NOT NULL DEFAULT '[]',
+    identity        TEXT    NOT NULL,
+    host            TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    snapshot        TEXT    NULL,
+    source          TEXT    NULL
+                    CHECK (source IS NULL OR source IN ('console', 'api', 'scheduler', 'system', 'direct')),
+    profile         TEXT    NULL,
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    retry_of        INTEGER NULL,
+    queued_ms       INTEGER NULL,
+    not_before_ms   INTEGER NULL,
+    remote          TEXT    NULL
+);
+INSERT INTO jobs_v7 (id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source,
+    profile, attempt, retry_of, queued_ms, not_before_ms, remote)
+SELECT id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source,
+    profile, attempt, retry_of, queued_ms, not_before_ms, remote
+FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v7 RENAME TO jobs;
+CREATE INDEX jobs_status ON jobs(status);
+CREATE INDEX jobs_started ON jobs(started_ms);
+CREATE INDEX jobs_asset ON jobs(asset, started_ms);
+
+CREATE TABLE maintenance (
+    job                  INTEGER PRIMARY KEY NOT NULL,
+    snapshots_removed    INTEGER NOT NULL,
+    snapshots_kept       INTEGER NOT NULL,
+    containers_deleted   INTEGER NOT NULL,
+    containers_compacted INTEGER NOT NULL,
+    chunks_copied        INTEGER NOT NULL,
+    bytes_copied         INTEGER NOT NULL,
+    bytes_freed          INTEGER NOT NULL,
+    duration_ms          INTEGER NOT NULL
+);
+";
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, M1),
+    (2, M2),
+    (3, M3),
+    (4, M4),
+    (5, M5),
+    (6, M6),
+    (7, M7),
+];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

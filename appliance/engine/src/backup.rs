@@ -147,6 +147,11 @@ fn backup_job(
     progress: &Progress,
     queued: Option<i64>,
 ) -> Result<BackupOutcome> {
+    // Held to the end: no garbage collection deletes a container this
+    // backup deduplicates against, and an index from before the last one
+    // is loaded again first.
+    let _lock = crate::lock::StoreLock::shared(catalog)?;
+    repo.refresh()?;
     let started_ms = now_ms();
     let canonical = std::fs::canonicalize(&req.source);
     let scope = Scope {

@@ -22,7 +22,11 @@
 pub mod backup;
 pub mod browse;
 mod fsmeta;
+pub mod gc;
+pub mod lock;
+pub mod prune;
 pub mod restore;
+pub mod retention;
 pub mod verify;
 
 pub use backup::{BackupOutcome, BackupRequest, backup, backup_queued};

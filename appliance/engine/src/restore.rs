@@ -388,6 +388,9 @@ pub fn restore(
     actor: &Actor,
     progress: &Progress,
 ) -> Result<RestoreOutcome> {
+    // No compaction moves a chunk away while this restore reads it.
+    let _lock = crate::lock::StoreLock::shared(catalog)?;
+    repo.refresh()?;
     let rec = repo.load_snapshot(&req.snapshot)?;
     let job_id = catalog.begin_job(&NewJob {
         kind: JobKind::Restore,

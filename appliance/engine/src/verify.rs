@@ -73,6 +73,14 @@ pub fn verify(
     actor: &Actor,
     progress: &Progress,
 ) -> Result<VerifyReport> {
+    // A collection deleting containers mid-check would read as damage.
+    let _lock = match catalog {
+        Some(c) => Some(crate::lock::StoreLock::shared(c)?),
+        None => None,
+    };
+    if let Some(r) = repo {
+        r.refresh()?;
+    }
     let job = match catalog {
         Some(c) => Some(c.begin_job(&NewJob {
             kind: JobKind::Verify,

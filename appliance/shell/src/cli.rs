@@ -67,6 +67,47 @@ struct Cli {
     cmd: Option<Cmd>,
 }
 
+/// A retention policy on the command line (like the profile's).
+#[derive(clap::Args, Debug, Default)]
+struct KeepArgs {
+    /// Keep the newest N snapshots.
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours with one.
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    /// … of each of the last N days.
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    /// … of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    /// … of each of the last N months.
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    /// … of each of the last N years.
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+    /// Keep everything younger than this (e.g. 30d).
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<coffer_types::api::Duration>,
+}
+
+impl KeepArgs {
+    fn policy(&self) -> Option<coffer_types::api::Retention> {
+        let r = coffer_types::api::Retention {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self.keep_within,
+        };
+        coffer_engine::retention::has_rules(&r).then_some(r)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// The interactive management shell, connected to cofferd (the default
@@ -207,6 +248,31 @@ enum Cmd {
         /// Decrypt and re-hash every chunk (needs the passphrase).
         #[arg(long)]
         read_data: bool,
+    },
+    /// Remove the snapshots retention no longer keeps. The policy is each
+    /// asset's profile's (from the catalog's register), or the --keep-*
+    /// options for every asset; an asset with neither keeps everything.
+    /// --dry-run shows, per snapshot, whether it is kept and why, and when
+    /// that ends.
+    Prune {
+        /// Only show the plan.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this asset's snapshots.
+        #[arg(long, value_name = "NAME")]
+        asset: Option<String>,
+        #[command(flatten)]
+        keep: KeepArgs,
+    },
+    /// Delete what no snapshot references and compact mostly dead
+    /// containers (after prune). Waits for running backups; they wait for it.
+    Gc {
+        /// Only show what would be deleted and compacted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Compact containers whose live share is below this (0 to 1).
+        #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
+        compact_below: f64,
     },
     /// List the entries of a snapshot.
     Ls {
@@ -805,6 +871,127 @@ fn run(cli: Cli) -> Result<u8> {
                 }
             }
             Ok(if report.ok() { EXIT_OK } else { EXIT_DAMAGED })
+        }
+        Cmd::Prune {
+            dry_run,
+            asset,
+            keep,
+        } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let given = keep.policy();
+            let register = coffer_engine::prune::register_policies(&d.catalog)?;
+            let plans = coffer_engine::prune::plan_prune(
+                &d.catalog.snapshots(None)?,
+                coffer_engine::now_ms(),
+                asset.as_deref(),
+                |a| given.clone().or_else(|| register.get(a).cloned()),
+                |_| (None, false),
+            );
+            if *dry_run {
+                if cli.json {
+                    print_json(&coffer_engine::prune::plans_json(&plans))?;
+                } else {
+                    print!("{}", coffer_engine::prune::plans_text(&plans));
+                }
+                return Ok(EXIT_OK);
+            }
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let progress = Progress::default();
+            let r =
+                coffer_engine::prune::prune(&repo, &d.catalog, &plans, &d.actor, &progress, None)?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "removed": r.removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "stats": r.stats,
+                    "warnings": r.warnings,
+                }))?;
+            } else {
+                for w in &r.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "removed {} snapshots, kept {} in {} ms; `coffer gc` frees what they alone referenced",
+                    r.stats.snapshots_removed, r.stats.snapshots_kept, r.stats.duration_ms
+                );
+            }
+            Ok(if r.warnings.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_WARNINGS
+            })
+        }
+        Cmd::Gc {
+            dry_run,
+            compact_below,
+        } => {
+            if !(0.0..=1.0).contains(compact_below) {
+                return Err(anyhow::anyhow!(
+                    "--compact-below is a share between 0 and 1, not {compact_below}"
+                ));
+            }
+            let d = Direct::open(&store_dir(&cli)?)?;
+            let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
+            let progress = Arc::new(Progress::default());
+            let spinner = Spinner::start("gc", progress.clone(), cli.quiet || cli.json);
+            let r = coffer_engine::gc::gc(
+                &repo,
+                &d.catalog,
+                &coffer_engine::gc::GcOptions {
+                    compact_below: *compact_below,
+                    dry_run: *dry_run,
+                },
+                &d.actor,
+                &progress,
+                None,
+            );
+            drop(spinner);
+            let r = r?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "dry_run": r.dry_run,
+                    "containers": r.containers,
+                    "live_chunks": r.live_chunks,
+                    "live_bytes": r.live_bytes,
+                    "dead_bytes": r.dead_bytes,
+                    "delete": r.delete.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "compact": r.compact.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "stats": r.stats,
+                    "warnings": r.warnings,
+                }))?;
+            } else {
+                for w in &r.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "{} containers: {} live in {} chunks, {} unreferenced",
+                    r.containers,
+                    size(r.live_bytes),
+                    r.live_chunks,
+                    size(r.dead_bytes)
+                );
+                if r.dry_run {
+                    println!(
+                        "would delete {} containers and compact {} (dry run: nothing changed)",
+                        r.delete.len(),
+                        r.compact.len()
+                    );
+                } else {
+                    println!(
+                        "deleted {} containers ({} of them compacted: {} live chunks, {} copied), freed {} in {} ms",
+                        r.stats.containers_deleted,
+                        r.stats.containers_compacted,
+                        r.stats.chunks_copied,
+                        size(r.stats.bytes_copied),
+                        size(r.stats.bytes_freed),
+                        r.stats.duration_ms
+                    );
+                }
+            }
+            Ok(if r.warnings.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_WARNINGS
+            })
         }
         Cmd::Ls { snapshot, path } => {
             let d = Direct::open(&store_dir(&cli)?)?;

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use coffer_keys::{ChunkIdKey, KdfParams, MasterKey, Passphrase};
@@ -348,6 +349,20 @@ pub struct Repo {
     manifest_chunker: Chunker,
     index: RwLock<Index>,
     pending: Mutex<IdSet<ChunkId>>,
+    /// The garbage collection generation the index was loaded at.
+    gc_generation: AtomicU64,
+}
+
+/// Where garbage collection announces itself: `gc/<generation, 20 decimal
+/// digits>`. A collection raises the generation to an odd number before it
+/// deletes anything and to the next even number when it is done; an index
+/// loaded at another generation, or at an odd one (during a collection, or
+/// after one that was killed), may name deleted containers and is loaded
+/// again before the next backup deduplicates against it.
+const GC_PREFIX: &str = "gc/";
+
+fn gc_key(generation: u64) -> String {
+    format!("{GC_PREFIX}{generation:020}")
 }
 
 fn lock_err<T>(_: T) -> Error {
@@ -414,6 +429,7 @@ impl Repo {
             master,
             index: RwLock::new(Index::default()),
             pending: Mutex::new(IdSet::default()),
+            gc_generation: AtomicU64::new(0),
         };
         repo.load_index()?;
         Ok(repo)
@@ -453,6 +469,9 @@ impl Repo {
     /// no index object (a backup killed between the two writes) is read from
     /// its own table and its index object written.
     fn load_index(&self) -> Result<()> {
+        // The generation is read first: a collection that starts while the
+        // index loads raises it, and the next refresh loads again.
+        let generation = self.current_gc_generation()?;
         let mut idx = Index::default();
         let data: HashMap<ContainerId, String> =
             list_data(self.blobs.as_ref())?.into_iter().collect();
@@ -523,6 +542,67 @@ impl Repo {
         }
         idx.finish_load();
         *self.index.write().map_err(lock_err)? = idx;
+        self.gc_generation.store(generation, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The store's garbage collection generation now (0: never collected).
+    pub fn current_gc_generation(&self) -> Result<u64> {
+        Ok(self
+            .blobs
+            .list(GC_PREFIX)?
+            .iter()
+            .filter_map(|k| k.strip_prefix(GC_PREFIX)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Loads the index again if a garbage collection ran (or was running,
+    /// or was killed) since it was loaded; call with the store lock held
+    /// shared, before deduplicating or reading. Returns whether it did.
+    pub fn refresh(&self) -> Result<bool> {
+        let loaded = self.gc_generation.load(Ordering::SeqCst);
+        if loaded.is_multiple_of(2) && loaded == self.current_gc_generation()? {
+            return Ok(false);
+        }
+        tracing::info!(store = %self.blobs.describe(), "garbage collection ran since the index was loaded: loading it again");
+        self.load_index()?;
+        Ok(true)
+    }
+
+    /// Announces a garbage collection (the store lock held exclusive):
+    /// raises the generation to an odd number before anything is deleted.
+    /// Returns it.
+    pub fn begin_gc(&self) -> Result<u64> {
+        let current = self.current_gc_generation()?;
+        let next = if current.is_multiple_of(2) {
+            current + 1
+        } else {
+            current + 2
+        };
+        self.set_gc_generation(next)?;
+        Ok(next)
+    }
+
+    /// Ends a garbage collection begun at `generation`: the next even
+    /// generation, which this `Repo`'s index (kept up to date by the
+    /// collection itself) is current with.
+    pub fn end_gc(&self, generation: u64) -> Result<()> {
+        self.set_gc_generation(generation + 1)?;
+        self.gc_generation.store(generation + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn set_gc_generation(&self, generation: u64) -> Result<()> {
+        match self.blobs.put(&gc_key(generation), b"") {
+            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        for k in self.blobs.list(GC_PREFIX)? {
+            if k != gc_key(generation) {
+                self.blobs.delete(&k)?;
+            }
+        }
         Ok(())
     }
 
@@ -767,6 +847,70 @@ impl Repo {
             });
         }
         Ok(rec)
+    }
+
+    /// Removes a snapshot record (prune): the snapshot no longer exists;
+    /// what it alone referenced is garbage for [`Repo::remove_container`].
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.blobs.delete(&record_key(id))
+    }
+
+    /// Calls `f(container, chunk, stored length)` for every copy of every
+    /// chunk the index knows, in usable and bad containers alike.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(&ContainerId, &ChunkId, u32)) -> Result<()> {
+        let idx = self.index.read().map_err(lock_err)?;
+        let mut call = |id: &ChunkId, s: &Slot| f(&idx.ids[s.container as usize], id, s.stored_len);
+        for (id, s) in &idx.sorted {
+            call(id, s);
+        }
+        for (id, s) in &idx.recent {
+            call(id, s);
+        }
+        for (id, slots) in &idx.spares {
+            for s in slots {
+                call(id, s);
+            }
+        }
+        Ok(())
+    }
+
+    /// The usable containers holding a copy of chunk `id`.
+    pub fn copies(&self, id: &ChunkId) -> Result<Vec<ContainerId>> {
+        let idx = self.index.read().map_err(lock_err)?;
+        let mut out = Vec::new();
+        let slots = idx
+            .first(id)
+            .into_iter()
+            .chain(idx.spares.get(id).into_iter().flatten());
+        for s in slots {
+            let c = idx.ids[s.container as usize];
+            if !idx.bad.contains_key(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a container nothing needs any more (garbage collection): its
+    /// index object first, then its data object, so a run killed between
+    /// the two leaves a container the next open indexes again from its own
+    /// table, and the next collection removes. Its chunks are no longer
+    /// used by this `Repo`. Returns the bytes freed.
+    pub fn remove_container(&self, id: &ContainerId) -> Result<u64> {
+        let data = data_key(id);
+        let size = match self.blobs.size(&data) {
+            Ok(n) => n,
+            Err(Error::NotFound { .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        self.blobs.delete(&index_key(id))?;
+        self.blobs.delete(&data)?;
+        self.index
+            .write()
+            .map_err(lock_err)?
+            .bad
+            .insert(*id, "removed by garbage collection".into());
+        Ok(size)
     }
 
     /// Writes a snapshot record: the commit point of a backup.

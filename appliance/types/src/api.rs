@@ -319,13 +319,19 @@ impl Schedules {
     }
 }
 
-/// Retention, as the profile states it (enforced by the retention issue's
-/// prune; stored and shown now).
+/// Retention, as the profile states it: which snapshots of each asset
+/// prune keeps (`coffer_engine::retention` plans it). A profile with no rule
+/// at all keeps everything. Buckets are UTC hours, days, ISO weeks (Monday
+/// to Sunday), months and years; each rule keeps the newest snapshot of
+/// each of its N newest buckets that hold one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
     /// Keep the newest N snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_last: Option<u32>,
+    /// Keep one per hour for N hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_hourly: Option<u32>,
     /// Keep one per day for N days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_daily: Option<u32>,
@@ -1272,6 +1278,28 @@ pub struct Pairing {
     pub paired: bool,
     /// What to do next, in words.
     pub message: String,
+}
+
+/// What one prune or garbage collection did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceStats {
+    /// Snapshots removed (prune).
+    pub snapshots_removed: u64,
+    /// Snapshots kept (prune) or still referencing data (gc).
+    pub snapshots_kept: u64,
+    /// Containers deleted: nothing referenced them, or their live chunks
+    /// were copied out.
+    pub containers_deleted: u64,
+    /// Partly dead containers whose live chunks were copied into new ones.
+    pub containers_compacted: u64,
+    /// Live chunks copied by the compaction.
+    pub chunks_copied: u64,
+    /// Bytes those copies took in new containers.
+    pub bytes_copied: u64,
+    /// Container bytes deleted.
+    pub bytes_freed: u64,
+    /// How long it ran, milliseconds.
+    pub duration_ms: u64,
 }
 
 /// What one replication job did.

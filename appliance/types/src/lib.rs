@@ -236,6 +236,11 @@ pub enum JobKind {
     Replicate,
     /// A snapshot restored from an offsite remote's copy.
     RemoteRestore,
+    /// Snapshots removed by their profiles' retention.
+    Prune,
+    /// Unreferenced data removed from the store, partly dead containers
+    /// compacted.
+    Gc,
 }
 
 impl JobKind {
@@ -250,6 +255,8 @@ impl JobKind {
             JobKind::MediaRecover => "media-recover",
             JobKind::Replicate => "replicate",
             JobKind::RemoteRestore => "remote-restore",
+            JobKind::Prune => "prune",
+            JobKind::Gc => "gc",
         }
     }
 }
@@ -266,6 +273,8 @@ impl FromStr for JobKind {
             "media-recover" => Ok(JobKind::MediaRecover),
             "replicate" => Ok(JobKind::Replicate),
             "remote-restore" => Ok(JobKind::RemoteRestore),
+            "prune" => Ok(JobKind::Prune),
+            "gc" => Ok(JobKind::Gc),
             _ => Err(ParseError {
                 what: "job kind",
                 input: s.to_string(),
@@ -457,7 +466,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -1,0 +1,332 @@
+//! Garbage collection: removes the containers no snapshot references, and
+//! compacts those mostly dead.
+//!
+//! * **Mark** reads each snapshot record and its manifest (stored as chunks
+//!   in a few containers) and collects the chunk ids they reference. It
+//!   never reads a data container, and no chunk has a file of its own to
+//!   touch: chunks are records inside containers, and the chunk index (one
+//!   index object per container) is already in memory. The cost is the
+//!   manifests', not the data's.
+//! * **Sweep** sums, per container, the stored bytes of its live and dead
+//!   chunks. A container with no live chunk is deleted. One whose live share
+//!   is below [`GcOptions::compact_below`] has its live chunks copied into
+//!   new containers (unless a copy already sits in a container that stays),
+//!   and is deleted once the new containers are committed.
+//!
+//! **Crash safety.** Nothing is deleted before what replaces it is durable:
+//! copies are committed (data object, then index object) before any
+//! container goes, and a container goes index object first, then data. A run
+//! killed anywhere leaves every live chunk in at least one container; what
+//! it leaves behind is garbage (a dead container, a duplicate copy) that the
+//! next run removes.
+//!
+//! **Concurrency.** The run holds the store lock exclusive ([`crate::lock`]),
+//! so no backup deduplicates against a container it is deleting, and it
+//! raises the store's collection generation before deleting anything, so a
+//! process whose index was loaded earlier loads it again before its next
+//! backup ([`Repo::refresh`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use coffer_catalog::{Catalog, JobEnd, NewJob};
+use coffer_store::{EntryKind, Extent, Packer, Repo};
+use coffer_types::api::MaintenanceStats;
+use coffer_types::{BackupStats, ChunkId, ContainerId, IdSet, JobKind, JobStatus, Scope};
+
+use crate::lock::StoreLock;
+use crate::{Actor, Error, Progress, Result, now_ms};
+
+/// How a collection runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GcOptions {
+    /// A container whose live chunks take less than this share of its
+    /// stored bytes is compacted (0 never compacts; 1 compacts every
+    /// container with any dead chunk).
+    pub compact_below: f64,
+    /// Only report what would be done.
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> GcOptions {
+        GcOptions {
+            compact_below: 0.5,
+            dry_run: false,
+        }
+    }
+}
+
+/// What a collection found and did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GcReport {
+    /// The figures (as recorded in the catalog).
+    pub stats: MaintenanceStats,
+    /// Containers in the store before the run.
+    pub containers: u64,
+    /// Chunks referenced by some snapshot.
+    pub live_chunks: u64,
+    /// Stored bytes of referenced chunks.
+    pub live_bytes: u64,
+    /// Stored bytes of chunks nothing references, before the run.
+    pub dead_bytes: u64,
+    /// Containers that would be deleted (dry run) or were.
+    pub delete: Vec<ContainerId>,
+    /// Containers that would be compacted (dry run) or were.
+    pub compact: Vec<ContainerId>,
+    /// What did not go as planned (a retention-locked container that could
+    /// not be deleted, a damaged chunk that could not be copied); the job
+    /// ends with warnings.
+    pub warnings: Vec<String>,
+    /// Only reported.
+    pub dry_run: bool,
+}
+
+/// Every chunk the store's snapshots reference: their manifests' chunks and
+/// the data chunks their entries name. A snapshot record or manifest that
+/// cannot be read stops the collection: what it references is unknown, so
+/// nothing may be deleted.
+pub fn mark(repo: &Repo, progress: &Progress) -> Result<(IdSet<ChunkId>, u64)> {
+    let mut live = IdSet::default();
+    let ids = repo.snapshot_ids()?;
+    for id in &ids {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Error::Invalid(format!(
+                "snapshot {id} cannot be read ({e}): nothing is collected while what it references is unknown; verify the store"
+            ))
+        };
+        let rec = repo.load_snapshot(id).map_err(|e| unreadable(&e))?;
+        live.extend(rec.manifest.iter().copied());
+        let mut dec = repo.manifest(&rec);
+        while let Some(e) = dec.next_entry().map_err(|e| unreadable(&e))? {
+            Progress::add(&progress.entries, 1);
+            if matches!(e.kind, EntryKind::File | EntryKind::Hardlink) {
+                for x in &e.extents {
+                    if let Extent::Data { id, .. } = x {
+                        live.insert(*id);
+                    }
+                }
+            }
+        }
+        if let Some(s) = progress.stop_requested() {
+            return Err(Error::Stopped(s));
+        }
+    }
+    Ok((live, ids.len() as u64))
+}
+
+#[derive(Default)]
+struct Usage {
+    total: u64,
+    live: u64,
+    live_chunks: Vec<ChunkId>,
+}
+
+/// Collects garbage in `repo`, recording a `gc` job (except for a dry run).
+/// `job` is a queued job row to run as (the daemon's), or `None` to start
+/// one.
+pub fn gc(
+    repo: &Repo,
+    catalog: &Catalog,
+    opts: &GcOptions,
+    actor: &Actor,
+    progress: &Progress,
+    job: Option<i64>,
+) -> Result<GcReport> {
+    let started = Instant::now();
+    let lock = if opts.dry_run {
+        StoreLock::shared(catalog)?
+    } else {
+        StoreLock::exclusive(catalog)?
+    };
+    repo.refresh()?;
+    let job = if opts.dry_run {
+        None
+    } else {
+        let new = NewJob {
+            kind: JobKind::Gc,
+            asset: None,
+            level: None,
+            scope: Scope {
+                paths: vec![repo.blobs().describe()],
+                excludes: Vec::new(),
+                one_file_system: false,
+            },
+            started_ms: now_ms(),
+            identity: actor.identity.clone(),
+            host: actor.host.clone(),
+            pid: std::process::id(),
+        };
+        Some(match job {
+            Some(id) => {
+                catalog.start_queued_job(id, &new)?;
+                id
+            }
+            None => catalog.begin_job(&new)?,
+        })
+    };
+    let result = collect(repo, opts, progress);
+    drop(lock);
+    let Some(id) = job else {
+        return result;
+    };
+    let (status, messages, mut stats) = match &result {
+        Ok(r) if r.warnings.is_empty() => (JobStatus::Success, Vec::new(), r.stats.clone()),
+        Ok(r) => (JobStatus::Warning, r.warnings.clone(), r.stats.clone()),
+        Err(Error::Stopped(crate::Stop::Cancel)) => (
+            JobStatus::Cancelled,
+            vec!["cancelled: nothing referenced was removed; run gc again to finish".into()],
+            MaintenanceStats::default(),
+        ),
+        Err(e) => (
+            JobStatus::Failed,
+            vec![format!("error: {e}")],
+            MaintenanceStats::default(),
+        ),
+    };
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+    catalog.finish_job(
+        id,
+        &JobEnd {
+            status,
+            stats: BackupStats {
+                bytes_stored: stats.bytes_copied,
+                ..BackupStats::default()
+            },
+            messages: &messages,
+            snapshot: None,
+            ended_ms: now_ms(),
+        },
+    )?;
+    catalog.record_maintenance(id, &stats)?;
+    result.map(|mut r| {
+        r.stats.duration_ms = stats.duration_ms;
+        r
+    })
+}
+
+fn collect(repo: &Repo, opts: &GcOptions, progress: &Progress) -> Result<GcReport> {
+    let (live, snapshots) = mark(repo, progress)?;
+    let bad = repo.bad_containers()?;
+    let mut usage: HashMap<ContainerId, Usage> = HashMap::new();
+    repo.for_each_chunk(|c, id, len| {
+        let u = usage.entry(*c).or_default();
+        u.total += u64::from(len);
+        if live.contains(id) {
+            u.live += u64::from(len);
+            u.live_chunks.push(*id);
+        }
+    })?;
+    // Containers the index knows without a chunk (an empty table) are dead.
+    for c in repo.container_ids()? {
+        usage.entry(c).or_default();
+    }
+    let mut report = GcReport {
+        containers: usage.len() as u64,
+        live_chunks: live.len() as u64,
+        dry_run: opts.dry_run,
+        ..GcReport::default()
+    };
+    report.stats.snapshots_kept = snapshots;
+    let mut ids: Vec<&ContainerId> = usage.keys().collect();
+    ids.sort();
+    for c in ids {
+        let u = &usage[c];
+        report.live_bytes += u.live;
+        report.dead_bytes += u.total - u.live;
+        if u.live == 0 {
+            // Missing or damaged containers too: nothing needs them.
+            if bad
+                .get(c)
+                .is_none_or(|why| !why.contains("garbage collection"))
+            {
+                report.delete.push(*c);
+            }
+        } else if bad.contains_key(c) {
+            // Damaged (or missing): deleted once every chunk anything
+            // needs from it has a sound copy elsewhere.
+            let mut redundant = !bad[c].contains("garbage collection");
+            for id in &u.live_chunks {
+                redundant &= !repo.copies(id)?.is_empty();
+            }
+            if redundant {
+                report.delete.push(*c);
+            }
+        } else if u.live < u.total && (u.live as f64) < opts.compact_below * u.total as f64 {
+            report.compact.push(*c);
+        }
+    }
+    if opts.dry_run {
+        report.stats.containers_deleted = report.delete.len() as u64;
+        report.stats.containers_compacted = report.compact.len() as u64;
+        return Ok(report);
+    }
+    let generation = repo.begin_gc()?;
+
+    // Copy out the live chunks of the containers to compact.
+    let leaving: HashSet<ContainerId> = report
+        .delete
+        .iter()
+        .chain(&report.compact)
+        .copied()
+        .collect();
+    let mut copied: IdSet<ChunkId> = IdSet::default();
+    let mut compacted = Vec::new();
+    {
+        let mut packer = Packer::new(repo);
+        for c in &report.compact {
+            if let Some(s) = progress.stop_requested() {
+                packer.flush()?;
+                return Err(Error::Stopped(s));
+            }
+            let mut ok = true;
+            for id in &usage[c].live_chunks {
+                if copied.contains(id) || repo.copies(id)?.iter().any(|k| !leaving.contains(k)) {
+                    continue;
+                }
+                match repo.read_chunk(id) {
+                    Ok(raw) => {
+                        packer.add(*id, &raw)?;
+                        copied.insert(*id);
+                        report.stats.chunks_copied += 1;
+                        Progress::add(&progress.bytes, raw.len() as u64);
+                    }
+                    Err(e) => {
+                        report.warnings.push(format!(
+                            "container {c} kept: its live chunk {id} cannot be read ({e}); run verify"
+                        ));
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                compacted.push(*c);
+            }
+        }
+        packer.flush()?;
+        report.stats.bytes_copied = packer.stored;
+    }
+
+    // Only now does anything go.
+    let mut gone = Vec::new();
+    for c in report.delete.iter().chain(&compacted) {
+        match repo.remove_container(c) {
+            Ok(n) => {
+                report.stats.bytes_freed += n;
+                gone.push(*c);
+            }
+            Err(e) => report
+                .warnings
+                .push(format!("container {c} could not be deleted: {e}")),
+        }
+    }
+    report.stats.containers_compacted =
+        compacted.iter().filter(|c| gone.contains(c)).count() as u64;
+    report.stats.containers_deleted = gone.len() as u64;
+    repo.end_gc(generation)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

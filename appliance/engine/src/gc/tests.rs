@@ -1,0 +1,609 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coffer_keys::{KdfParams, Passphrase};
+use coffer_store::{BlobStore, ChunkerParams, DirStore, InitOptions, ObjectWriter};
+use coffer_types::{Level, SnapshotId};
+
+use super::*;
+use crate::{BackupRequest, RestoreRequest, backup, restore};
+
+fn pass() -> Passphrase {
+    Passphrase::new(b"correct horse battery staple".to_vec()).unwrap()
+}
+
+fn actor() -> Actor {
+    Actor {
+        identity: "test".into(),
+        host: "here".into(),
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let w = World {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(w.store()).unwrap();
+        coffer_store::Repo::init(
+            Arc::new(DirStore::new(w.store())),
+            &pass(),
+            InitOptions {
+                container_size: 1024 * 1024,
+                zstd_level: 1,
+                kdf: KdfParams {
+                    m_kib: 64,
+                    t: 1,
+                    p: 1,
+                },
+                chunker: ChunkerParams {
+                    min: 16 * 1024,
+                    avg: 64 * 1024,
+                    max: 256 * 1024,
+                },
+            },
+        )
+        .unwrap();
+        w
+    }
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    fn src(&self) -> PathBuf {
+        self.dir.path().join("src")
+    }
+    fn repo(&self) -> Repo {
+        Repo::open(Arc::new(DirStore::new(self.store())), &pass()).unwrap()
+    }
+    fn catalog(&self) -> Catalog {
+        Catalog::open(&self.store().join("catalog.db")).unwrap()
+    }
+    fn backup(&self, repo: &Repo) -> SnapshotId {
+        backup(
+            repo,
+            &self.catalog(),
+            &BackupRequest {
+                asset: "files".into(),
+                level: Level::Full,
+                source: self.src(),
+                excludes: Vec::new(),
+                one_file_system: false,
+                threads: 2,
+                compression_level: None,
+            },
+            &actor(),
+            &Progress::default(),
+        )
+        .unwrap()
+        .snapshot
+        .id
+    }
+    fn forget(&self, repo: &Repo, id: &SnapshotId) {
+        repo.delete_snapshot(id).unwrap();
+        self.catalog().delete_snapshot(id).unwrap();
+    }
+    fn containers(&self) -> usize {
+        walk(&self.store().join("data")).len()
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Incompressible bytes from a seed.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Files `first..first + n`, 60 to 200 KiB each.
+fn write_files(dir: &Path, first: u64, n: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in first..first + n {
+        let len = 60 * 1024 + (i as usize * 7919) % (140 * 1024);
+        std::fs::write(dir.join(format!("f{i:04}")), noise(len, i)).unwrap();
+    }
+}
+
+/// Restores `id` and compares it byte for byte with `expected` (a copy of
+/// the source as it was backed up).
+fn assert_restores(w: &World, repo: &Repo, id: &SnapshotId, expected: &Path) {
+    let target = w.dir.path().join(format!("restore-{id}"));
+    let _ = std::fs::remove_dir_all(&target);
+    restore(
+        repo,
+        &w.catalog(),
+        &RestoreRequest {
+            snapshot: *id,
+            target: target.clone(),
+            paths: Vec::new(),
+            overwrite: false,
+            threads: 2,
+        },
+        &actor(),
+        &Progress::default(),
+    )
+    .unwrap();
+    let want: Vec<_> = walk(expected)
+        .iter()
+        .map(|p| p.strip_prefix(expected).unwrap().to_path_buf())
+        .collect();
+    let got: Vec<_> = walk(&target)
+        .iter()
+        .map(|p| p.strip_prefix(&target).unwrap().to_path_buf())
+        .collect();
+    assert_eq!(want, got);
+    for rel in want {
+        assert!(
+            std::fs::read(expected.join(&rel)).unwrap()
+                == std::fs::read(target.join(&rel)).unwrap(),
+            "{} differs",
+            rel.display()
+        );
+    }
+    std::fs::remove_dir_all(&target).unwrap();
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for p in walk(from) {
+        let dst = to.join(p.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&p, &dst).unwrap();
+    }
+}
+
+/// A store with two snapshots of which only the second is kept: 60 files,
+/// then 45 of them deleted and 15 new ones. Returns the kept snapshot and a
+/// copy of its source.
+fn two_generations(w: &World) -> (SnapshotId, PathBuf) {
+    let repo = w.repo();
+    write_files(&w.src(), 0, 60);
+    let first = w.backup(&repo);
+    for i in 0..60 {
+        if i % 4 != 0 {
+            std::fs::remove_file(w.src().join(format!("f{i:04}"))).unwrap();
+        }
+    }
+    write_files(&w.src(), 100, 15);
+    let second = w.backup(&repo);
+    let copy = w.dir.path().join("expected");
+    copy_tree(&w.src(), &copy);
+    w.forget(&repo, &first);
+    (second, copy)
+}
+
+#[test]
+fn gc_frees_what_no_snapshot_references_and_compacts_mostly_dead_containers() {
+    let w = World::new();
+    let (kept, expected) = two_generations(&w);
+    let before = w.containers();
+    let repo = w.repo();
+    let dry = gc(
+        &repo,
+        &w.catalog(),
+        &GcOptions {
+            dry_run: true,
+            ..GcOptions::default()
+        },
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap();
+    assert!(dry.dead_bytes > dry.live_bytes, "{dry:?}");
+    assert!(!dry.delete.is_empty() || !dry.compact.is_empty(), "{dry:?}");
+    assert_eq!(w.containers(), before, "a dry run deletes nothing");
+    assert!(
+        w.catalog()
+            .jobs(&Default::default())
+            .unwrap()
+            .iter()
+            .all(|j| j.kind != JobKind::Gc),
+        "a dry run records no job"
+    );
+
+    let r = gc(
+        &repo,
+        &w.catalog(),
+        &GcOptions::default(),
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.stats.snapshots_kept, 1);
+    assert_eq!(r.delete, dry.delete);
+    assert_eq!(r.compact, dry.compact);
+    assert!(r.stats.bytes_freed > 0);
+    assert_eq!(
+        r.stats.containers_deleted as usize,
+        dry.delete.len() + dry.compact.len()
+    );
+    // The copies went into as few new containers as 1 MiB containers allow.
+    let new = w.containers() + r.stats.containers_deleted as usize - before;
+    assert!(r.stats.chunks_copied > 0, "{r:?}");
+    assert!(
+        new >= 1 && new as u64 <= r.stats.bytes_copied / (1 << 20) + 1,
+        "{new} new containers for {} bytes",
+        r.stats.bytes_copied
+    );
+    // The job log and its figures.
+    let jobs = w.catalog().jobs(&Default::default()).unwrap();
+    let job = jobs.iter().find(|j| j.kind == JobKind::Gc).unwrap();
+    assert_eq!(job.status, JobStatus::Success);
+    assert_eq!(
+        w.catalog()
+            .maintenance_stats(job.id)
+            .unwrap()
+            .unwrap()
+            .bytes_freed,
+        r.stats.bytes_freed
+    );
+    // The kept snapshot restores whole, with this repo and a fresh one.
+    assert_restores(&w, &repo, &kept, &expected);
+    let fresh = w.repo();
+    assert_restores(&w, &fresh, &kept, &expected);
+    // What is left is all live, or live enough: a second run has nothing to do.
+    let again = gc(
+        &fresh,
+        &w.catalog(),
+        &GcOptions::default(),
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap();
+    assert!(
+        again.delete.is_empty() && again.compact.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(again.stats.chunks_copied, 0);
+    // With the last snapshot gone, everything goes.
+    w.forget(&fresh, &kept);
+    let all = gc(
+        &fresh,
+        &w.catalog(),
+        &GcOptions::default(),
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(all.live_chunks, 0);
+    assert_eq!(w.containers(), 0);
+    assert!(walk(&w.store().join("index")).is_empty());
+}
+
+/// A store whose `n`-th change (put, delete or commit) and every later one
+/// fail: a process killed at that point.
+struct Dying {
+    inner: DirStore,
+    left: std::sync::atomic::AtomicI64,
+}
+
+impl Dying {
+    fn step(&self) -> coffer_store::Result<()> {
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
+            return Err(coffer_store::Error::Backend {
+                store: "dying".into(),
+                reason: "killed".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+struct DyingWriter<'a> {
+    store: &'a Dying,
+    inner: Box<dyn ObjectWriter + 'a>,
+}
+
+impl ObjectWriter for DyingWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> coffer_store::Result<()> {
+        self.inner.write(data)
+    }
+    fn commit(self: Box<Self>) -> coffer_store::Result<()> {
+        self.store.step()?;
+        self.inner.commit()
+    }
+}
+
+impl BlobStore for Dying {
+    fn put(&self, key: &str, data: &[u8]) -> coffer_store::Result<()> {
+        self.step()?;
+        self.inner.put(key, data)
+    }
+    fn get(&self, key: &str) -> coffer_store::Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> coffer_store::Result<Vec<u8>> {
+        self.inner.get_range(key, offset, len)
+    }
+    fn size(&self, key: &str) -> coffer_store::Result<u64> {
+        self.inner.size(key)
+    }
+    fn list(&self, prefix: &str) -> coffer_store::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> coffer_store::Result<()> {
+        self.step()?;
+        self.inner.delete(key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn create<'a>(&'a self, key: &str) -> coffer_store::Result<Box<dyn ObjectWriter + 'a>> {
+        Ok(Box::new(DyingWriter {
+            store: self,
+            inner: self.inner.create(key)?,
+        }))
+    }
+}
+
+/// Every step of a collection, killed there: the kept snapshot still
+/// restores from what is left, and a second run finishes the job.
+#[test]
+fn gc_killed_at_every_step_loses_nothing_and_a_rerun_finishes() {
+    let w = World::new();
+    let (kept, expected) = two_generations(&w);
+    let pristine = w.dir.path().join("pristine");
+    copy_tree(&w.store(), &pristine);
+    let mut steps = 0;
+    for n in 0.. {
+        std::fs::remove_dir_all(w.store()).unwrap();
+        copy_tree(&pristine, &w.store());
+        let dying = Arc::new(Dying {
+            inner: DirStore::new(w.store()),
+            left: std::sync::atomic::AtomicI64::new(i64::MAX),
+        });
+        let repo = Repo::open(dying.clone(), &pass()).unwrap();
+        dying.left.store(n, std::sync::atomic::Ordering::SeqCst);
+        let r = gc(
+            &repo,
+            &w.catalog(),
+            &GcOptions::default(),
+            &actor(),
+            &Progress::default(),
+            None,
+        );
+        if r.is_ok() {
+            steps = n;
+            break;
+        }
+        // What a restarted process finds.
+        let after = w.repo();
+        assert_restores(&w, &after, &kept, &expected);
+        let rerun = gc(
+            &after,
+            &w.catalog(),
+            &GcOptions::default(),
+            &actor(),
+            &Progress::default(),
+            None,
+        )
+        .unwrap();
+        assert!(rerun.warnings.is_empty(), "{:?}", rerun.warnings);
+        let fresh = w.repo();
+        assert_restores(&w, &fresh, &kept, &expected);
+        let done = gc(
+            &fresh,
+            &w.catalog(),
+            &GcOptions {
+                dry_run: true,
+                ..GcOptions::default()
+            },
+            &actor(),
+            &Progress::default(),
+            None,
+        )
+        .unwrap();
+        assert!(
+            done.delete.is_empty() && done.compact.is_empty(),
+            "killed at step {n}, the rerun left work: {done:?}"
+        );
+    }
+    // The marker, the copies, the deletions: many steps were tried.
+    assert!(steps > 5, "only {steps} steps");
+}
+
+/// A process whose index was loaded before a collection (the daemon's,
+/// while `coffer gc` ran in direct mode) loads it again before its next
+/// backup, and stores again what the collection removed.
+#[test]
+fn a_backup_after_a_collection_by_another_process_never_references_removed_data() {
+    let w = World::new();
+    let stale = w.repo();
+    write_files(&w.src(), 0, 20);
+    let copy = w.dir.path().join("expected");
+    copy_tree(&w.src(), &copy);
+    let first = w.backup(&stale);
+    // Another process forgets the snapshot and collects everything.
+    let other = w.repo();
+    w.forget(&other, &first);
+    gc(
+        &other,
+        &w.catalog(),
+        &GcOptions::default(),
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(w.containers(), 0);
+    // The same files again, through the stale index.
+    let second = w.backup(&stale);
+    assert!(w.containers() > 0, "the data was stored again");
+    assert_restores(&w, &w.repo(), &second, &copy);
+}
+
+/// A collection waits for the backups (restores, verifications) holding the
+/// store lock, and they wait for it.
+#[test]
+fn gc_waits_for_the_jobs_that_hold_the_store_lock() {
+    let w = World::new();
+    let (_, _) = two_generations(&w);
+    let held = StoreLock::shared(&w.catalog()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let store = w.store();
+    let t = std::thread::spawn(move || {
+        let repo = Repo::open(Arc::new(DirStore::new(&store)), &pass()).unwrap();
+        let cat = Catalog::open(&store.join("catalog.db")).unwrap();
+        let r = gc(
+            &repo,
+            &cat,
+            &GcOptions::default(),
+            &actor(),
+            &Progress::default(),
+            None,
+        );
+        tx.send(r.is_ok()).unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        rx.try_recv().is_err(),
+        "gc ran while a job held the store lock"
+    );
+    drop(held);
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap());
+    t.join().unwrap();
+}
+
+/// A snapshot whose record cannot be read stops the collection before
+/// anything is deleted: what it references is unknown.
+#[test]
+fn an_unreadable_snapshot_stops_the_collection_before_anything_goes() {
+    let w = World::new();
+    let (kept, _) = two_generations(&w);
+    let before = w.containers();
+    let rec = w.store().join("snapshots").join(kept.to_string());
+    let mut bytes = std::fs::read(&rec).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xFF;
+    std::fs::remove_file(&rec).unwrap();
+    std::fs::write(&rec, &bytes).unwrap();
+    let e = gc(
+        &w.repo(),
+        &w.catalog(),
+        &GcOptions::default(),
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(&format!("snapshot {kept} cannot be read")),
+        "{e}"
+    );
+    assert!(e.contains("nothing is collected"), "{e}");
+    assert_eq!(w.containers(), before);
+    let jobs = w.catalog().jobs(&Default::default()).unwrap();
+    let job = jobs.iter().find(|j| j.kind == JobKind::Gc).unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3))]
+
+    /// Simulated days of backups of a changing tree, each followed by a
+    /// prune under a GFS policy and, every few days, a collection (with
+    /// aggressive compaction): every snapshot the policy keeps restores
+    /// exactly as it was backed up, from a freshly opened store.
+    #[test]
+    fn days_of_backup_prune_and_gc_never_cost_a_kept_snapshot_a_chunk(
+        seed in proptest::prelude::any::<u64>(),
+        days in 25u64..45,
+    ) {
+        use crate::retention::{Candidate, plan};
+        let w = World::new();
+        let repo = w.repo();
+        let policy = coffer_types::api::Retention {
+            keep_last: Some(2),
+            keep_daily: Some(4),
+            keep_weekly: Some(3),
+            keep_monthly: Some(1),
+            ..Default::default()
+        };
+        let day_ms = 86_400_000i64;
+        let start = 1_790_000_000_000i64;
+        let mut held: Vec<(Candidate, PathBuf)> = Vec::new();
+        let mut rng = seed | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        write_files(&w.src(), 0, 12);
+        for day in 0..days {
+            // Change a few files: rewrite, delete, add.
+            for _ in 0..3 {
+                let i = next() % 30;
+                let p = w.src().join(format!("f{i:04}"));
+                if next() % 3 == 0 {
+                    let _ = std::fs::remove_file(&p);
+                } else {
+                    let len = 20 * 1024 + (next() % (60 * 1024)) as usize;
+                    std::fs::write(&p, noise(len, next())).unwrap();
+                }
+            }
+            let id = w.backup(&repo);
+            let copy = w.dir.path().join(format!("day{day}"));
+            copy_tree(&w.src(), &copy);
+            held.push((
+                Candidate { id, time_ms: start + day as i64 * day_ms, locked_until_ms: None, hold: false },
+                copy,
+            ));
+            let now = start + day as i64 * day_ms + 3_600_000;
+            let cands: Vec<Candidate> = held.iter().map(|(c, _)| c.clone()).collect();
+            for v in plan(now, &policy, &cands).iter().filter(|v| !v.keep()) {
+                w.forget(&repo, &v.id);
+                let (_, dir) = held.iter().find(|(c, _)| c.id == v.id).unwrap();
+                std::fs::remove_dir_all(dir).unwrap();
+                held.retain(|(c, _)| c.id != v.id);
+            }
+            if day % 4 == 3 || day + 1 == days {
+                let r = gc(
+                    &repo,
+                    &w.catalog(),
+                    &GcOptions { compact_below: 0.9, dry_run: false },
+                    &actor(),
+                    &Progress::default(),
+                    None,
+                ).unwrap();
+                proptest::prop_assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+                let fresh = w.repo();
+                for (c, dir) in &held {
+                    assert_restores(&w, &fresh, &c.id, dir);
+                }
+            }
+        }
+        // GFS over 25+ days: 2 last, 4 daily, 3 weekly, 1 monthly overlap.
+        proptest::prop_assert!(held.len() >= 4 && held.len() <= 10, "{}", held.len());
+    }
+}

@@ -1,0 +1,80 @@
+//! The store lock: garbage collection deletes containers, so it must never
+//! run while a backup may be about to reference one (deduplicating against
+//! a chunk that no snapshot references yet), nor while a restore, a
+//! verification or a replication reads from one it is about to compact.
+//!
+//! An advisory `flock(2)` on a file beside the catalog (`catalog.lock`):
+//! backups, restores, verifications and replications hold it shared, prune
+//! and garbage collection exclusive. Every process that writes or reads the
+//! store opens its catalog, so every one of them (the daemon, the shell's
+//! direct mode, a second daemon by mistake) meets the same lock; the kernel
+//! releases it when a process dies, so a killed job never leaves it held.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use coffer_catalog::Catalog;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::{Error, Result};
+
+/// A held store lock; released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    _lock: Flock<File>,
+}
+
+/// The lock file of the store whose catalog this is.
+pub fn lock_path(catalog: &Catalog) -> PathBuf {
+    catalog.path().with_extension("lock")
+}
+
+impl StoreLock {
+    /// Takes the lock shared (backup, restore, verify, replicate), waiting
+    /// for a garbage collection to finish.
+    pub fn shared(catalog: &Catalog) -> Result<StoreLock> {
+        StoreLock::take(&lock_path(catalog), false)
+    }
+
+    /// Takes the lock exclusive (prune, gc), waiting for every job that
+    /// holds it shared to finish.
+    pub fn exclusive(catalog: &Catalog) -> Result<StoreLock> {
+        StoreLock::take(&lock_path(catalog), true)
+    }
+
+    fn take(path: &Path, exclusive: bool) -> Result<StoreLock> {
+        let io = |op, error| Error::Io {
+            op,
+            path: path.display().to_string(),
+            error,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| io("opening the store lock", e))?;
+        let (now, wait) = if exclusive {
+            (FlockArg::LockExclusiveNonblock, FlockArg::LockExclusive)
+        } else {
+            (FlockArg::LockSharedNonblock, FlockArg::LockShared)
+        };
+        let file = match Flock::lock(file, now) {
+            Ok(l) => return Ok(StoreLock { _lock: l }),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
+            Err((_, e)) => return Err(io("locking the store", e.into())),
+        };
+        tracing::info!(
+            lock = %path.display(),
+            "waiting for {}",
+            if exclusive {
+                "the running backups, restores and replications to finish"
+            } else {
+                "a garbage collection to finish"
+            }
+        );
+        Flock::lock(file, wait)
+            .map(|l| StoreLock { _lock: l })
+            .map_err(|(_, e)| io("locking the store", e.into()))
+    }
+}
