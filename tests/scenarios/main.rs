@@ -14,6 +14,7 @@ mod hardware;
 mod levels;
 mod pool;
 mod remote;
+mod retention;
 mod roundtrip;
 mod safety;
 mod tape;

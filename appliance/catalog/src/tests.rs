@@ -125,6 +125,7 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "cartridges",
             "damaged_containers",
             "jobs",
+            "maintenance",
             "media_sets",
             "profiles",
             "recovery_codes",
