@@ -168,6 +168,24 @@ fn assert_restores(w: &World, repo: &Repo, id: &SnapshotId, expected: &Path) {
     std::fs::remove_dir_all(&target).unwrap();
 }
 
+const DRY: GcOptions = GcOptions {
+    compact_below: 0.5,
+    dry_run: true,
+};
+
+/// A collection of `w`'s store through `repo`, recording a job (unless a
+/// dry run).
+fn run_gc(w: &World, repo: &Repo, opts: GcOptions) -> Result<GcReport> {
+    gc(
+        repo,
+        &w.catalog(),
+        &opts,
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     for p in walk(from) {
         let dst = to.join(p.strip_prefix(from).unwrap());
@@ -202,18 +220,7 @@ fn gc_frees_what_no_snapshot_references_and_compacts_mostly_dead_containers() {
     let (kept, expected) = two_generations(&w);
     let before = w.containers();
     let repo = w.repo();
-    let dry = gc(
-        &repo,
-        &w.catalog(),
-        &GcOptions {
-            dry_run: true,
-            ..GcOptions::default()
-        },
-        &actor(),
-        &Progress::default(),
-        None,
-    )
-    .unwrap();
+    let dry = run_gc(&w, &repo, DRY).unwrap();
     assert!(dry.dead_bytes > dry.live_bytes, "{dry:?}");
     assert!(!dry.delete.is_empty() || !dry.compact.is_empty(), "{dry:?}");
     assert_eq!(w.containers(), before, "a dry run deletes nothing");
@@ -226,15 +233,7 @@ fn gc_frees_what_no_snapshot_references_and_compacts_mostly_dead_containers() {
         "a dry run records no job"
     );
 
-    let r = gc(
-        &repo,
-        &w.catalog(),
-        &GcOptions::default(),
-        &actor(),
-        &Progress::default(),
-        None,
-    )
-    .unwrap();
+    let r = run_gc(&w, &repo, GcOptions::default()).unwrap();
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     assert_eq!(r.stats.snapshots_kept, 1);
     assert_eq!(r.delete, dry.delete);
@@ -269,15 +268,7 @@ fn gc_frees_what_no_snapshot_references_and_compacts_mostly_dead_containers() {
     let fresh = w.repo();
     assert_restores(&w, &fresh, &kept, &expected);
     // What is left is all live, or live enough: a second run has nothing to do.
-    let again = gc(
-        &fresh,
-        &w.catalog(),
-        &GcOptions::default(),
-        &actor(),
-        &Progress::default(),
-        None,
-    )
-    .unwrap();
+    let again = run_gc(&w, &fresh, GcOptions::default()).unwrap();
     assert!(
         again.delete.is_empty() && again.compact.is_empty(),
         "{again:?}"
@@ -285,15 +276,7 @@ fn gc_frees_what_no_snapshot_references_and_compacts_mostly_dead_containers() {
     assert_eq!(again.stats.chunks_copied, 0);
     // With the last snapshot gone, everything goes.
     w.forget(&fresh, &kept);
-    let all = gc(
-        &fresh,
-        &w.catalog(),
-        &GcOptions::default(),
-        &actor(),
-        &Progress::default(),
-        None,
-    )
-    .unwrap();
+    let all = run_gc(&w, &fresh, GcOptions::default()).unwrap();
     assert_eq!(all.live_chunks, 0);
     assert_eq!(w.containers(), 0);
     assert!(walk(&w.store().join("index")).is_empty());
@@ -383,14 +366,7 @@ fn gc_killed_at_every_step_loses_nothing_and_a_rerun_finishes() {
         });
         let repo = Repo::open(dying.clone(), &pass()).unwrap();
         dying.left.store(n, std::sync::atomic::Ordering::SeqCst);
-        let r = gc(
-            &repo,
-            &w.catalog(),
-            &GcOptions::default(),
-            &actor(),
-            &Progress::default(),
-            None,
-        );
+        let r = run_gc(&w, &repo, GcOptions::default());
         if r.is_ok() {
             steps = n;
             break;
@@ -398,30 +374,11 @@ fn gc_killed_at_every_step_loses_nothing_and_a_rerun_finishes() {
         // What a restarted process finds.
         let after = w.repo();
         assert_restores(&w, &after, &kept, &expected);
-        let rerun = gc(
-            &after,
-            &w.catalog(),
-            &GcOptions::default(),
-            &actor(),
-            &Progress::default(),
-            None,
-        )
-        .unwrap();
+        let rerun = run_gc(&w, &after, GcOptions::default()).unwrap();
         assert!(rerun.warnings.is_empty(), "{:?}", rerun.warnings);
         let fresh = w.repo();
         assert_restores(&w, &fresh, &kept, &expected);
-        let done = gc(
-            &fresh,
-            &w.catalog(),
-            &GcOptions {
-                dry_run: true,
-                ..GcOptions::default()
-            },
-            &actor(),
-            &Progress::default(),
-            None,
-        )
-        .unwrap();
+        let done = run_gc(&w, &fresh, DRY).unwrap();
         assert!(
             done.delete.is_empty() && done.compact.is_empty(),
             "killed at step {n}, the rerun left work: {done:?}"
@@ -445,15 +402,7 @@ fn a_backup_after_a_collection_by_another_process_never_references_removed_data(
     // Another process forgets the snapshot and collects everything.
     let other = w.repo();
     w.forget(&other, &first);
-    gc(
-        &other,
-        &w.catalog(),
-        &GcOptions::default(),
-        &actor(),
-        &Progress::default(),
-        None,
-    )
-    .unwrap();
+    run_gc(&w, &other, GcOptions::default()).unwrap();
     assert_eq!(w.containers(), 0);
     // The same files again, through the stale index.
     let second = w.backup(&stale);
@@ -506,16 +455,9 @@ fn an_unreadable_snapshot_stops_the_collection_before_anything_goes() {
     bytes[n - 3] ^= 0xFF;
     std::fs::remove_file(&rec).unwrap();
     std::fs::write(&rec, &bytes).unwrap();
-    let e = gc(
-        &w.repo(),
-        &w.catalog(),
-        &GcOptions::default(),
-        &actor(),
-        &Progress::default(),
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = run_gc(&w, &w.repo(), GcOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(&format!("snapshot {kept} cannot be read")),
         "{e}"
@@ -588,14 +530,7 @@ proptest::proptest! {
                 held.retain(|(c, _)| c.id != v.id);
             }
             if day % 4 == 3 || day + 1 == days {
-                let r = gc(
-                    &repo,
-                    &w.catalog(),
-                    &GcOptions { compact_below: 0.9, dry_run: false },
-                    &actor(),
-                    &Progress::default(),
-                    None,
-                ).unwrap();
+                let r = run_gc(&w, &repo, GcOptions { compact_below: 0.9, dry_run: false }).unwrap();
                 proptest::prop_assert!(r.warnings.is_empty(), "{:?}", r.warnings);
                 let fresh = w.repo();
                 for (c, dir) in &held {
