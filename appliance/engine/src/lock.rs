@@ -1,11 +1,13 @@
 //! The store lock: garbage collection deletes containers, so it must never
 //! run while a backup may be about to reference one (deduplicating against
-//! a chunk that no snapshot references yet), nor while a restore, a
-//! verification or a replication reads from one it is about to compact.
+//! a chunk that no snapshot references yet), nor while a restore or a
+//! verification reads from one it is about to compact.
 //!
 //! An advisory `flock(2)` on a file beside the catalog (`catalog.lock`):
-//! backups, restores, verifications and replications hold it shared, prune
-//! and garbage collection exclusive. Every process that writes or reads the
+//! backups, restores and verifications hold it shared, garbage collection
+//! exclusive (prune, which only deletes snapshot records, shared). The
+//! daemon's replication jobs do not take it yet: a collection during a push
+//! fails that push, which the next replication resumes. Every process that writes or reads the
 //! store opens its catalog, so every one of them (the daemon, the shell's
 //! direct mode, a second daemon by mistake) meets the same lock; the kernel
 //! releases it when a process dies, so a killed job never leaves it held.
@@ -30,13 +32,13 @@ pub fn lock_path(catalog: &Catalog) -> PathBuf {
 }
 
 impl StoreLock {
-    /// Takes the lock shared (backup, restore, verify, replicate), waiting
+    /// Takes the lock shared (backup, restore, verify, prune), waiting
     /// for a garbage collection to finish.
     pub fn shared(catalog: &Catalog) -> Result<StoreLock> {
         StoreLock::take(&lock_path(catalog), false)
     }
 
-    /// Takes the lock exclusive (prune, gc), waiting for every job that
+    /// Takes the lock exclusive (gc), waiting for every job that
     /// holds it shared to finish.
     pub fn exclusive(catalog: &Catalog) -> Result<StoreLock> {
         StoreLock::take(&lock_path(catalog), true)
