@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestDaemon, asset, fresh, sample_tree, wait_job};
+use common::{Client, TestDaemon, asset, fresh, wait_job};
 use serde_json::{Value, json};
 
 fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -212,14 +212,7 @@ fn two_appliances_pair_replicate_after_backup_and_a_third_restores_from_the_copy
     allow_pushes(&b, &mut cb, &sb, "site-a", &a_fp);
 
     // A profile that replicates: a good backup queues the replication.
-    let src = sample_tree(a.dir.path());
-    let mut prof = common::profile("p", "Sun 02:00");
-    prof["replicate_to"] = json!(["offsite"]);
-    ca.ok("profile_add", json!({ "profile": prof }));
-    ca.ok(
-        "asset_add",
-        json!({"asset": asset("web-01", &src, Some("p"))}),
-    );
+    let (src, mut prof) = common::add_replicated_asset(&mut ca, a.dir.path(), "offsite");
     let status = ca.ok("replicate_status", Value::Null);
     assert_eq!(
         status["lag"][0]["breached"],

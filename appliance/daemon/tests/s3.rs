@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use coffer_replicate::s3::{LockMode, S3Store};
 use coffer_store::BlobStore;
-use common::{TestDaemon, asset, fresh, sample_tree, wait_job};
+use common::{TestDaemon, fresh, wait_job};
 use moto::Moto;
 use serde_json::{Value, json};
 
@@ -60,14 +60,7 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     assert!(!audit.to_string().contains(SECRET));
 
     // A backup of an asset whose profile replicates to the bucket.
-    let src = sample_tree(a.dir.path());
-    let mut prof = common::profile("p", "Sun 02:00");
-    prof["replicate_to"] = json!(["vault"]);
-    ca.ok("profile_add", json!({ "profile": prof }));
-    ca.ok(
-        "asset_add",
-        json!({"asset": asset("web-01", &src, Some("p"))}),
-    );
+    let (src, _) = common::add_replicated_asset(&mut ca, a.dir.path(), "vault");
     let bid = ca.ok("job_run", json!({"asset": "web-01", "level": "full"}))["job"].clone();
     assert_eq!(wait_job(&mut ca, &bid)["status"], json!("success"));
     let start = Instant::now();

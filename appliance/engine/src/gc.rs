@@ -58,7 +58,7 @@ impl Default for GcOptions {
 }
 
 /// What a collection found and did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct GcReport {
     /// The figures (as recorded in the catalog).
     pub stats: MaintenanceStats,
@@ -236,16 +236,11 @@ fn collect(repo: &Repo, opts: &GcOptions, progress: &Progress) -> Result<GcRepor
         report.dead_bytes += u.total - u.live;
         if u.live == 0 {
             // Missing or damaged containers too: nothing needs them.
-            if bad
-                .get(c)
-                .is_none_or(|why| !why.contains("garbage collection"))
-            {
-                report.delete.push(*c);
-            }
+            report.delete.push(*c);
         } else if bad.contains_key(c) {
             // Damaged (or missing): deleted once every chunk anything
             // needs from it has a sound copy elsewhere.
-            let mut redundant = !bad[c].contains("garbage collection");
+            let mut redundant = true;
             for id in &u.live_chunks {
                 redundant &= !repo.copies(id)?.is_empty();
             }

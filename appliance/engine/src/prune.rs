@@ -79,7 +79,7 @@ pub fn plan_prune(
 }
 
 /// What a prune did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct PruneReport {
     /// The figures, as recorded in the catalog.
     pub stats: MaintenanceStats,
@@ -91,7 +91,7 @@ pub struct PruneReport {
 
 /// Removes the snapshots `plans` do not keep, recording a `prune` job (`job`:
 /// a queued row to run as, or `None` to start one). Protected snapshots are
-/// never removed, whatever the plan says.
+/// never removed: their verdicts always keep them.
 pub fn prune(
     repo: &Repo,
     catalog: &Catalog,
@@ -129,9 +129,6 @@ pub fn prune(
         for v in &plan.verdicts {
             if v.keep() {
                 report.stats.snapshots_kept += 1;
-                continue;
-            }
-            if v.protected() {
                 continue;
             }
             if let Some(s) = progress.stop_requested() {

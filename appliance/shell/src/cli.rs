@@ -26,6 +26,15 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: success with warnings.
 pub const EXIT_WARNINGS: u8 = 3;
+
+/// The exit code of a job that ended with these warnings: 0 or 3.
+pub fn exit_for(warnings: &[String]) -> u8 {
+    if warnings.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_WARNINGS
+    }
+}
 /// Exit code: verification found damage.
 pub const EXIT_DAMAGED: u8 = 4;
 
@@ -709,11 +718,7 @@ fn run(cli: Cli) -> Result<u8> {
                     println!("finished with {} warning(s)", out.warnings.len());
                 }
             }
-            Ok(if out.warnings.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_WARNINGS
-            })
+            Ok(exit_for(&out.warnings))
         }
         Cmd::Snapshots { asset } => {
             let d = Direct::open(&store_dir(&cli)?)?;
@@ -805,11 +810,7 @@ fn run(cli: Cli) -> Result<u8> {
                 );
                 return Ok(EXIT_FAILED);
             }
-            Ok(if out.warnings.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_WARNINGS
-            })
+            Ok(exit_for(&out.warnings))
         }
         Cmd::Verify { read_data } => {
             let d = Direct::open(&store_dir(&cli)?)?;
@@ -900,11 +901,7 @@ fn run(cli: Cli) -> Result<u8> {
             let r =
                 coffer_engine::prune::prune(&repo, &d.catalog, &plans, &d.actor, &progress, None)?;
             if cli.json {
-                print_json(&serde_json::json!({
-                    "removed": r.removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "stats": r.stats,
-                    "warnings": r.warnings,
-                }))?;
+                print_json(&r)?;
             } else {
                 for w in &r.warnings {
                     println!("warning: {w}");
@@ -914,11 +911,7 @@ fn run(cli: Cli) -> Result<u8> {
                     r.stats.snapshots_removed, r.stats.snapshots_kept, r.stats.duration_ms
                 );
             }
-            Ok(if r.warnings.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_WARNINGS
-            })
+            Ok(exit_for(&r.warnings))
         }
         Cmd::Gc {
             dry_run,
@@ -947,17 +940,7 @@ fn run(cli: Cli) -> Result<u8> {
             drop(spinner);
             let r = r?;
             if cli.json {
-                print_json(&serde_json::json!({
-                    "dry_run": r.dry_run,
-                    "containers": r.containers,
-                    "live_chunks": r.live_chunks,
-                    "live_bytes": r.live_bytes,
-                    "dead_bytes": r.dead_bytes,
-                    "delete": r.delete.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "compact": r.compact.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "stats": r.stats,
-                    "warnings": r.warnings,
-                }))?;
+                print_json(&r)?;
             } else {
                 for w in &r.warnings {
                     println!("warning: {w}");
@@ -987,11 +970,7 @@ fn run(cli: Cli) -> Result<u8> {
                     );
                 }
             }
-            Ok(if r.warnings.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_WARNINGS
-            })
+            Ok(exit_for(&r.warnings))
         }
         Cmd::Ls { snapshot, path } => {
             let d = Direct::open(&store_dir(&cli)?)?;

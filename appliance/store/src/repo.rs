@@ -167,6 +167,9 @@ struct Index {
     /// Containers that are missing, of the wrong size, or found damaged by a
     /// verification: their chunks are known but not used for dedup or reads.
     bad: IdMap<ContainerId, String>,
+    /// Containers this process deleted (garbage collection): gone, not
+    /// damaged, so neither used nor reported.
+    removed: IdSet<ContainerId>,
 }
 
 /// Chunks the recent map holds at least before a merge.
@@ -325,11 +328,17 @@ impl Index {
 
     /// A location of `id` in a container that is not bad.
     fn usable(&self, id: &ChunkId) -> Option<ChunkLoc> {
-        let good = |s: &&Slot| !self.bad.contains_key(&self.ids[s.container as usize]);
+        let good = |s: &&Slot| self.sound(&self.ids[s.container as usize]);
         self.first(id)
             .filter(good)
             .or_else(|| self.spares.get(id)?.iter().find(good))
             .map(|s| self.loc(id, s))
+    }
+
+    /// Whether a container may be read and deduplicated against: neither
+    /// bad nor removed.
+    fn sound(&self, c: &ContainerId) -> bool {
+        !self.bad.contains_key(c) && !self.removed.contains(c)
     }
 
     /// Chunks indexed (first locations).
@@ -648,21 +657,26 @@ impl Repo {
     }
 
     /// Containers not used for dedup or reads (missing, of the wrong size,
-    /// or marked bad), with the reason.
+    /// or marked bad), with the reason; not those this process removed.
     pub fn bad_containers(&self) -> Result<HashMap<ContainerId, String>> {
-        Ok(self
-            .index
-            .read()
-            .map_err(lock_err)?
+        let idx = self.index.read().map_err(lock_err)?;
+        Ok(idx
             .bad
             .iter()
+            .filter(|(k, _)| !idx.removed.contains(k))
             .map(|(k, v)| (*k, v.clone()))
             .collect())
     }
 
-    /// Every container the index knows.
+    /// Every container the index knows, except those this process removed.
     pub fn container_ids(&self) -> Result<Vec<ContainerId>> {
-        Ok(self.index.read().map_err(lock_err)?.ids.clone())
+        let idx = self.index.read().map_err(lock_err)?;
+        Ok(idx
+            .ids
+            .iter()
+            .filter(|c| !idx.removed.contains(c))
+            .copied()
+            .collect())
     }
 
     /// A new container builder for this store, compressing at the store's
@@ -856,10 +870,16 @@ impl Repo {
     }
 
     /// Calls `f(container, chunk, stored length)` for every copy of every
-    /// chunk the index knows, in usable and bad containers alike.
+    /// chunk the index knows, in usable and bad containers alike (not in
+    /// containers this process removed).
     pub fn for_each_chunk(&self, mut f: impl FnMut(&ContainerId, &ChunkId, u32)) -> Result<()> {
         let idx = self.index.read().map_err(lock_err)?;
-        let mut call = |id: &ChunkId, s: &Slot| f(&idx.ids[s.container as usize], id, s.stored_len);
+        let mut call = |id: &ChunkId, s: &Slot| {
+            let c = &idx.ids[s.container as usize];
+            if !idx.removed.contains(c) {
+                f(c, id, s.stored_len);
+            }
+        };
         for (id, s) in &idx.sorted {
             call(id, s);
         }
@@ -884,7 +904,7 @@ impl Repo {
             .chain(idx.spares.get(id).into_iter().flatten());
         for s in slots {
             let c = idx.ids[s.container as usize];
-            if !idx.bad.contains_key(&c) {
+            if idx.sound(&c) {
                 out.push(c);
             }
         }
@@ -905,11 +925,7 @@ impl Repo {
         };
         self.blobs.delete(&index_key(id))?;
         self.blobs.delete(&data)?;
-        self.index
-            .write()
-            .map_err(lock_err)?
-            .bad
-            .insert(*id, "removed by garbage collection".into());
+        self.index.write().map_err(lock_err)?.removed.insert(*id);
         Ok(size)
     }
 

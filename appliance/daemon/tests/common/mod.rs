@@ -266,6 +266,21 @@ pub fn profile(name: &str, incremental: &str) -> Value {
     })
 }
 
+/// Adds profile `p` replicating to `remote` after each backup, and asset
+/// `web-01` (a [`sample_tree`] under `root`) in it; returns the tree and
+/// the profile as added.
+pub fn add_replicated_asset(c: &mut Client, root: &Path, remote: &str) -> (PathBuf, Value) {
+    let src = sample_tree(root);
+    let mut prof = profile("p", "Sun 02:00");
+    prof["replicate_to"] = json!([remote]);
+    c.ok("profile_add", json!({ "profile": prof }));
+    c.ok(
+        "asset_add",
+        json!({"asset": asset("web-01", &src, Some("p"))}),
+    );
+    (src, prof)
+}
+
 /// Jobs from `job_list`, oldest first.
 pub fn jobs(c: &mut Client) -> Vec<Value> {
     let mut v = c

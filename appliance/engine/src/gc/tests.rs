@@ -265,6 +265,23 @@ fn gc_frees_what_no_snapshot_references_and_compacts_mostly_dead_containers() {
     );
     // The kept snapshot restores whole, with this repo and a fresh one.
     assert_restores(&w, &repo, &kept, &expected);
+    // The same repo no longer knows the removed containers: a verification
+    // through it finds nothing missing, and it has nothing left to collect.
+    let v = crate::verify(
+        repo.blobs().as_ref(),
+        Some(&repo),
+        Some(&w.catalog()),
+        true,
+        &actor(),
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(v.ok(), "{:?}", crate::verify::describe(&v));
+    let same = run_gc(&w, &repo, DRY).unwrap();
+    assert!(
+        same.delete.is_empty() && same.compact.is_empty(),
+        "{same:?}"
+    );
     let fresh = w.repo();
     assert_restores(&w, &fresh, &kept, &expected);
     // What is left is all live, or live enough: a second run has nothing to do.
