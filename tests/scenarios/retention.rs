@@ -205,3 +205,150 @@ fn bad_prune_and_gc_options_are_refused_clearly() {
     let r = env.run(&["prune", "--keep-daily", "-3"]);
     assert_ne!(r.code, 0);
 }
+
+/// Clears the immutable attribute under `dir` so the scratch directory can
+/// go (a test cannot wait for a lock to end).
+fn unlock_all(dir: &std::path::Path) {
+    let _ = std::process::Command::new("chattr")
+        .args(["-R", "-i"])
+        .arg(dir)
+        .status();
+}
+
+#[test]
+fn a_locked_snapshot_survives_prune_deletion_and_gc_and_keys_rotate_and_escrow() {
+    let env = Env::new();
+    let (ids, _) = three_generations(&env);
+
+    // Lock the oldest for 30 days; shortening is refused.
+    let r = env.ok(&[
+        "lock", "set", &ids[0], "--until", "30d", "--reason", "audit",
+    ]);
+    assert!(r.stdout.contains("locked until"), "{}", r.stdout);
+    let r = env.run(&["lock", "set", &ids[0], "--until", "1d"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("never shortened"), "{}", r.stderr);
+    let r = env.run(&["lock", "set", &ids[0], "--until", "soon"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("neither a time"), "{}", r.stderr);
+    let locks = env.ok(&["--json", "lock", "show"]).json();
+    assert_eq!(locks[0]["active"], true, "{locks}");
+    assert_eq!(locks[0]["reason"], "audit");
+
+    // By hand: refused, with the reason; by policy: kept.
+    let r = env.run(&["prune", "--snapshot", &ids[0]]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("refused: snapshot"), "{}", r.stdout);
+    assert!(r.stdout.contains("retention-locked until"), "{}", r.stdout);
+    let plan = env
+        .ok(&["--json", "prune", "--dry-run", "--keep-last", "1"])
+        .json();
+    let oldest = &plan[0]["snapshots"][2];
+    assert_eq!(oldest["keep"], true, "{plan}");
+    assert_eq!(oldest["protected"], true, "{plan}");
+    env.ok(&["prune", "--keep-last", "1"]);
+    let left: Vec<String> = env
+        .ok(&["--json", "snapshots"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&ids[0]) && left.contains(&ids[2]));
+
+    // On a filesystem with the attribute, not even root removes its files.
+    let record = env.store.join("snapshots").join(&ids[0]);
+    if is_root() && std::fs::remove_file(&record).is_err() {
+        assert!(record.exists());
+    } else {
+        skip("immutable attribute (needs root and ext4/xfs/btrfs)");
+    }
+    env.ok(&["gc", "--compact-below", "1"]);
+    env.ok(&["verify", "--read-data"]);
+    let target = env.path("restored");
+    let r = env.restore(&ids[0], &target, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let certs = env.ok(&["--json", "disposal", "list"]).json();
+    assert!(
+        certs[0]["what"].as_str().unwrap().contains("container"),
+        "{certs}"
+    );
+    assert!(env.ok(&["disposal", "list"]).stdout.contains("digest"));
+
+    // The trusted clock agrees with the wall clock here.
+    let c = env.ok(&["--json", "clock"]).json();
+    assert!(c["ahead_ms"].as_i64().unwrap().abs() < 120_000, "{c}");
+
+    // Keys: status, paper key, re-wrap under a new passphrase, import.
+    let s = env.ok(&["--json", "key", "status"]).json();
+    assert_eq!(s["key_files"], 1);
+    let key_id = s["master_key_id"].as_str().unwrap().to_string();
+    let paper = env.ok(&["key", "export"]).stdout;
+    assert!(paper.starts_with("COFFER PAPER KEY v1"), "{paper}");
+    let out = env
+        .cmd()
+        .args(["key", "rotate"])
+        .env("COFFER_NEW_PASSPHRASE", "a second passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = env.run(&["verify"]);
+    assert_ne!(r.code, 0, "the old passphrase no longer opens the store");
+    assert!(r.stderr.contains("passphrase"), "{}", r.stderr);
+    let with = |pass: &str, args: &[&str]| {
+        env.cmd()
+            .args(args)
+            .env("COFFER_PASSPHRASE", pass)
+            .output()
+            .unwrap()
+    };
+    assert!(with("a second passphrase", &["verify"]).status.success());
+    // The officer left with the passphrase: the paper key restores access.
+    let paper_file = env.path("paper.txt");
+    let mut lines: Vec<String> = paper.lines().map(str::to_string).collect();
+    let l = lines.iter_mut().find(|l| l.starts_with("2: ")).unwrap();
+    let c = l.as_bytes()[3];
+    l.replace_range(3..4, if c == b'0' { "1" } else { "0" });
+    std::fs::write(&paper_file, lines.join("\n")).unwrap();
+    let out = env
+        .cmd()
+        .args(["key", "import"])
+        .arg(&paper_file)
+        .env("COFFER_NEW_PASSPHRASE", "a third passphrase")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("checksum"), "{err}");
+    std::fs::write(&paper_file, &paper).unwrap();
+    let out = env
+        .cmd()
+        .args(["key", "import"])
+        .arg(&paper_file)
+        .env("COFFER_NEW_PASSPHRASE", "a third passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&key_id));
+    assert!(with("a third passphrase", &["verify"]).status.success());
+    let s = with("a third passphrase", &["--json", "key", "status"]);
+    let s: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["imported", "rewrapped", "exported"]);
+    unlock_all(env.dir.path());
+}

@@ -67,8 +67,11 @@ pub enum Permission {
     KeyDestroy,
     /// Set or extend retention locks.
     LockManage,
-    /// Remove or shorten a retention lock.
-    LockRemove,
+    /// Place and release legal holds (security officer only).
+    LegalHold,
+    /// Accept a wall clock the appliance did not trust (after it jumped
+    /// forward): retention locks then expire by it.
+    ClockAccept,
     /// Re-read the configuration.
     ConfigReload,
     /// List offsite remotes and replication state.
@@ -82,7 +85,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in declaration (and [`MATRIX`]) order.
-    pub const ALL: [Permission; 31] = [
+    pub const ALL: [Permission; 32] = [
         Permission::StatusRead,
         Permission::AssetRead,
         Permission::AssetWrite,
@@ -109,7 +112,8 @@ impl Permission {
         Permission::KeyManage,
         Permission::KeyDestroy,
         Permission::LockManage,
-        Permission::LockRemove,
+        Permission::LegalHold,
+        Permission::ClockAccept,
         Permission::ConfigReload,
         Permission::RemoteRead,
         Permission::RemoteManage,
@@ -145,7 +149,8 @@ impl Permission {
             Permission::KeyManage => "key.manage",
             Permission::KeyDestroy => "key.destroy",
             Permission::LockManage => "lock.manage",
-            Permission::LockRemove => "lock.remove",
+            Permission::LegalHold => "hold.manage",
+            Permission::ClockAccept => "clock.accept",
             Permission::ConfigReload => "config.reload",
             Permission::RemoteRead => "remote.read",
             Permission::RemoteManage => "remote.manage",
@@ -182,7 +187,8 @@ impl Permission {
             Permission::KeyManage => "create, rotate and escrow keys",
             Permission::KeyDestroy => "destroy a key (crypto-shredding)",
             Permission::LockManage => "set or extend retention locks",
-            Permission::LockRemove => "remove or shorten a retention lock",
+            Permission::LegalHold => "place and release legal holds",
+            Permission::ClockAccept => "accept a wall clock that jumped forward",
             Permission::ConfigReload => "re-read the configuration",
             Permission::RemoteRead => "list offsite remotes and replication state",
             Permission::RemoteManage => "add, pair and remove offsite remotes",
@@ -198,7 +204,8 @@ impl Permission {
             Permission::ScheduleChange
                 | Permission::SnapshotDelete
                 | Permission::RetentionShorten
-                | Permission::LockRemove
+                | Permission::LegalHold
+                | Permission::ClockAccept
                 | Permission::KeyDestroy
                 | Permission::UserManage
                 | Permission::AssetRemove
@@ -221,7 +228,7 @@ const N: bool = false;
 /// in [`Role::ALL`] order — administrator, backup operator, restore
 /// operator, auditor, security officer.
 #[rustfmt::skip]
-pub const MATRIX: [(Permission, [bool; 5]); 31] = [
+pub const MATRIX: [(Permission, [bool; 5]); 32] = [
     //                                 admin backup restore audit secoff
     (Permission::StatusRead,        [Y,    Y,     Y,      Y,    Y]),
     (Permission::AssetRead,         [Y,    Y,     Y,      Y,    Y]),
@@ -249,7 +256,8 @@ pub const MATRIX: [(Permission, [bool; 5]); 31] = [
     (Permission::KeyManage,         [Y,    N,     N,      N,    Y]),
     (Permission::KeyDestroy,        [Y,    N,     N,      N,    Y]),
     (Permission::LockManage,        [Y,    N,     N,      N,    Y]),
-    (Permission::LockRemove,        [Y,    N,     N,      N,    Y]),
+    (Permission::LegalHold,         [N,    N,     N,      N,    Y]),
+    (Permission::ClockAccept,       [N,    N,     N,      N,    Y]),
     (Permission::ConfigReload,      [Y,    N,     N,      N,    N]),
     (Permission::RemoteRead,        [Y,    Y,     Y,      Y,    Y]),
     (Permission::RemoteManage,      [Y,    N,     N,      N,    Y]),
@@ -325,7 +333,18 @@ mod tests {
     fn the_policy_in_words_holds() {
         use Role::*;
         for p in Permission::ALL {
-            assert!(allows(Administrator, p), "administrator holds {p}");
+            // Legal holds and the trusted clock are the security officer's
+            // alone: the administrator whose deletions they stop cannot
+            // lift them.
+            let officers_only = matches!(p, Permission::LegalHold | Permission::ClockAccept);
+            assert_eq!(
+                allows(Administrator, p),
+                !officers_only,
+                "administrator / {p}"
+            );
+            if officers_only {
+                assert!(allows(SecurityOfficer, p), "{p}");
+            }
             // Everyone manages their own tokens and password.
             if matches!(
                 p,
@@ -350,7 +369,8 @@ mod tests {
                 Permission::SnapshotDelete
                     | Permission::RetentionShorten
                     | Permission::KeyDestroy
-                    | Permission::LockRemove
+                    | Permission::LegalHold
+                    | Permission::ClockAccept
             ) {
                 assert!(
                     !allows(BackupOperator, p) && !allows(RestoreOperator, p),
@@ -392,7 +412,8 @@ mod tests {
                 Permission::RetentionShorten,
                 Permission::UserManage,
                 Permission::KeyDestroy,
-                Permission::LockRemove,
+                Permission::LegalHold,
+                Permission::ClockAccept,
                 Permission::RemoteManage,
             ]
         );

@@ -122,6 +122,11 @@ pub enum Error {
         count: usize,
     },
 
+    /// The action is refused: it would delete or weaken something a
+    /// retention lock or legal hold protects, or shorten a lock.
+    #[error("{0}")]
+    Refused(String),
+
     /// No job row has this id.
     #[error("no job with id {0} in the catalog")]
     JobNotFound(i64),

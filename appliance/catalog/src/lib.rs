@@ -33,6 +33,7 @@ mod auth_tests;
 mod error;
 mod maintenance;
 mod media;
+mod protect;
 mod queue;
 mod register;
 mod remotes;
@@ -55,6 +56,7 @@ pub use auth::{
     NewAuditRecord, NewUser, UserRow,
 };
 pub use error::{Error, Result};
+pub use protect::{ClockRecord, NewDisposal, Protections, disposal_digest};
 pub use queue::{JobViewFilter, Pending, QueuedJob};
 pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
 pub use remotes::RemoteRow;

@@ -488,6 +488,81 @@ CREATE TABLE maintenance (
 );
 ";
 
+/// Version 8: retention locks (extended, never shortened or removed), legal
+/// holds, the objects carrying the immutable attribute, the trusted clock
+/// record, disposal certificates and the key history.
+const M8: &str = "
+CREATE TABLE snapshot_locks (
+    snapshot        TEXT    PRIMARY KEY NOT NULL
+                    CHECK (length(snapshot) = 32 AND snapshot NOT GLOB '*[^0-9a-f]*'),
+    asset           TEXT    NOT NULL,
+    until_ms        INTEGER NOT NULL,
+    set_by          TEXT    NOT NULL,
+    set_ms          INTEGER NOT NULL,
+    reason          TEXT    NOT NULL DEFAULT ''
+);
+CREATE TRIGGER snapshot_locks_never_shortened BEFORE UPDATE OF until_ms ON snapshot_locks
+WHEN NEW.until_ms < OLD.until_ms
+BEGIN SELECT RAISE(ABORT, 'a retention lock can be extended, never shortened'); END;
+CREATE TRIGGER snapshot_locks_never_removed BEFORE DELETE ON snapshot_locks
+BEGIN SELECT RAISE(ABORT, 'a retention lock cannot be removed'); END;
+
+CREATE TABLE legal_holds (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    snapshot        TEXT    NULL
+                    CHECK (snapshot IS NULL OR (length(snapshot) = 32 AND snapshot NOT GLOB '*[^0-9a-f]*')),
+    asset           TEXT    NULL,
+    reason          TEXT    NOT NULL,
+    set_by          TEXT    NOT NULL,
+    set_ms          INTEGER NOT NULL,
+    released_by     TEXT    NULL,
+    released_ms     INTEGER NULL,
+    CHECK ((snapshot IS NULL) <> (asset IS NULL))
+);
+CREATE TRIGGER legal_holds_never_removed BEFORE DELETE ON legal_holds
+BEGIN SELECT RAISE(ABORT, 'a legal hold is released, never removed'); END;
+
+CREATE TABLE immutable_objects (
+    key             TEXT    PRIMARY KEY NOT NULL,
+    since_ms        INTEGER NOT NULL
+);
+
+CREATE TABLE trusted_clock (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    trusted_ms      INTEGER NOT NULL,
+    boot_id         TEXT    NOT NULL,
+    mono_ms         INTEGER NOT NULL,
+    wall_ms         INTEGER NOT NULL
+);
+
+CREATE TABLE disposals (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms           INTEGER NOT NULL,
+    what            TEXT    NOT NULL,
+    keys_json       TEXT    NOT NULL,
+    objects         INTEGER NOT NULL,
+    bytes           INTEGER NOT NULL,
+    policy          TEXT    NULL,
+    identity        TEXT    NOT NULL,
+    detail          TEXT    NOT NULL,
+    digest          TEXT    NOT NULL
+);
+CREATE TRIGGER disposals_append_only_u BEFORE UPDATE ON disposals
+BEGIN SELECT RAISE(ABORT, 'disposal certificates are append-only'); END;
+CREATE TRIGGER disposals_append_only_d BEFORE DELETE ON disposals
+BEGIN SELECT RAISE(ABORT, 'disposal certificates are append-only'); END;
+
+CREATE TABLE key_events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms           INTEGER NOT NULL,
+    event           TEXT    NOT NULL
+                    CHECK (event IN ('created', 'rotated', 'rewrapped', 'exported', 'imported', 'destroyed')),
+    generation      INTEGER NOT NULL,
+    identity        TEXT    NOT NULL,
+    detail          TEXT    NOT NULL
+);
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -496,10 +571,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (5, M5),
     (6, M6),
     (7, M7),
+    (8, M8),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

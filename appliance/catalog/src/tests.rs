@@ -124,7 +124,11 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "audit_log",
             "cartridges",
             "damaged_containers",
+            "disposals",
+            "immutable_objects",
             "jobs",
+            "key_events",
+            "legal_holds",
             "maintenance",
             "media_sets",
             "profiles",
@@ -134,8 +138,10 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "replication_schedule",
             "replications",
             "schedule_state",
+            "snapshot_locks",
             "snapshots",
             "tape_objects",
+            "trusted_clock",
             "users"
         ]
     );
@@ -952,4 +958,60 @@ fn cartridges_sets_and_tape_objects_round_trip() {
     other.barcode = "CF0002L9".into();
     other.media = MediaId([3; 16]);
     assert!(cat.record_tape_write(&other, &[]).is_err());
+}
+
+#[test]
+fn locks_holds_and_certificates_are_guarded_by_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+    let s = snap(id(&[7]), "web", Level::Full, 1_000);
+    cat.insert_snapshot(&s).unwrap();
+    cat.set_lock(&s.id, 50_000, "officer", 2_000, "audit")
+        .unwrap();
+    let e = cat.set_lock(&s.id, 40_000, "admin", 3_000, "").unwrap_err();
+    assert!(matches!(e, Error::Refused(_)), "{e}");
+    // Even past the code, the schema refuses.
+    let e = cat
+        .conn
+        .execute("UPDATE snapshot_locks SET until_ms = 1", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("never shortened"), "{e}");
+    let e = cat
+        .conn
+        .execute("DELETE FROM snapshot_locks", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot be removed"), "{e}");
+    assert!(cat.locks(None, 49_999).unwrap()[0].active);
+    assert!(!cat.locks(None, 50_000).unwrap()[0].active);
+    let e = cat.delete_unprotected_snapshot(&s.id, 10_000).unwrap_err();
+    assert!(e.to_string().contains("retention-locked until"), "{e}");
+
+    let h = cat
+        .set_hold(Some(&s.id), None, "case 7", "officer", 2_000)
+        .unwrap();
+    let e = cat.conn.execute("DELETE FROM legal_holds", []).unwrap_err();
+    assert!(e.to_string().contains("never removed"), "{e}");
+    let e = cat.delete_unprotected_snapshot(&s.id, 60_000).unwrap_err();
+    assert!(e.to_string().contains("legal hold"), "{e}");
+    cat.release_hold(h, "officer", 3_000).unwrap();
+    assert!(cat.delete_unprotected_snapshot(&s.id, 60_000).unwrap());
+
+    let d = crate::NewDisposal {
+        at_ms: 5_000,
+        what: "data key generation 2".into(),
+        keys: vec!["gen 2 ab12".into()],
+        objects: 3,
+        bytes: 300,
+        policy: Some("retention".into()),
+        identity: "system".into(),
+        detail: "key destroyed, containers deleted".into(),
+    };
+    cat.record_disposal(&d).unwrap();
+    let got = cat.disposals().unwrap();
+    assert_eq!(got[0].digest, crate::disposal_digest(&d));
+    assert_eq!(got[0].keys, d.keys);
+    for sql in ["UPDATE disposals SET what = 'x'", "DELETE FROM disposals"] {
+        let e = cat.conn.execute(sql, []).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
 }

@@ -32,12 +32,33 @@ fn from_catalog(e: coffer_catalog::Error) -> ApiError {
         E::NotFound { .. } | E::JobNotFound(_) => err(ErrorCode::NotFound, e.to_string()),
         E::Exists { .. } => err(ErrorCode::Conflict, e.to_string()),
         E::InUse { .. } | E::JobNotQueued(_) => err(ErrorCode::State, e.to_string()),
+        E::Refused(_) => err(ErrorCode::Forbidden, e.to_string()),
+        E::SnapshotNotFound(_) | E::AmbiguousSnapshot { .. } => {
+            err(ErrorCode::NotFound, e.to_string())
+        }
         _ => internal(e),
     }
 }
 
 fn from_auth(e: coffer_auth::Error) -> ApiError {
     err(e.code(), e.to_string())
+}
+
+/// Brings the immutable attribute in line after a lock or hold changed,
+/// under the shared store lock.
+fn apply_immutability(
+    inner: &crate::Inner,
+    cat: &Catalog,
+    trusted: i64,
+) -> ApiResult<coffer_engine::protect::ImmutabilityReport> {
+    let _l = coffer_engine::lock::StoreLock::shared(cat).map_err(|e| internal(e.to_string()))?;
+    coffer_engine::protect::apply_immutability(
+        &inner.repo,
+        cat,
+        trusted,
+        &coffer_engine::Progress::default(),
+    )
+    .map_err(|e| internal(e.to_string()))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> ApiResult<Value> {
@@ -108,6 +129,16 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         }
         Call::ReplicateRun { .. } => (P::ReplicateRun, true),
         Call::RemoteRestore { .. } => (P::RestoreRun, true),
+        Call::RetentionShow { .. } | Call::LockList { .. } | Call::HoldList { .. } => {
+            (P::SnapshotRead, false)
+        }
+        Call::Prune { .. } | Call::Gc { .. } => (P::JobRun, true),
+        Call::SnapshotDelete { .. } => (P::SnapshotDelete, true),
+        Call::LockSet { .. } => (P::LockManage, true),
+        Call::HoldSet { .. } | Call::HoldRelease { .. } => (P::LegalHold, true),
+        Call::ClockShow => (P::StatusRead, false),
+        Call::ClockAccept => (P::ClockAccept, true),
+        Call::DisposalList | Call::KeyStatus => (P::AuditRead, false),
     })
 }
 
@@ -144,6 +175,17 @@ fn target(call: &Call) -> String {
         Call::RemoteAdd { remote } => remote.name.clone(),
         Call::RemotePair { name, .. } | Call::RemoteRemove { name } => name.clone(),
         Call::ReplicateRun { remote } => remote.clone(),
+        Call::RetentionShow { asset } | Call::Prune { asset } | Call::LockList { asset } => {
+            asset.clone().unwrap_or_default()
+        }
+        Call::SnapshotDelete { snapshot } | Call::LockSet { snapshot, .. } => snapshot.clone(),
+        Call::HoldSet {
+            snapshot, asset, ..
+        } => snapshot
+            .clone()
+            .or_else(|| asset.clone())
+            .unwrap_or_default(),
+        Call::HoldRelease { id } => format!("hold {id}"),
         Call::RemoteRestore {
             remote, snapshot, ..
         } => format!("{snapshot} from {remote}"),
@@ -657,6 +699,149 @@ fn execute(
                 "removed; its copies stay where they are".into(),
             )
         }
+        Call::RetentionShow { asset } => {
+            let trusted = inner.observe_clock(cat).map_err(from_anyhow)?.trusted_ms;
+            let order = coffer_engine::prune::PruneOrder {
+                asset: asset.clone(),
+                ..Default::default()
+            };
+            let plans = coffer_engine::prune::plan_order(cat, &order, trusted, false)
+                .map_err(|e| internal(e.to_string()))?;
+            (coffer_engine::prune::plans_json(&plans), none())
+        }
+        Call::Prune { asset } => {
+            if let Some(a) = asset {
+                cat.asset(a).map_err(from_catalog)?;
+            }
+            let id = crate::maintenance::enqueue_prune(
+                inner,
+                cat,
+                asset.clone(),
+                &identity_of(p),
+                source,
+            )
+            .map_err(from_anyhow)?;
+            (json!({ "job": id }), format!("job {id} queued"))
+        }
+        Call::Gc { compact_below_pct } => {
+            let id = crate::maintenance::enqueue_gc(
+                inner,
+                cat,
+                compact_below_pct.unwrap_or(50),
+                &identity_of(p),
+                source,
+            )
+            .map_err(|e| err(ErrorCode::Invalid, format!("{e:#}")))?;
+            (json!({ "job": id }), format!("job {id} queued"))
+        }
+        Call::SnapshotDelete { snapshot } => {
+            let (id, snap) =
+                crate::maintenance::enqueue_delete(inner, cat, snapshot, &identity_of(p), source)
+                    .map_err(from_anyhow)?;
+            (
+                json!({ "job": id }),
+                format!("job {id} queued to delete snapshot {}", snap.short()),
+            )
+        }
+        Call::LockSet {
+            snapshot,
+            until_ms,
+            reason,
+        } => {
+            let s = cat.resolve_snapshot(snapshot).map_err(from_catalog)?;
+            let trusted = inner.observe_clock(cat).map_err(from_anyhow)?.trusted_ms;
+            if *until_ms <= trusted {
+                return Err(err(
+                    ErrorCode::Invalid,
+                    format!(
+                        "{} is not in the future (the trusted clock says {})",
+                        coffer_types::rfc3339_ms(*until_ms),
+                        coffer_types::rfc3339_ms(trusted)
+                    ),
+                ));
+            }
+            cat.set_lock(&s.id, *until_ms, &identity_of(p), now, reason)
+                .map_err(from_catalog)?;
+            let imm = apply_immutability(inner, cat, trusted)?;
+            (
+                json!({ "snapshot": s.id.to_hex(), "until": coffer_types::rfc3339_ms(*until_ms), "immutable_objects": imm.objects, "warnings": imm.warnings }),
+                format!(
+                    "snapshot {} locked until {}",
+                    s.id.short(),
+                    coffer_types::rfc3339_ms(*until_ms)
+                ),
+            )
+        }
+        Call::LockList { asset } => {
+            let trusted = inner.observe_clock(cat).map_err(from_anyhow)?.trusted_ms;
+            (
+                to_value(&cat.locks(asset.as_deref(), trusted).map_err(from_catalog)?)?,
+                none(),
+            )
+        }
+        Call::HoldSet {
+            snapshot,
+            asset,
+            reason,
+        } => {
+            let snap = match snapshot {
+                Some(s) => Some(cat.resolve_snapshot(s).map_err(from_catalog)?.id),
+                None => None,
+            };
+            let id = cat
+                .set_hold(
+                    snap.as_ref(),
+                    asset.as_deref(),
+                    reason,
+                    &identity_of(p),
+                    now,
+                )
+                .map_err(from_catalog)?;
+            let trusted = inner.observe_clock(cat).map_err(from_anyhow)?.trusted_ms;
+            let imm = apply_immutability(inner, cat, trusted)?;
+            (
+                json!({ "hold": id, "immutable_objects": imm.objects, "warnings": imm.warnings }),
+                format!("legal hold {id} placed: {reason}"),
+            )
+        }
+        Call::HoldRelease { id } => {
+            let h = cat
+                .release_hold(*id, &identity_of(p), now)
+                .map_err(from_catalog)?;
+            let trusted = inner.observe_clock(cat).map_err(from_anyhow)?.trusted_ms;
+            apply_immutability(inner, cat, trusted)?;
+            (
+                to_value(&h)?,
+                format!("legal hold {id} released ({})", h.reason),
+            )
+        }
+        Call::HoldList { all } => (to_value(&cat.holds(*all).map_err(from_catalog)?)?, none()),
+        Call::ClockShow => {
+            let o = inner.observe_clock(cat).map_err(from_anyhow)?;
+            (to_value(&o.status())?, none())
+        }
+        Call::ClockAccept => {
+            let before = inner.observe_clock(cat).map_err(from_anyhow)?;
+            let o = coffer_engine::protect::accept_wall_clock(cat, now, &inner.clock.boot())
+                .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+            inner.observe_clock(cat).map_err(from_anyhow)?;
+            (
+                to_value(&o.status())?,
+                format!(
+                    "trusted clock moved from {} to the wall clock {}",
+                    coffer_types::rfc3339_ms(before.trusted_ms),
+                    coffer_types::rfc3339_ms(o.trusted_ms)
+                ),
+            )
+        }
+        Call::DisposalList => (to_value(&cat.disposals().map_err(from_catalog)?)?, none()),
+        Call::KeyStatus => (
+            to_value(
+                &coffer_engine::keys::status(&inner.repo, cat)
+                    .map_err(|e| internal(e.to_string()))?,
+            )?,
+            none(),
+        ),
         Call::ReplicateRun { remote } => {
             let id = crate::replication::enqueue(
                 inner,
@@ -746,8 +931,11 @@ fn from_anyhow(e: anyhow::Error) -> ApiError {
     use coffer_catalog::Error as E;
     let msg = format!("{e:#}");
     match e.downcast_ref::<E>() {
-        Some(E::NotFound { .. }) => err(ErrorCode::NotFound, msg),
+        Some(E::NotFound { .. } | E::SnapshotNotFound(_) | E::AmbiguousSnapshot { .. }) => {
+            err(ErrorCode::NotFound, msg)
+        }
         Some(E::Exists { .. }) => err(ErrorCode::Conflict, msg),
+        Some(E::Refused(_)) => err(ErrorCode::Forbidden, msg),
         Some(_) => err(ErrorCode::Internal, msg),
         None => err(ErrorCode::Invalid, msg),
     }
@@ -837,6 +1025,8 @@ fn retention_shortened(
         || less(old.keep_monthly, new.keep_monthly)
         || less(old.keep_yearly, new.keep_yearly)
         || less(old.keep_within, new.keep_within)
+        || less(old.keep_hourly, new.keep_hourly)
+        || less(old.lock_for, new.lock_for)
 }
 
 /// The register's rules, plus this version's limit of one source directory

@@ -16,6 +16,11 @@ pub trait Clock: Send + Sync + 'static {
     fn jumped(&self) -> Option<&Notify> {
         None
     }
+    /// This boot and its boot-time clock, which nobody sets: the trusted
+    /// clock that retention locks expire by advances with it.
+    fn boot(&self) -> coffer_engine::protect::Boot {
+        coffer_engine::protect::system_boot()
+    }
 }
 
 /// The system's wall clock.
@@ -31,10 +36,14 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to: for tests and simulations.
+/// A clock that moves only when told to: for tests and simulations. Its
+/// boot-time clock moves with it, except when [`ManualClock::set_wall`]
+/// moves the wall clock alone (someone setting the time).
 #[derive(Debug, Default)]
 pub struct ManualClock {
     ms: AtomicI64,
+    /// Wall clock minus boot-time clock.
+    wall_offset: AtomicI64,
     jumped: Notify,
 }
 
@@ -43,8 +52,17 @@ impl ManualClock {
     pub fn new(ms: i64) -> ManualClock {
         ManualClock {
             ms: AtomicI64::new(ms),
+            wall_offset: AtomicI64::new(0),
             jumped: Notify::new(),
         }
+    }
+
+    /// Sets the wall clock to `ms` without time passing (as `date -s`
+    /// does): the boot-time clock stays where it is.
+    pub fn set_wall(&self, ms: i64) {
+        let old = self.ms.swap(ms, Ordering::SeqCst);
+        self.wall_offset.fetch_add(ms - old, Ordering::SeqCst);
+        self.jumped.notify_waiters();
     }
 
     /// Moves the clock to `ms` and wakes whoever waits on it.
@@ -66,5 +84,11 @@ impl Clock for ManualClock {
     }
     fn jumped(&self) -> Option<&Notify> {
         Some(&self.jumped)
+    }
+    fn boot(&self) -> coffer_engine::protect::Boot {
+        coffer_engine::protect::Boot {
+            id: "manual".into(),
+            mono_ms: self.ms.load(Ordering::SeqCst) - self.wall_offset.load(Ordering::SeqCst),
+        }
     }
 }

@@ -309,6 +309,7 @@ fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
     let outcome = match r.kind {
         JobKind::Replicate => crate::replication::execute(inner, p, progress, &log),
         JobKind::RemoteRestore => crate::replication::execute_restore(inner, p, progress, &log),
+        JobKind::Prune | JobKind::Gc => crate::maintenance::execute(inner, p, progress, &log),
         _ => execute_backup(inner, p, progress, &log),
     };
     if let Err(e) = outcome {
@@ -442,6 +443,11 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog)
                 s.warnings
             ));
             shared.clear_alert("job-failed", name, inner.now_ms())?;
+            if let Err(e) = crate::maintenance::after_backup(inner, &shared, name) {
+                log.warn(&format!(
+                    "retention was not applied after the backup: {e:#}"
+                ));
+            }
             crate::replication::after_backup(
                 inner,
                 &shared,

@@ -29,6 +29,7 @@ pub mod tuning;
 
 mod api;
 mod jobs;
+mod maintenance;
 mod panel;
 mod replication;
 mod s3;
@@ -49,6 +50,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+
+/// The alert a wall clock that disagrees with the trusted clock raises.
+pub(crate) const CLOCK_ALERT: &str = "clock";
 pub use config::Config;
 
 /// What [`start`] needs.
@@ -94,6 +98,33 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Observes the clocks (persisting the trusted clock's record) and
+    /// raises or clears the `clock` alert.
+    pub(crate) fn observe_clock(
+        &self,
+        cat: &Catalog,
+    ) -> Result<coffer_engine::protect::Observation> {
+        let now = self.now_ms();
+        let o = coffer_engine::protect::trusted_now(cat, now, &self.clock.boot())?;
+        match o.jump {
+            Some(j) => self.system_alert(cat, CLOCK_ALERT, "clock", &j.to_string(), now)?,
+            None => {
+                if cat.clear_alert(CLOCK_ALERT, "clock", now)? {
+                    self.audit(
+                        cat,
+                        "system",
+                        Source::System,
+                        "alert.clear",
+                        "clock",
+                        CLOCK_ALERT,
+                        "the wall clock agrees with the trusted clock again",
+                    );
+                }
+            }
+        }
+        Ok(o)
     }
 
     /// The catalog connection for quick reads and writes. Long work (a

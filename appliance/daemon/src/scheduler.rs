@@ -176,6 +176,7 @@ fn replications(
 /// and clears it once that is no longer so; then the profiles' replication
 /// calendars are checked.
 fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
+    inner.observe_clock(cat)?;
     let register = cat.register()?;
     let assets: Vec<_> = register.iter().map(|r| r.asset.clone()).collect();
     let profiles = cat.profiles()?;

@@ -7,9 +7,12 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
+/// Backup jobs (asset, level, status), oldest first: the prune each good
+/// backup queues is left out.
 fn statuses(c: &mut Client) -> Vec<(String, String, String)> {
     jobs(c)
         .iter()
+        .filter(|j| j["kind"] == json!("backup"))
         .map(|j| {
             (
                 j["asset"].as_str().unwrap_or("").to_string(),
@@ -520,12 +523,13 @@ fn catch_up_after_downtime_runs_once_not_once_per_missed_slot() {
     );
 }
 
-/// Reads the job log straight from the catalog (no session needed).
+/// Reads the backup jobs straight from the catalog (no session needed).
 fn statuses_from_catalog(d: &TestDaemon) -> Vec<(String, String, String)> {
     let cat = coffer_catalog::Catalog::open(&d.dir.path().join("store/catalog.db")).unwrap();
     cat.job_views(&Default::default())
         .unwrap()
         .into_iter()
+        .filter(|j| j.record.kind == coffer_types::JobKind::Backup)
         .map(|j| {
             (
                 j.record.asset.unwrap_or_default(),

@@ -87,9 +87,18 @@ pub struct GcReport {
 /// cannot be read stops the collection: what it references is unknown, so
 /// nothing may be deleted.
 pub fn mark(repo: &Repo, progress: &Progress) -> Result<(IdSet<ChunkId>, u64)> {
-    let mut live = IdSet::default();
     let ids = repo.snapshot_ids()?;
-    for id in &ids {
+    Ok((mark_snapshots(repo, &ids, progress)?, ids.len() as u64))
+}
+
+/// Every chunk snapshots `ids` reference (see [`mark`]).
+pub fn mark_snapshots(
+    repo: &Repo,
+    ids: &[coffer_types::SnapshotId],
+    progress: &Progress,
+) -> Result<IdSet<ChunkId>> {
+    let mut live = IdSet::default();
+    for id in ids {
         let unreadable = |e: &dyn std::fmt::Display| {
             Error::Invalid(format!(
                 "snapshot {id} cannot be read ({e}): nothing is collected while what it references is unknown; verify the store"
@@ -112,7 +121,7 @@ pub fn mark(repo: &Repo, progress: &Progress) -> Result<(IdSet<ChunkId>, u64)> {
             return Err(Error::Stopped(s));
         }
     }
-    Ok((live, ids.len() as u64))
+    Ok(live)
 }
 
 #[derive(Default)]
@@ -129,6 +138,7 @@ pub fn gc(
     repo: &Repo,
     catalog: &Catalog,
     opts: &GcOptions,
+    trusted_ms: i64,
     actor: &Actor,
     progress: &Progress,
     job: Option<i64>,
@@ -165,7 +175,19 @@ pub fn gc(
             None => catalog.begin_job(&new)?,
         })
     };
-    let result = collect(repo, opts, progress);
+    let result = (|| {
+        // Locks that ended release their objects first, so what they
+        // pinned can go; what protected snapshots need is never compacted.
+        let imm = if opts.dry_run {
+            crate::protect::ImmutabilityReport::default()
+        } else {
+            crate::protect::apply_immutability(repo, catalog, trusted_ms, progress)?
+        };
+        let pinned = crate::protect::immutable_containers(catalog)?;
+        let mut r = collect(repo, opts, &pinned, progress)?;
+        r.warnings.splice(0..0, imm.warnings);
+        Ok(r)
+    })();
     drop(lock);
     let Some(id) = job else {
         return result;
@@ -199,13 +221,35 @@ pub fn gc(
         },
     )?;
     catalog.record_maintenance(id, &stats)?;
+    if result.is_ok() && stats.containers_deleted > 0 {
+        // The auditor's record of what retention disposed of.
+        let gone = stats.containers_deleted;
+        catalog.record_disposal(&coffer_catalog::NewDisposal {
+            at_ms: now_ms(),
+            what: format!(
+                "{gone} container(s) of store {} that no retained snapshot references (job {id})",
+                repo.config().store_id.to_hex()
+            ),
+            keys: Vec::new(),
+            objects: gone * 2,
+            bytes: stats.bytes_freed,
+            policy: Some("retention: snapshots expired by prune".into()),
+            identity: actor.identity.clone(),
+            detail: "deleted, index object then data object; no key destroyed (the store's container keys derive from its one master key, so this disposal is by deletion, not crypto-shredding)".into(),
+        })?;
+    }
     result.map(|mut r| {
         r.stats.duration_ms = stats.duration_ms;
         r
     })
 }
 
-fn collect(repo: &Repo, opts: &GcOptions, progress: &Progress) -> Result<GcReport> {
+fn collect(
+    repo: &Repo,
+    opts: &GcOptions,
+    pinned: &HashSet<ContainerId>,
+    progress: &Progress,
+) -> Result<GcReport> {
     let (live, snapshots) = mark(repo, progress)?;
     let bad = repo.bad_containers()?;
     let mut usage: HashMap<ContainerId, Usage> = HashMap::new();
@@ -237,7 +281,7 @@ fn collect(repo: &Repo, opts: &GcOptions, progress: &Progress) -> Result<GcRepor
         if u.live == 0 {
             // Missing or damaged containers too: nothing needs them.
             report.delete.push(*c);
-        } else if bad.contains_key(c) {
+        } else if bad.contains_key(c) && !pinned.contains(c) {
             // Damaged (or missing): deleted once every chunk anything
             // needs from it has a sound copy elsewhere.
             let mut redundant = true;
@@ -247,6 +291,8 @@ fn collect(repo: &Repo, opts: &GcOptions, progress: &Progress) -> Result<GcRepor
             if redundant {
                 report.delete.push(*c);
             }
+        } else if pinned.contains(c) {
+            // Immutable: a protected snapshot needs it as it is.
         } else if u.live < u.total && (u.live as f64) < opts.compact_below * u.total as f64 {
             report.compact.push(*c);
         }
@@ -324,4 +370,4 @@ fn collect(repo: &Repo, opts: &GcOptions, progress: &Progress) -> Result<GcRepor
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

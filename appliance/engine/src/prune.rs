@@ -49,14 +49,14 @@ pub fn plan_prune(
     now_ms: i64,
     only: Option<&str>,
     policy_of: impl Fn(&str) -> Option<Retention>,
-    protection_of: impl Fn(&SnapshotId) -> Protection,
+    protection_of: impl Fn(&SnapshotInfo) -> Protection,
 ) -> Vec<AssetPlan> {
     let mut by_asset: std::collections::BTreeMap<&str, Vec<Candidate>> = Default::default();
     for s in snapshots {
         if only.is_some_and(|a| a != s.asset) {
             continue;
         }
-        let (locked_until_ms, hold) = protection_of(&s.id);
+        let (locked_until_ms, hold) = protection_of(s);
         by_asset.entry(&s.asset).or_default().push(Candidate {
             id: s.id,
             time_ms: s.started_ms,
@@ -78,6 +78,69 @@ pub fn plan_prune(
         .collect()
 }
 
+/// What to prune.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PruneOrder {
+    /// Only this asset's snapshots.
+    pub asset: Option<String>,
+    /// This policy instead of each asset's profile's.
+    pub policy: Option<Retention>,
+    /// These snapshots, by hand, whatever the policy says (`snapshot
+    /// delete`); locks and holds still protect them.
+    pub snapshots: Vec<SnapshotId>,
+}
+
+/// Plans `order` at trusted time `trusted_ms`. Snapshots of assets whose
+/// retention has `lock_for` get their lock first (`write`: recorded in the
+/// catalog; a dry run only counts it), so a lock by policy protects a
+/// snapshot from its first prune on.
+pub fn plan_order(
+    catalog: &Catalog,
+    order: &PruneOrder,
+    trusted_ms: i64,
+    write: bool,
+) -> Result<Vec<AssetPlan>> {
+    let register = register_policies(catalog)?;
+    let mut prot = catalog.protections(trusted_ms)?;
+    for (id, until) in crate::protect::locks_by_policy(catalog, &register, trusted_ms, write)? {
+        prot.locks.entry(id).or_insert(until);
+    }
+    let snapshots = catalog.snapshots(None)?;
+    if order.snapshots.is_empty() {
+        return Ok(plan_prune(
+            &snapshots,
+            trusted_ms,
+            order.asset.as_deref(),
+            |a| order.policy.clone().or_else(|| register.get(a).cloned()),
+            |s| prot.of(&s.id, &s.asset),
+        ));
+    }
+    let mut plans: Vec<AssetPlan> = Vec::new();
+    for id in &order.snapshots {
+        let s = snapshots
+            .iter()
+            .find(|s| s.id == *id)
+            .ok_or_else(|| Error::Invalid(format!("no snapshot {id} in the catalog")))?;
+        // Asked for by hand: planned for removal; [`prune`] refuses it
+        // (with the reason) if a lock or hold protects it.
+        let v = Verdict {
+            id: s.id,
+            time_ms: s.started_ms,
+            reasons: Vec::new(),
+            expiry: None,
+        };
+        match plans.iter_mut().find(|p| p.asset == s.asset) {
+            Some(p) => p.verdicts.push(v),
+            None => plans.push(AssetPlan {
+                asset: s.asset.clone(),
+                policy: None,
+                verdicts: vec![v],
+            }),
+        }
+    }
+    Ok(plans)
+}
+
 /// What a prune did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct PruneReport {
@@ -87,6 +150,10 @@ pub struct PruneReport {
     pub removed: Vec<SnapshotId>,
     /// Problems that did not stop the run.
     pub warnings: Vec<String>,
+    /// Removals refused because a lock or hold protects the snapshot.
+    pub refused: Vec<String>,
+    /// The immutable attribute after the run.
+    pub immutability: crate::protect::ImmutabilityReport,
 }
 
 /// Removes the snapshots `plans` do not keep, recording a `prune` job (`job`:
@@ -96,6 +163,7 @@ pub fn prune(
     repo: &Repo,
     catalog: &Catalog,
     plans: &[AssetPlan],
+    trusted_ms: i64,
     actor: &Actor,
     progress: &Progress,
     job: Option<i64>,
@@ -125,6 +193,21 @@ pub fn prune(
     };
     let mut report = PruneReport::default();
     let mut result = Ok(());
+    // Checked again here, whatever the plan says: a lock or hold set since
+    // the plan was made, or a plan made by hand (`snapshot delete`).
+    let protections = catalog.protections(trusted_ms)?;
+    // First the immutable attribute: off where locks ended (so those
+    // snapshots can go now, and gc can take what they alone needed), on
+    // for new locks (by policy, by hand).
+    match crate::protect::apply_immutability(repo, catalog, trusted_ms, progress) {
+        Ok(imm) => {
+            report.warnings.extend(imm.warnings.iter().cloned());
+            report.immutability = imm;
+        }
+        Err(e) => report.warnings.push(format!(
+            "the immutable attribute was not brought up to date: {e}"
+        )),
+    }
     'plans: for plan in plans {
         for v in &plan.verdicts {
             if v.keep() {
@@ -134,6 +217,10 @@ pub fn prune(
             if let Some(s) = progress.stop_requested() {
                 result = Err(Error::Stopped(s));
                 break 'plans;
+            }
+            if let Some(why) = protections.refusal(&v.id, &plan.asset) {
+                report.refused.push(why);
+                continue;
             }
             if let Err(e) = repo
                 .delete_snapshot(&v.id)
@@ -162,8 +249,18 @@ pub fn prune(
             },
             vec![e.to_string()],
         ),
-        Ok(()) if report.warnings.is_empty() => (JobStatus::Success, Vec::new()),
-        Ok(()) => (JobStatus::Warning, report.warnings.clone()),
+        Ok(()) if report.warnings.is_empty() && report.refused.is_empty() => {
+            (JobStatus::Success, Vec::new())
+        }
+        Ok(()) => (
+            JobStatus::Warning,
+            report
+                .warnings
+                .iter()
+                .chain(&report.refused)
+                .cloned()
+                .collect(),
+        ),
     };
     catalog.finish_job(
         id,

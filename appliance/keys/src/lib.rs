@@ -56,6 +56,10 @@ pub mod magic {
     pub const CTX_TAPE_FILE_MAC: &str = "coffer 2026-11-26 tape file mac key v1";
     /// blake3 `derive_key` context of the key an LTO drive encrypts a set with.
     pub const CTX_DRIVE_KEY: &str = "coffer 2026-11-26 lto drive key v1";
+    /// blake3 `derive_key` context of a master key's public id.
+    pub const CTX_KEY_ID: &str = "coffer 2026-11-26 master key id v1";
+    /// First line of a paper key.
+    pub const PAPER_KEY_V1: &str = "COFFER PAPER KEY v1";
 }
 
 /// Size of a sealed key file in bytes.
@@ -231,6 +235,129 @@ impl MasterKey {
         self.generation
     }
 
+    /// A public id of this key (16 hex digits): names it in `key status`,
+    /// the audit log and disposal certificates without revealing it.
+    pub fn key_id(&self) -> String {
+        hex::encode(&self.derive(magic::CTX_KEY_ID, &[])[..8])
+    }
+
+    /// The escrow copy of this key for `store` (16 bytes): a printable paper
+    /// key, see [`parse_paper_key`]. Whoever holds it holds the store's data.
+    pub fn paper_key(&self, store: &[u8; 16]) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::new());
+        out.push_str(magic::PAPER_KEY_V1);
+        out.push('\n');
+        out.push_str(&format!("store {}\n", hex::encode(store)));
+        out.push_str(&format!("key id {}\n", self.key_id()));
+        out.push_str(&format!("generation {}\n", self.generation));
+        for (i, part) in self.secret.chunks(8).enumerate() {
+            let line = i as u8 + 1;
+            let groups: Vec<String> = part.chunks(2).map(hex::encode).collect();
+            out.push_str(&format!(
+                "{line}: {}  {}\n",
+                groups.join(" "),
+                paper_line_check(line, part)
+            ));
+        }
+        out
+    }
+}
+
+fn paper_line_check(line: u8, bytes: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(&[line]);
+    h.update(bytes);
+    hex::encode(&h.finalize().as_bytes()[..2])
+}
+
+/// Reads a paper key: the store it belongs to and the master key.
+/// Whitespace and case do not matter; a mistyped group is caught by its
+/// line's checksum, and the message names the line.
+pub fn parse_paper_key(text: &str) -> Result<([u8; 16], MasterKey)> {
+    let bad = |m: String| Error::Malformed(format!("paper key: {m}"));
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    if lines.next() != Some(magic::PAPER_KEY_V1) {
+        return Err(bad(format!(
+            "the first line must be '{}'",
+            magic::PAPER_KEY_V1
+        )));
+    }
+    let mut store = None;
+    let mut key_id = None;
+    let mut generation = None;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    let mut seen = [false; 4];
+    for l in lines {
+        if let Some(v) = l.strip_prefix("store ") {
+            let b = hex::decode(v.trim()).map_err(|e| bad(format!("store id: {e}")))?;
+            store = Some(
+                <[u8; 16]>::try_from(b.as_slice())
+                    .map_err(|_| bad("the store id is 32 hex digits".into()))?,
+            );
+        } else if let Some(v) = l.strip_prefix("key id ") {
+            key_id = Some(v.trim().to_ascii_lowercase());
+        } else if let Some(v) = l.strip_prefix("generation ") {
+            generation = Some(
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|e| bad(format!("generation: {e}")))?,
+            );
+        } else if let Some((n, rest)) = l.split_once(':') {
+            let n: u8 = n
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("'{l}' is not a key line")))?;
+            if !(1..=4).contains(&n) {
+                return Err(bad(format!("line {n}: key lines are numbered 1 to 4")));
+            }
+            let mut words: Vec<&str> = rest.split_whitespace().collect();
+            let check = words
+                .pop()
+                .ok_or_else(|| bad(format!("line {n} is empty")))?;
+            let digits: String = words.concat();
+            let bytes = Zeroizing::new(
+                hex::decode(&digits).map_err(|_| bad(format!("line {n}: not hex digits")))?,
+            );
+            if bytes.len() != 8 {
+                return Err(bad(format!(
+                    "line {n}: 16 hex digits expected, found {}",
+                    digits.len()
+                )));
+            }
+            if paper_line_check(n, &bytes) != check.to_ascii_lowercase() {
+                return Err(bad(format!(
+                    "line {n}: the checksum does not match; a group on this line is mistyped"
+                )));
+            }
+            let at = usize::from(n - 1) * 8;
+            secret[at..at + 8].copy_from_slice(&bytes);
+            seen[usize::from(n - 1)] = true;
+        } else {
+            return Err(bad(format!("unexpected line '{l}'")));
+        }
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(bad(format!("key line {} is missing", missing + 1)));
+    }
+    let store = store.ok_or_else(|| bad("the store line is missing".into()))?;
+    let key = MasterKey {
+        secret,
+        generation: generation.ok_or_else(|| bad("the generation line is missing".into()))?,
+    };
+    match key_id {
+        Some(id) if id == key.key_id() => Ok((store, key)),
+        Some(_) => Err(bad(
+            "the key id does not match the key lines: they belong to another key, or are mistyped"
+                .into(),
+        )),
+        None => Err(bad("the key id line is missing".into())),
+    }
+}
+
+impl MasterKey {
     fn derive(&self, ctx: &str, extra: &[u8]) -> Zeroizing<[u8; 32]> {
         let mut h = blake3::Hasher::new_derive_key(ctx);
         h.update(self.secret.as_ref());
@@ -902,5 +1029,87 @@ mod tests {
         let other = MasterKey::from_bytes_for_fixtures([2; 32], 1);
         assert_ne!(id, other.chunk_id_hasher().id(b"abc"));
         assert_ne!(k.chunker_seed(), other.chunker_seed());
+    }
+
+    #[test]
+    fn a_paper_key_round_trips_and_a_typo_is_caught_by_its_line() {
+        let k = MasterKey::generate(1).unwrap();
+        let store = [7u8; 16];
+        let paper = k.paper_key(&store);
+        assert!(paper.starts_with("COFFER PAPER KEY v1\n"));
+        let (s, back) = parse_paper_key(&paper).unwrap();
+        assert_eq!(s, store);
+        assert_eq!(back.key_id(), k.key_id());
+        assert_eq!(*back.secret, *k.secret);
+        // Upper case and extra blank lines are fine.
+        assert!(
+            parse_paper_key(&format!(
+                "\n{}\n",
+                paper
+                    .to_uppercase()
+                    .replace("COFFER PAPER KEY V1", "COFFER PAPER KEY v1")
+                    .replace("STORE", "store")
+                    .replace("KEY ID", "key id")
+                    .replace("GENERATION", "generation")
+            ))
+            .is_ok()
+        );
+        // One mistyped digit on line 3.
+        let lines: Vec<&str> = paper.lines().collect();
+        let l3 = lines[6];
+        let (head, tail) = l3.split_at(4);
+        let flipped = tail
+            .chars()
+            .next()
+            .map(|c| if c == '0' { '1' } else { '0' })
+            .unwrap();
+        let typo = format!("{head}{flipped}{}", &tail[1..]);
+        let text = paper.replace(l3, &typo);
+        let e = parse_paper_key(&text).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("checksum"), "{e}");
+        // A missing line, another key's id.
+        let e = parse_paper_key(&paper.replace(lines[5], ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key line 2 is missing"), "{e}");
+        let other = MasterKey::generate(1).unwrap();
+        let e = parse_paper_key(&paper.replace(&k.key_id(), &other.key_id()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key id does not match"), "{e}");
+    }
+
+    /// The paper key format (docs/formats/paper-key.md) is frozen: a known
+    /// key prints exactly the fixture, and the fixture parses back to it.
+    #[test]
+    fn the_paper_key_matches_its_golden_fixture() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/paper-key-v1/paper-key.txt"
+        );
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        let k = MasterKey::from_bytes_for_fixtures(bytes, 1);
+        let store = *b"coffer-fixture!!";
+        let paper = k.paper_key(&store);
+        if std::env::var_os("COFFER_REGENERATE_FIXTURES").is_some() {
+            std::fs::write(path, paper.as_bytes()).unwrap();
+        }
+        let fixture = std::fs::read_to_string(path).unwrap();
+        assert_eq!(*paper, fixture);
+        let (s, back) = parse_paper_key(&fixture).unwrap();
+        assert_eq!(s, store);
+        assert_eq!(*back.secret, bytes);
+    }
+
+    proptest::proptest! {
+        /// Any text: an error, never a panic.
+        #[test]
+        fn parsing_any_text_as_a_paper_key_never_panics(s in ".{0,400}") {
+            let _ = parse_paper_key(&s);
+            let _ = parse_paper_key(&format!("COFFER PAPER KEY v1\n{s}"));
+        }
     }
 }

@@ -112,6 +112,7 @@ impl KeepArgs {
             keep_monthly: self.keep_monthly,
             keep_yearly: self.keep_yearly,
             keep_within: self.keep_within,
+            lock_for: None,
         };
         coffer_engine::retention::has_rules(&r).then_some(r)
     }
@@ -270,6 +271,10 @@ enum Cmd {
         /// Only this asset's snapshots.
         #[arg(long, value_name = "NAME")]
         asset: Option<String>,
+        /// Delete this snapshot by hand, whatever the policy (repeatable);
+        /// a retention lock or legal hold still protects it.
+        #[arg(long, value_name = "SNAPSHOT", conflicts_with = "asset")]
+        snapshot: Vec<String>,
         #[command(flatten)]
         keep: KeepArgs,
     },
@@ -282,6 +287,48 @@ enum Cmd {
         /// Compact containers whose live share is below this (0 to 1).
         #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
         compact_below: f64,
+    },
+    /// Retention locks: `lock set SNAPSHOT --until TIME`, `lock show`.
+    Lock {
+        #[command(subcommand)]
+        cmd: crate::protect_cmd::LockCmd,
+    },
+    /// Legal holds, from cofferd (security officer, fresh MFA):
+    /// `hold set --asset A --reason R`, `hold release ID`, `hold list`.
+    Hold {
+        /// `set …`, `release ID` or `list`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        words: Vec<String>,
+    },
+    /// Retention policies, from cofferd: `retention show [--asset A]`,
+    /// `retention set PROFILE --keep-daily 7 … [--lock-for 30d]`.
+    Retention {
+        /// `show …` or `set PROFILE …`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        words: Vec<String>,
+    },
+    /// The trusted clock retention locks expire by, against the wall clock.
+    Clock,
+    /// The store's keys: `key status`, `key rotate` (new passphrase, no
+    /// re-encryption), `key export` (paper key), `key import FILE`.
+    Key {
+        #[command(subcommand)]
+        cmd: crate::protect_cmd::KeyCmd,
+    },
+    /// Disposal certificates: `disposal list`.
+    Disposal {
+        #[command(subcommand)]
+        cmd: crate::protect_cmd::DisposalCmd,
     },
     /// List the entries of a snapshot.
     Ls {
@@ -565,6 +612,16 @@ fn run(cli: Cli) -> Result<u8> {
             w.extend(words.iter().cloned());
             return crate::remote::one_shot(&remote, &w);
         }
+        Some(Cmd::Hold { words }) => {
+            let mut w = vec!["hold".to_string()];
+            w.extend(words.iter().cloned());
+            return crate::remote::one_shot(&remote, &w);
+        }
+        Some(Cmd::Retention { words }) => {
+            let mut w = vec!["retention".to_string()];
+            w.extend(words.iter().cloned());
+            return crate::remote::one_shot(&remote, &w);
+        }
         Some(Cmd::Restore {
             from: Some(from),
             snapshot,
@@ -612,6 +669,8 @@ fn run(cli: Cli) -> Result<u8> {
         | Cmd::Dev { .. }
         | Cmd::Status
         | Cmd::Replicate { .. }
+        | Cmd::Hold { .. }
+        | Cmd::Retention { .. }
         | Cmd::Panel { .. }
         | Cmd::Benchmark { .. } => Ok(EXIT_OK),
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
@@ -873,21 +932,35 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(if report.ok() { EXIT_OK } else { EXIT_DAMAGED })
         }
+        Cmd::Lock { cmd } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            crate::protect_cmd::lock(&d, cmd, pf.as_deref(), cli.json)
+        }
+        Cmd::Clock => crate::protect_cmd::clock(&Direct::open(&store_dir(&cli)?)?, cli.json),
+        Cmd::Key { cmd } => {
+            let d = Direct::open(&store_dir(&cli)?)?;
+            crate::protect_cmd::key(&d, cmd, pf.as_deref(), cli.json)
+        }
+        Cmd::Disposal { cmd: _ } => {
+            crate::protect_cmd::disposal(&Direct::open(&store_dir(&cli)?)?, cli.json)
+        }
         Cmd::Prune {
             dry_run,
             asset,
+            snapshot,
             keep,
         } => {
             let d = Direct::open(&store_dir(&cli)?)?;
-            let given = keep.policy();
-            let register = coffer_engine::prune::register_policies(&d.catalog)?;
-            let plans = coffer_engine::prune::plan_prune(
-                &d.catalog.snapshots(None)?,
-                coffer_engine::now_ms(),
-                asset.as_deref(),
-                |a| given.clone().or_else(|| register.get(a).cloned()),
-                |_| (None, false),
-            );
+            let trusted = crate::protect_cmd::trusted_now(&d)?;
+            let mut order = coffer_engine::prune::PruneOrder {
+                asset: asset.clone(),
+                policy: keep.policy(),
+                snapshots: Vec::new(),
+            };
+            for s in snapshot {
+                order.snapshots.push(d.catalog.resolve_snapshot(s)?.id);
+            }
+            let plans = coffer_engine::prune::plan_order(&d.catalog, &order, trusted, !*dry_run)?;
             if *dry_run {
                 if cli.json {
                     print_json(&coffer_engine::prune::plans_json(&plans))?;
@@ -898,18 +971,25 @@ fn run(cli: Cli) -> Result<u8> {
             }
             let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
             let progress = Progress::default();
-            let r =
-                coffer_engine::prune::prune(&repo, &d.catalog, &plans, &d.actor, &progress, None)?;
+            let r = coffer_engine::prune::prune(
+                &repo, &d.catalog, &plans, trusted, &d.actor, &progress, None,
+            )?;
             if cli.json {
                 print_json(&r)?;
             } else {
                 for w in &r.warnings {
                     println!("warning: {w}");
                 }
+                for w in &r.refused {
+                    println!("refused: {w}");
+                }
                 println!(
                     "removed {} snapshots, kept {} in {} ms; `coffer gc` frees what they alone referenced",
                     r.stats.snapshots_removed, r.stats.snapshots_kept, r.stats.duration_ms
                 );
+            }
+            if !r.refused.is_empty() {
+                return Ok(EXIT_FAILED);
             }
             Ok(exit_for(&r.warnings))
         }
@@ -923,6 +1003,7 @@ fn run(cli: Cli) -> Result<u8> {
                 ));
             }
             let d = Direct::open(&store_dir(&cli)?)?;
+            let trusted = crate::protect_cmd::trusted_now(&d)?;
             let repo = d.unlock(&passphrase(pf.as_deref(), false)?)?;
             let progress = Arc::new(Progress::default());
             let spinner = Spinner::start("gc", progress.clone(), cli.quiet || cli.json);
@@ -933,6 +1014,7 @@ fn run(cli: Cli) -> Result<u8> {
                     compact_below: *compact_below,
                     dry_run: *dry_run,
                 },
+                trusted,
                 &d.actor,
                 &progress,
                 None,

@@ -16,6 +16,7 @@ mod demo;
 mod dev;
 mod output;
 mod pool_cmd;
+mod protect_cmd;
 mod remote;
 mod tape_cmd;
 

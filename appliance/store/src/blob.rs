@@ -392,6 +392,19 @@ impl BlobStore for DirStore {
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
+
+    /// The filesystem's immutable attribute (`chattr +i`): needs root and
+    /// a filesystem that has it (ext4, xfs, btrfs; not every tmpfs).
+    fn retention_lock(&self, key: &str, locked: bool) -> Result<()> {
+        let p = self.path(key)?;
+        if !p.exists() {
+            return Err(Error::NotFound { key: key.into() });
+        }
+        coffer_block::set_immutable(&p, locked).map_err(|e| Error::Backend {
+            store: self.describe(),
+            reason: format!("retention lock on '{key}': {e}"),
+        })
+    }
 }
 
 /// A store in memory: for tests and tools. Shipped code, same contract.

@@ -449,6 +449,71 @@ impl Repo {
         &self.master
     }
 
+    /// The key file objects (`keys/…`): each a copy of the master key
+    /// sealed under a passphrase.
+    pub fn key_files(&self) -> Result<Vec<String>> {
+        self.blobs.list("keys/")
+    }
+
+    /// Re-wraps the master key under a new passphrase without touching any
+    /// data: writes a new key file, checks that it opens with `pass`, then
+    /// deletes every other key file (the old passphrase no longer opens the
+    /// store). Returns the new key file's name.
+    pub fn rewrap(&self, pass: &Passphrase, kdf: coffer_keys::KdfParams) -> Result<String> {
+        let old = self.key_files()?;
+        let next = old
+            .iter()
+            .filter_map(|k| k.strip_prefix("keys/")?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let key = key_file_key(next);
+        let sealed = self.master.seal(pass, kdf)?;
+        let back = MasterKey::unseal(&sealed, pass)?;
+        if back.key_id() != self.master.key_id() {
+            return Err(Error::Codec(
+                "the new key file does not hold this store's key".into(),
+            ));
+        }
+        self.blobs.put(&key, &sealed)?;
+        for k in old {
+            self.blobs.delete(&k)?;
+        }
+        Ok(key)
+    }
+
+    /// Opens the store in `blobs` with its master key itself (from an
+    /// escrow copy), checking that the key is this store's: every snapshot
+    /// record it reads must open with it.
+    pub fn open_with_master(blobs: Arc<dyn BlobStore>, master: MasterKey) -> Result<Repo> {
+        let config = StoreConfig::read(blobs.as_ref())?;
+        let repo = Repo::with_key(blobs, config, master)?;
+        for id in repo.snapshot_ids()?.iter().take(3) {
+            repo.load_snapshot(id)?;
+        }
+        if repo.snapshot_ids()?.is_empty() && !repo.bad_containers()?.is_empty() {
+            return Err(Error::Codec(
+                "this key does not open the store's containers".into(),
+            ));
+        }
+        Ok(repo)
+    }
+
+    /// Writes another key file: the master key sealed under `pass` (after
+    /// an escrow import). Returns its name.
+    pub fn add_key_file(&self, pass: &Passphrase, kdf: coffer_keys::KdfParams) -> Result<String> {
+        let next = self
+            .key_files()?
+            .iter()
+            .filter_map(|k| k.strip_prefix("keys/")?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let key = key_file_key(next);
+        self.blobs.put(&key, &self.master.seal(pass, kdf)?)?;
+        Ok(key)
+    }
+
     /// The blob store underneath.
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs

@@ -347,6 +347,10 @@ pub struct Retention {
     /// Keep everything younger than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<Duration>,
+    /// Lock every new snapshot for this long (a retention lock: until it
+    /// ends nobody can delete, prune or unlock the snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_for: Option<Duration>,
 }
 
 /// How assets are backed up: when, where to, how long kept, how retried.
@@ -1053,6 +1057,80 @@ pub enum Call {
         /// The copy's passphrase (never logged, never audited).
         passphrase: Secret,
     },
+    /// The retention plan (a dry run of prune): per asset, each snapshot
+    /// kept or not, why, and until when.
+    RetentionShow {
+        /// Only this asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+    },
+    /// Queues a prune by each asset's retention (or only `asset`'s).
+    Prune {
+        /// Only this asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+    },
+    /// Queues a garbage collection.
+    Gc {
+        /// Compact containers whose live share is below this many percent
+        /// (default 50).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compact_below_pct: Option<u8>,
+    },
+    /// Deletes one snapshot by hand (a prune job), unless a retention lock
+    /// or legal hold protects it.
+    SnapshotDelete {
+        /// Snapshot id or unique prefix.
+        snapshot: String,
+    },
+    /// Sets or extends a snapshot's retention lock.
+    LockSet {
+        /// Snapshot id or unique prefix.
+        snapshot: String,
+        /// The lock's end, ms since the epoch.
+        until_ms: i64,
+        /// Why.
+        #[serde(default)]
+        reason: String,
+    },
+    /// Lists retention locks.
+    LockList {
+        /// Only this asset's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+    },
+    /// Places a legal hold on a snapshot or an asset (security officer,
+    /// fresh MFA).
+    HoldSet {
+        /// The snapshot (id or prefix), or
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<String>,
+        /// the asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+        /// The matter it preserves evidence for.
+        reason: String,
+    },
+    /// Releases a legal hold (security officer, fresh MFA).
+    HoldRelease {
+        /// Its number.
+        id: i64,
+    },
+    /// Lists legal holds.
+    HoldList {
+        /// Released ones too.
+        #[serde(default)]
+        all: bool,
+    },
+    /// The trusted clock against the wall clock.
+    ClockShow,
+    /// Accepts the wall clock as trusted after a forward jump (security
+    /// officer, fresh MFA).
+    ClockAccept,
+    /// Disposal certificates.
+    DisposalList,
+    /// The store's keys: algorithm, ids, generations, history.
+    KeyStatus,
 }
 
 /// A secret in a request (a passphrase, a secret access key): serialised
@@ -1300,6 +1378,156 @@ pub struct MaintenanceStats {
     pub bytes_freed: u64,
     /// How long it ran, milliseconds.
     pub duration_ms: u64,
+}
+
+/// A retention lock: until `until`, nobody can delete the snapshot, shorten
+/// the lock or prune it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotLock {
+    /// The snapshot (32 hex digits).
+    pub snapshot: String,
+    /// Its asset.
+    pub asset: String,
+    /// The lock's end, RFC 3339 UTC.
+    pub until: String,
+    /// The same, milliseconds since the Unix epoch.
+    pub until_ms: i64,
+    /// Who set (or last extended) it: a user, or `policy:PROFILE`.
+    pub set_by: String,
+    /// When, RFC 3339 UTC.
+    pub set_at: String,
+    /// Why.
+    pub reason: String,
+    /// Whether it still holds, by the trusted clock.
+    pub active: bool,
+}
+
+/// A legal hold on one snapshot or on every snapshot of an asset: no end
+/// date; set and released only by a security officer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHold {
+    /// Its number.
+    pub id: i64,
+    /// The snapshot it holds, or
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// the asset whose snapshots it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    /// Why (the matter, the case number).
+    pub reason: String,
+    /// Who set it.
+    pub set_by: String,
+    /// When, RFC 3339 UTC.
+    pub set_at: String,
+    /// Who released it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
+    /// When, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<String>,
+}
+
+impl LegalHold {
+    /// Whether it still holds.
+    pub fn active(&self) -> bool {
+        self.released_by.is_none()
+    }
+}
+
+/// The appliance's trusted clock against the wall clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockStatus {
+    /// The wall clock, RFC 3339 UTC.
+    pub wall: String,
+    /// The trusted clock (what retention locks expire by), RFC 3339 UTC.
+    pub trusted: String,
+    /// Wall minus trusted, milliseconds: above a few minutes, the wall
+    /// clock jumped forward (or the appliance was off) and a security
+    /// officer has not accepted it.
+    pub ahead_ms: i64,
+    /// What the last observation found, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<String>,
+}
+
+/// A disposal certificate: what was destroyed, which keys, when, by whom
+/// or by which policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disposal {
+    /// Its number.
+    pub id: i64,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// What was disposed of, in words (`data key generation 2 of store …`).
+    pub what: String,
+    /// The keys destroyed (ids and fingerprints, never key material).
+    pub keys: Vec<String>,
+    /// Objects deleted.
+    pub objects: u64,
+    /// Bytes deleted.
+    pub bytes: u64,
+    /// The policy that expired it, if no person did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Who (or `system`).
+    pub identity: String,
+    /// How, in words.
+    pub detail: String,
+    /// BLAKE3 of the certificate's fields, for the auditor's copy.
+    pub digest: String,
+}
+
+/// One event in a key's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEvent {
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// `created`, `rotated`, `rewrapped`, `exported`, `imported`, `destroyed`.
+    pub event: String,
+    /// The key generation it concerns.
+    pub generation: u32,
+    /// Who (or `system`).
+    pub identity: String,
+    /// Details in words.
+    pub detail: String,
+}
+
+/// One data key generation of a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataKeyView {
+    /// Its generation (1: derived from the master key).
+    pub generation: u32,
+    /// Its id: a fingerprint that names it without revealing it.
+    pub key_id: String,
+    /// `current` (new data), `active` (older data still uses it) or
+    /// `destroyed`.
+    pub state: String,
+    /// Containers sealed under it.
+    pub containers: u64,
+    /// When it was created, RFC 3339 UTC (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// `key status`: the store's keys, never their material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStatus {
+    /// The cipher and key derivation in use.
+    pub algorithm: String,
+    /// The store.
+    pub store: String,
+    /// The master key's id.
+    pub master_key_id: String,
+    /// How many passphrase-sealed copies of the master key the store holds.
+    pub key_files: u64,
+    /// The data key generations.
+    pub data_keys: Vec<DataKeyView>,
+    /// When the last data key rotation happened, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated: Option<String>,
+    /// The key history (newest first).
+    pub events: Vec<KeyEvent>,
 }
 
 /// What one replication job did.

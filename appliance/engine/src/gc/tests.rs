@@ -8,23 +8,23 @@ use coffer_types::{Level, SnapshotId};
 use super::*;
 use crate::{BackupRequest, RestoreRequest, backup, restore};
 
-fn pass() -> Passphrase {
+pub(crate) fn pass() -> Passphrase {
     Passphrase::new(b"correct horse battery staple".to_vec()).unwrap()
 }
 
-fn actor() -> Actor {
+pub(crate) fn actor() -> Actor {
     Actor {
         identity: "test".into(),
         host: "here".into(),
     }
 }
 
-struct World {
-    dir: tempfile::TempDir,
+pub(crate) struct World {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         let w = World {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -50,19 +50,19 @@ impl World {
         .unwrap();
         w
     }
-    fn store(&self) -> PathBuf {
+    pub(crate) fn store(&self) -> PathBuf {
         self.dir.path().join("store")
     }
-    fn src(&self) -> PathBuf {
+    pub(crate) fn src(&self) -> PathBuf {
         self.dir.path().join("src")
     }
-    fn repo(&self) -> Repo {
+    pub(crate) fn repo(&self) -> Repo {
         Repo::open(Arc::new(DirStore::new(self.store())), &pass()).unwrap()
     }
-    fn catalog(&self) -> Catalog {
+    pub(crate) fn catalog(&self) -> Catalog {
         Catalog::open(&self.store().join("catalog.db")).unwrap()
     }
-    fn backup(&self, repo: &Repo) -> SnapshotId {
+    pub(crate) fn backup(&self, repo: &Repo) -> SnapshotId {
         backup(
             repo,
             &self.catalog(),
@@ -91,7 +91,7 @@ impl World {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -121,7 +121,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Files `first..first + n`, 60 to 200 KiB each.
-fn write_files(dir: &Path, first: u64, n: u64) {
+pub(crate) fn write_files(dir: &Path, first: u64, n: u64) {
     std::fs::create_dir_all(dir).unwrap();
     for i in first..first + n {
         let len = 60 * 1024 + (i as usize * 7919) % (140 * 1024);
@@ -131,7 +131,7 @@ fn write_files(dir: &Path, first: u64, n: u64) {
 
 /// Restores `id` and compares it byte for byte with `expected` (a copy of
 /// the source as it was backed up).
-fn assert_restores(w: &World, repo: &Repo, id: &SnapshotId, expected: &Path) {
+pub(crate) fn assert_restores(w: &World, repo: &Repo, id: &SnapshotId, expected: &Path) {
     let target = w.dir.path().join(format!("restore-{id}"));
     let _ = std::fs::remove_dir_all(&target);
     restore(
@@ -175,11 +175,12 @@ const DRY: GcOptions = GcOptions {
 
 /// A collection of `w`'s store through `repo`, recording a job (unless a
 /// dry run).
-fn run_gc(w: &World, repo: &Repo, opts: GcOptions) -> Result<GcReport> {
+pub(crate) fn run_gc(w: &World, repo: &Repo, opts: GcOptions) -> Result<GcReport> {
     gc(
         repo,
         &w.catalog(),
         &opts,
+        crate::now_ms(),
         &actor(),
         &Progress::default(),
         None,
@@ -443,6 +444,7 @@ fn gc_waits_for_the_jobs_that_hold_the_store_lock() {
             &repo,
             &cat,
             &GcOptions::default(),
+            crate::now_ms(),
             &actor(),
             &Progress::default(),
             None,

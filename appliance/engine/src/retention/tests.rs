@@ -293,6 +293,7 @@ fn policy_strategy() -> impl Strategy<Value = Retention> {
             keep_monthly: m,
             keep_yearly: y,
             keep_within: within.map(Duration),
+            lock_for: None,
         })
 }
 

@@ -408,6 +408,8 @@ pub struct ProfileEdit {
     pub incremental: Option<Option<String>>,
     /// keep-last.
     pub keep_last: Option<Option<u32>>,
+    /// keep-hourly.
+    pub keep_hourly: Option<Option<u32>>,
     /// keep-daily.
     pub keep_daily: Option<Option<u32>>,
     /// keep-weekly.
@@ -418,6 +420,8 @@ pub struct ProfileEdit {
     pub keep_yearly: Option<Option<u32>>,
     /// keep-within.
     pub keep_within: Option<Option<Duration>>,
+    /// lock-for: each new snapshot's retention lock.
+    pub lock_for: Option<Option<Duration>>,
     /// Target store.
     pub target: Option<String>,
     /// Tape pool.
@@ -445,28 +449,33 @@ impl ProfileEdit {
                 })
                 .transpose()
         };
-        let keep_within = p
-            .one("keep-within")
-            .map(|v| {
-                if is_none_word(v) {
-                    Ok(None)
-                } else {
-                    Duration::from_str(v)
-                        .map(Some)
-                        .map_err(|e| format!("--keep-within: {e}"))
-                }
-            })
-            .transpose()?;
+        let duration = |name: &str| -> Result<Option<Option<Duration>>, String> {
+            p.one(name)
+                .map(|v| {
+                    if is_none_word(v) {
+                        Ok(None)
+                    } else {
+                        Duration::from_str(v)
+                            .map(Some)
+                            .map_err(|e| format!("--{name}: {e}"))
+                    }
+                })
+                .transpose()
+        };
+        let keep_within = duration("keep-within")?;
+        let lock_for = duration("lock-for")?;
         Ok(ProfileEdit {
             full: p.one("full").map(none_if_empty),
             differential: p.one("differential").map(none_if_empty),
             incremental: p.one("incremental").map(none_if_empty),
             keep_last: keep("keep-last")?,
+            keep_hourly: keep("keep-hourly")?,
             keep_daily: keep("keep-daily")?,
             keep_weekly: keep("keep-weekly")?,
             keep_monthly: keep("keep-monthly")?,
             keep_yearly: keep("keep-yearly")?,
             keep_within,
+            lock_for,
             target: p.one("target").map(str::to_string),
             tape_pool: p.one("tape-pool").map(none_if_empty),
             replicate_to: p.one("replicate-to").map(|v| {
@@ -511,6 +520,8 @@ impl ProfileEdit {
         set(&mut p.retention.keep_monthly, &self.keep_monthly);
         set(&mut p.retention.keep_yearly, &self.keep_yearly);
         set(&mut p.retention.keep_within, &self.keep_within);
+        set(&mut p.retention.keep_hourly, &self.keep_hourly);
+        set(&mut p.retention.lock_for, &self.lock_for);
         set(&mut p.target, &self.target);
         set(&mut p.tape_pool, &self.tape_pool);
         set(&mut p.replicate_to, &self.replicate_to);
@@ -748,6 +759,19 @@ pub fn roles(v: &str) -> Result<Vec<Role>, String> {
     Ok(out)
 }
 
+/// A lock's end: RFC 3339, a date (midnight UTC), or a duration from now.
+pub fn until_time(v: &str, now_ms: i64) -> Result<i64, String> {
+    if let Ok(d) = Duration::from_str(v.trim()) {
+        return Ok(now_ms.saturating_add(d.ms()));
+    }
+    parse_time(v, now_ms).map_err(|_| {
+        format!(
+            "'{v}' is neither a time (RFC 3339 such as 2027-01-31T08:00:00Z, or a date 2027-01-31) \
+             nor a duration from now (such as 90d)"
+        )
+    })
+}
+
 /// A point in time for the audit filter: RFC 3339 (`2026-01-31T08:00:00Z`),
 /// a date (`2026-01-31`, midnight UTC), or a duration ago (`24h`, `7d`,
 /// `24h-ago`).
@@ -821,6 +845,58 @@ const ASSET_ADD_FLAGS: &[Flag] = &[
     ASSET_FLAGS[6],
 ];
 
+/// The retention flags (`retention set`; `profile add|edit` take them too).
+const RETENTION_FLAGS: &[Flag] = &[
+    flag(
+        "keep-last",
+        "N",
+        ArgKind::Free,
+        "keep the newest N snapshots ('none' removes)",
+    ),
+    flag(
+        "keep-hourly",
+        "N",
+        ArgKind::Free,
+        "keep one an hour for N hours",
+    ),
+    flag(
+        "keep-daily",
+        "N",
+        ArgKind::Free,
+        "keep one a day for N days",
+    ),
+    flag(
+        "keep-weekly",
+        "N",
+        ArgKind::Free,
+        "keep one a week for N weeks",
+    ),
+    flag(
+        "keep-monthly",
+        "N",
+        ArgKind::Free,
+        "keep one a month for N months",
+    ),
+    flag(
+        "keep-yearly",
+        "N",
+        ArgKind::Free,
+        "keep one a year for N years",
+    ),
+    flag(
+        "keep-within",
+        "DURATION",
+        ArgKind::Free,
+        "keep everything younger than this",
+    ),
+    flag(
+        "lock-for",
+        "DURATION",
+        ArgKind::Free,
+        "lock each new snapshot this long (a retention lock nobody can lift)",
+    ),
+];
+
 const PROFILE_FLAGS: &[Flag] = &[
     flag(
         "full",
@@ -875,6 +951,18 @@ const PROFILE_FLAGS: &[Flag] = &[
         "DURATION",
         ArgKind::Free,
         "keep everything younger than this",
+    ),
+    flag(
+        "keep-hourly",
+        "N",
+        ArgKind::Free,
+        "keep one an hour for N hours",
+    ),
+    flag(
+        "lock-for",
+        "DURATION",
+        ArgKind::Free,
+        "lock each new snapshot this long (a retention lock nobody can lift)",
     ),
     flag(
         "target",
@@ -971,6 +1059,38 @@ pub static GROUPS: &[Group] = &[
     Group {
         name: "alert",
         summary: "alerts raised by the monitors",
+    },
+    Group {
+        name: "retention",
+        summary: "retention policies: the plan (what expires next, and why) and setting them",
+    },
+    Group {
+        name: "prune",
+        summary: "remove the snapshots retention no longer keeps",
+    },
+    Group {
+        name: "gc",
+        summary: "free what no snapshot references",
+    },
+    Group {
+        name: "lock",
+        summary: "retention locks: snapshots nobody can delete before a date",
+    },
+    Group {
+        name: "hold",
+        summary: "legal holds (security officer, fresh MFA)",
+    },
+    Group {
+        name: "clock",
+        summary: "the trusted clock retention locks expire by",
+    },
+    Group {
+        name: "key",
+        summary: "the store's keys: algorithm, ids, history",
+    },
+    Group {
+        name: "disposal",
+        summary: "disposal certificates for the auditor",
     },
     Group {
         name: "audit",
@@ -1410,6 +1530,168 @@ pub static ENTRIES: &[Entry] = &[
         |p, _| call(Call::SnapshotList {
             asset: p.one("asset").map(str::to_string),
         })
+    ),
+    entry!(
+        &["retention", "show"],
+        &[],
+        &[flag("asset", "ASSET", ArgKind::Asset, "only this asset")],
+        "The retention plan: per snapshot, kept or removed by the next prune, why, and until when.",
+        |p, _| call(Call::RetentionShow {
+            asset: p.one("asset").map(str::to_string),
+        })
+    ),
+    entry!(
+        &["retention", "set"],
+        &[arg("PROFILE", ArgKind::Profile)],
+        RETENTION_FLAGS,
+        "Set a profile's retention (shortening it needs retention.shorten and fresh MFA).",
+        |p, _| {
+            let edit = ProfileEdit::from_parsed(p)?;
+            if edit.is_empty() {
+                return Err("nothing to change: give at least one --keep-* or --lock-for".into());
+            }
+            Ok(Action::ProfileEdit {
+                name: p.req(0).to_string(),
+                edit,
+            })
+        }
+    ),
+    entry!(
+        &["prune"],
+        &[],
+        &[
+            flag("asset", "ASSET", ArgKind::Asset, "only this asset"),
+            switch("dry-run", "only show the plan (as `retention show`)")
+        ],
+        "Queue a prune by each asset's retention; locked and held snapshots always stay.",
+        |p, _| if p.has("dry-run") {
+            call(Call::RetentionShow {
+                asset: p.one("asset").map(str::to_string),
+            })
+        } else {
+            call(Call::Prune {
+                asset: p.one("asset").map(str::to_string),
+            })
+        }
+    ),
+    entry!(
+        &["gc"],
+        &[],
+        &[flag(
+            "compact-below",
+            "PERCENT",
+            ArgKind::Free,
+            "compact containers less live than this (default 50)"
+        )],
+        "Queue a garbage collection: deletes what no snapshot references, compacts mostly dead containers.",
+        |p, _| call(Call::Gc {
+            compact_below_pct: p.parse_one::<u8>("compact-below")?,
+        })
+    ),
+    entry!(
+        &["snapshot", "delete"],
+        &[arg("SNAPSHOT", ArgKind::Free)],
+        &[],
+        "Delete one snapshot now (snapshot.delete, fresh MFA); refused while a lock or hold protects it.",
+        |p, _| call(Call::SnapshotDelete {
+            snapshot: p.req(0).to_string(),
+        })
+    ),
+    entry!(
+        &["lock", "set"],
+        &[arg("SNAPSHOT", ArgKind::Free)],
+        &[
+            flag(
+                "until",
+                "TIME",
+                ArgKind::Free,
+                "RFC 3339, a date, or a duration from now such as 90d"
+            )
+            .req(),
+            flag("reason", "TEXT", ArgKind::Free, "why (for the auditor)")
+        ],
+        "Lock a snapshot until a time: nobody can delete it, prune it or shorten the lock before then.",
+        |p, ctx| call(Call::LockSet {
+            snapshot: p.req(0).to_string(),
+            until_ms: until_time(p.one("until").unwrap_or_default(), ctx.now_ms)?,
+            reason: p.one("reason").unwrap_or_default().to_string(),
+        })
+    ),
+    entry!(
+        &["lock", "list"],
+        &[],
+        &[flag("asset", "ASSET", ArgKind::Asset, "only this asset")],
+        "Retention locks, running and ended.",
+        |p, _| call(Call::LockList {
+            asset: p.one("asset").map(str::to_string),
+        })
+    ),
+    entry!(
+        &["hold", "set"],
+        &[],
+        &[
+            flag("snapshot", "SNAPSHOT", ArgKind::Free, "hold this snapshot"),
+            flag(
+                "asset",
+                "ASSET",
+                ArgKind::Asset,
+                "hold every snapshot of this asset"
+            ),
+            flag("reason", "TEXT", ArgKind::Free, "the matter (required)").req()
+        ],
+        "Place a legal hold: no end date; only a security officer releases it.",
+        |p, _| call(Call::HoldSet {
+            snapshot: p.one("snapshot").map(str::to_string),
+            asset: p.one("asset").map(str::to_string),
+            reason: p.one("reason").unwrap_or_default().to_string(),
+        })
+    ),
+    entry!(
+        &["hold", "release"],
+        &[arg("ID", ArgKind::Free)],
+        &[],
+        "Release a legal hold (security officer, fresh MFA).",
+        |p, _| call(Call::HoldRelease {
+            id: p
+                .req(0)
+                .parse()
+                .map_err(|_| format!("'{}' is not a hold number", p.req(0)))?,
+        })
+    ),
+    entry!(
+        &["hold", "list"],
+        &[],
+        &[switch("all", "released holds too")],
+        "Legal holds.",
+        |p, _| call(Call::HoldList { all: p.has("all") })
+    ),
+    entry!(
+        &["clock", "show"],
+        &[],
+        &[],
+        "The wall clock against the trusted clock retention locks expire by.",
+        |_, _| call(Call::ClockShow)
+    ),
+    entry!(
+        &["clock", "accept"],
+        &[],
+        &[],
+        "Accept the wall clock after it jumped forward (security officer, fresh MFA).",
+        |_, _| call(Call::ClockAccept)
+    ),
+    entry!(
+        &["key", "status"],
+        &[],
+        &[],
+        "The store's keys: algorithm, ids, generations, rotation history.",
+        |_, _| call(Call::KeyStatus)
+    ),
+    entry!(
+        &["disposal", "list"],
+        &[],
+        &[],
+        "Disposal certificates: what was destroyed, which keys, when, by whom or which policy.",
+        |_, _| call(Call::DisposalList)
     ),
     entry!(
         &["alert", "list"],

@@ -8,6 +8,7 @@ use coffer_types::api::{
     RemoteListing, RemoteView, ReplicationStats, ReplicationStatus, Role, TokenInfo, UserInfo,
     Whoami,
 };
+use coffer_types::api::{ClockStatus, Disposal, KeyStatus, LegalHold, SnapshotLock};
 use coffer_types::{JobStatus, SnapshotInfo};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -215,8 +216,222 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
                 "job {id} queued: restore from '{remote}' ('job watch {id}' follows it)\n"
             ))
         }
+        Call::RetentionShow { .. } => ok(retention_plan(v)),
+        Call::Prune { .. } | Call::Gc { .. } | Call::SnapshotDelete { .. } => {
+            let id = v
+                .get("job")
+                .and_then(Value::as_i64)
+                .ok_or("unexpected result from cofferd: no job id")?;
+            let what = match call {
+                Call::Prune { .. } => "prune by retention",
+                Call::Gc { .. } => "garbage collection",
+                _ => "deletion of the snapshot",
+            };
+            ok(format!(
+                "job {id} queued: {what} ('job watch {id}' follows it)\n"
+            ))
+        }
+        Call::LockSet { .. } => ok(format!(
+            "locked until {}; {} store objects carry the immutable attribute{}\n",
+            v.get("until").and_then(Value::as_str).unwrap_or("?"),
+            v.get("immutable_objects")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            v.get("warnings")
+                .and_then(Value::as_array)
+                .filter(|w| !w.is_empty())
+                .map(|w| format!(" (warning: {})", w[0].as_str().unwrap_or("")))
+                .unwrap_or_default()
+        )),
+        Call::LockList { .. } => ok(locks(&typed::<Vec<SnapshotLock>>(v)?)),
+        Call::HoldSet { reason, .. } => ok(format!(
+            "legal hold {} placed: {reason}\n",
+            v.get("hold").and_then(Value::as_i64).unwrap_or(0)
+        )),
+        Call::HoldRelease { id } => ok(format!("legal hold {id} released\n")),
+        Call::HoldList { .. } => ok(holds(&typed::<Vec<LegalHold>>(v)?)),
+        Call::ClockShow | Call::ClockAccept => ok(clock(&typed(v)?)),
+        Call::DisposalList => ok(disposals(&typed::<Vec<Disposal>>(v)?)),
+        Call::KeyStatus => ok(key_status(&typed(v)?)),
         _ => ok(done(call)),
     })
+}
+
+/// A retention plan (as `plans_json` gives it): per asset, each snapshot
+/// kept or removed, why, until when.
+pub fn retention_plan(v: &Value) -> String {
+    let mut out = String::new();
+    for a in v.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{}: {}\n",
+            a.get("asset").and_then(Value::as_str).unwrap_or("?"),
+            a.get("policy")
+                .filter(|p| !p.is_null())
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "no policy: everything is kept".into())
+        ));
+        let mut t = Table::new(&["SNAPSHOT", "TIME", "VERDICT", "WHY", "UNTIL"]);
+        for s in a
+            .get("snapshots")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let txt = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let reasons: Vec<String> = s
+                .get("reasons")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect();
+            t.row(vec![
+                txt("id").chars().take(12).collect(),
+                txt("time"),
+                if s.get("keep").and_then(Value::as_bool).unwrap_or(true) {
+                    "keep".into()
+                } else {
+                    "remove".into()
+                },
+                reasons.join("; "),
+                txt("expires"),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    if out.is_empty() {
+        out.push_str("(no snapshots)\n");
+    }
+    out
+}
+
+/// Retention locks.
+pub fn locks(v: &[SnapshotLock]) -> String {
+    if v.is_empty() {
+        return "(no retention locks)\n".into();
+    }
+    let mut t = Table::new(&["SNAPSHOT", "ASSET", "UNTIL", "STATE", "SET BY", "REASON"]);
+    for l in v {
+        t.row(vec![
+            l.snapshot.chars().take(12).collect(),
+            l.asset.clone(),
+            l.until.clone(),
+            if l.active { "locked" } else { "ended" }.into(),
+            l.set_by.clone(),
+            l.reason.clone(),
+        ]);
+    }
+    t.render()
+}
+
+/// Legal holds.
+pub fn holds(v: &[LegalHold]) -> String {
+    if v.is_empty() {
+        return "(no legal holds)\n".into();
+    }
+    let mut t = Table::new(&["ID", "ON", "REASON", "SET BY", "SET", "RELEASED"]).right(0);
+    for h in v {
+        t.row(vec![
+            h.id.to_string(),
+            match (&h.snapshot, &h.asset) {
+                (Some(s), _) => format!("snapshot {}", s.chars().take(12).collect::<String>()),
+                (_, Some(a)) => format!("asset {a}"),
+                _ => "?".into(),
+            },
+            h.reason.clone(),
+            h.set_by.clone(),
+            h.set_at.clone(),
+            match (&h.released_by, &h.released_at) {
+                (Some(by), Some(at)) => format!("{at} by {by}"),
+                _ => "active".into(),
+            },
+        ]);
+    }
+    t.render()
+}
+
+/// The trusted clock.
+pub fn clock(s: &ClockStatus) -> String {
+    details(&[
+        ("wall clock", s.wall.clone()),
+        ("trusted clock", s.trusted.clone()),
+        ("ahead by", format!("{} s", s.ahead_ms / 1000)),
+        ("state", s.jump.clone().unwrap_or_else(|| "agree".into())),
+    ])
+}
+
+/// Disposal certificates.
+pub fn disposals(v: &[Disposal]) -> String {
+    if v.is_empty() {
+        return "(no disposal certificates)\n".into();
+    }
+    let mut out = String::new();
+    for d in v {
+        out.push_str(&details(&[
+            ("certificate", d.id.to_string()),
+            ("at", d.at.clone()),
+            ("what", d.what.clone()),
+            (
+                "keys destroyed",
+                if d.keys.is_empty() {
+                    "none".into()
+                } else {
+                    d.keys.join(", ")
+                },
+            ),
+            ("objects", d.objects.to_string()),
+            ("bytes", size(d.bytes)),
+            (
+                "policy",
+                d.policy.clone().unwrap_or_else(|| "by hand".into()),
+            ),
+            ("by", d.identity.clone()),
+            ("how", d.detail.clone()),
+            ("digest", d.digest.clone()),
+        ]));
+        out.push('\n');
+    }
+    out
+}
+
+/// `key status`.
+pub fn key_status(s: &KeyStatus) -> String {
+    let mut out = details(&[
+        ("algorithm", s.algorithm.clone()),
+        ("store", s.store.clone()),
+        ("master key id", s.master_key_id.clone()),
+        ("key files", s.key_files.to_string()),
+        (
+            "last rotated",
+            s.rotated.clone().unwrap_or_else(|| "never".into()),
+        ),
+    ]);
+    let mut t = Table::new(&["GENERATION", "KEY ID", "STATE", "CONTAINERS", "CREATED"])
+        .right(0)
+        .right(3);
+    for k in &s.data_keys {
+        t.row(vec![
+            k.generation.to_string(),
+            k.key_id.clone(),
+            k.state.clone(),
+            k.containers.to_string(),
+            k.created.clone().unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render());
+    if !s.events.is_empty() {
+        let mut t = Table::new(&["AT", "EVENT", "BY", "DETAIL"]);
+        for e in &s.events {
+            t.row(vec![
+                e.at.clone(),
+                e.event.clone(),
+                e.identity.clone(),
+                e.detail.clone(),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    out
 }
 
 /// The sentence for a call that returns nothing.
@@ -647,6 +862,12 @@ fn retention(p: &Profile) -> String {
     }
     if let Some(d) = r.keep_within {
         parts.push(format!("within {d}"));
+    }
+    if let Some(n) = r.keep_hourly {
+        parts.push(format!("hourly {n}"));
+    }
+    if let Some(d) = r.lock_for {
+        parts.push(format!("locked {d}"));
     }
     if parts.is_empty() {
         "-".into()
