@@ -9,5 +9,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = coffer_keys::parse_paper_key(text);
     }
     let key = coffer_keys::MasterKey::from_bytes_for_fixtures([7; 32], 1);
+    let _ = coffer_keys::DataKey::unwrap(data, &key, &[7; 16]);
     let _ = coffer_store::SnapshotRecord::open(&key, data);
 });

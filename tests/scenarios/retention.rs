@@ -289,7 +289,7 @@ fn a_locked_snapshot_survives_prune_deletion_and_gc_and_keys_rotate_and_escrow()
     assert!(paper.starts_with("COFFER PAPER KEY v1"), "{paper}");
     let out = env
         .cmd()
-        .args(["key", "rotate"])
+        .args(["key", "passwd"])
         .env("COFFER_NEW_PASSPHRASE", "a second passphrase")
         .output()
         .unwrap();
@@ -350,5 +350,39 @@ fn a_locked_snapshot_survives_prune_deletion_and_gc_and_keys_rotate_and_escrow()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert_eq!(events, ["imported", "rewrapped", "exported"]);
+
+    // Data key rotation: new data under generation 2, then 3; retiring old
+    // keys re-encrypts generation 2's data and destroys its key (what the
+    // lock pins stays as it is, under generation 1).
+    let src = env.path("src");
+    for (i, expect) in [(90u64, 2), (91, 3)] {
+        let r = with("a third passphrase", &["--json", "key", "rotate"]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let k: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(k["generation"], expect, "{k}");
+        std::fs::write(src.join(format!("g{i}")), noise(400 << 10, i)).unwrap();
+        let b = env
+            .cmd()
+            .args(["backup", "--asset", "files", "--level", "full"])
+            .arg(&src)
+            .env("COFFER_PASSPHRASE", "a third passphrase")
+            .output()
+            .unwrap();
+        assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    }
+    let r = with("a third passphrase", &["--json", "gc", "--retire-old-keys"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let g: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(g["shredded"][0][0], 2, "{g}");
+    assert!(!env.store.join("datakeys/00000002").exists());
+    assert!(env.store.join("datakeys/00000003").exists());
+    assert!(
+        with("a third passphrase", &["verify", "--read-data"])
+            .status
+            .success()
+    );
+    let out = with("a third passphrase", &["disposal", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("data key generation 2, id"), "{text}");
     unlock_all(env.dir.path());
 }

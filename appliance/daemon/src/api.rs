@@ -139,6 +139,7 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::ClockShow => (P::StatusRead, false),
         Call::ClockAccept => (P::ClockAccept, true),
         Call::DisposalList | Call::KeyStatus => (P::AuditRead, false),
+        Call::KeyRotate => (P::KeyManage, true),
     })
 }
 
@@ -723,11 +724,15 @@ fn execute(
             .map_err(from_anyhow)?;
             (json!({ "job": id }), format!("job {id} queued"))
         }
-        Call::Gc { compact_below_pct } => {
+        Call::Gc {
+            compact_below_pct,
+            retire_old_keys,
+        } => {
             let id = crate::maintenance::enqueue_gc(
                 inner,
                 cat,
                 compact_below_pct.unwrap_or(50),
+                *retire_old_keys,
                 &identity_of(p),
                 source,
             )
@@ -835,6 +840,17 @@ fn execute(
             )
         }
         Call::DisposalList => (to_value(&cat.disposals().map_err(from_catalog)?)?, none()),
+        Call::KeyRotate => {
+            let k = coffer_engine::keys::rotate_data_key(&inner.repo, cat, &identity_of(p), now)
+                .map_err(|e| internal(e.to_string()))?;
+            (
+                json!({ "generation": k.generation, "key_id": k.key_id }),
+                format!(
+                    "data key generation {} ({}) seals new data from now on",
+                    k.generation, k.key_id
+                ),
+            )
+        }
         Call::KeyStatus => (
             to_value(
                 &coffer_engine::keys::status(&inner.repo, cat)

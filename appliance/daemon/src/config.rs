@@ -206,6 +206,9 @@ pub struct StoreConfig {
     /// `coffer benchmark` does) and picks the highest zstd level, and the
     /// fewest threads, that still reach it.
     pub target_throughput_mb_s: u32,
+    /// Start a new data key generation this often (new data under a new
+    /// key; `0s` = never). Checked at each monitor pass.
+    pub rotate_data_key_every: Duration,
 }
 
 impl Default for StoreConfig {
@@ -215,6 +218,7 @@ impl Default for StoreConfig {
             passphrase_file: None,
             threads: 0,
             target_throughput_mb_s: 0,
+            rotate_data_key_every: Duration(90 * 86_400),
         }
     }
 }
@@ -400,6 +404,7 @@ impl Config {
                 passphrase_file: Some(dir.join("passphrase")),
                 threads: 0,
                 target_throughput_mb_s: 0,
+                rotate_data_key_every: Duration(90 * 86_400),
             },
             scheduler: SchedulerConfig::default(),
             auth: AuthConfig::default(),

@@ -23,6 +23,7 @@ use crate::joblog::JobLog;
 const BY_RETENTION: &str = "retention";
 const SNAPSHOT: &str = "snapshot:";
 const COMPACT_BELOW: &str = "compact-below:";
+const RETIRE_OLD_KEYS: &str = "retire-old-keys";
 
 fn queue(
     inner: &Inner,
@@ -108,6 +109,7 @@ pub(crate) fn enqueue_gc(
     inner: &Inner,
     cat: &Catalog,
     compact_below_pct: u8,
+    retire_old_keys: bool,
     identity: &str,
     source: Source,
 ) -> Result<i64> {
@@ -121,7 +123,9 @@ pub(crate) fn enqueue_gc(
         cat,
         JobKind::Gc,
         None,
-        vec![format!("{COMPACT_BELOW}{compact_below_pct}")],
+        std::iter::once(format!("{COMPACT_BELOW}{compact_below_pct}"))
+            .chain(retire_old_keys.then(|| RETIRE_OLD_KEYS.to_string()))
+            .collect(),
         identity,
         source,
     )
@@ -229,9 +233,15 @@ pub(crate) fn execute(
                 "garbage collection started by {}, compacting below {pct}% live",
                 r.identity
             ));
+            let retire = r.scope.paths.iter().any(|p| p == RETIRE_OLD_KEYS);
             let opts = GcOptions {
                 compact_below: pct / 100.0,
                 dry_run: false,
+                retire_before: if retire {
+                    inner.repo.data_generation()?
+                } else {
+                    0
+                },
             };
             match coffer_engine::gc::gc(
                 &inner.repo,
@@ -246,13 +256,18 @@ pub(crate) fn execute(
                     for w in &rep.warnings {
                         log.warn(w);
                     }
-                    let d = format!(
+                    let mut d = format!(
                         "job {}: {} container(s) deleted, {} compacted, {} bytes freed",
                         r.id,
                         rep.stats.containers_deleted,
                         rep.stats.containers_compacted,
                         rep.stats.bytes_freed
                     );
+                    for (g, id) in &rep.shredded {
+                        d.push_str(&format!(
+                            "; data key generation {g} ({id}) destroyed (crypto-shredding)"
+                        ));
+                    }
                     log.info(&d);
                     (
                         if rep.warnings.is_empty() {

@@ -177,6 +177,7 @@ fn replications(
 /// calendars are checked.
 fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
     inner.observe_clock(cat)?;
+    rotate_keys(inner, cat, now)?;
     let register = cat.register()?;
     let assets: Vec<_> = register.iter().map(|r| r.asset.clone()).collect();
     let profiles = cat.profiles()?;
@@ -255,4 +256,33 @@ pub(crate) fn next_runs(
     let state = cat.schedule_state()?;
     let (register, _) = plan::schedules(&assets, &profiles);
     Ok(plan::next_runs(now, &register, &state, count, tz))
+}
+
+/// Starts a new data key generation when the current one is older than
+/// `store.rotate_data_key_every` (audited, in the key history).
+fn rotate_keys(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
+    let every = inner.config().store.rotate_data_key_every.ms();
+    if every == 0 {
+        return Ok(());
+    }
+    let since = coffer_engine::keys::current_key_since(&inner.repo, cat, now)?;
+    if now - since < every {
+        return Ok(());
+    }
+    let k = coffer_engine::keys::rotate_data_key(&inner.repo, cat, SCHEDULER, now)?;
+    inner.audit(
+        cat,
+        SCHEDULER,
+        Source::Scheduler,
+        "key.rotate",
+        &format!("generation {}", k.generation),
+        "ok",
+        &format!(
+            "data key generation {} ({}) seals new data from now on (every {})",
+            k.generation,
+            k.key_id,
+            inner.config().store.rotate_data_key_every
+        ),
+    );
+    Ok(())
 }

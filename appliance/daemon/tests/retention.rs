@@ -156,6 +156,9 @@ fn locks_holds_and_the_trusted_clock_protect_snapshots_through_the_daemon() {
     fresh(&d, &mut officer, &osecret);
     let h = officer.ok("hold_set", json!({"asset": "web", "reason": "case 1"}));
     let hold = h["hold"].as_i64().unwrap();
+    // The officer rotates the data key by hand: generation 2.
+    let k = officer.ok("key_rotate", Value::Null);
+    assert_eq!(k["generation"], json!(2), "{k}");
     assert_eq!(
         officer.ok("hold_list", json!({})).as_array().unwrap().len(),
         1
@@ -233,6 +236,40 @@ fn locks_holds_and_the_trusted_clock_protect_snapshots_through_the_daemon() {
     assert_eq!(cert["digest"].as_str().unwrap().len(), 64);
     let keys = officer.ok("key_status", Value::Null);
     assert_eq!(keys["master_key_id"].as_str().unwrap().len(), 16, "{keys}");
+    // The wall clock's 400 days passed the 90-day rotation: the scheduler
+    // started generation 3 (audited).
+    let gens: Vec<u64> = keys["data_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["generation"].as_u64().unwrap())
+        .collect();
+    assert_eq!(gens, [1, 2, 3], "{keys}");
+    assert!(audit_has(&mut admin, "key.rotate", "ok"));
+    // Retiring old keys re-encrypts generations 1 and 2 under 3 and
+    // destroys generation 2's key, with a certificate naming it.
+    let j = admin.ok("gc", json!({"retire_old_keys": true}));
+    let done = wait_job(&mut admin, &j["job"]);
+    assert_eq!(done["status"], json!("success"), "{done}");
+    let certs = admin.ok("disposal_list", Value::Null);
+    assert!(
+        certs.as_array().unwrap().iter().any(|c| c["keys"][0]
+            .as_str()
+            .is_some_and(|k| k.contains("data key generation 2"))),
+        "{certs}"
+    );
+    let keys = officer.ok("key_status", Value::Null);
+    assert!(
+        keys["data_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["generation"] == json!(2)
+                && k["state"].as_str().unwrap().starts_with("destroyed")),
+        "{keys}"
+    );
+    let restored = d.dir.path().join("restored");
+    let _ = restored;
     admin.fails("gc", json!({"compact_below_pct": 150}), "invalid");
 
     for (action, result) in [

@@ -46,6 +46,10 @@ pub struct GcOptions {
     pub compact_below: f64,
     /// Only report what would be done.
     pub dry_run: bool,
+    /// Re-encrypt the data of key generations below this one (other than
+    /// the current) under the current generation, so their keys can be
+    /// destroyed (0: none).
+    pub retire_before: u32,
 }
 
 impl Default for GcOptions {
@@ -53,6 +57,7 @@ impl Default for GcOptions {
         GcOptions {
             compact_below: 0.5,
             dry_run: false,
+            retire_before: 0,
         }
     }
 }
@@ -80,6 +85,9 @@ pub struct GcReport {
     pub warnings: Vec<String>,
     /// Only reported.
     pub dry_run: bool,
+    /// Data key generations destroyed (crypto-shredded) because nothing was
+    /// sealed under them any more: (generation, key id).
+    pub shredded: Vec<(u32, String)>,
 }
 
 /// Every chunk the store's snapshots reference: their manifests' chunks and
@@ -221,6 +229,34 @@ pub fn gc(
         },
     )?;
     catalog.record_maintenance(id, &stats)?;
+    if let Ok(r) = &result {
+        for (g, key_id) in &r.shredded {
+            catalog.record_disposal(&coffer_catalog::NewDisposal {
+                at_ms: now_ms(),
+                what: format!(
+                    "data key generation {g} of store {}: everything sealed under it (job {id})",
+                    repo.config().store_id.to_hex()
+                ),
+                keys: vec![format!("data key generation {g}, id {key_id}")],
+                objects: 1,
+                bytes: coffer_keys::DATA_KEY_FILE_LEN as u64,
+                policy: Some(if opts.retire_before > *g {
+                    format!("key retirement: generations below {}", opts.retire_before)
+                } else {
+                    "retention: every container sealed under it expired".into()
+                }),
+                identity: actor.identity.clone(),
+                detail: "crypto-shredded: the only copy of the wrapped key (datakeys/ object) was deleted, after every container sealed under it had been deleted or re-encrypted under a newer key".into(),
+            })?;
+            catalog.record_key_event(
+                now_ms(),
+                "destroyed",
+                *g,
+                &actor.identity,
+                &format!("data key {key_id} destroyed by gc job {id} (crypto-shredding)"),
+            )?;
+        }
+    }
     if result.is_ok() && stats.containers_deleted > 0 {
         // The auditor's record of what retention disposed of.
         let gone = stats.containers_deleted;
@@ -274,6 +310,7 @@ fn collect(
     report.stats.snapshots_kept = snapshots;
     let mut ids: Vec<&ContainerId> = usage.keys().collect();
     ids.sort();
+    let current = repo.data_generation()?;
     for c in ids {
         let u = &usage[c];
         report.live_bytes += u.live;
@@ -293,6 +330,9 @@ fn collect(
             }
         } else if pinned.contains(c) {
             // Immutable: a protected snapshot needs it as it is.
+        } else if retiring(repo, c, opts, current)? {
+            // Its key generation is being retired: re-encrypted whole.
+            report.compact.push(*c);
         } else if u.live < u.total && (u.live as f64) < opts.compact_below * u.total as f64 {
             report.compact.push(*c);
         }
@@ -365,8 +405,37 @@ fn collect(
     report.stats.containers_compacted =
         compacted.iter().filter(|c| gone.contains(c)).count() as u64;
     report.stats.containers_deleted = gone.len() as u64;
+    // Crypto-shredding: a data key nothing is sealed under any more (its
+    // data expired, or was re-encrypted above) is destroyed.
+    for k in repo.data_keys()? {
+        if k.generation < 2 || k.current || k.containers > 0 {
+            if k.generation >= 2 && !k.current && k.generation < opts.retire_before {
+                report.warnings.push(format!(
+                    "data key generation {} still seals {} container(s) that retention locks pin; it is destroyed once they expire",
+                    k.generation, k.containers
+                ));
+            }
+            continue;
+        }
+        match repo.destroy_data_key(k.generation) {
+            Ok(id) => report.shredded.push((k.generation, id)),
+            Err(e) => report.warnings.push(format!(
+                "data key generation {} could not be destroyed: {e}",
+                k.generation
+            )),
+        }
+    }
     repo.end_gc(generation)?;
     Ok(report)
+}
+
+/// Whether container `c` is sealed under a generation being retired.
+fn retiring(repo: &Repo, c: &ContainerId, opts: &GcOptions, current: u32) -> Result<bool> {
+    if opts.retire_before == 0 {
+        return Ok(false);
+    }
+    let g = repo.container_generation(c)?;
+    Ok(g != current && g < opts.retire_before)
 }
 
 #[cfg(test)]

@@ -1,10 +1,15 @@
-//! Key management: status, re-wrapping the master key under a new
-//! passphrase, and the escrow (paper key) export and import. Every change
-//! is recorded in the catalog's key history.
+//! Key management: status, data key rotation, re-wrapping the master key
+//! under a new passphrase, and the escrow (paper key) export and import.
+//! Every change is recorded in the catalog's key history.
 //!
-//! What is not built: data keys per epoch (new data under new keys on a
-//! schedule) and crypto-shredding. A store has one master key; its data
-//! keys are derived from it per container.
+//! Key generations: generation 1 is the master key's own derivation (one
+//! key per container, derived from the master key). A rotation starts
+//! generation 2, 3, …: a random data key, wrapped by the master key in the
+//! store (`datakeys/…`), from which the containers sealed from then on
+//! derive their keys. Older generations stay readable; garbage collection
+//! destroys a data key once nothing is sealed under it (crypto-shredding,
+//! with a disposal certificate), and `gc --retire-old-keys` re-encrypts
+//! what older generations seal so their keys can go.
 
 use std::sync::Arc;
 
@@ -30,21 +35,98 @@ pub fn status(repo: &Repo, catalog: &Catalog) -> Result<KeyStatus> {
         .find(|(_, e)| e.event == "created")
         .map(|(ms, _)| rfc3339_ms(*ms));
     let master = repo.master();
+    let destroyed: Vec<(u32, String)> = events
+        .iter()
+        .filter(|(_, e)| e.event == "destroyed")
+        .map(|(ms, e)| (e.generation, rfc3339_ms(*ms)))
+        .collect();
+    let mut data_keys: Vec<DataKeyView> = repo
+        .data_keys()?
+        .into_iter()
+        .map(|k| DataKeyView {
+            generation: k.generation,
+            key_id: k.key_id,
+            state: if k.current { "current" } else { "active" }.into(),
+            containers: k.containers,
+            created: k.created_ms.map(rfc3339_ms).or_else(|| {
+                (k.generation == master.generation())
+                    .then(|| created.clone())
+                    .flatten()
+            }),
+        })
+        .collect();
+    for (g, at) in destroyed {
+        if !data_keys.iter().any(|k| k.generation == g) {
+            data_keys.push(DataKeyView {
+                generation: g,
+                key_id: String::new(),
+                state: format!("destroyed {at}"),
+                containers: 0,
+                created: None,
+            });
+        }
+    }
+    data_keys.sort_by_key(|k| k.generation);
     Ok(KeyStatus {
-        algorithm: "AES-256-GCM; per-container and per-object keys derived with BLAKE3 from a 256-bit master key, sealed under the passphrase with Argon2id".into(),
+        algorithm: "AES-256-GCM; per-container keys derived with BLAKE3 from the key generation's key (generation 1: the 256-bit master key; later generations: random data keys wrapped by it), the master key sealed under the passphrase with Argon2id".into(),
         store: repo.config().store_id.to_hex(),
         master_key_id: master.key_id(),
         key_files: repo.key_files()?.len() as u64,
-        data_keys: vec![DataKeyView {
-            generation: master.generation(),
-            key_id: master.key_id(),
-            state: "current".into(),
-            containers: repo.container_ids()?.len() as u64,
-            created,
-        }],
+        data_keys,
         rotated,
         events: events.into_iter().map(|(_, e)| e).collect(),
     })
+}
+
+/// Starts a new data key generation (new data is sealed under it), recorded
+/// as `rotated`.
+pub fn rotate_data_key(
+    repo: &Repo,
+    catalog: &Catalog,
+    identity: &str,
+    now_ms: i64,
+) -> Result<coffer_store::DataKeyInfo> {
+    let k = repo.rotate_data_key(now_ms)?;
+    catalog.record_key_event(
+        now_ms,
+        "rotated",
+        k.generation,
+        identity,
+        &format!(
+            "data key generation {} ({}) seals new data from now on",
+            k.generation, k.key_id
+        ),
+    )?;
+    Ok(k)
+}
+
+/// When the current data key generation began: its data key's creation,
+/// or for generation 1 the catalog's `created` event (recorded now if
+/// there is none, so a schedule has a start).
+pub fn current_key_since(repo: &Repo, catalog: &Catalog, now_ms: i64) -> Result<i64> {
+    let keys = repo.data_keys()?;
+    if let Some(ms) = keys.iter().find(|k| k.current).and_then(|k| k.created_ms) {
+        return Ok(ms);
+    }
+    if let Some((ms, _)) = catalog
+        .key_events()?
+        .into_iter()
+        .rev()
+        .find(|(_, e)| e.event == "created")
+    {
+        return Ok(ms);
+    }
+    catalog.record_key_event(
+        now_ms,
+        "created",
+        repo.master().generation(),
+        "system",
+        &format!(
+            "master key {} first seen by the key schedule",
+            repo.master().key_id()
+        ),
+    )?;
+    Ok(now_ms)
 }
 
 /// Re-wraps the master key under `new` (the old passphrase stops opening
@@ -182,5 +264,110 @@ mod tests {
         let other_paper = export_paper(&other.repo(), &other.catalog(), "x").unwrap();
         let e = import_paper(blobs, &cat, &other_paper, &lost, kdf(), "officer").unwrap_err();
         assert!(e.to_string().contains("belongs to store"), "{e}");
+    }
+
+    #[test]
+    fn data_keys_rotate_for_new_data_and_are_shredded_once_nothing_needs_them() {
+        use crate::gc::tests::{assert_restores, run_gc, walk, write_files};
+        let w = World::new();
+        let repo = w.repo();
+        let cat = w.catalog();
+        let a_src = w.dir.path().join("a");
+        write_files(&w.src(), 0, 4);
+        let a = w.backup(&repo);
+        std::fs::rename(w.src(), &a_src).unwrap();
+        assert_eq!(repo.data_generation().unwrap(), 1);
+
+        // Generation 2 seals what comes next; generation 1 stays readable.
+        let k2 = rotate_data_key(&repo, &cat, "officer", crate::now_ms()).unwrap();
+        assert_eq!(k2.generation, 2);
+        write_files(&w.src(), 100, 4);
+        let b = w.backup(&repo);
+        let gens: Vec<(u32, u64, bool)> = repo
+            .data_keys()
+            .unwrap()
+            .iter()
+            .map(|k| (k.generation, k.containers, k.current))
+            .collect();
+        assert!(gens[0].1 > 0 && gens[1].1 > 0, "{gens:?}");
+        assert_eq!((gens[1].0, gens[1].2), (2, true));
+        let fresh = w.repo();
+        assert_eq!(fresh.data_generation().unwrap(), 2);
+        assert_restores(&w, &fresh, &a, &a_src);
+        assert_restores(&w, &fresh, &b, &w.src());
+        // The current generation, and one that still seals data, stay.
+        let e = repo.destroy_data_key(2).unwrap_err().to_string();
+        assert!(e.contains("rotate first"), "{e}");
+        rotate_data_key(&repo, &cat, "officer", crate::now_ms()).unwrap();
+        let e = repo.destroy_data_key(2).unwrap_err().to_string();
+        assert!(e.contains("still sealed under it"), "{e}");
+        let e = repo.destroy_data_key(1).unwrap_err().to_string();
+        assert!(e.contains("master key's own"), "{e}");
+
+        // B expires: gc deletes its containers and then generation 2's key,
+        // with a certificate; a copy of one of its containers cannot be
+        // read by anyone any more.
+        let gen2_container = walk(&w.store().join("data"))
+            .into_iter()
+            .find(|p| {
+                let id: coffer_types::ContainerId =
+                    p.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                repo.container_generation(&id).unwrap() == 2
+            })
+            .unwrap();
+        let kept = std::fs::read(&gen2_container).unwrap();
+        repo.delete_snapshot(&b).unwrap();
+        cat.delete_snapshot(&b).unwrap();
+        let r = run_gc(&w, &repo, crate::gc::GcOptions::default()).unwrap();
+        assert_eq!(r.shredded.len(), 1, "{r:?}");
+        assert_eq!(r.shredded[0].0, 2);
+        let certs = cat.disposals().unwrap();
+        let cert = certs.iter().find(|c| !c.keys.is_empty()).unwrap();
+        assert!(cert.keys[0].contains("data key generation 2"), "{cert:?}");
+        assert!(cert.detail.contains("crypto-shredded"), "{cert:?}");
+        assert!(!w.store().join("datakeys/00000002").exists());
+        std::fs::write(&gen2_container, &kept).unwrap();
+        let after = w.repo();
+        let bad = after.bad_containers().unwrap();
+        assert!(
+            bad.values()
+                .any(|why| why.contains("generation 2 is not in this store")),
+            "{bad:?}"
+        );
+        std::fs::remove_file(&gen2_container).unwrap();
+        let _ = std::fs::remove_file(
+            w.store()
+                .join("index")
+                .join(gen2_container.file_name().unwrap()),
+        );
+
+        // Retiring old keys re-encrypts generation 1's data under 3.
+        let repo = w.repo();
+        let r = run_gc(
+            &w,
+            &repo,
+            crate::gc::GcOptions {
+                retire_before: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(r.stats.containers_compacted > 0, "{r:?}");
+        let gens: Vec<(u32, u64)> = repo
+            .data_keys()
+            .unwrap()
+            .iter()
+            .map(|k| (k.generation, k.containers))
+            .collect();
+        assert_eq!(gens[0], (1, 0), "{gens:?}");
+        assert_restores(&w, &w.repo(), &a, &a_src);
+        let st = status(&w.repo(), &cat).unwrap();
+        assert!(
+            st.data_keys
+                .iter()
+                .any(|k| k.generation == 2 && k.state.starts_with("destroyed")),
+            "{st:?}"
+        );
+        assert!(st.events.iter().any(|e| e.event == "destroyed"));
     }
 }

@@ -60,6 +60,15 @@ pub mod magic {
     pub const CTX_KEY_ID: &str = "coffer 2026-11-26 master key id v1";
     /// First line of a paper key.
     pub const PAPER_KEY_V1: &str = "COFFER PAPER KEY v1";
+    /// `blake3("coffer data key v1")[..8]`
+    pub const DATA_KEY_V1: [u8; 8] = [171, 186, 229, 146, 78, 12, 164, 94];
+    /// blake3 `derive_key` context of the key that wraps data keys.
+    pub const CTX_DATA_KEY_WRAP: &str = "coffer 2026-11-26 data key wrap key v1";
+    /// blake3 `derive_key` context of per-container keys under a data key
+    /// (generation 2 on; generation 1 is [`CTX_CONTAINER`] from the master).
+    pub const CTX_CONTAINER_DATA: &str = "coffer 2026-11-26 container key from data key v1";
+    /// blake3 `derive_key` context of a data key's public id.
+    pub const CTX_DATA_KEY_ID: &str = "coffer 2026-11-26 data key id v1";
 }
 
 /// Size of a sealed key file in bytes.
@@ -200,6 +209,148 @@ fn derive_kek(
 
 fn gcm(key: &[u8; 32]) -> Aes256Gcm {
     Aes256Gcm::new(key.into())
+}
+
+/// Length of a wrapped data key (`datakeys/…` object).
+pub const DATA_KEY_FILE_LEN: usize = 84;
+const DATA_KEY_AAD_LEN: usize = 36;
+const DATA_KEY_VERSION: u16 = 1;
+
+/// A data key: the key new containers are sealed under from its generation
+/// on (key rotation), wrapped by the master key in the store. Destroying
+/// its wrapped copy makes every container sealed under it unreadable
+/// (crypto-shredding).
+pub struct DataKey {
+    key: Zeroizing<[u8; 32]>,
+    generation: u32,
+    created_ms: i64,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey(generation {}, <redacted>)", self.generation)
+    }
+}
+
+impl DataKey {
+    /// Draws a new random data key for `generation` (2 or more).
+    pub fn generate(generation: u32, created_ms: i64) -> Result<DataKey> {
+        if generation < 2 {
+            return Err(Error::Malformed(
+                "data key generations start at 2 (1 is the master key's own)".into(),
+            ));
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        random_bytes(key.as_mut())?;
+        Ok(DataKey {
+            key,
+            generation,
+            created_ms,
+        })
+    }
+
+    /// Its generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// When it was created, ms since the epoch.
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    /// A public id (16 hex digits).
+    pub fn key_id(&self) -> String {
+        let mut h = blake3::Hasher::new_derive_key(magic::CTX_DATA_KEY_ID);
+        h.update(self.key.as_ref());
+        hex::encode(&h.finalize().as_bytes()[..8])
+    }
+
+    /// The key of container `id` sealed under this generation.
+    pub fn container_key(&self, id: &ContainerId) -> ObjectKey {
+        let mut h = blake3::Hasher::new_derive_key(magic::CTX_CONTAINER_DATA);
+        h.update(self.key.as_ref());
+        h.update(&id.0);
+        ObjectKey(Zeroizing::new(*h.finalize().as_bytes()))
+    }
+
+    /// Wraps it under `master` for store `store` ([`DATA_KEY_FILE_LEN`]
+    /// bytes): magic, version, flags, generation, creation time, nonce,
+    /// then AES-256-GCM of the key (associated data: the 36 header bytes
+    /// and the store id).
+    pub fn wrap(&self, master: &MasterKey, store: &[u8; 16]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        random_bytes(&mut nonce)?;
+        let mut out = Vec::with_capacity(DATA_KEY_FILE_LEN);
+        out.extend_from_slice(&magic::DATA_KEY_V1);
+        out.extend_from_slice(&DATA_KEY_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&self.generation.to_le_bytes());
+        out.extend_from_slice(&self.created_ms.to_le_bytes());
+        out.extend_from_slice(&nonce);
+        debug_assert_eq!(out.len(), DATA_KEY_AAD_LEN);
+        let mut aad = out.clone();
+        aad.extend_from_slice(store);
+        let kek = master.derive(magic::CTX_DATA_KEY_WRAP, store);
+        let ct = gcm(&kek)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: self.key.as_ref(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| Error::Authentication)?;
+        out.extend_from_slice(&ct);
+        debug_assert_eq!(out.len(), DATA_KEY_FILE_LEN);
+        Ok(out)
+    }
+
+    /// Unwraps a `datakeys/…` object of store `store` with `master`.
+    pub fn unwrap(file: &[u8], master: &MasterKey, store: &[u8; 16]) -> Result<DataKey> {
+        if file.len() != DATA_KEY_FILE_LEN {
+            return Err(Error::Malformed(format!(
+                "a data key object is {DATA_KEY_FILE_LEN} bytes, not {}",
+                file.len()
+            )));
+        }
+        if file[..8] != magic::DATA_KEY_V1 {
+            return Err(Error::Malformed("not a Coffer data key object".into()));
+        }
+        let version = u16::from_le_bytes([file[8], file[9]]);
+        if version != DATA_KEY_VERSION {
+            return Err(Error::Malformed(format!(
+                "data key object version {version} is not supported"
+            )));
+        }
+        let mut g = [0u8; 4];
+        g.copy_from_slice(&file[12..16]);
+        let generation = u32::from_le_bytes(g);
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&file[16..24]);
+        let created_ms = i64::from_le_bytes(t);
+        let mut aad = file[..DATA_KEY_AAD_LEN].to_vec();
+        aad.extend_from_slice(store);
+        let kek = master.derive(magic::CTX_DATA_KEY_WRAP, store);
+        let plain = Zeroizing::new(
+            gcm(&kek)
+                .decrypt(
+                    Nonce::from_slice(&file[24..36]),
+                    Payload {
+                        msg: &file[DATA_KEY_AAD_LEN..],
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| Error::Authentication)?,
+        );
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&plain);
+        Ok(DataKey {
+            key,
+            generation,
+            created_ms,
+        })
+    }
 }
 
 /// A store's master secret and its generation.
@@ -953,6 +1104,45 @@ mod tests {
             magic::KEY_FILE_V1,
             blake3::hash(b"coffer key file v1").as_bytes()[..8]
         );
+        assert_eq!(
+            magic::DATA_KEY_V1,
+            blake3::hash(b"coffer data key v1").as_bytes()[..8]
+        );
+    }
+
+    #[test]
+    fn a_data_key_wraps_for_one_store_and_master_only() {
+        let m = MasterKey::generate(1).unwrap();
+        let k = DataKey::generate(2, 1_234).unwrap();
+        let store = [5u8; 16];
+        let w = k.wrap(&m, &store).unwrap();
+        assert_eq!(w.len(), DATA_KEY_FILE_LEN);
+        let back = DataKey::unwrap(&w, &m, &store).unwrap();
+        assert_eq!((back.generation(), back.created_ms()), (2, 1_234));
+        assert_eq!(back.key_id(), k.key_id());
+        let cid = ContainerId([9; 16]);
+        let ct = k.container_key(&cid).encrypt(1, b"a", b"data").unwrap();
+        assert_eq!(
+            back.container_key(&cid).decrypt(1, b"a", &ct).unwrap(),
+            b"data"
+        );
+        // Not the master's own derivation, and not another container's.
+        assert!(m.container_key(&cid).decrypt(1, b"a", &ct).is_err());
+        assert!(
+            k.container_key(&ContainerId([8; 16]))
+                .decrypt(1, b"a", &ct)
+                .is_err()
+        );
+        // Another store, another master, a flipped byte, a bad generation.
+        assert!(DataKey::unwrap(&w, &m, &[6u8; 16]).is_err());
+        assert!(DataKey::unwrap(&w, &MasterKey::generate(1).unwrap(), &store).is_err());
+        for i in [0, 12, 20, 30, 50, 83] {
+            let mut bad = w.clone();
+            bad[i] ^= 1;
+            assert!(DataKey::unwrap(&bad, &m, &store).is_err(), "byte {i}");
+        }
+        assert!(DataKey::unwrap(&w[..80], &m, &store).is_err());
+        assert!(DataKey::generate(1, 0).is_err());
     }
 
     #[test]
@@ -1111,5 +1301,42 @@ mod tests {
             let _ = parse_paper_key(&s);
             let _ = parse_paper_key(&format!("COFFER PAPER KEY v1\n{s}"));
         }
+    }
+
+    /// The data key object format (docs/formats/store.md) is frozen: the
+    /// committed object unwraps under the fixture master key to the
+    /// recorded key, and derives the recorded container key.
+    #[test]
+    fn the_data_key_object_matches_its_golden_fixture() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/datakey-v1"
+        );
+        let master = MasterKey::from_bytes_for_fixtures([42; 32], 1);
+        let store = *b"coffer-fixture!!";
+        let cid = ContainerId([3; 16]);
+        let sample = |k: &DataKey| {
+            hex::encode(
+                k.container_key(&cid)
+                    .encrypt(0, b"aad", b"fixture")
+                    .unwrap(),
+            )
+        };
+        if std::env::var_os("COFFER_REGENERATE_FIXTURES").is_some() {
+            let k = DataKey::generate(2, 1_795_392_000_000).unwrap();
+            std::fs::write(format!("{dir}/00000002"), k.wrap(&master, &store).unwrap()).unwrap();
+            std::fs::write(
+                format!("{dir}/expected.txt"),
+                format!("{}\n{}\n", k.key_id(), sample(&k)),
+            )
+            .unwrap();
+        }
+        let obj = std::fs::read(format!("{dir}/00000002")).unwrap();
+        let expected = std::fs::read_to_string(format!("{dir}/expected.txt")).unwrap();
+        let mut lines = expected.lines();
+        let k = DataKey::unwrap(&obj, &master, &store).unwrap();
+        assert_eq!((k.generation(), k.created_ms()), (2, 1_795_392_000_000));
+        assert_eq!(Some(k.key_id().as_str()), lines.next());
+        assert_eq!(Some(sample(&k).as_str()), lines.next());
     }
 }

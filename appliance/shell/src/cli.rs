@@ -287,6 +287,12 @@ enum Cmd {
         /// Compact containers whose live share is below this (0 to 1).
         #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
         compact_below: f64,
+        /// Re-encrypt everything sealed under older key generations with
+        /// the current one, then destroy the older data keys
+        /// (crypto-shredding; generation 1 is the master key's own and
+        /// stays).
+        #[arg(long)]
+        retire_old_keys: bool,
     },
     /// Retention locks: `lock set SNAPSHOT --until TIME`, `lock show`.
     Lock {
@@ -319,8 +325,9 @@ enum Cmd {
     },
     /// The trusted clock retention locks expire by, against the wall clock.
     Clock,
-    /// The store's keys: `key status`, `key rotate` (new passphrase, no
-    /// re-encryption), `key export` (paper key), `key import FILE`.
+    /// The store's keys: `key status`, `key rotate` (a new data key for new
+    /// data), `key passwd` (new passphrase, no re-encryption), `key export`
+    /// (paper key), `key import FILE`.
     Key {
         #[command(subcommand)]
         cmd: crate::protect_cmd::KeyCmd,
@@ -996,6 +1003,7 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Gc {
             dry_run,
             compact_below,
+            retire_old_keys,
         } => {
             if !(0.0..=1.0).contains(compact_below) {
                 return Err(anyhow::anyhow!(
@@ -1013,6 +1021,11 @@ fn run(cli: Cli) -> Result<u8> {
                 &coffer_engine::gc::GcOptions {
                     compact_below: *compact_below,
                     dry_run: *dry_run,
+                    retire_before: if *retire_old_keys {
+                        repo.data_generation()?
+                    } else {
+                        0
+                    },
                 },
                 trusted,
                 &d.actor,

@@ -43,12 +43,17 @@ pub enum LockCmd {
 /// `coffer key …`
 #[derive(Subcommand, Debug)]
 pub enum KeyCmd {
-    /// Algorithm, key ids, key files, created and rotated dates, history.
+    /// Algorithm, key ids, key generations, key files, created and
+    /// rotated dates, history.
     Status,
+    /// Start a new data key generation: new data is sealed under a fresh
+    /// key from now on (older data keeps its key until `gc
+    /// --retire-old-keys` re-encrypts it and destroys the old keys).
+    Rotate,
     /// Re-wrap the master key under a new passphrase (data is not
     /// re-encrypted; the old passphrase stops working). The new passphrase
     /// comes from COFFER_NEW_PASSPHRASE, --new-passphrase-file or a prompt.
-    Rotate {
+    Passwd {
         /// Read the new passphrase from this file (first line).
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
@@ -245,7 +250,24 @@ pub fn key(d: &Direct, cmd: &KeyCmd, pf: Option<&Path>, json: bool) -> Result<u8
                 print!("{}", crate::remote::render::key_status(&s));
             }
         }
-        KeyCmd::Rotate {
+        KeyCmd::Rotate => {
+            let repo = d.unlock(&passphrase(pf, false)?)?;
+            let k = coffer_engine::keys::rotate_data_key(
+                &repo,
+                &d.catalog,
+                &who,
+                coffer_engine::now_ms(),
+            )?;
+            if json {
+                print_json(&serde_json::json!({"generation": k.generation, "key_id": k.key_id}))?;
+            } else {
+                println!(
+                    "data key generation {} ({}) seals new data from now on; `coffer gc --retire-old-keys` re-encrypts older data and destroys the older keys",
+                    k.generation, k.key_id
+                );
+            }
+        }
+        KeyCmd::Passwd {
             new_passphrase_file,
         } => {
             let repo = d.unlock(&passphrase(pf, false)?)?;

@@ -167,6 +167,23 @@ pub struct ContainerBuilder {
     zstd: Compressor,
 }
 
+/// Where container keys come from: the master key (generation 1) or a
+/// store's data keys (generation 2 on, `Repo`'s key ring).
+pub trait ContainerKeys {
+    /// The key of container `id`, sealed under key generation `generation`.
+    fn container_key_at(&self, generation: u32, id: &ContainerId) -> Result<ObjectKey>;
+}
+
+impl ContainerKeys for MasterKey {
+    fn container_key_at(&self, generation: u32, id: &ContainerId) -> Result<ObjectKey> {
+        if generation == self.generation() {
+            Ok(self.container_key(id))
+        } else {
+            Err(Error::KeyUnavailable { generation })
+        }
+    }
+}
+
 /// A sealed container, ready to be stored.
 #[derive(Debug)]
 pub struct SealedContainer {
@@ -182,12 +199,26 @@ pub struct SealedContainer {
     pub hash: [u8; 32],
     /// The index object that mirrors its table.
     pub index_object: Vec<u8>,
+    /// The key generation it is sealed under.
+    pub generation: u32,
 }
 
 impl ContainerBuilder {
-    /// Starts a new container with a fresh random id.
+    /// Starts a new container with a fresh random id, sealed under the
+    /// master key's own generation.
     pub fn new(
         master: &MasterKey,
+        store: &StoreId,
+        zstd_level: i32,
+        capacity: usize,
+    ) -> Result<ContainerBuilder> {
+        ContainerBuilder::at_generation(master, master.generation(), store, zstd_level, capacity)
+    }
+
+    /// Starts a new container sealed under key generation `generation`.
+    pub fn at_generation(
+        keys: &dyn ContainerKeys,
+        generation: u32,
         store: &StoreId,
         zstd_level: i32,
         capacity: usize,
@@ -196,9 +227,9 @@ impl ContainerBuilder {
         coffer_keys::random_bytes(&mut id)?;
         let id = ContainerId(id);
         let mut buf = Vec::with_capacity(capacity);
-        let header = header(store, &id, master.generation());
+        let header = header(store, &id, generation);
         buf.extend_from_slice(&header);
-        let key = master.container_key(&id);
+        let key = keys.container_key_at(generation, &id)?;
         Ok(ContainerBuilder {
             sealer: key.sealer(),
             key,
@@ -208,7 +239,7 @@ impl ContainerBuilder {
             drained: 0,
             hasher: blake3::Hasher::new(),
             entries: Vec::new(),
-            generation: master.generation(),
+            generation,
             zstd: Compressor::new(zstd_level)?,
         })
     }
@@ -331,6 +362,7 @@ impl ContainerBuilder {
             entries: self.entries,
             hash,
             index_object,
+            generation: self.generation,
         })
     }
 }
@@ -416,7 +448,7 @@ pub fn check_container(bytes: &[u8]) -> Result<ContainerInfo> {
 /// Decrypts the table of a whole container whose structure `info` describes
 /// (from [`check_container`] or [`parse_container`]).
 pub fn open_table(
-    master: &MasterKey,
+    master: &dyn ContainerKeys,
     bytes: &[u8],
     info: &ContainerInfo,
 ) -> Result<Vec<TableEntry>> {
@@ -433,12 +465,12 @@ pub fn open_table(
 /// Decrypts a container's table from its header and encrypted table alone
 /// (read on their own, without the records between them).
 pub fn open_table_parts(
-    master: &MasterKey,
+    master: &dyn ContainerKeys,
     header: &[u8],
     table_ct: &[u8],
     info: &ContainerInfo,
 ) -> Result<Vec<TableEntry>> {
-    let key = master.container_key(&info.id);
+    let key = master.container_key_at(info.generation, &info.id)?;
     let plain = key
         .decrypt(TABLE_NONCE, header, table_ct)
         .map_err(|_| Error::Corrupt {
@@ -497,9 +529,9 @@ impl IndexObject {
     }
 
     /// Decrypts the table.
-    pub fn open(&self, master: &MasterKey) -> Result<Vec<TableEntry>> {
+    pub fn open(&self, master: &dyn ContainerKeys) -> Result<Vec<TableEntry>> {
         let plain = master
-            .container_key(&self.id)
+            .container_key_at(self.generation, &self.id)?
             .decrypt(INDEX_NONCE, &self.header, &self.table_ct)
             .map_err(|_| Error::Corrupt {
                 what: format!("index object of container {}", self.id),
@@ -553,12 +585,12 @@ pub fn open_record(key: &ObjectKey, index: u64, e: &TableEntry, record: &[u8]) -
 
 /// Rebuilds the index object of a container from its opened table.
 pub fn index_object_for(
-    master: &MasterKey,
+    master: &dyn ContainerKeys,
     info: &ContainerInfo,
     container_len: u64,
     table: &[TableEntry],
 ) -> Result<Vec<u8>> {
-    let key = master.container_key(&info.id);
+    let key = master.container_key_at(info.generation, &info.id)?;
     index_bytes(
         &key,
         info.generation,

@@ -31,8 +31,8 @@ pub use blob::{BlobStore, DirStore, MemStore, ObjectWriter, check_key};
 pub use chunker::{Chunker, ChunkerParams};
 pub use manifest::{Entry, EntryKind, Extent};
 pub use repo::{
-    ChunkLoc, ChunkStream, ContainerCheck, InitOptions, ManifestWriter, Packer, Repo, StoreConfig,
-    scan_containers,
+    ChunkLoc, ChunkStream, ContainerCheck, DataKeyInfo, InitOptions, ManifestWriter, Packer, Repo,
+    StoreConfig, scan_containers,
 };
 pub use snapshot::SnapshotRecord;
 
@@ -107,6 +107,15 @@ pub enum Error {
     /// A manifest stream could not be read.
     #[error("reading manifest: {0}")]
     Manifest(String),
+    /// A container was sealed under a data key generation this store no
+    /// longer holds: destroyed (crypto-shredded), so its data is gone.
+    #[error(
+        "data key generation {generation} is not in this store (destroyed: what it sealed was crypto-shredded)"
+    )]
+    KeyUnavailable {
+        /// The generation.
+        generation: u32,
+    },
     /// An object is under a retention lock: it cannot be deleted or changed
     /// until the retention code releases it.
     #[error("object '{key}' is under a retention lock")]

@@ -5,13 +5,13 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use coffer_keys::{ChunkIdKey, KdfParams, MasterKey, Passphrase};
+use coffer_keys::{ChunkIdKey, DataKey, KdfParams, MasterKey, ObjectKey, Passphrase};
 use coffer_types::{ChunkId, ContainerId, IdMap, IdSet, SnapshotId, StoreId};
 
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::container::{
-    self, ContainerBuilder, ContainerInfo, IndexObject, SealedContainer, TableEntry, data_key,
-    index_key,
+    self, ContainerBuilder, ContainerInfo, ContainerKeys, IndexObject, SealedContainer, TableEntry,
+    data_key, index_key,
 };
 use crate::format::{FORMAT_VERSION, Reader, Writer, magic};
 use crate::manifest::{Entry, ManifestDecoder, end_record, stream_header};
@@ -170,6 +170,8 @@ struct Index {
     /// Containers this process deleted (garbage collection): gone, not
     /// damaged, so neither used nor reported.
     removed: IdSet<ContainerId>,
+    /// The key generation each container is sealed under (absent: 1).
+    gens: IdMap<ContainerId, u32>,
 }
 
 /// Chunks the recent map holds at least before a merge.
@@ -360,6 +362,68 @@ pub struct Repo {
     pending: Mutex<IdSet<ChunkId>>,
     /// The garbage collection generation the index was loaded at.
     gc_generation: AtomicU64,
+    /// The data keys (generation 2 on), as loaded from `datakeys/`.
+    data_keys: RwLock<Arc<DataKeys>>,
+}
+
+/// Where the data keys live: `datakeys/<generation, 8 decimal digits>`,
+/// each wrapped by the master key (docs/formats/store.md).
+const DATA_KEY_PREFIX: &str = "datakeys/";
+
+fn data_key_object(generation: u32) -> String {
+    format!("{DATA_KEY_PREFIX}{generation:08}")
+}
+
+/// A store's data keys by generation.
+#[derive(Default)]
+struct DataKeys {
+    keys: std::collections::BTreeMap<u32, DataKey>,
+}
+
+/// The master key and the data keys: every container key.
+struct Ring<'a> {
+    master: &'a MasterKey,
+    data: Arc<DataKeys>,
+}
+
+impl Ring<'_> {
+    /// The generation new containers are sealed under: the newest.
+    fn current(&self) -> u32 {
+        self.data
+            .keys
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_else(|| self.master.generation())
+    }
+}
+
+impl ContainerKeys for Ring<'_> {
+    fn container_key_at(&self, generation: u32, id: &ContainerId) -> Result<ObjectKey> {
+        if generation == self.master.generation() {
+            return Ok(self.master.container_key(id));
+        }
+        self.data
+            .keys
+            .get(&generation)
+            .map(|k| k.container_key(id))
+            .ok_or(Error::KeyUnavailable { generation })
+    }
+}
+
+/// One data key generation as `key status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyInfo {
+    /// Its generation (1: the master key's own derivation).
+    pub generation: u32,
+    /// Its public id.
+    pub key_id: String,
+    /// When it was created (`None` for generation 1).
+    pub created_ms: Option<i64>,
+    /// Containers sealed under it.
+    pub containers: u64,
+    /// Whether new containers are sealed under it.
+    pub current: bool,
 }
 
 /// Where garbage collection announces itself: `gc/<generation, 20 decimal
@@ -439,7 +503,9 @@ impl Repo {
             index: RwLock::new(Index::default()),
             pending: Mutex::new(IdSet::default()),
             gc_generation: AtomicU64::new(0),
+            data_keys: RwLock::new(Arc::new(DataKeys::default())),
         };
+        repo.load_data_keys()?;
         repo.load_index()?;
         Ok(repo)
     }
@@ -561,7 +627,8 @@ impl Repo {
             .reserve_exact(usize::try_from(estimate).unwrap_or(0));
         for (id, key) in objects {
             let parsed = self.blobs.get(&key).and_then(|b| IndexObject::parse(&b));
-            let obj = match parsed.and_then(|o| o.open(&self.master).map(|t| (o, t))) {
+            let ring = self.ring()?;
+            let obj = match parsed.and_then(|o| o.open(&ring).map(|t| (o, t))) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, "index object unreadable; reading the container's own table");
@@ -591,6 +658,7 @@ impl Repo {
                 }
             }
             indexed.insert(id);
+            idx.gens.insert(id, obj.generation);
             idx.load(id, &table);
         }
         for (id, key) in &data {
@@ -598,7 +666,8 @@ impl Repo {
                 continue;
             }
             match self.read_container_table(key) {
-                Ok((table, sealed_index)) => {
+                Ok((table, sealed_index, generation)) => {
+                    idx.gens.insert(*id, generation);
                     idx.load(*id, &table);
                     match self.blobs.put(&index_key(id), &sealed_index) {
                         Ok(()) | Err(Error::AlreadyExists { .. }) => {}
@@ -631,10 +700,13 @@ impl Repo {
             .unwrap_or(0))
     }
 
-    /// Loads the index again if a garbage collection ran (or was running,
-    /// or was killed) since it was loaded; call with the store lock held
-    /// shared, before deduplicating or reading. Returns whether it did.
+    /// Loads the data keys again (a rotation by another process), and the
+    /// index if a garbage collection ran (or was running, or was killed)
+    /// since it was loaded; call with the store lock held shared, before
+    /// deduplicating or reading. Returns whether the index was loaded.
     pub fn refresh(&self) -> Result<bool> {
+        // A rotation by another process: new containers go under its key.
+        self.load_data_keys()?;
         let loaded = self.gc_generation.load(Ordering::SeqCst);
         if loaded.is_multiple_of(2) && loaded == self.current_gc_generation()? {
             return Ok(false);
@@ -642,6 +714,148 @@ impl Repo {
         tracing::info!(store = %self.blobs.describe(), "garbage collection ran since the index was loaded: loading it again");
         self.load_index()?;
         Ok(true)
+    }
+
+    /// Loads the data keys (`datakeys/…`). One that does not open under the
+    /// master key is left out with a warning: containers sealed under it
+    /// report [`Error::KeyUnavailable`].
+    fn load_data_keys(&self) -> Result<()> {
+        let mut dk = DataKeys::default();
+        for key in self.blobs.list(DATA_KEY_PREFIX)? {
+            let bytes = self.blobs.get(&key)?;
+            match DataKey::unwrap(&bytes, &self.master, &self.config.store_id.0) {
+                Ok(k) if data_key_object(k.generation()) == key => {
+                    dk.keys.insert(k.generation(), k);
+                }
+                Ok(k) => {
+                    tracing::warn!(object = %key, generation = k.generation(), "data key filed under another generation's name; ignored")
+                }
+                Err(e) => {
+                    tracing::warn!(object = %key, error = %e, "data key does not open under the master key; ignored")
+                }
+            }
+        }
+        *self.data_keys.write().map_err(lock_err)? = Arc::new(dk);
+        Ok(())
+    }
+
+    fn ring(&self) -> Result<Ring<'_>> {
+        Ok(Ring {
+            master: &self.master,
+            data: self.data_keys.read().map_err(lock_err)?.clone(),
+        })
+    }
+
+    /// The key generation new containers are sealed under.
+    pub fn data_generation(&self) -> Result<u32> {
+        Ok(self.ring()?.current())
+    }
+
+    /// The key generation container `id` is sealed under.
+    pub fn container_generation(&self, id: &ContainerId) -> Result<u32> {
+        Ok(self
+            .index
+            .read()
+            .map_err(lock_err)?
+            .gens
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| self.master.generation()))
+    }
+
+    /// Every key generation: the master's own (1) and each data key, with
+    /// the containers sealed under it.
+    pub fn data_keys(&self) -> Result<Vec<DataKeyInfo>> {
+        let ring = self.ring()?;
+        let current = ring.current();
+        let mut counts: HashMap<u32, u64> = HashMap::new();
+        {
+            let idx = self.index.read().map_err(lock_err)?;
+            for c in idx.ids.iter().filter(|c| !idx.removed.contains(c)) {
+                let g = idx.gens.get(c).copied().unwrap_or(self.master.generation());
+                *counts.entry(g).or_default() += 1;
+            }
+        }
+        let mut out = vec![DataKeyInfo {
+            generation: self.master.generation(),
+            key_id: self.master.key_id(),
+            created_ms: None,
+            containers: counts.get(&self.master.generation()).copied().unwrap_or(0),
+            current: current == self.master.generation(),
+        }];
+        for (g, k) in &ring.data.keys {
+            out.push(DataKeyInfo {
+                generation: *g,
+                key_id: k.key_id(),
+                created_ms: Some(k.created_ms()),
+                containers: counts.get(g).copied().unwrap_or(0),
+                current: *g == current,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Starts a new data key generation: new containers are sealed under a
+    /// fresh random key from now on; older ones keep theirs. Returns it.
+    pub fn rotate_data_key(&self, now_ms: i64) -> Result<DataKeyInfo> {
+        self.load_data_keys()?;
+        let next = self.ring()?.current().max(self.master.generation()) + 1;
+        let key = DataKey::generate(next, now_ms)?;
+        self.blobs.put(
+            &data_key_object(next),
+            &key.wrap(&self.master, &self.config.store_id.0)?,
+        )?;
+        self.load_data_keys()?;
+        if self.ring()?.current() != next {
+            return Err(Error::Codec(format!(
+                "data key generation {next} was written but does not open"
+            )));
+        }
+        Ok(DataKeyInfo {
+            generation: next,
+            key_id: key.key_id(),
+            created_ms: Some(now_ms),
+            containers: 0,
+            current: true,
+        })
+    }
+
+    /// Destroys data key generation `generation` (crypto-shredding): its
+    /// wrapped copy is deleted, so nothing sealed under it can be read
+    /// again. Refused for the current generation, for the master key's own,
+    /// and while any container is sealed under it (garbage collection
+    /// re-encrypts or deletes them first). Returns the key's id.
+    pub fn destroy_data_key(&self, generation: u32) -> Result<String> {
+        let ring = self.ring()?;
+        let refuse = |why: String| {
+            Err(Error::Codec(format!(
+                "data key generation {generation}: {why}"
+            )))
+        };
+        if generation == self.master.generation() {
+            return refuse(
+                "it is the master key's own derivation; it goes only with the store".into(),
+            );
+        }
+        let Some(k) = ring.data.keys.get(&generation) else {
+            return Err(Error::KeyUnavailable { generation });
+        };
+        if generation == ring.current() {
+            return refuse("new data is sealed under it; rotate first".into());
+        }
+        let n = self
+            .data_keys()?
+            .iter()
+            .find(|d| d.generation == generation)
+            .map_or(0, |d| d.containers);
+        if n > 0 {
+            return refuse(format!("{n} container(s) are still sealed under it"));
+        }
+        let id = k.key_id();
+        drop(ring);
+        self.blobs.delete(&data_key_object(generation))?;
+        self.load_data_keys()?;
+        Ok(id)
     }
 
     /// Announces a garbage collection (the store lock held exclusive):
@@ -682,17 +896,17 @@ impl Repo {
 
     /// Reads a container's table from the container itself and rebuilds the
     /// index object that mirrors it.
-    fn read_container_table(&self, key: &str) -> Result<(Vec<TableEntry>, Vec<u8>)> {
+    fn read_container_table(&self, key: &str) -> Result<(Vec<TableEntry>, Vec<u8>, u32)> {
         let bytes = self.blobs.get(key)?;
         let (info, table) = self.open_container(&bytes)?;
-        let index = container::index_object_for(&self.master, &info, bytes.len() as u64, &table)?;
-        Ok((table, index))
+        let index = container::index_object_for(&self.ring()?, &info, bytes.len() as u64, &table)?;
+        Ok((table, index, info.generation))
     }
 
     /// Checks a whole container's structure and hash and opens its table.
     fn open_container(&self, bytes: &[u8]) -> Result<(ContainerInfo, Vec<TableEntry>)> {
         let info = container::check_container(bytes)?;
-        let table = container::open_table(&self.master, bytes, &info)?;
+        let table = container::open_table(&self.ring()?, bytes, &info)?;
         Ok((info, table))
     }
 
@@ -754,8 +968,10 @@ impl Repo {
     /// level is not part of the format, so one store holds containers of
     /// several levels and reads them all alike.
     pub fn new_container_at(&self, zstd_level: i32) -> Result<ContainerBuilder> {
-        ContainerBuilder::new(
-            &self.master,
+        let ring = self.ring()?;
+        ContainerBuilder::at_generation(
+            &ring,
+            ring.current(),
             &self.config.store_id,
             zstd_level.clamp(1, 19),
             DRAIN_AT + (1 << 16),
@@ -778,10 +994,11 @@ impl Repo {
             Ok(()) | Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
-        self.index
-            .write()
-            .map_err(lock_err)?
-            .add(sealed.id, &sealed.entries);
+        {
+            let mut idx = self.index.write().map_err(lock_err)?;
+            idx.gens.insert(sealed.id, sealed.generation);
+            idx.add(sealed.id, &sealed.entries);
+        }
         let mut pending = self.pending.lock().map_err(lock_err)?;
         for e in &sealed.entries {
             pending.remove(&e.id);
@@ -807,7 +1024,8 @@ impl Repo {
             loc.entry.offset,
             u64::from(loc.entry.stored_len),
         )?;
-        let key = self.master.container_key(&loc.container);
+        let generation = self.container_generation(&loc.container)?;
+        let key = self.ring()?.container_key_at(generation, &loc.container)?;
         let raw = container::open_record(&key, u64::from(loc.index), &loc.entry, &rec)?;
         if self.ids.id(&raw) != *id {
             return Err(Error::Corrupt {
@@ -855,8 +1073,9 @@ impl Repo {
         let table_ct = self
             .blobs
             .get_range(&key, info.table_offset, u64::from(info.table_len))?;
-        let table = container::open_table_parts(&self.master, &header, &table_ct, &info)?;
-        let ckey = self.master.container_key(id);
+        let ring = self.ring()?;
+        let table = container::open_table_parts(&ring, &header, &table_ct, &info)?;
+        let ckey = ring.container_key_at(info.generation, id)?;
         let mut problems = Vec::new();
         let mut r = self.blobs.reader(&key)?;
         let mut hasher = blake3::Hasher::new();

@@ -1076,6 +1076,10 @@ pub enum Call {
         /// (default 50).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         compact_below_pct: Option<u8>,
+        /// Re-encrypt what older key generations seal under the current
+        /// one, then destroy their keys.
+        #[serde(default)]
+        retire_old_keys: bool,
     },
     /// Deletes one snapshot by hand (a prune job), unless a retention lock
     /// or legal hold protects it.
@@ -1131,6 +1135,8 @@ pub enum Call {
     DisposalList,
     /// The store's keys: algorithm, ids, generations, history.
     KeyStatus,
+    /// Starts a new data key generation now: new data is sealed under it.
+    KeyRotate,
 }
 
 /// A secret in a request (a passphrase, a secret access key): serialised

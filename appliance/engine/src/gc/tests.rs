@@ -171,6 +171,7 @@ pub(crate) fn assert_restores(w: &World, repo: &Repo, id: &SnapshotId, expected:
 const DRY: GcOptions = GcOptions {
     compact_below: 0.5,
     dry_run: true,
+    retire_before: 0,
 };
 
 /// A collection of `w`'s store through `repo`, recording a job (unless a
@@ -549,7 +550,7 @@ proptest::proptest! {
                 held.retain(|(c, _)| c.id != v.id);
             }
             if day % 4 == 3 || day + 1 == days {
-                let r = run_gc(&w, &repo, GcOptions { compact_below: 0.9, dry_run: false }).unwrap();
+                let r = run_gc(&w, &repo, GcOptions { compact_below: 0.9, dry_run: false, retire_before: 0 }).unwrap();
                 proptest::prop_assert!(r.warnings.is_empty(), "{:?}", r.warnings);
                 let fresh = w.repo();
                 for (c, dir) in &held {

@@ -1577,15 +1577,22 @@ pub static ENTRIES: &[Entry] = &[
     entry!(
         &["gc"],
         &[],
-        &[flag(
-            "compact-below",
-            "PERCENT",
-            ArgKind::Free,
-            "compact containers less live than this (default 50)"
-        )],
+        &[
+            flag(
+                "compact-below",
+                "PERCENT",
+                ArgKind::Free,
+                "compact containers less live than this (default 50)"
+            ),
+            switch(
+                "retire-old-keys",
+                "re-encrypt data under older key generations, then destroy their keys"
+            )
+        ],
         "Queue a garbage collection: deletes what no snapshot references, compacts mostly dead containers.",
         |p, _| call(Call::Gc {
             compact_below_pct: p.parse_one::<u8>("compact-below")?,
+            retire_old_keys: p.has("retire-old-keys"),
         })
     ),
     entry!(
@@ -1685,6 +1692,13 @@ pub static ENTRIES: &[Entry] = &[
         &[],
         "The store's keys: algorithm, ids, generations, rotation history.",
         |_, _| call(Call::KeyStatus)
+    ),
+    entry!(
+        &["key", "rotate"],
+        &[],
+        &[],
+        "Start a new data key generation: new data is sealed under it from now on.",
+        |_, _| call(Call::KeyRotate)
     ),
     entry!(
         &["disposal", "list"],

@@ -253,6 +253,11 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
         Call::ClockShow | Call::ClockAccept => ok(clock(&typed(v)?)),
         Call::DisposalList => ok(disposals(&typed::<Vec<Disposal>>(v)?)),
         Call::KeyStatus => ok(key_status(&typed(v)?)),
+        Call::KeyRotate => ok(format!(
+            "data key generation {} ({}) seals new data from now on\n",
+            v.get("generation").and_then(Value::as_u64).unwrap_or(0),
+            v.get("key_id").and_then(Value::as_str).unwrap_or("?")
+        )),
         _ => ok(done(call)),
     })
 }
