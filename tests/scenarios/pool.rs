@@ -341,3 +341,65 @@ fn full_members_on_loop_mounted_ext4() {
     let r = env.run(&["verify"]);
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
 }
+
+/// A retention lock on a store on a pool: every shard of what the snapshot
+/// needs, on every member, carries the immutable attribute; root cannot
+/// delete one; a prune by hand is refused.
+#[test]
+fn a_locked_snapshot_is_immutable_on_every_member_of_a_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let disks = members(dir.path(), 3);
+    let store = dir.path().join("store");
+    let probe = Env {
+        dir: tempfile::tempdir().unwrap(),
+        store: store.clone(),
+    };
+    probe.ok(&args(
+        &["pool", "create", "--name", "locks", "--allow-same-device"],
+        &disks,
+    ));
+    let env = Env::init_with(
+        store.clone(),
+        tempfile::tempdir().unwrap(),
+        &[std::ffi::OsStr::new("--pool"), disks[0].as_os_str()],
+    );
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), noise(500_000, 3)).unwrap();
+    let id = env.backup("web", "full", &src, 0)["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = env.run(&["lock", "set", &id, "--until", "7d"]);
+    if !is_root() || r.stdout.contains("warning") {
+        skip("immutable attribute on pool members (needs root and ext4/xfs/btrfs)");
+        assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+    } else {
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let shard = first_data_shard(&disks[1]);
+        assert!(
+            fs::remove_file(&shard).is_err(),
+            "root deleted an immutable shard"
+        );
+        let attrs = std::process::Command::new("lsattr")
+            .arg(&shard)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&attrs.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .contains('i'),
+            "{}",
+            String::from_utf8_lossy(&attrs.stdout)
+        );
+    }
+    let r = env.run(&["prune", "--snapshot", &id]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("retention-locked"), "{}", r.stdout);
+    let _ = std::process::Command::new("chattr")
+        .args(["-R", "-i"])
+        .arg(dir.path())
+        .status();
+}

@@ -527,13 +527,7 @@ impl Repo {
     /// store). Returns the new key file's name.
     pub fn rewrap(&self, pass: &Passphrase, kdf: coffer_keys::KdfParams) -> Result<String> {
         let old = self.key_files()?;
-        let next = old
-            .iter()
-            .filter_map(|k| k.strip_prefix("keys/")?.parse::<u32>().ok())
-            .max()
-            .unwrap_or(0)
-            + 1;
-        let key = key_file_key(next);
+        let key = key_file_key(next_slot(&old));
         let sealed = self.master.seal(pass, kdf)?;
         let back = MasterKey::unseal(&sealed, pass)?;
         if back.key_id() != self.master.key_id() {
@@ -568,14 +562,7 @@ impl Repo {
     /// Writes another key file: the master key sealed under `pass` (after
     /// an escrow import). Returns its name.
     pub fn add_key_file(&self, pass: &Passphrase, kdf: coffer_keys::KdfParams) -> Result<String> {
-        let next = self
-            .key_files()?
-            .iter()
-            .filter_map(|k| k.strip_prefix("keys/")?.parse::<u32>().ok())
-            .max()
-            .unwrap_or(0)
-            + 1;
-        let key = key_file_key(next);
+        let key = key_file_key(next_slot(&self.key_files()?));
         self.blobs.put(&key, &self.master.seal(pass, kdf)?)?;
         Ok(key)
     }
@@ -1259,6 +1246,16 @@ fn list_index(blobs: &dyn BlobStore) -> Result<Vec<(ContainerId, String)>> {
         .into_iter()
         .filter_map(|k| Some((k.strip_prefix("index/")?.parse().ok()?, k)))
         .collect())
+}
+
+/// The next free key file slot after `files` (`keys/…` names).
+fn next_slot(files: &[String]) -> u32 {
+    files
+        .iter()
+        .filter_map(|k| k.strip_prefix("keys/")?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1
 }
 
 fn key_file_key(generation: u32) -> String {

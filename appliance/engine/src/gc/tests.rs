@@ -562,3 +562,75 @@ proptest::proptest! {
         proptest::prop_assert!(held.len() >= 4 && held.len() <= 10, "{}", held.len());
     }
 }
+
+/// A prune killed at each of its removals (the store refusing every change
+/// from then on), and one killed between a snapshot's record and its
+/// catalog row: a rerun removes exactly what the policy removes, and the
+/// kept snapshot restores.
+#[test]
+fn a_prune_killed_midway_is_finished_by_a_rerun() {
+    use crate::prune::{PruneOrder, plan_order, prune};
+    let policy = coffer_types::api::Retention {
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    for n in 0..4 {
+        let w = World::new();
+        let repo = w.repo();
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            write_files(&w.src(), i * 10, 2);
+            ids.push(w.backup(&repo));
+        }
+        let kept = *ids.last().unwrap();
+        let order = PruneOrder {
+            policy: Some(policy.clone()),
+            ..Default::default()
+        };
+        let now = crate::now_ms();
+        let dying = Arc::new(Dying {
+            inner: DirStore::new(w.store()),
+            left: std::sync::atomic::AtomicI64::new(i64::MAX),
+        });
+        let doomed = Repo::open(dying.clone(), &pass()).unwrap();
+        dying.left.store(n, std::sync::atomic::Ordering::SeqCst);
+        let cat = w.catalog();
+        let plans = plan_order(&cat, &order, now, true).unwrap();
+        let r = prune(
+            &doomed,
+            &cat,
+            &plans,
+            now,
+            &actor(),
+            &Progress::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.removed.len() as i64, n.min(3), "killed at removal {n}");
+        assert_eq!(r.warnings.len() as i64, 3 - n.min(3), "{:?}", r.warnings);
+        // Killed between a record and its row: the row outlives the record.
+        if let Some(orphan) = ids
+            .iter()
+            .find(|id| cat.resolve_snapshot(&id.to_hex()).is_ok() && **id != kept)
+        {
+            repo.delete_snapshot(orphan).unwrap();
+        }
+        let fresh = w.repo();
+        let plans = plan_order(&cat, &order, now, true).unwrap();
+        let r = prune(
+            &fresh,
+            &cat,
+            &plans,
+            now,
+            &actor(),
+            &Progress::default(),
+            None,
+        )
+        .unwrap();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        let left: Vec<SnapshotId> = cat.snapshots(None).unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(left, vec![kept]);
+        assert_eq!(fresh.snapshot_ids().unwrap(), vec![kept]);
+        assert_restores(&w, &fresh, &kept, &w.src());
+    }
+}

@@ -846,7 +846,7 @@ const ASSET_ADD_FLAGS: &[Flag] = &[
 ];
 
 /// The retention flags (`retention set`; `profile add|edit` take them too).
-const RETENTION_FLAGS: &[Flag] = &[
+const RETENTION_FLAGS: [Flag; 8] = [
     flag(
         "keep-last",
         "N",
@@ -897,7 +897,8 @@ const RETENTION_FLAGS: &[Flag] = &[
     ),
 ];
 
-const PROFILE_FLAGS: &[Flag] = &[
+/// The profile's other flags (schedules, target, replication, retries).
+const PROFILE_OWN_FLAGS: [Flag; 9] = [
     flag(
         "full",
         "EXPR",
@@ -915,54 +916,6 @@ const PROFILE_FLAGS: &[Flag] = &[
         "EXPR",
         ArgKind::Free,
         "calendar expression for incremental backups",
-    ),
-    flag(
-        "keep-last",
-        "N",
-        ArgKind::Free,
-        "keep the newest N snapshots ('none' removes)",
-    ),
-    flag(
-        "keep-daily",
-        "N",
-        ArgKind::Free,
-        "keep one a day for N days",
-    ),
-    flag(
-        "keep-weekly",
-        "N",
-        ArgKind::Free,
-        "keep one a week for N weeks",
-    ),
-    flag(
-        "keep-monthly",
-        "N",
-        ArgKind::Free,
-        "keep one a month for N months",
-    ),
-    flag(
-        "keep-yearly",
-        "N",
-        ArgKind::Free,
-        "keep one a year for N years",
-    ),
-    flag(
-        "keep-within",
-        "DURATION",
-        ArgKind::Free,
-        "keep everything younger than this",
-    ),
-    flag(
-        "keep-hourly",
-        "N",
-        ArgKind::Free,
-        "keep one an hour for N hours",
-    ),
-    flag(
-        "lock-for",
-        "DURATION",
-        ArgKind::Free,
-        "lock each new snapshot this long (a retention lock nobody can lift)",
     ),
     flag(
         "target",
@@ -1001,6 +954,24 @@ const PROFILE_FLAGS: &[Flag] = &[
         "wait before the first retry, doubled for each further one (default 5m)",
     ),
 ];
+
+/// Every flag of `profile add|edit`: its own and the retention flags.
+const PROFILE_FLAGS: &[Flag] = &join::<9, 8, 17>(PROFILE_OWN_FLAGS, RETENTION_FLAGS);
+
+/// Two flag lists as one, at compile time.
+const fn join<const A: usize, const B: usize, const N: usize>(
+    a: [Flag; A],
+    b: [Flag; B],
+) -> [Flag; N] {
+    assert!(A > 0 && A + B == N);
+    let mut out = [a[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < A { a[i] } else { b[i - A] };
+        i += 1;
+    }
+    out
+}
 
 /// The command groups, in the order `help` lists them.
 pub static GROUPS: &[Group] = &[
@@ -1543,7 +1514,7 @@ pub static ENTRIES: &[Entry] = &[
     entry!(
         &["retention", "set"],
         &[arg("PROFILE", ArgKind::Profile)],
-        RETENTION_FLAGS,
+        &RETENTION_FLAGS,
         "Set a profile's retention (shortening it needs retention.shorten and fresh MFA).",
         |p, _| {
             let edit = ProfileEdit::from_parsed(p)?;
