@@ -45,13 +45,24 @@ fn from_auth(e: coffer_auth::Error) -> ApiError {
 }
 
 /// Brings the immutable attribute in line after a lock or hold changed,
-/// under the shared store lock.
+/// under the shared store lock. While a collection holds the store, it is
+/// left to the next prune or gc (which apply it first); the lock or hold
+/// itself already holds (catalog, plan, prune).
 fn apply_immutability(
     inner: &crate::Inner,
     cat: &Catalog,
     trusted: i64,
 ) -> ApiResult<coffer_engine::protect::ImmutabilityReport> {
-    let _l = coffer_engine::lock::StoreLock::shared(cat).map_err(|e| internal(e.to_string()))?;
+    let Some(_l) =
+        coffer_engine::lock::StoreLock::try_shared(cat).map_err(|e| internal(e.to_string()))?
+    else {
+        return Ok(coffer_engine::protect::ImmutabilityReport {
+            warnings: vec![
+                "a garbage collection is running: the immutable attribute is applied by the next prune or gc".into(),
+            ],
+            ..Default::default()
+        });
+    };
     coffer_engine::protect::apply_immutability(
         &inner.repo,
         cat,
@@ -312,6 +323,35 @@ fn dispatch(inner: &Inner, req: Request, peer_uid: Option<u32>) -> ApiResult<Val
 /// (fresh-MFA) permissions too, and one that changes its remotes needs
 /// `remote.manage`.
 fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
+    match call {
+        // Retiring old keys destroys them (crypto-shredding).
+        Call::Gc {
+            retire_old_keys: true,
+            ..
+        } => return vec![Permission::KeyDestroy],
+        // Moving an asset to a profile that keeps less (or locks less)
+        // shortens its retention as surely as editing the profile.
+        Call::AssetUpdate { asset } => {
+            let retention_of = |profile: Option<&str>| {
+                profile
+                    .and_then(|p| cat.profile(p).ok())
+                    .map(|p| p.retention)
+            };
+            let Ok(old) = cat.asset(&asset.name) else {
+                return Vec::new();
+            };
+            return match (
+                retention_of(old.asset.profile.as_deref()),
+                retention_of(asset.profile.as_deref()),
+            ) {
+                (Some(o), Some(n)) if retention_shortened(&o, &n) => {
+                    vec![Permission::RetentionShorten]
+                }
+                _ => Vec::new(),
+            };
+        }
+        _ => {}
+    }
     let Call::ProfileUpdate { profile } = call else {
         return Vec::new();
     };

@@ -443,7 +443,7 @@ fn execute_backup(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog)
                 s.warnings
             ));
             shared.clear_alert("job-failed", name, inner.now_ms())?;
-            if let Err(e) = crate::maintenance::after_backup(inner, &shared, name) {
+            if let Err(e) = crate::maintenance::after_backup(inner, &shared, name, &o.snapshot.id) {
                 log.warn(&format!(
                     "retention was not applied after the backup: {e:#}"
                 ));

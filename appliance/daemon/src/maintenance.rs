@@ -131,14 +131,21 @@ pub(crate) fn enqueue_gc(
     )
 }
 
-/// After a good backup of `asset`: its policy's locks, and a prune when
-/// its profile has retention rules.
-pub(crate) fn after_backup(inner: &Inner, cat: &Catalog, asset: &str) -> Result<()> {
+/// After a good backup of `asset` (snapshot `snapshot`): its lock by
+/// policy, from the trusted time, and a prune when its profile has
+/// retention rules.
+pub(crate) fn after_backup(
+    inner: &Inner,
+    cat: &Catalog,
+    asset: &str,
+    snapshot: &SnapshotId,
+) -> Result<()> {
     let policies = coffer_engine::prune::register_policies(cat)?;
     let Some(r) = policies.get(asset) else {
         return Ok(());
     };
     let trusted = inner.observe_clock(cat)?.trusted_ms;
+    coffer_engine::protect::lock_new_snapshot(cat, &policies, snapshot, asset, trusted)?;
     coffer_engine::protect::locks_by_policy(cat, &policies, trusted, true)?;
     if coffer_engine::retention::has_rules(r) || r.lock_for.is_some() {
         enqueue_prune(
@@ -166,7 +173,8 @@ pub(crate) fn execute(
     };
     // Its own connection: the work must not hold the API's lock.
     let cat = Catalog::open(&inner.catalog_path)?;
-    let trusted = inner.observe_clock(&cat)?.trusted_ms;
+    let observed = inner.observe_clock(&cat)?;
+    let trusted = observed.trusted_ms;
     let source = p.view.source.unwrap_or(Source::System);
     let target = r.asset.clone().unwrap_or_else(|| "store".into());
     let (result, detail) = match r.kind {
@@ -194,6 +202,7 @@ pub(crate) fn execute(
                     "snapshots named by hand".to_string()
                 }
             ));
+            coffer_engine::protect::check_prune_clock(&observed)?;
             let plans = coffer_engine::prune::plan_order(&cat, &order, trusted, true)?;
             match coffer_engine::prune::prune(
                 &inner.repo,

@@ -176,8 +176,15 @@ fn replications(
 /// and clears it once that is no longer so; then the profiles' replication
 /// calendars are checked.
 fn monitor(inner: &Inner, cat: &Catalog, now: i64) -> Result<()> {
-    inner.observe_clock(cat)?;
-    rotate_keys(inner, cat, now)?;
+    // Neither may stop the monitors below (alerts, replication).
+    if let Err(e) = inner.observe_clock(cat) {
+        tracing::error!(error = %format!("{e:#}"), "could not observe the clocks");
+    }
+    if let Err(e) = rotate_keys(inner, cat, now) {
+        let msg = format!("the scheduled data key rotation failed: {e:#}");
+        tracing::error!("{msg}");
+        inner.system_alert(cat, "key-rotation", "store", &msg, now)?;
+    }
     let register = cat.register()?;
     let assets: Vec<_> = register.iter().map(|r| r.asset.clone()).collect();
     let profiles = cat.profiles()?;

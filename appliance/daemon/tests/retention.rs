@@ -101,6 +101,19 @@ fn locks_holds_and_the_trusted_clock_protect_snapshots_through_the_daemon() {
     );
     assert!(m.contains("not in the future"), "{m}");
 
+    // Moving the asset to a profile that keeps less is shortening its
+    // retention: fresh MFA.
+    let mut weak = profile("weak", "Sun 03:00");
+    weak["retention"] = json!({ "keep_last": 0 });
+    admin.ok("profile_add", json!({ "profile": weak }));
+    d.clock.advance(20 * MINUTE);
+    let m = admin.fails(
+        "asset_update",
+        json!({"asset": asset("web", &src, Some("weak"))}),
+        "fresh_mfa_required",
+    );
+    assert!(m.contains("retention.shorten"), "{m}");
+
     // The next backup's prune keeps it (keep-last 1 alone would not).
     std::fs::remove_file(src.join("only-first.bin")).unwrap();
     let second = backup(&mut admin, "web");
@@ -248,6 +261,10 @@ fn locks_holds_and_the_trusted_clock_protect_snapshots_through_the_daemon() {
     assert!(audit_has(&mut admin, "key.rotate", "ok"));
     // Retiring old keys re-encrypts generations 1 and 2 under 3 and
     // destroys generation 2's key, with a certificate naming it.
+    d.clock.advance(20 * MINUTE);
+    let m = admin.fails("gc", json!({"retire_old_keys": true}), "fresh_mfa_required");
+    assert!(m.contains("key.destroy"), "{m}");
+    fresh(&d, &mut admin, &secret);
     let j = admin.ok("gc", json!({"retire_old_keys": true}));
     let done = wait_job(&mut admin, &j["job"]);
     assert_eq!(done["status"], json!("success"), "{done}");

@@ -157,7 +157,13 @@ pub fn gc(
     } else {
         StoreLock::exclusive(catalog)?
     };
-    repo.refresh()?;
+    if opts.dry_run {
+        repo.refresh()?;
+    } else {
+        // Every container any process committed, and every data key: what
+        // is counted before a key is destroyed must be complete.
+        repo.reload()?;
+    }
     let job = if opts.dry_run {
         None
     } else {
@@ -315,10 +321,13 @@ fn collect(
         let u = &usage[c];
         report.live_bytes += u.live;
         report.dead_bytes += u.total - u.live;
-        if u.live == 0 {
+        if pinned.contains(c) {
+            // Immutable: a protected snapshot needs it as it is (even when
+            // its table could not be read and it looks dead).
+        } else if u.live == 0 {
             // Missing or damaged containers too: nothing needs them.
             report.delete.push(*c);
-        } else if bad.contains_key(c) && !pinned.contains(c) {
+        } else if bad.contains_key(c) {
             // Damaged (or missing): deleted once every chunk anything
             // needs from it has a sound copy elsewhere.
             let mut redundant = true;
@@ -328,8 +337,6 @@ fn collect(
             if redundant {
                 report.delete.push(*c);
             }
-        } else if pinned.contains(c) {
-            // Immutable: a protected snapshot needs it as it is.
         } else if retiring(repo, c, opts, current)? {
             // Its key generation is being retired: re-encrypted whole.
             report.compact.push(*c);

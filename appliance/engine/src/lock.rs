@@ -38,6 +38,31 @@ impl StoreLock {
         StoreLock::take(&lock_path(catalog), false)
     }
 
+    /// Takes the lock shared if no collection holds it; `None` without
+    /// waiting otherwise (the daemon's API must not block on a gc).
+    pub fn try_shared(catalog: &Catalog) -> Result<Option<StoreLock>> {
+        let path = lock_path(catalog);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| Error::Io {
+                op: "opening the store lock",
+                path: path.display().to_string(),
+                error,
+            })?;
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(l) => Ok(Some(StoreLock { _lock: l })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::Io {
+                op: "locking the store",
+                path: path.display().to_string(),
+                error: e.into(),
+            }),
+        }
+    }
+
     /// Takes the lock exclusive (gc), waiting for every job that
     /// holds it shared to finish.
     pub fn exclusive(catalog: &Catalog) -> Result<StoreLock> {

@@ -37,8 +37,9 @@ pub const CLOCK_TOLERANCE_MS: i64 = 120_000;
 
 /// After a reboot the boot-time clock starts again; the wall clock may
 /// have moved this much while the appliance was off without counting as a
-/// jump.
-pub const REBOOT_GRACE_MS: i64 = 3_600_000;
+/// jump (a longer power-off raises the alert, and a security officer
+/// accepts the time).
+pub const REBOOT_GRACE_MS: i64 = 15 * 60_000;
 
 /// A wall clock that disagrees with the trusted clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +130,14 @@ pub fn observe(
         (0, REBOOT_GRACE_MS)
     };
     let bound = p.trusted_ms.saturating_add(allowed);
+    // Within a boot the trusted clock runs by the boot-time clock alone:
+    // a wall clock a little ahead at every observation must not add up.
+    // Across a reboot it takes the wall clock's time once, within the grace.
+    let settled = if same_boot {
+        p.trusted_ms.saturating_add(known)
+    } else {
+        p.trusted_ms.max(wall_ms.min(bound))
+    };
     if wall_ms > bound.saturating_add(CLOCK_TOLERANCE_MS) {
         let trusted = p.trusted_ms.saturating_add(known);
         return (
@@ -147,7 +156,7 @@ pub fn observe(
             }),
         );
     }
-    (record(p.trusted_ms.max(wall_ms)), None)
+    (record(settled), None)
 }
 
 /// What an observation found.
@@ -249,6 +258,46 @@ pub fn locks_by_policy(
     Ok(out)
 }
 
+/// Locks a snapshot just made, when its asset's retention has `lock_for`:
+/// from the trusted time now (not the snapshot's wall-clock stamp, which a
+/// clock set back makes old). Returns the lock's end.
+pub fn lock_new_snapshot(
+    catalog: &Catalog,
+    policies: &std::collections::HashMap<String, Retention>,
+    id: &SnapshotId,
+    asset: &str,
+    trusted_ms: i64,
+) -> Result<Option<i64>> {
+    let Some(lock_for) = policies.get(asset).and_then(|r| r.lock_for) else {
+        return Ok(None);
+    };
+    if catalog.lock_of(id)?.is_some() {
+        return Ok(None);
+    }
+    let secs = i64::try_from(lock_for.0).unwrap_or(i64::MAX);
+    let until = trusted_ms.saturating_add(secs.saturating_mul(1000));
+    catalog.set_lock(
+        id,
+        until,
+        "policy",
+        trusted_ms,
+        &format!("the asset's retention locks each snapshot for {lock_for}"),
+    )?;
+    Ok(Some(until))
+}
+
+/// Refuses to prune while the wall clock is behind the trusted clock:
+/// snapshots stamped by a clock set back look older than they are, and
+/// `keep_within` or a period rule could remove them.
+pub fn check_prune_clock(o: &Observation) -> Result<()> {
+    match o.jump {
+        Some(j @ ClockJump::Back { .. }) => Err(crate::Error::Invalid(format!(
+            "prune waits until the clock is corrected: {j}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What [`apply_immutability`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImmutabilityReport {
@@ -292,7 +341,21 @@ pub fn apply_immutability(
     for c in &containers {
         desired.insert(data_key(c));
         desired.insert(index_key(c));
+        // The data key its data is sealed under, too.
+        let g = repo.container_generation(c)?;
+        if g >= 2 && g != u32::MAX {
+            desired.insert(coffer_store::data_key_object(g));
+        }
     }
+    // A container whose table cannot be read is never released: what
+    // needs it is unknown.
+    let unreadable = repo.bad_containers()?;
+    let unknown = |key: &str| {
+        key.rsplit('/')
+            .next()
+            .and_then(|id| id.parse::<ContainerId>().ok())
+            .is_some_and(|c| unreadable.contains_key(&c))
+    };
     let current = catalog.immutable_objects()?;
     let mut report = ImmutabilityReport {
         snapshots: protected.len() as u64,
@@ -315,7 +378,10 @@ pub fn apply_immutability(
             }
         }
     }
-    let mut drop: Vec<&String> = current.difference(&desired).collect();
+    let mut drop: Vec<&String> = current
+        .difference(&desired)
+        .filter(|k| !unknown(k))
+        .collect();
     drop.sort();
     for key in drop {
         match repo.blobs().retention_lock(key, false) {

@@ -193,9 +193,9 @@ pub fn prune(
     };
     let mut report = PruneReport::default();
     let mut result = Ok(());
-    // Checked again here, whatever the plan says: a lock or hold set since
-    // the plan was made, or a plan made by hand (`snapshot delete`).
-    let protections = catalog.protections(trusted_ms)?;
+    // Protection is checked again right before each removal, whatever the
+    // plan says: a lock or hold set since the plan was made (or while this
+    // prune runs), or a plan made by hand (`snapshot delete`).
     // First the immutable attribute: off where locks ended (so those
     // snapshots can go now, and gc can take what they alone needed), on
     // for new locks (by policy, by hand).
@@ -218,7 +218,7 @@ pub fn prune(
                 result = Err(Error::Stopped(s));
                 break 'plans;
             }
-            if let Some(why) = protections.refusal(&v.id, &plan.asset) {
+            if let Some(why) = catalog.protections(trusted_ms)?.refusal(&v.id, &plan.asset) {
                 report.refused.push(why);
                 continue;
             }

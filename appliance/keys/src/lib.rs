@@ -395,23 +395,42 @@ impl MasterKey {
     /// The escrow copy of this key for `store` (16 bytes): a printable paper
     /// key, see [`parse_paper_key`]. Whoever holds it holds the store's data.
     pub fn paper_key(&self, store: &[u8; 16]) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::new());
-        out.push_str(magic::PAPER_KEY_V1);
-        out.push('\n');
-        out.push_str(&format!("store {}\n", hex::encode(store)));
-        out.push_str(&format!("key id {}\n", self.key_id()));
-        out.push_str(&format!("generation {}\n", self.generation));
+        use std::fmt::Write;
+        // Written straight into the zeroized buffer: no copy of the key's
+        // digits is left in a temporary string.
+        let mut out = Zeroizing::new(String::with_capacity(512));
+        let _ = writeln!(out, "{}", magic::PAPER_KEY_V1);
+        let _ = writeln!(out, "store {}", hex::encode(store));
+        let _ = writeln!(out, "key id {}", self.key_id());
+        let _ = writeln!(out, "generation {}", self.generation);
         for (i, part) in self.secret.chunks(8).enumerate() {
             let line = i as u8 + 1;
-            let groups: Vec<String> = part.chunks(2).map(hex::encode).collect();
-            out.push_str(&format!(
-                "{line}: {}  {}\n",
-                groups.join(" "),
-                paper_line_check(line, part)
-            ));
+            let _ = write!(out, "{line}:");
+            for pair in part.chunks(2) {
+                let _ = write!(out, " ");
+                for b in pair {
+                    let _ = write!(out, "{b:02x}");
+                }
+            }
+            let _ = writeln!(out, "  {}", paper_line_check(line, part));
         }
+        let _ = writeln!(
+            out,
+            "check {}",
+            paper_check(store, self.generation, &self.secret)
+        );
         out
     }
+}
+
+/// The final check: BLAKE3 over the store id, the generation and the key,
+/// so a mistyped store or generation line is caught too.
+fn paper_check(store: &[u8; 16], generation: u32, secret: &[u8; 32]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(store);
+    h.update(&generation.to_le_bytes());
+    h.update(secret);
+    hex::encode(&h.finalize().as_bytes()[..4])
 }
 
 fn paper_line_check(line: u8, bytes: &[u8]) -> String {
@@ -437,11 +456,15 @@ pub fn parse_paper_key(text: &str) -> Result<([u8; 16], MasterKey)> {
         )));
     }
     let mut store = None;
+    let mut check = None;
     let mut key_id = None;
     let mut generation = None;
     let mut secret = Zeroizing::new([0u8; 32]);
     let mut seen = [false; 4];
-    for l in lines {
+    for line in lines {
+        // Keywords and hex digits in either case (the copy is wiped).
+        let lower = Zeroizing::new(line.to_ascii_lowercase());
+        let l: &str = &lower;
         if let Some(v) = l.strip_prefix("store ") {
             let b = hex::decode(v.trim()).map_err(|e| bad(format!("store id: {e}")))?;
             store = Some(
@@ -450,6 +473,8 @@ pub fn parse_paper_key(text: &str) -> Result<([u8; 16], MasterKey)> {
             );
         } else if let Some(v) = l.strip_prefix("key id ") {
             key_id = Some(v.trim().to_ascii_lowercase());
+        } else if let Some(v) = l.strip_prefix("check ") {
+            check = Some(v.trim().to_ascii_lowercase());
         } else if let Some(v) = l.strip_prefix("generation ") {
             generation = Some(
                 v.trim()
@@ -468,9 +493,10 @@ pub fn parse_paper_key(text: &str) -> Result<([u8; 16], MasterKey)> {
             let check = words
                 .pop()
                 .ok_or_else(|| bad(format!("line {n} is empty")))?;
-            let digits: String = words.concat();
+            let digits = Zeroizing::new(words.concat());
             let bytes = Zeroizing::new(
-                hex::decode(&digits).map_err(|_| bad(format!("line {n}: not hex digits")))?,
+                hex::decode(digits.as_bytes())
+                    .map_err(|_| bad(format!("line {n}: not hex digits")))?,
             );
             if bytes.len() != 8 {
                 return Err(bad(format!(
@@ -499,12 +525,21 @@ pub fn parse_paper_key(text: &str) -> Result<([u8; 16], MasterKey)> {
         generation: generation.ok_or_else(|| bad("the generation line is missing".into()))?,
     };
     match key_id {
-        Some(id) if id == key.key_id() => Ok((store, key)),
+        Some(id) if id == key.key_id() => {}
+        Some(_) => {
+            return Err(bad(
+                "the key id does not match the key lines: they belong to another key, or are mistyped"
+                    .into(),
+            ));
+        }
+        None => return Err(bad("the key id line is missing".into())),
+    }
+    match check {
+        Some(c) if c == paper_check(&store, key.generation, &key.secret) => Ok((store, key)),
         Some(_) => Err(bad(
-            "the key id does not match the key lines: they belong to another key, or are mistyped"
-                .into(),
+            "the final check does not match: the store or generation line is mistyped".into(),
         )),
-        None => Err(bad("the key id line is missing".into())),
+        None => Err(bad("the check line is missing".into())),
     }
 }
 
@@ -1267,6 +1302,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("key id does not match"), "{e}");
+        let e = parse_paper_key(&paper.replace("generation 1", "generation 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store or generation line is mistyped"), "{e}");
+        let e = parse_paper_key(&paper.replace("store 07", "store 08"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store or generation line is mistyped"), "{e}");
     }
 
     /// The paper key format (docs/formats/paper-key.md) is frozen: a known

@@ -171,12 +171,12 @@ fn fetch(
 /// Chunk id → container, from every index copy in `blobs`.
 fn chunk_map(
     blobs: &dyn BlobStore,
-    master: &coffer_keys::MasterKey,
+    keys: &Repo,
 ) -> Result<HashMap<coffer_types::ChunkId, coffer_types::ContainerId>> {
     let mut map = HashMap::new();
     for k in blobs.list("index/")? {
-        let obj = coffer_store::container::IndexObject::parse(&blobs.get(&k)?)?;
-        for e in obj.open(master)? {
+        let (obj, table) = keys.open_index_object(&blobs.get(&k)?)?;
+        for e in table {
             map.insert(e.id, obj.id);
         }
     }
@@ -282,7 +282,12 @@ pub fn restore(
         })?;
         let staging: Arc<dyn BlobStore> = Arc::new(DirStore::new(&req.staging));
         staging.put("config", &repo.blobs().get("config")?)?;
-        for k in repo.blobs().list("keys/")? {
+        for k in repo
+            .blobs()
+            .list("keys/")?
+            .into_iter()
+            .chain(repo.blobs().list("datakeys/")?)
+        {
             staging.put(&k, &repo.blobs().get(&k)?)?;
         }
         let objects = catalog.tape_objects(&set.id)?;
@@ -310,7 +315,7 @@ pub fn restore(
         let rec = stage.load_snapshot(&snap)?;
         // Chunk → container from the index copies: the staging store lacks
         // most containers, so its own index treats them as missing.
-        let chunks = chunk_map(staging.as_ref(), repo.master())?;
+        let chunks = chunk_map(staging.as_ref(), &stage)?;
         let by_key: BTreeMap<&str, &TapeObject> =
             objects.iter().map(|o| (o.key.as_str(), o)).collect();
         let wanted =

@@ -258,11 +258,15 @@ pub fn label(
 }
 
 /// Whether a key read from tape may go into a store: a container, its
-/// index copy or a snapshot record (config and key files come only from
-/// the media-set label, never from archive contents).
+/// index copy, a snapshot record or a data key (wrapped by the master key:
+/// one that does not open under it is ignored). Config and key files come
+/// only from the media-set label, never from archive contents.
 pub fn storable_key(key: &str) -> bool {
     coffer_store::check_key(key).is_ok()
-        && (key.starts_with("data/") || key.starts_with("index/") || key.starts_with("snapshots/"))
+        && (key.starts_with("data/")
+            || key.starts_with("index/")
+            || key.starts_with("snapshots/")
+            || key.starts_with("datakeys/"))
 }
 
 fn check_pool(pool: &str) -> Result<()> {
@@ -376,10 +380,20 @@ pub fn objects_for(repo: &Repo, snapshots: &[SnapshotId]) -> Result<Vec<String>>
         let rec = repo.load_snapshot(id)?;
         containers.extend(snapshot_containers(repo, &rec)?);
     }
-    let mut keys: Vec<String> = containers
-        .iter()
-        .map(coffer_store::container::index_key)
+    // The data keys (generation 2 on) the containers are sealed under,
+    // first: a new machine needs them to read anything after them.
+    let mut generations = BTreeSet::new();
+    for c in &containers {
+        let g = repo.container_generation(c)?;
+        if g >= 2 && g != u32::MAX {
+            generations.insert(g);
+        }
+    }
+    let mut keys: Vec<String> = generations
+        .into_iter()
+        .map(coffer_store::data_key_object)
         .collect();
+    keys.extend(containers.iter().map(coffer_store::container::index_key));
     keys.extend(containers.iter().map(coffer_store::container::data_key));
     keys.extend(snapshots.iter().map(coffer_store::snapshot::record_key));
     Ok(keys)

@@ -14,7 +14,14 @@ use crate::wire::Have;
 /// The key prefixes a store's objects live under, in the order they are
 /// sent (snapshot records last: a replica never names a container it does
 /// not hold).
-pub const PREFIXES: [&str; 5] = ["config", "keys/", "data/", "index/", "snapshots/"];
+pub const PREFIXES: [&str; 6] = [
+    "config",
+    "keys/",
+    "datakeys/",
+    "data/",
+    "index/",
+    "snapshots/",
+];
 
 /// Whether `key` is one a store can have: one of [`PREFIXES`], then path
 /// components of `[0-9A-Za-z._-]` that are not `.` or `..`. Anything else

@@ -133,6 +133,9 @@ fn a_second_push_sends_only_the_new_objects() {
     w.session(plain).0.unwrap();
     let before: std::collections::HashSet<String> =
         w.objects().into_iter().map(|(k, _)| k).collect();
+    // New data under a rotated data key: the key object travels too, and
+    // the copy restores with the passphrase alone.
+    w.repo.rotate_data_key(1).unwrap();
     std::fs::write(w.src.join("blob0"), noise(99, 300_000)).unwrap();
     w.backup(Level::Incremental);
     let new: Vec<(String, u64)> = w
@@ -146,6 +149,7 @@ fn a_second_push_sends_only_the_new_objects() {
     assert_eq!(p.skipped, before.len() as u64);
     assert_eq!(p.bytes_sent, new.iter().map(|(_, s)| s).sum::<u64>());
     assert_eq!(p.verified, p.sent);
+    assert!(w.replica_dir().join("datakeys/00000002").exists());
     restore_from_replica(&w);
 }
 

@@ -751,6 +751,21 @@ fn run(cli: Cli) -> Result<u8> {
             let out = coffer_engine::backup(&repo, &d.catalog, &req, &d.actor, &progress);
             drop(spinner);
             let out = out?;
+            // Its lock by policy, from the trusted time.
+            let policies = coffer_engine::prune::register_policies(&d.catalog)?;
+            if policies
+                .get(&out.snapshot.asset)
+                .is_some_and(|r| r.lock_for.is_some())
+            {
+                let trusted = crate::protect_cmd::trusted_now(&d)?;
+                coffer_engine::protect::lock_new_snapshot(
+                    &d.catalog,
+                    &policies,
+                    &out.snapshot.id,
+                    &out.snapshot.asset,
+                    trusted,
+                )?;
+            }
             let s = &out.snapshot.stats;
             if cli.json {
                 print_json(&serde_json::json!({
@@ -958,7 +973,11 @@ fn run(cli: Cli) -> Result<u8> {
             keep,
         } => {
             let d = Direct::open(&store_dir(&cli)?)?;
-            let trusted = crate::protect_cmd::trusted_now(&d)?;
+            let observed = crate::protect_cmd::observe(&d)?;
+            if !*dry_run {
+                coffer_engine::protect::check_prune_clock(&observed)?;
+            }
+            let trusted = observed.trusted_ms;
             let mut order = coffer_engine::prune::PruneOrder {
                 asset: asset.clone(),
                 policy: keep.policy(),

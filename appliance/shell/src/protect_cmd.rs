@@ -125,6 +125,11 @@ fn new_passphrase(file: Option<&Path>) -> Result<Passphrase> {
 /// The trusted time for direct mode, warning on standard error when the
 /// clocks disagree.
 pub fn trusted_now(d: &Direct) -> Result<i64> {
+    Ok(observe(d)?.trusted_ms)
+}
+
+/// Observes the clocks, warning on standard error when they disagree.
+pub fn observe(d: &Direct) -> Result<coffer_engine::protect::Observation> {
     let o = coffer_engine::protect::trusted_now(
         &d.catalog,
         coffer_engine::now_ms(),
@@ -133,7 +138,7 @@ pub fn trusted_now(d: &Direct) -> Result<i64> {
     if let Some(j) = o.jump {
         eprintln!("warning: {j}");
     }
-    Ok(o.trusted_ms)
+    Ok(o)
 }
 
 /// `coffer lock …`

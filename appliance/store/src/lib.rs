@@ -32,7 +32,7 @@ pub use chunker::{Chunker, ChunkerParams};
 pub use manifest::{Entry, EntryKind, Extent};
 pub use repo::{
     ChunkLoc, ChunkStream, ContainerCheck, DataKeyInfo, InitOptions, ManifestWriter, Packer, Repo,
-    StoreConfig, scan_containers,
+    StoreConfig, data_key_object, scan_containers,
 };
 pub use snapshot::SnapshotRecord;
 

@@ -370,7 +370,11 @@ pub struct Repo {
 /// each wrapped by the master key (docs/formats/store.md).
 const DATA_KEY_PREFIX: &str = "datakeys/";
 
-fn data_key_object(generation: u32) -> String {
+/// The generation of a container whose header cannot be read.
+const UNKNOWN_GENERATION: u32 = u32::MAX;
+
+/// The object holding data key generation `generation`.
+pub fn data_key_object(generation: u32) -> String {
     format!("{DATA_KEY_PREFIX}{generation:08}")
 }
 
@@ -667,6 +671,18 @@ impl Repo {
                     tracing::warn!(container = %id, error = %e, "container unreadable; its chunks are not used");
                     idx.bad.insert(*id, e.to_string());
                     idx.number(*id);
+                    // Its key generation from the cleartext header, if that
+                    // much reads: no data key is destroyed while an
+                    // unreadable container might be sealed under it.
+                    let generation = self
+                        .blobs
+                        .get_range(key, 0, 16)
+                        .ok()
+                        .filter(|h| h.len() == 16 && h[..8] == magic::CONTAINER_V1)
+                        .map_or(UNKNOWN_GENERATION, |h| {
+                            u32::from_le_bytes([h[12], h[13], h[14], h[15]])
+                        });
+                    idx.gens.insert(*id, generation);
                 }
             }
         }
@@ -724,6 +740,22 @@ impl Repo {
         }
         *self.data_keys.write().map_err(lock_err)? = Arc::new(dk);
         Ok(())
+    }
+
+    /// Opens an index object's table with this store's keys (any key
+    /// generation it holds).
+    pub fn open_index_object(&self, bytes: &[u8]) -> Result<(IndexObject, Vec<TableEntry>)> {
+        let obj = IndexObject::parse(bytes)?;
+        let table = obj.open(&self.ring()?)?;
+        Ok((obj, table))
+    }
+
+    /// Loads the data keys and the index again, whatever changed: garbage
+    /// collection calls it under the exclusive store lock so that it sees
+    /// every container any process committed.
+    pub fn reload(&self) -> Result<()> {
+        self.load_data_keys()?;
+        self.load_index()
     }
 
     fn ring(&self) -> Result<Ring<'_>> {
@@ -837,6 +869,19 @@ impl Repo {
             .map_or(0, |d| d.containers);
         if n > 0 {
             return refuse(format!("{n} container(s) are still sealed under it"));
+        }
+        let unknown = {
+            let idx = self.index.read().map_err(lock_err)?;
+            idx.ids
+                .iter()
+                .filter(|c| !idx.removed.contains(c))
+                .filter(|c| idx.gens.get(c) == Some(&UNKNOWN_GENERATION))
+                .count()
+        };
+        if unknown > 0 {
+            return refuse(format!(
+                "{unknown} container(s) have a header that cannot be read, so they may be sealed under it; nothing is destroyed until they are repaired or removed"
+            ));
         }
         let id = k.key_id();
         drop(ring);
