@@ -323,6 +323,16 @@ pub fn apply_immutability(
     progress: &Progress,
 ) -> Result<ImmutabilityReport> {
     let prot = catalog.protections(trusted_ms)?;
+    let current = catalog.immutable_objects()?;
+    if prot.locks.is_empty()
+        && prot.held_snapshots.is_empty()
+        && prot.held_assets.is_empty()
+        && current.is_empty()
+    {
+        // Nothing protected and nothing carrying the attribute: the common
+        // case costs one catalog read, not a pass over the index.
+        return Ok(ImmutabilityReport::default());
+    }
     let stored: HashSet<SnapshotId> = repo.snapshot_ids()?.into_iter().collect();
     let protected: Vec<SnapshotId> = catalog
         .snapshots(None)?
@@ -356,7 +366,6 @@ pub fn apply_immutability(
             .and_then(|id| id.parse::<ContainerId>().ok())
             .is_some_and(|c| unreadable.contains_key(&c))
     };
-    let current = catalog.immutable_objects()?;
     let mut report = ImmutabilityReport {
         snapshots: protected.len() as u64,
         ..Default::default()
