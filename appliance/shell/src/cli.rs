@@ -118,6 +118,20 @@ impl KeepArgs {
     }
 }
 
+/// The words of a shell command sent to cofferd (`coffer replicate run
+/// offsite` runs the shell's `replicate run offsite`).
+#[derive(clap::Args, Debug)]
+struct ShellWords {
+    /// The command's words after the group (see the group's help).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    words: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// The interactive management shell, connected to cofferd (the default
@@ -154,29 +168,11 @@ enum Cmd {
     /// Offsite replication, from cofferd: `replicate run REMOTE [--watch]`
     /// queues one now, `replicate status` shows each remote's copy and each
     /// replicated asset's lag against its RPO.
-    Replicate {
-        /// `run REMOTE [--watch]` or `status`.
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "COMMAND"
-        )]
-        words: Vec<String>,
-    },
+    Replicate(ShellWords),
     /// The front panel, from cofferd: `panel show [--watch]` draws it as the
     /// person at the rack sees it, `panel press BUTTON` presses a button of
     /// the simulated panel (`coffer remote panel …`).
-    Panel {
-        /// `show [--watch]` or `press up|down|ok|back`.
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "COMMAND"
-        )]
-        words: Vec<String>,
-    },
+    Panel(ShellWords),
     /// Measure the codec pipeline on this machine — zstd at several levels,
     /// AES-256-GCM, keyed BLAKE3, Reed-Solomon parity — per core and on all
     /// cores, list the CPU's acceleration features, and say which zstd level
@@ -301,28 +297,10 @@ enum Cmd {
     },
     /// Legal holds, from cofferd (security officer, fresh MFA):
     /// `hold set --asset A --reason R`, `hold release ID`, `hold list`.
-    Hold {
-        /// `set …`, `release ID` or `list`.
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "COMMAND"
-        )]
-        words: Vec<String>,
-    },
+    Hold(ShellWords),
     /// Retention policies, from cofferd: `retention show [--asset A]`,
     /// `retention set PROFILE --keep-daily 7 … [--lock-for 30d]`.
-    Retention {
-        /// `show …` or `set PROFILE …`.
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "COMMAND"
-        )]
-        words: Vec<String>,
-    },
+    Retention(ShellWords),
     /// The trusted clock retention locks expire by, against the wall clock.
     Clock,
     /// The store's keys: `key status`, `key rotate` (a new data key for new
@@ -614,21 +592,19 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Some(Cmd::Dev { dir }) => return crate::dev::run(dir, cli.json),
         Some(Cmd::Status) => return crate::remote::one_shot(&remote, &["status".to_string()]),
-        Some(Cmd::Replicate { words }) => {
-            let mut w = vec!["replicate".to_string()];
-            w.extend(words.iter().cloned());
-            return crate::remote::one_shot(&remote, &w);
+        Some(Cmd::Replicate(w) | Cmd::Hold(w) | Cmd::Retention(w) | Cmd::Panel(w)) => {
+            let group = match &cli.cmd {
+                Some(Cmd::Replicate(_)) => "replicate",
+                Some(Cmd::Hold(_)) => "hold",
+                Some(Cmd::Retention(_)) => "retention",
+                _ => "panel",
+            };
+            let words: Vec<String> = std::iter::once(group.to_string())
+                .chain(w.words.iter().cloned())
+                .collect();
+            return crate::remote::one_shot(&remote, &words);
         }
-        Some(Cmd::Hold { words }) => {
-            let mut w = vec!["hold".to_string()];
-            w.extend(words.iter().cloned());
-            return crate::remote::one_shot(&remote, &w);
-        }
-        Some(Cmd::Retention { words }) => {
-            let mut w = vec!["retention".to_string()];
-            w.extend(words.iter().cloned());
-            return crate::remote::one_shot(&remote, &w);
-        }
+
         Some(Cmd::Restore {
             from: Some(from),
             snapshot,
@@ -657,11 +633,7 @@ fn run(cli: Cli) -> Result<u8> {
                 "restore --from restores a whole snapshot into an empty directory; --overwrite and paths are for local restores"
             )
         }
-        Some(Cmd::Panel { words }) => {
-            let mut w = vec!["panel".to_string()];
-            w.extend(words.iter().cloned());
-            return crate::remote::one_shot(&remote, &w);
-        }
+
         Some(Cmd::Benchmark {
             seconds,
             threads,
@@ -675,10 +647,10 @@ fn run(cli: Cli) -> Result<u8> {
         | Cmd::Remote { .. }
         | Cmd::Dev { .. }
         | Cmd::Status
-        | Cmd::Replicate { .. }
-        | Cmd::Hold { .. }
-        | Cmd::Retention { .. }
-        | Cmd::Panel { .. }
+        | Cmd::Replicate(_)
+        | Cmd::Hold(_)
+        | Cmd::Retention(_)
+        | Cmd::Panel(_)
         | Cmd::Benchmark { .. } => Ok(EXIT_OK),
         Cmd::Demo { source, workdir } => crate::demo::run(source, workdir, pf.as_deref()),
         Cmd::Disk { cmd } => crate::pool_cmd::disk(cmd, cli.json),

@@ -595,17 +595,20 @@ fn a_prune_killed_midway_is_finished_by_a_rerun() {
         let doomed = Repo::open(dying.clone(), &pass()).unwrap();
         dying.left.store(n, std::sync::atomic::Ordering::SeqCst);
         let cat = w.catalog();
-        let plans = plan_order(&cat, &order, now, true).unwrap();
-        let r = prune(
-            &doomed,
-            &cat,
-            &plans,
-            now,
-            &actor(),
-            &Progress::default(),
-            None,
-        )
-        .unwrap();
+        let run = |repo: &Repo| {
+            let plans = plan_order(&cat, &order, now, true).unwrap();
+            prune(
+                repo,
+                &cat,
+                &plans,
+                now,
+                &actor(),
+                &Progress::default(),
+                None,
+            )
+            .unwrap()
+        };
+        let r = run(&doomed);
         assert_eq!(r.removed.len() as i64, n.min(3), "killed at removal {n}");
         assert_eq!(r.warnings.len() as i64, 3 - n.min(3), "{:?}", r.warnings);
         // Killed between a record and its row: the row outlives the record.
@@ -616,17 +619,7 @@ fn a_prune_killed_midway_is_finished_by_a_rerun() {
             repo.delete_snapshot(orphan).unwrap();
         }
         let fresh = w.repo();
-        let plans = plan_order(&cat, &order, now, true).unwrap();
-        let r = prune(
-            &fresh,
-            &cat,
-            &plans,
-            now,
-            &actor(),
-            &Progress::default(),
-            None,
-        )
-        .unwrap();
+        let r = run(&fresh);
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         let left: Vec<SnapshotId> = cat.snapshots(None).unwrap().iter().map(|s| s.id).collect();
         assert_eq!(left, vec![kept]);
