@@ -287,12 +287,15 @@ fn a_locked_snapshot_survives_prune_deletion_and_gc_and_keys_rotate_and_escrow()
     let key_id = s["master_key_id"].as_str().unwrap().to_string();
     let paper = env.ok(&["key", "export"]).stdout;
     assert!(paper.starts_with("COFFER PAPER KEY v1"), "{paper}");
-    let out = env
-        .cmd()
-        .args(["key", "passwd"])
-        .env("COFFER_NEW_PASSPHRASE", "a second passphrase")
-        .output()
-        .unwrap();
+    // `coffer ARGS` with a new passphrase for the key to be sealed under.
+    let new_pass = |new: &str, args: &[&std::ffi::OsStr]| {
+        env.cmd()
+            .args(args)
+            .env("COFFER_NEW_PASSPHRASE", new)
+            .output()
+            .unwrap()
+    };
+    let out = new_pass("a second passphrase", &["key".as_ref(), "passwd".as_ref()]);
     assert!(
         out.status.success(),
         "{}",
@@ -316,24 +319,13 @@ fn a_locked_snapshot_survives_prune_deletion_and_gc_and_keys_rotate_and_escrow()
     let c = l.as_bytes()[3];
     l.replace_range(3..4, if c == b'0' { "1" } else { "0" });
     std::fs::write(&paper_file, lines.join("\n")).unwrap();
-    let out = env
-        .cmd()
-        .args(["key", "import"])
-        .arg(&paper_file)
-        .env("COFFER_NEW_PASSPHRASE", "a third passphrase")
-        .output()
-        .unwrap();
+    let import = ["key".as_ref(), "import".as_ref(), paper_file.as_os_str()];
+    let out = new_pass("a third passphrase", &import);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2") && err.contains("checksum"), "{err}");
     std::fs::write(&paper_file, &paper).unwrap();
-    let out = env
-        .cmd()
-        .args(["key", "import"])
-        .arg(&paper_file)
-        .env("COFFER_NEW_PASSPHRASE", "a third passphrase")
-        .output()
-        .unwrap();
+    let out = new_pass("a third passphrase", &import);
     assert!(
         out.status.success(),
         "{}",
