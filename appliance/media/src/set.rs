@@ -771,14 +771,16 @@ impl Writer<'_> {
     }
 
     /// Writes the tape catalog (unless the medium is out of room) and
-    /// records the cartridge's new state.
+    /// records the cartridge's new state. Returns whether the catalog is on
+    /// the cartridge.
     fn close_tape(
         &mut self,
         mut m: Mounted,
         mut full: bool,
         room_for_catalog: bool,
         continues: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        let mut written = false;
         if !room_for_catalog {
             // Nothing more fits, but what the drive holds in its buffer must
             // be on the medium before the catalog says it is (WRITE
@@ -810,7 +812,10 @@ impl Writer<'_> {
                 key,
                 self.req.block_size,
             ) {
-                Ok(_) => m.cart.files += 1,
+                Ok(_) => {
+                    m.cart.files += 1;
+                    written = true;
+                }
                 Err(Error::Tape(coffer_tape::Error::EndOfMedium { .. })) => {
                     tracing::warn!(barcode = %m.cart.barcode, "no room left for the tape catalog");
                     full = true;
@@ -843,7 +848,7 @@ impl Writer<'_> {
         if full {
             self.deck.unload()?;
         }
-        Ok(())
+        Ok(written)
     }
 
     fn run(&mut self, keys: Vec<String>, progress: OnProgress<'_>) -> Result<()> {
@@ -898,25 +903,22 @@ impl Writer<'_> {
             while !source.is_empty() {
                 let mut m = self.mount()?;
                 let end = self.fill_tape(&mut m, &mut source, progress, &mut done, total)?;
-                match end {
+                let catalog_written = match end {
                     TapeEnd::Done => self.close_tape(m, false, true, false)?,
                     TapeEnd::EarlyWarning => {
                         let more = !source.is_empty();
                         self.close_tape(m, true, true, more)?
                     }
-                    TapeEnd::EndOfMedium => {
-                        self.close_tape(m, true, false, true)?;
-                        if source.is_empty() {
-                            // The last object made it whole but the medium
-                            // ran out before the catalog: without one, the
-                            // cartridge reads as cut short and a recovery
-                            // asks for a next cartridge. The set's catalog
-                            // goes on the next cartridge, so the set always
-                            // ends with one.
-                            let m = self.mount()?;
-                            self.close_tape(m, false, true, false)?;
-                        }
-                    }
+                    TapeEnd::EndOfMedium => self.close_tape(m, true, false, true)?,
+                };
+                if source.is_empty() && !catalog_written {
+                    // The last object made it whole but the medium ran out
+                    // before (or while writing) the catalog: without one,
+                    // the cartridge reads as cut short and a recovery asks
+                    // for a next cartridge. The set's catalog goes on the
+                    // next cartridge, so the set always ends with one.
+                    let m = self.mount()?;
+                    self.close_tape(m, false, true, false)?;
                 }
             }
             Ok(())
