@@ -330,25 +330,15 @@ fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
             ..
         } => return vec![Permission::KeyDestroy],
         // Moving an asset to a profile that keeps less (or locks less)
-        // shortens its retention as surely as editing the profile.
+        // shortens its retention as surely as editing the profile; so does
+        // an import that replaces assets.
         Call::AssetUpdate { asset } => {
-            let retention_of = |profile: Option<&str>| {
-                profile
-                    .and_then(|p| cat.profile(p).ok())
-                    .map(|p| p.retention)
-            };
-            let Ok(old) = cat.asset(&asset.name) else {
-                return Vec::new();
-            };
-            return match (
-                retention_of(old.asset.profile.as_deref()),
-                retention_of(asset.profile.as_deref()),
-            ) {
-                (Some(o), Some(n)) if retention_shortened(&o, &n) => {
-                    vec![Permission::RetentionShorten]
-                }
-                _ => Vec::new(),
-            };
+            return moves_to_weaker_retention(cat, std::slice::from_ref(asset));
+        }
+        Call::AssetImport { csv, replace: true } => {
+            return register::parse_register_csv(csv)
+                .map(|assets| moves_to_weaker_retention(cat, &assets))
+                .unwrap_or_default();
         }
         _ => {}
     }
@@ -370,6 +360,33 @@ fn extra_permissions(cat: &Catalog, call: &Call) -> Vec<Permission> {
         v.push(Permission::RetentionShorten);
     }
     v
+}
+
+/// `retention.shorten` when any of `assets` is registered under a profile
+/// whose retention keeps more than the one it would move to.
+fn moves_to_weaker_retention(
+    cat: &Catalog,
+    assets: &[coffer_types::api::Asset],
+) -> Vec<Permission> {
+    let retention_of = |profile: Option<&str>| {
+        profile
+            .and_then(|p| cat.profile(p).ok())
+            .map(|p| p.retention)
+    };
+    let weaker = assets.iter().any(|a| {
+        let Ok(old) = cat.asset(&a.name) else {
+            return false;
+        };
+        matches!(
+            (retention_of(old.asset.profile.as_deref()), retention_of(a.profile.as_deref())),
+            (Some(o), Some(n)) if retention_shortened(&o, &n)
+        )
+    });
+    if weaker {
+        vec![Permission::RetentionShorten]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The daemon's state. Anyone who can reach the socket may read it; the

@@ -113,6 +113,17 @@ fn locks_holds_and_the_trusted_clock_protect_snapshots_through_the_daemon() {
         "fresh_mfa_required",
     );
     assert!(m.contains("retention.shorten"), "{m}");
+    // So is an import that replaces it with one in that profile.
+    let csv = format!(
+        "name,owner,criticality,sources,excludes,rpo,rto,profile\nweb,ops team,high,{},,1d,4h,weak\n",
+        src.display()
+    );
+    let m = admin.fails(
+        "asset_import",
+        json!({"csv": csv, "replace": true}),
+        "fresh_mfa_required",
+    );
+    assert!(m.contains("retention.shorten"), "{m}");
 
     // The next backup's prune keeps it (keep-last 1 alone would not).
     std::fs::remove_file(src.join("only-first.bin")).unwrap();
