@@ -172,13 +172,7 @@ fn backup_job(
         host: actor.host.clone(),
         pid: std::process::id(),
     };
-    let job_id = match queued {
-        Some(id) => {
-            catalog.start_queued_job(id, &new)?;
-            id
-        }
-        None => catalog.begin_job(&new)?,
-    };
+    let job_id = crate::start_job(catalog, &new, queued)?;
     let result = canonical
         .map_err(|e| Error::io("open source", &req.source, e))
         .and_then(|source| {

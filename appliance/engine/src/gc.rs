@@ -29,10 +29,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use coffer_catalog::{Catalog, JobEnd, NewJob};
+use coffer_catalog::{Catalog, JobEnd};
 use coffer_store::{EntryKind, Extent, Packer, Repo};
 use coffer_types::api::MaintenanceStats;
-use coffer_types::{BackupStats, ChunkId, ContainerId, IdSet, JobKind, JobStatus, Scope};
+use coffer_types::{BackupStats, ChunkId, ContainerId, IdSet, JobKind, JobStatus};
 
 use crate::lock::StoreLock;
 use crate::{Actor, Error, Progress, Result, now_ms};
@@ -167,27 +167,8 @@ pub fn gc(
     let job = if opts.dry_run {
         None
     } else {
-        let new = NewJob {
-            kind: JobKind::Gc,
-            asset: None,
-            level: None,
-            scope: Scope {
-                paths: vec![repo.blobs().describe()],
-                excludes: Vec::new(),
-                one_file_system: false,
-            },
-            started_ms: now_ms(),
-            identity: actor.identity.clone(),
-            host: actor.host.clone(),
-            pid: std::process::id(),
-        };
-        Some(match job {
-            Some(id) => {
-                catalog.start_queued_job(id, &new)?;
-                id
-            }
-            None => catalog.begin_job(&new)?,
-        })
+        let new = crate::maintenance_job(JobKind::Gc, None, vec![repo.blobs().describe()], actor);
+        Some(crate::start_job(catalog, &new, job)?)
     };
     let result = (|| {
         // Locks that ended release their objects first, so what they

@@ -166,6 +166,46 @@ impl Actor {
     }
 }
 
+/// Records that job `new` started: as the daemon's queued row `queued`, or
+/// as a new row. Returns its id.
+pub(crate) fn start_job(
+    catalog: &coffer_catalog::Catalog,
+    new: &coffer_catalog::NewJob,
+    queued: Option<i64>,
+) -> Result<i64> {
+    Ok(match queued {
+        Some(id) => {
+            catalog.start_queued_job(id, new)?;
+            id
+        }
+        None => catalog.begin_job(new)?,
+    })
+}
+
+/// The job row of a prune or gc (no level) over `paths`, started now by
+/// `actor`.
+pub(crate) fn maintenance_job(
+    kind: coffer_types::JobKind,
+    asset: Option<String>,
+    paths: Vec<String>,
+    actor: &Actor,
+) -> coffer_catalog::NewJob {
+    coffer_catalog::NewJob {
+        kind,
+        asset,
+        level: None,
+        scope: coffer_types::Scope {
+            paths,
+            excludes: Vec::new(),
+            one_file_system: false,
+        },
+        started_ms: now_ms(),
+        identity: actor.identity.clone(),
+        host: actor.host.clone(),
+        pid: std::process::id(),
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -10,10 +10,10 @@
 
 use std::time::Instant;
 
-use coffer_catalog::{Catalog, JobEnd, NewJob};
+use coffer_catalog::{Catalog, JobEnd};
 use coffer_store::Repo;
 use coffer_types::api::{MaintenanceStats, Retention};
-use coffer_types::{BackupStats, JobKind, JobStatus, Scope, SnapshotId, SnapshotInfo};
+use coffer_types::{BackupStats, JobKind, JobStatus, SnapshotId, SnapshotInfo};
 
 use crate::lock::StoreLock;
 use crate::retention::{self, Candidate, Verdict};
@@ -157,8 +157,9 @@ pub struct PruneReport {
 }
 
 /// Removes the snapshots `plans` do not keep, recording a `prune` job (`job`:
-/// a queued row to run as, or `None` to start one). Protected snapshots are
-/// never removed: their verdicts always keep them.
+/// a queued row to run as, or `None` to start one). A snapshot a lock or
+/// hold protects at the moment of its removal is never removed: the
+/// refusal is reported in [`PruneReport::refused`], whatever the plan said.
 pub fn prune(
     repo: &Repo,
     catalog: &Catalog,
@@ -170,27 +171,13 @@ pub fn prune(
 ) -> Result<PruneReport> {
     let started = Instant::now();
     let _lock = StoreLock::shared(catalog)?;
-    let new = NewJob {
-        kind: JobKind::Prune,
-        asset: (plans.len() == 1).then(|| plans[0].asset.clone()),
-        level: None,
-        scope: Scope {
-            paths: plans.iter().map(|p| p.asset.clone()).collect(),
-            excludes: Vec::new(),
-            one_file_system: false,
-        },
-        started_ms: now_ms(),
-        identity: actor.identity.clone(),
-        host: actor.host.clone(),
-        pid: std::process::id(),
-    };
-    let id = match job {
-        Some(id) => {
-            catalog.start_queued_job(id, &new)?;
-            id
-        }
-        None => catalog.begin_job(&new)?,
-    };
+    let new = crate::maintenance_job(
+        JobKind::Prune,
+        (plans.len() == 1).then(|| plans[0].asset.clone()),
+        plans.iter().map(|p| p.asset.clone()).collect(),
+        actor,
+    );
+    let id = crate::start_job(catalog, &new, job)?;
     let mut report = PruneReport::default();
     let mut result = Ok(());
     // Protection is checked again right before each removal, whatever the
