@@ -846,10 +846,12 @@ impl Repo {
     /// re-encrypts or deletes them first). Returns the key's id.
     pub fn destroy_data_key(&self, generation: u32) -> Result<String> {
         let ring = self.ring()?;
+        // A refusal, not a failure of the data: named with the store.
         let refuse = |why: String| {
-            Err(Error::Codec(format!(
-                "data key generation {generation}: {why}"
-            )))
+            Err(Error::Backend {
+                store: self.blobs.describe(),
+                reason: format!("data key generation {generation} is not destroyed: {why}"),
+            })
         };
         if generation == self.master.generation() {
             return refuse(
