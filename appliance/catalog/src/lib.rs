@@ -31,6 +31,7 @@ mod auth;
 #[cfg(test)]
 mod auth_tests;
 mod error;
+mod gc_marks;
 mod maintenance;
 mod media;
 mod protect;
@@ -56,6 +57,7 @@ pub use auth::{
     NewAuditRecord, NewUser, UserRow,
 };
 pub use error::{Error, Result};
+pub use gc_marks::{MarkCache, MarkCacheWrite};
 pub use protect::{ClockRecord, NewDisposal, Protections, disposal_digest};
 pub use queue::{JobViewFilter, Pending, QueuedJob};
 pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};

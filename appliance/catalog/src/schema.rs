@@ -563,6 +563,32 @@ CREATE TABLE key_events (
 );
 ";
 
+/// Garbage collection's mark cache (derived data, see `gc_marks.rs`): each
+/// snapshot's chunk positions, so a collection reads only the manifests of
+/// snapshots it has not seen. Dropped and rebuilt whenever it cannot be
+/// trusted.
+const M9: &str = "
+CREATE TABLE gc_state (
+    store           TEXT    PRIMARY KEY NOT NULL,
+    generation      INTEGER NOT NULL,
+    compact_below   REAL    NOT NULL
+);
+CREATE TABLE gc_containers (
+    store           TEXT    NOT NULL,
+    ordinal         INTEGER NOT NULL,
+    container       TEXT    NOT NULL,
+    deferred        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (store, ordinal),
+    UNIQUE (store, container)
+);
+CREATE TABLE gc_marks (
+    store           TEXT    NOT NULL,
+    snapshot        TEXT    NOT NULL,
+    positions       BLOB    NOT NULL,
+    PRIMARY KEY (store, snapshot)
+);
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -572,10 +598,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (6, M6),
     (7, M7),
     (8, M8),
+    (9, M9),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -251,6 +251,7 @@ pub(crate) fn execute(
                 } else {
                     0
                 },
+                full: false,
             };
             match coffer_engine::gc::gc(
                 &inner.repo,

@@ -20,6 +20,11 @@
 //! it leaves behind is garbage (a dead container, a duplicate copy) that the
 //! next run removes.
 //!
+//! **Scaling.** A mark cache in the catalog ([`marks`]) keeps each
+//! snapshot's chunk positions, so a collection reads only the manifests of
+//! snapshots new since the last one and examines only the containers that
+//! can have changed: its cost follows what changed, not the store's size.
+//!
 //! **Concurrency.** The run holds the store lock exclusive ([`crate::lock`]),
 //! so no backup deduplicates against a container it is deleting, and it
 //! raises the store's collection generation before deleting anything, so a
@@ -35,6 +40,8 @@ use coffer_types::api::MaintenanceStats;
 use coffer_types::{BackupStats, ChunkId, ContainerId, IdSet, JobKind, JobStatus};
 
 use crate::lock::StoreLock;
+
+pub(crate) mod marks;
 use crate::{Actor, Error, Progress, Result, now_ms};
 
 /// How a collection runs.
@@ -50,6 +57,9 @@ pub struct GcOptions {
     /// the current) under the current generation, so their keys can be
     /// destroyed (0: none).
     pub retire_before: u32,
+    /// Mark every snapshot and examine every container, whatever the mark
+    /// cache holds (the cache is rebuilt).
+    pub full: bool,
 }
 
 impl Default for GcOptions {
@@ -58,6 +68,7 @@ impl Default for GcOptions {
             compact_below: 0.5,
             dry_run: false,
             retire_before: 0,
+            full: false,
         }
     }
 }
@@ -69,11 +80,22 @@ pub struct GcReport {
     pub stats: MaintenanceStats,
     /// Containers in the store before the run.
     pub containers: u64,
-    /// Chunks referenced by some snapshot.
+    /// Containers examined: all of them in a full collection; otherwise
+    /// those that can have changed since the last (see [`marks`]).
+    pub examined: u64,
+    /// Every container was examined, and every snapshot's manifest read
+    /// (no usable mark cache, a higher compaction threshold than last time,
+    /// or key retirement).
+    pub full: bool,
+    /// Snapshot manifests read: the snapshots new since the last collection
+    /// (all of them in a full one).
+    pub manifests_read: u64,
+    /// Chunk copies some snapshot references (positions marked).
     pub live_chunks: u64,
-    /// Stored bytes of referenced chunks.
+    /// Stored bytes of referenced chunks, in the containers examined.
     pub live_bytes: u64,
-    /// Stored bytes of chunks nothing references, before the run.
+    /// Stored bytes of chunks nothing references, in the containers
+    /// examined, before the run.
     pub dead_bytes: u64,
     /// Containers that would be deleted (dry run) or were.
     pub delete: Vec<ContainerId>,
@@ -179,7 +201,7 @@ pub fn gc(
             crate::protect::apply_immutability(repo, catalog, trusted_ms, progress)?
         };
         let pinned = crate::protect::immutable_containers(catalog)?;
-        let mut r = collect(repo, opts, &pinned, progress)?;
+        let mut r = collect(repo, catalog, opts, &pinned, progress)?;
         r.warnings.splice(0..0, imm.warnings);
         Ok(r)
     })();
@@ -269,42 +291,81 @@ pub fn gc(
 
 fn collect(
     repo: &Repo,
+    catalog: &Catalog,
     opts: &GcOptions,
     pinned: &HashSet<ContainerId>,
     progress: &Progress,
 ) -> Result<GcReport> {
-    let (live, snapshots) = mark(repo, progress)?;
+    let mut marks = marks::Marks::load(repo, catalog, opts.full)?;
+    let ids = repo.snapshot_ids()?;
+    marks.update(repo, &ids, progress)?;
+    let union = marks.union();
     let bad = repo.bad_containers()?;
+    let full = marks.rebuilt
+        || opts.retire_before > 0
+        || opts.compact_below > marks.last_compact_below + 1e-9;
+    let mut candidates = marks.candidates(full);
+    if let Some(c) = &mut candidates {
+        c.extend(bad.keys().copied());
+    }
+    let examine = |c: &ContainerId| candidates.as_ref().is_none_or(|s| s.contains(c));
+
     let mut usage: HashMap<ContainerId, Usage> = HashMap::new();
-    repo.for_each_chunk(|c, id, len| {
+    // The chunk at each marked position of the containers examined (what a
+    // snapshot's marks move to when the container goes).
+    let mut chunk_at: HashMap<(ContainerId, u32), ChunkId> = HashMap::new();
+    let mut unmarked: Vec<(ContainerId, ChunkId, u32)> = Vec::new();
+    repo.for_each_slot(examine, |c, id, index, len| {
         let u = usage.entry(*c).or_default();
         u.total += u64::from(len);
-        if live.contains(id) {
+        if marks.is_marked(&union, c, index) {
             u.live += u64::from(len);
             u.live_chunks.push(*id);
+            chunk_at.insert((*c, index), *id);
+        } else {
+            unmarked.push((*c, *id, len));
         }
     })?;
+    // A copy nobody marked (stored after the snapshots that use the chunk
+    // were marked) is live when another copy is.
+    for (c, id, len) in unmarked {
+        let live = repo
+            .slots(&id)?
+            .iter()
+            .any(|(k, i)| marks.is_marked(&union, k, *i));
+        if live && let Some(u) = usage.get_mut(&c) {
+            u.live += u64::from(len);
+            u.live_chunks.push(id);
+        }
+    }
     // Containers the index knows without a chunk (an empty table) are dead.
-    for c in repo.container_ids()? {
-        usage.entry(c).or_default();
+    let all = repo.container_ids()?;
+    for c in all.iter().filter(|c| examine(c)) {
+        usage.entry(*c).or_default();
     }
     let mut report = GcReport {
-        containers: usage.len() as u64,
-        live_chunks: live.len() as u64,
+        containers: all.len() as u64,
+        examined: usage.len() as u64,
+        full: candidates.is_none(),
+        manifests_read: marks.manifests_read,
+        live_chunks: union.len(),
         dry_run: opts.dry_run,
         ..GcReport::default()
     };
-    report.stats.snapshots_kept = snapshots;
-    let mut ids: Vec<&ContainerId> = usage.keys().collect();
-    ids.sort();
+    report.stats.snapshots_kept = ids.len() as u64;
+    let mut examined: Vec<&ContainerId> = usage.keys().collect();
+    examined.sort();
     let current = repo.data_generation()?;
-    for c in ids {
+    for c in examined {
         let u = &usage[c];
         report.live_bytes += u.live;
         report.dead_bytes += u.total - u.live;
+        let mut later = false;
         if pinned.contains(c) {
             // Immutable: a protected snapshot needs it as it is (even when
-            // its table could not be read and it looks dead).
+            // its table could not be read and it looks dead). Looked at
+            // again once the lock ends.
+            later = true;
         } else if u.live == 0 {
             // Missing or damaged containers too: nothing needs them.
             report.delete.push(*c);
@@ -317,6 +378,8 @@ fn collect(
             }
             if redundant {
                 report.delete.push(*c);
+            } else {
+                later = true;
             }
         } else if retiring(repo, c, opts, current)? {
             // Its key generation is being retired: re-encrypted whole.
@@ -324,6 +387,7 @@ fn collect(
         } else if u.live < u.total && (u.live as f64) < opts.compact_below * u.total as f64 {
             report.compact.push(*c);
         }
+        marks.defer(c, later);
     }
     if opts.dry_run {
         report.stats.containers_deleted = report.delete.len() as u64;
@@ -371,23 +435,43 @@ fn collect(
             }
             if ok {
                 compacted.push(*c);
+            } else {
+                marks.defer(c, true);
             }
         }
         packer.flush()?;
         report.stats.bytes_copied = packer.stored;
     }
 
+    // The snapshots' marks move to the surviving copies; a container whose
+    // marked chunk has none stays.
+    let going: HashSet<ContainerId> = report.delete.iter().chain(&compacted).copied().collect();
+    let blocked = marks.remap(repo, &union, &going, &chunk_at)?;
+    for c in &blocked {
+        report.warnings.push(format!(
+            "container {c} kept: a chunk a snapshot needs has no other sound copy; run verify"
+        ));
+        marks.defer(c, true);
+    }
+
     // Only now does anything go.
     let mut gone = Vec::new();
     for c in report.delete.iter().chain(&compacted) {
+        if blocked.contains(c) {
+            continue;
+        }
         match repo.remove_container(c) {
             Ok(n) => {
                 report.stats.bytes_freed += n;
                 gone.push(*c);
+                marks.deleted(c);
             }
-            Err(e) => report
-                .warnings
-                .push(format!("container {c} could not be deleted: {e}")),
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("container {c} could not be deleted: {e}"));
+                marks.defer(c, true);
+            }
         }
     }
     report.stats.containers_compacted =
@@ -414,6 +498,7 @@ fn collect(
         }
     }
     repo.end_gc(generation)?;
+    marks.save(catalog, repo.current_gc_generation()?, opts.compact_below)?;
     Ok(report)
 }
 

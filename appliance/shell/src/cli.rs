@@ -289,6 +289,11 @@ enum Cmd {
         /// stays).
         #[arg(long)]
         retire_old_keys: bool,
+        /// Read every snapshot's manifest and examine every container,
+        /// instead of only what changed since the last collection (the
+        /// mark cache is rebuilt).
+        #[arg(long)]
+        full: bool,
     },
     /// Retention locks: `lock set SNAPSHOT --until TIME`, `lock show`.
     Lock {
@@ -995,6 +1000,7 @@ fn run(cli: Cli) -> Result<u8> {
             dry_run,
             compact_below,
             retire_old_keys,
+            full,
         } => {
             if !(0.0..=1.0).contains(compact_below) {
                 return Err(anyhow::anyhow!(
@@ -1017,6 +1023,7 @@ fn run(cli: Cli) -> Result<u8> {
                     } else {
                         0
                     },
+                    full: *full,
                 },
                 trusted,
                 &d.actor,
@@ -1032,10 +1039,16 @@ fn run(cli: Cli) -> Result<u8> {
                     println!("warning: {w}");
                 }
                 println!(
-                    "{} containers: {} live in {} chunks, {} unreferenced",
+                    "{} containers, {} examined ({}; {} manifests read): {} live, {} unreferenced",
                     r.containers,
+                    r.examined,
+                    if r.full {
+                        "full collection"
+                    } else {
+                        "those that changed since the last collection"
+                    },
+                    r.manifests_read,
                     size(r.live_bytes),
-                    r.live_chunks,
                     size(r.dead_bytes)
                 );
                 if r.dry_run {

@@ -31,8 +31,8 @@ pub use blob::{BlobStore, DirStore, MemStore, ObjectWriter, check_key};
 pub use chunker::{Chunker, ChunkerParams};
 pub use manifest::{Entry, EntryKind, Extent};
 pub use repo::{
-    ChunkLoc, ChunkStream, ContainerCheck, DataKeyInfo, InitOptions, ManifestWriter, Packer, Repo,
-    StoreConfig, data_key_object, scan_containers,
+    ChunkLoc, ChunkStream, ContainerCheck, DataKeyInfo, InitOptions, MAX_RECORDS, ManifestWriter,
+    Packer, Repo, StoreConfig, data_key_object, scan_containers,
 };
 pub use snapshot::SnapshotRecord;
 

@@ -1212,6 +1212,58 @@ impl Repo {
         Ok(())
     }
 
+    /// Calls `f(container, chunk, position in the container's table, stored
+    /// length)` for every copy of every chunk in the containers `want`
+    /// selects (usable and bad alike; not those this process removed).
+    pub fn for_each_slot(
+        &self,
+        mut want: impl FnMut(&ContainerId) -> bool,
+        mut f: impl FnMut(&ContainerId, &ChunkId, u32, u32),
+    ) -> Result<()> {
+        let idx = self.index.read().map_err(lock_err)?;
+        let selected: Vec<bool> = idx
+            .ids
+            .iter()
+            .map(|c| !idx.removed.contains(c) && want(c))
+            .collect();
+        let mut call = |id: &ChunkId, s: &Slot| {
+            if selected.get(s.container as usize) == Some(&true) {
+                f(&idx.ids[s.container as usize], id, s.index, s.stored_len);
+            }
+        };
+        for (id, s) in &idx.sorted {
+            call(id, s);
+        }
+        for (id, s) in &idx.recent {
+            call(id, s);
+        }
+        for (id, slots) in &idx.spares {
+            for s in slots {
+                call(id, s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every copy of chunk `id` as (container, position in its table), in
+    /// usable and bad containers alike (not those this process removed).
+    pub fn slots(&self, id: &ChunkId) -> Result<Vec<(ContainerId, u32)>> {
+        let idx = self.index.read().map_err(lock_err)?;
+        Ok(idx
+            .first(id)
+            .into_iter()
+            .chain(idx.spares.get(id).into_iter().flatten())
+            .map(|s| (idx.ids[s.container as usize], s.index))
+            .filter(|(c, _)| !idx.removed.contains(c))
+            .collect())
+    }
+
+    /// Whether container `c` is usable (known, not damaged, not removed).
+    pub fn is_sound(&self, c: &ContainerId) -> Result<bool> {
+        let idx = self.index.read().map_err(lock_err)?;
+        Ok(idx.numbers.contains_key(c) && idx.sound(c))
+    }
+
     /// The usable containers holding a copy of chunk `id`.
     pub fn copies(&self, id: &ChunkId) -> Result<Vec<ContainerId>> {
         let idx = self.index.read().map_err(lock_err)?;

@@ -172,6 +172,7 @@ const DRY: GcOptions = GcOptions {
     compact_below: 0.5,
     dry_run: true,
     retire_before: 0,
+    full: false,
 };
 
 /// A collection of `w`'s store through `repo`, recording a job (unless a
@@ -186,6 +187,22 @@ pub(crate) fn run_gc(w: &World, repo: &Repo, opts: GcOptions) -> Result<GcReport
         &Progress::default(),
         None,
     )
+}
+
+/// A dry run of a full collection (every manifest read, every container
+/// examined, the mark cache ignored and left as it is).
+pub(crate) fn full_dry_run(w: &World, repo: &Repo, compact_below: f64) -> GcReport {
+    run_gc(
+        w,
+        repo,
+        GcOptions {
+            compact_below,
+            dry_run: true,
+            retire_before: 0,
+            full: true,
+        },
+    )
+    .unwrap()
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -550,12 +567,18 @@ proptest::proptest! {
                 held.retain(|(c, _)| c.id != v.id);
             }
             if day % 4 == 3 || day + 1 == days {
-                let r = run_gc(&w, &repo, GcOptions { compact_below: 0.9, dry_run: false, retire_before: 0 }).unwrap();
+                let r = run_gc(&w, &repo, GcOptions { compact_below: 0.9, dry_run: false, retire_before: 0, full: false }).unwrap();
                 proptest::prop_assert!(r.warnings.is_empty(), "{:?}", r.warnings);
                 let fresh = w.repo();
                 for (c, dir) in &held {
                     assert_restores(&w, &fresh, &c.id, dir);
                 }
+                // The incremental collection left nothing a full one finds.
+                let full = full_dry_run(&w, &fresh, 0.9);
+                proptest::prop_assert!(
+                    full.full && full.delete.is_empty() && full.compact.is_empty(),
+                    "day {day}: a full collection still finds work: {full:?}"
+                );
             }
         }
         // GFS over 25+ days: 2 last, 4 daily, 3 weekly, 1 monthly overlap.
@@ -626,4 +649,148 @@ fn a_prune_killed_midway_is_finished_by_a_rerun() {
         assert_eq!(fresh.snapshot_ids().unwrap(), vec![kept]);
         assert_restores(&w, &fresh, &kept, &w.src());
     }
+}
+
+/// The mark cache: a collection reads the manifests of the snapshots new
+/// since the last one only, and examines only the containers that can have
+/// changed; what it leaves is what a full collection would leave.
+#[test]
+fn a_collection_reads_and_examines_only_what_changed_since_the_last() {
+    let w = World::new();
+    let repo = w.repo();
+    let mut snaps = Vec::new();
+    for day in 0..6u64 {
+        // Each day adds five files and rewrites three older ones.
+        write_files(&w.src(), day * 5, 5);
+        for i in (0..day * 5).step_by(4).take(3) {
+            let p = w.src().join(format!("f{i:04}"));
+            std::fs::write(p, noise(90 * 1024, 1000 * day + i)).unwrap();
+        }
+        snaps.push(w.backup(&repo));
+    }
+    let copy = w.dir.path().join("expected");
+    copy_tree(&w.src(), &copy);
+
+    // First collection: no cache, so it is a full one.
+    let first = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert!(first.full, "{first:?}");
+    assert_eq!(first.manifests_read, 6);
+    assert_eq!(first.examined, first.containers);
+
+    // Nothing changed: nothing read, nothing examined.
+    let idle = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert!(!idle.full, "{idle:?}");
+    assert_eq!((idle.manifests_read, idle.examined), (0, 0), "{idle:?}");
+
+    // One new snapshot: its manifest, and the containers it wrote.
+    write_files(&w.src(), 100, 4);
+    std::fs::remove_dir_all(&copy).unwrap();
+    copy_tree(&w.src(), &copy);
+    let before = repo.container_ids().unwrap().len() as u64;
+    snaps.push(w.backup(&repo));
+    let added = repo.container_ids().unwrap().len() as u64 - before;
+    let new = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert_eq!(new.manifests_read, 1, "{new:?}");
+    assert_eq!(new.examined, added, "{new:?}");
+    assert!(new.delete.is_empty() && new.compact.is_empty(), "{new:?}");
+
+    // The two oldest snapshots go: no manifest is read, and only the
+    // containers they referenced are examined.
+    for id in snaps.drain(..2) {
+        w.forget(&repo, &id);
+    }
+    let pruned = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert_eq!(pruned.manifests_read, 0, "{pruned:?}");
+    assert!(
+        pruned.examined > 0 && pruned.examined < pruned.containers,
+        "{pruned:?}"
+    );
+    assert!(pruned.stats.containers_deleted + pruned.stats.containers_compacted > 0);
+    let fresh = w.repo();
+    let full = full_dry_run(&w, &fresh, 0.5);
+    assert!(
+        full.delete.is_empty() && full.compact.is_empty(),
+        "the incremental collection left work: {full:?}"
+    );
+    assert_restores(&w, &fresh, snaps.last().unwrap(), &copy);
+
+    // After a compaction the marks followed the copies: dropping every
+    // snapshot but the newest and collecting everything compacts, then a
+    // full collection agrees and the newest restores.
+    let newest = *snaps.last().unwrap();
+    for id in &snaps[..snaps.len() - 1] {
+        w.forget(&fresh, id);
+    }
+    let tight = GcOptions {
+        compact_below: 0.95,
+        ..GcOptions::default()
+    };
+    let r = run_gc(&w, &fresh, tight).unwrap();
+    assert!(
+        r.full,
+        "a higher threshold than last time examines everything"
+    );
+    assert!(r.stats.containers_compacted > 0, "{r:?}");
+    let again = run_gc(&w, &w.repo(), tight).unwrap();
+    assert!(!again.full && again.manifests_read == 0, "{again:?}");
+    assert!(
+        again.delete.is_empty() && again.compact.is_empty(),
+        "{again:?}"
+    );
+    let fresh = w.repo();
+    let full = full_dry_run(&w, &fresh, 0.95);
+    assert!(
+        full.delete.is_empty() && full.compact.is_empty(),
+        "{full:?}"
+    );
+    assert_restores(&w, &fresh, &newest, &copy);
+    // Everything goes, with the cache only.
+    w.forget(&fresh, &newest);
+    let all = run_gc(&w, &fresh, tight).unwrap();
+    assert!(!all.full, "{all:?}");
+    assert_eq!(w.containers(), 0);
+}
+
+/// A cache that cannot be trusted is not used: a collection by a process
+/// with another catalog (the generation moved), or a cache row that does
+/// not decode, make the next collection a full one, which loses nothing.
+#[test]
+fn a_mark_cache_that_cannot_be_trusted_is_rebuilt() {
+    let w = World::new();
+    let (kept, expected) = two_generations(&w);
+    let repo = w.repo();
+    assert!(run_gc(&w, &repo, GcOptions::default()).unwrap().full);
+    assert!(!run_gc(&w, &repo, GcOptions::default()).unwrap().full);
+    // Another catalog collects the same store.
+    let other = w.dir.path().join("other.db");
+    let cat = Catalog::open(&other).unwrap();
+    write_files(&w.src(), 500, 3);
+    let extra = w.backup(&repo);
+    w.forget(&repo, &extra);
+    gc(
+        &repo,
+        &cat,
+        &GcOptions::default(),
+        crate::now_ms(),
+        &actor(),
+        &Progress::default(),
+        None,
+    )
+    .unwrap();
+    let r = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert!(r.full && r.manifests_read == 1, "{r:?}");
+    // A row that does not decode.
+    let store = repo.config().store_id.to_hex();
+    let conn = rusqlite::Connection::open(w.store().join("catalog.db")).unwrap();
+    let n = conn
+        .execute(
+            "UPDATE gc_marks SET positions = x'0102' WHERE store = ?1",
+            [&store],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    let r = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert!(r.full && r.manifests_read == 1, "{r:?}");
+    assert_restores(&w, &w.repo(), &kept, &expected);
 }

@@ -248,6 +248,7 @@ fn a_locked_snapshot_cannot_be_deleted_by_anyone_until_its_lock_ends() {
             compact_below: 1.0,
             dry_run: false,
             retire_before: 0,
+            full: false,
         },
         now,
         &actor(),
