@@ -23,8 +23,9 @@ pub struct MarkCache {
     pub compact_below: f64,
     /// Container ordinals: (ordinal, container, deferred).
     pub containers: Vec<(u64, ContainerId, bool)>,
-    /// Each snapshot's encoded positions.
-    pub marks: HashMap<SnapshotId, Vec<u8>>,
+    /// Each snapshot's encoded positions, and whether they are complete
+    /// (every chunk it references had a copy when it was marked).
+    pub marks: HashMap<SnapshotId, (Vec<u8>, bool)>,
 }
 
 /// Changes to a store's mark cache, written in one transaction.
@@ -40,8 +41,8 @@ pub struct MarkCacheWrite {
     pub containers: Vec<(u64, ContainerId, bool)>,
     /// Ordinals to forget (their containers were deleted).
     pub drop_containers: Vec<u64>,
-    /// Snapshots' positions to add or replace.
-    pub marks: Vec<(SnapshotId, Vec<u8>)>,
+    /// Snapshots' positions to add or replace, with whether complete.
+    pub marks: Vec<(SnapshotId, Vec<u8>, bool)>,
     /// Snapshots to forget (their records are gone).
     pub drop_marks: Vec<SnapshotId>,
 }
@@ -100,19 +101,23 @@ impl Catalog {
         }
         let mut stmt = self
             .conn
-            .prepare("SELECT snapshot, positions FROM gc_marks WHERE store = ?1")
+            .prepare("SELECT snapshot, positions, complete FROM gc_marks WHERE store = ?1")
             .map_err(self.sql(what))?;
         let rows = stmt
             .query_map([store], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
             })
             .map_err(self.sql(what))?;
         for row in rows {
-            let (id, positions) = row.map_err(self.sql(what))?;
+            let (id, positions, complete) = row.map_err(self.sql(what))?;
             let id = id
                 .parse()
                 .map_err(|e| Error::corrupt(&self.path, format!("gc mark cache: {id}: {e}")))?;
-            cache.marks.insert(id, positions);
+            cache.marks.insert(id, (positions, complete));
         }
         Ok(Some(cache))
     }
@@ -154,10 +159,11 @@ impl Catalog {
             )
             .map_err(self.sql(what))?;
         }
-        for (id, positions) in &w.marks {
+        for (id, positions, complete) in &w.marks {
             tx.execute(
-                "INSERT OR REPLACE INTO gc_marks (store, snapshot, positions) VALUES (?1, ?2, ?3)",
-                rusqlite::params![store, id.to_string(), positions],
+                "INSERT OR REPLACE INTO gc_marks (store, snapshot, positions, complete) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![store, id.to_string(), positions, complete],
             )
             .map_err(self.sql(what))?;
         }
@@ -185,7 +191,7 @@ mod tests {
                 generation: 4,
                 compact_below: 0.5,
                 containers: vec![(0, c1, false), (1, c2, true)],
-                marks: vec![(s1, vec![1, 2, 3]), (s2, vec![4])],
+                marks: vec![(s1, vec![1, 2, 3], true), (s2, vec![4], false)],
                 ..MarkCacheWrite::default()
             },
         )
@@ -202,7 +208,8 @@ mod tests {
         let got = cat.gc_mark_cache("s1").unwrap().unwrap();
         assert_eq!(got.generation, 4);
         assert_eq!(got.containers, vec![(0, c1, false), (1, c2, true)]);
-        assert_eq!(got.marks[&s1], vec![1, 2, 3]);
+        assert_eq!(got.marks[&s1], (vec![1, 2, 3], true));
+        assert_eq!(got.marks[&s2], (vec![4], false));
         // An update: one container and one snapshot go, one is replaced.
         cat.write_gc_mark_cache(
             "s1",
@@ -212,7 +219,7 @@ mod tests {
                 drop_containers: vec![0],
                 containers: vec![(1, c2, false)],
                 drop_marks: vec![s2],
-                marks: vec![(s1, vec![9])],
+                marks: vec![(s1, vec![9], true)],
                 ..MarkCacheWrite::default()
             },
         )
@@ -221,7 +228,7 @@ mod tests {
         assert_eq!(got.generation, 6);
         assert_eq!(got.containers, vec![(1, c2, false)]);
         assert_eq!(got.marks.len(), 1);
-        assert_eq!(got.marks[&s1], vec![9]);
+        assert_eq!(got.marks[&s1], (vec![9], true));
         cat.write_gc_mark_cache(
             "s1",
             &MarkCacheWrite {

@@ -585,6 +585,7 @@ CREATE TABLE gc_marks (
     store           TEXT    NOT NULL,
     snapshot        TEXT    NOT NULL,
     positions       BLOB    NOT NULL,
+    complete        INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (store, snapshot)
 );
 ";

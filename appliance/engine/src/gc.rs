@@ -186,6 +186,8 @@ pub fn gc(
         // is counted before a key is destroyed must be complete.
         repo.reload()?;
     }
+    // A reload forgets what the last verification found damaged.
+    repo.mark_bad(&catalog.damaged_containers()?)?;
     let job = if opts.dry_run {
         None
     } else {
@@ -311,33 +313,42 @@ fn collect(
     let examine = |c: &ContainerId| candidates.as_ref().is_none_or(|s| s.contains(c));
 
     let mut usage: HashMap<ContainerId, Usage> = HashMap::new();
-    // The chunk at each marked position of the containers examined (what a
-    // snapshot's marks move to when the container goes).
-    let mut chunk_at: HashMap<(ContainerId, u32), ChunkId> = HashMap::new();
-    let mut unmarked: Vec<(ContainerId, ChunkId, u32)> = Vec::new();
-    repo.for_each_slot(examine, |c, id, index, len| {
-        let u = usage.entry(*c).or_default();
-        u.total += u64::from(len);
-        if marks.is_marked(&union, c, index) {
-            u.live += u64::from(len);
-            u.live_chunks.push(*id);
-            chunk_at.insert((*c, index), *id);
-        } else {
-            unmarked.push((*c, *id, len));
-        }
-    })?;
+    let mut unmarked: Vec<(ContainerId, ChunkId, u32, u32)> = Vec::new();
+    let nothing = candidates.as_ref().is_some_and(HashSet::is_empty);
+    repo.for_each_slot(
+        |c| !nothing && examine(c),
+        |c, id, index, len| {
+            let u = usage.entry(*c).or_default();
+            u.total += u64::from(len);
+            if marks.is_marked(&union, c, index) {
+                u.live += u64::from(len);
+                u.live_chunks.push(*id);
+            } else {
+                unmarked.push((*c, *id, index, len));
+            }
+        },
+    )?;
     // A copy nobody marked (stored after the snapshots that use the chunk
-    // were marked) is live when another copy is.
-    for (c, id, len) in unmarked {
-        let live = repo
+    // were marked) is live when another copy is; from now on the snapshots
+    // that mark that copy mark this one too.
+    let mut extra = Vec::new();
+    for (c, id, index, len) in unmarked {
+        let marked = repo
             .slots(&id)?
-            .iter()
-            .any(|(k, i)| marks.is_marked(&union, k, *i));
-        if live && let Some(u) = usage.get_mut(&c) {
+            .into_iter()
+            .find(|(k, i)| marks.is_marked(&union, k, *i));
+        if let Some((k, i)) = marked
+            && let Some(u) = usage.get_mut(&c)
+        {
             u.live += u64::from(len);
             u.live_chunks.push(id);
+            if let (Some(from), Some(to)) = (marks.position_of(&k, i), marks.position_of(&c, index))
+            {
+                extra.push((from, to));
+            }
         }
     }
+    marks.mark_copies(&extra);
     // Containers the index knows without a chunk (an empty table) are dead.
     let all = repo.container_ids()?;
     for c in all.iter().filter(|c| examine(c)) {
@@ -365,6 +376,14 @@ fn collect(
             // Immutable: a protected snapshot needs it as it is (even when
             // its table could not be read and it looks dead). Looked at
             // again once the lock ends.
+            later = true;
+        } else if u.total == 0 && bad.contains_key(c) && !marks.missing.is_empty() {
+            // Its table could not be read, and snapshots reference chunks
+            // found nowhere: they may be in it.
+            report.warnings.push(format!(
+                "container {c} kept: its table cannot be read and {} chunk(s) snapshots reference are in no readable container; run verify",
+                marks.missing.len()
+            ));
             later = true;
         } else if u.live == 0 {
             // Missing or damaged containers too: nothing needs them.
@@ -446,6 +465,15 @@ fn collect(
     // The snapshots' marks move to the surviving copies; a container whose
     // marked chunk has none stays.
     let going: HashSet<ContainerId> = report.delete.iter().chain(&compacted).copied().collect();
+    let mut chunk_at: HashMap<(ContainerId, u32), ChunkId> = HashMap::new();
+    if !going.is_empty() {
+        repo.for_each_slot(
+            |c| going.contains(c),
+            |c, id, index, _| {
+                chunk_at.insert((*c, index), *id);
+            },
+        )?;
+    }
     let blocked = marks.remap(repo, &union, &going, &chunk_at)?;
     for c in &blocked {
         report.warnings.push(format!(

@@ -13,6 +13,7 @@
 
 mod codec;
 mod data;
+mod gc;
 mod measure;
 mod pool;
 mod replicate;
@@ -111,6 +112,20 @@ enum Cmd {
         /// Two directories instead of the Debian trees (older, newer).
         #[arg(long, num_args = 2)]
         dirs: Option<Vec<PathBuf>>,
+    },
+    /// Reclaiming space after the daily prune, at growing snapshot
+    /// counts: Coffer's gc (and `gc --full`), restic's prune, borg's
+    /// compact.
+    Gc {
+        /// Files in the generated tree.
+        #[arg(long, default_value_t = 10_000)]
+        files: u64,
+        /// Snapshot counts to measure at (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [8u32, 32])]
+        points: Vec<u32>,
+        /// Daily steps per point; each figure is the median.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
     },
     /// Internal: run one command and write its kernel accounting as JSON.
     #[command(hide = true)]
@@ -236,6 +251,17 @@ fn real_main() -> Result<()> {
             };
             let coffer = coffer_binary(cli.coffer.as_deref())?;
             replicate::run(&workdir, &coffer, &old, &new, runs)
+        }
+        Cmd::Gc {
+            files,
+            points,
+            runs,
+        } => {
+            let coffer = coffer_binary(cli.coffer.as_deref())?;
+            if tools.iter().any(|t| *t != Tool::Coffer) {
+                data::ensure_peers()?;
+            }
+            gc::run(&workdir, &coffer, &tools, files, &points, runs)
         }
         Cmd::Measure { .. } => unreachable!("handled above"),
     }

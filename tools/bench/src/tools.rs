@@ -159,11 +159,21 @@ impl Session {
         }
     }
 
-    /// Retention down to the latest snapshot with its space reclaimed, where
-    /// the tool can do it (Coffer's prune is a later issue).
+    /// Retention down to the latest snapshot with its space reclaimed.
     pub fn retention(&self) -> Option<Cmd> {
         match self.tool {
-            Tool::Coffer => None,
+            // prune removes the snapshots, gc frees their data
+            Tool::Coffer => Some(
+                self.base("sh")
+                    .arg("-c")
+                    .arg(
+                        "\"$1\" --store \"$2\" --quiet prune --asset bench --keep-last 1 \
+                         && \"$1\" --store \"$2\" --quiet gc",
+                    )
+                    .arg("sh")
+                    .arg(&self.coffer)
+                    .arg(&self.repo),
+            ),
             Tool::Restic => {
                 Some(
                     self.base("restic")
@@ -178,6 +188,33 @@ impl Session {
                     .arg("sh")
                     .arg(&self.repo),
             ),
+        }
+    }
+
+    /// Forgets every snapshot but the newest `n` (metadata only: nothing
+    /// is freed yet).
+    pub fn forget(&self, n: u32) -> Cmd {
+        let n = n.to_string();
+        match self.tool {
+            Tool::Coffer => {
+                self.base("coffer")
+                    .args(["prune", "--asset", "bench", "--keep-last", &n])
+            }
+            Tool::Restic => self.base("restic").args(["forget", "--keep-last", &n]),
+            Tool::Borg => self
+                .base("borg")
+                .args(["prune", "--keep-last", &n])
+                .arg(&self.repo),
+        }
+    }
+
+    /// Frees what the forgotten snapshots alone referenced: Coffer's gc,
+    /// restic's prune, borg's compact.
+    pub fn reclaim(&self) -> Cmd {
+        match self.tool {
+            Tool::Coffer => self.base("coffer").arg("gc"),
+            Tool::Restic => self.base("restic").arg("prune"),
+            Tool::Borg => self.base("borg").arg("compact").arg(&self.repo),
         }
     }
 }

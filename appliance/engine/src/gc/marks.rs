@@ -77,12 +77,21 @@ pub(crate) struct Marks {
     was_deferred: HashSet<u64>,
     snaps: HashMap<SnapshotId, RoaringTreemap>,
     dirty: HashSet<SnapshotId>,
+    /// Snapshots whose marks lack a chunk no container held (see
+    /// [`Marks::missing`]): cached, flagged, and marked again by every
+    /// collection until complete.
+    incomplete: HashSet<SnapshotId>,
     /// Snapshots gone since the last collection, with their marks.
     removed: Vec<(SnapshotId, RoaringTreemap)>,
     /// Ordinals of containers this collection deleted.
     deleted: Vec<u64>,
     /// Manifests read by this collection.
     pub(crate) manifests_read: u64,
+    /// Chunks new snapshots reference that no container the index knows
+    /// holds (lost, or in a container whose table could not be read). A
+    /// snapshot with any is marked again by every collection instead of
+    /// being cached, so a copy that appears later is marked.
+    pub(crate) missing: IdSet<ChunkId>,
 }
 
 impl Marks {
@@ -103,9 +112,11 @@ impl Marks {
             was_deferred: HashSet::new(),
             snaps: HashMap::new(),
             dirty: HashSet::new(),
+            incomplete: HashSet::new(),
             removed: Vec::new(),
             deleted: Vec::new(),
             manifests_read: 0,
+            missing: IdSet::default(),
         };
         let present: HashSet<ContainerId> = repo.container_ids()?.into_iter().collect();
         let cache = if ignore {
@@ -118,11 +129,15 @@ impl Marks {
             let mut ok = cache.generation == generation && generation.is_multiple_of(2);
             ok &= cache.containers.iter().all(|(_, c, _)| present.contains(c));
             let mut snaps = HashMap::new();
+            m.incomplete.clear();
             if ok {
-                for (id, bytes) in &cache.marks {
+                for (id, (bytes, complete)) in &cache.marks {
                     match RoaringTreemap::deserialize_from(&bytes[..]) {
                         Ok(b) => {
                             snaps.insert(*id, b);
+                            if !complete {
+                                m.incomplete.insert(*id);
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(snapshot = %id, error = %e, "gc mark cache row does not decode: marking every snapshot again");
@@ -196,29 +211,75 @@ impl Marks {
             }
         }
         for id in ids {
-            if self.snaps.contains_key(id) {
+            if self.snaps.contains_key(id) && !self.incomplete.contains(id) {
                 continue;
             }
             let chunks = super::mark_snapshots(repo, std::slice::from_ref(id), progress)?;
             self.manifests_read += 1;
-            let b = self.positions_of(repo, &chunks)?;
+            let (b, missing) = self.positions_of(repo, &chunks)?;
             self.snaps.insert(*id, b);
             self.dirty.insert(*id);
+            if missing.is_empty() {
+                self.incomplete.remove(id);
+            } else {
+                // Marked again next time, when a copy may exist.
+                tracing::warn!(snapshot = %id, chunks = missing.len(), "snapshot references chunks no known container holds");
+                self.incomplete.insert(*id);
+                self.missing.extend(missing);
+            }
         }
         Ok(())
     }
 
-    /// The positions of every copy of `chunks`.
-    fn positions_of(&mut self, repo: &Repo, chunks: &IdSet<ChunkId>) -> Result<RoaringTreemap> {
+    /// The positions of every copy of `chunks`, and the chunks without a
+    /// copy.
+    fn positions_of(
+        &mut self,
+        repo: &Repo,
+        chunks: &IdSet<ChunkId>,
+    ) -> Result<(RoaringTreemap, Vec<ChunkId>)> {
         let mut out = Vec::with_capacity(chunks.len());
+        let mut missing = Vec::new();
         for id in chunks {
-            for (c, index) in repo.slots(id)? {
+            let slots = repo.slots(id)?;
+            if slots.is_empty() {
+                missing.push(*id);
+            }
+            for (c, index) in slots {
                 out.push(self.checked_position(&c, index)?);
             }
         }
         out.sort_unstable();
-        RoaringTreemap::from_sorted_iter(out)
-            .map_err(|e| Error::Invalid(format!("gc marks out of order: {e}")))
+        out.dedup();
+        let b = RoaringTreemap::from_sorted_iter(out)
+            .map_err(|e| Error::Invalid(format!("gc marks out of order: {e}")))?;
+        Ok((b, missing))
+    }
+
+    /// Marks `extra` (a copy nobody marked of a chunk that is live through
+    /// `marked`, another copy) in every snapshot that marks `marked`, so
+    /// that every snapshot marks every copy of what it references again.
+    pub(crate) fn mark_copies(&mut self, extra: &[(u64, u64)]) {
+        if extra.is_empty() {
+            return;
+        }
+        for (id, b) in &mut self.snaps {
+            let mut changed = false;
+            for (marked, copy) in extra {
+                if b.contains(*marked) && !b.contains(*copy) {
+                    b.insert(*copy);
+                    changed = true;
+                }
+            }
+            if changed {
+                self.dirty.insert(*id);
+            }
+        }
+    }
+
+    /// The position of copy `index` of container `c`, if it has an ordinal.
+    pub(crate) fn position_of(&self, c: &ContainerId, index: u32) -> Option<u64> {
+        self.ordinals.get(c).map(|n| position(*n, index))
     }
 
     fn checked_position(&mut self, c: &ContainerId, index: u32) -> Result<u64> {
@@ -376,7 +437,7 @@ impl Marks {
                 let mut bytes = Vec::with_capacity(b.serialized_size());
                 b.serialize_into(&mut bytes)
                     .map_err(|e| Error::Invalid(format!("encoding gc marks: {e}")))?;
-                marks.push((*id, bytes));
+                marks.push((*id, bytes, !self.incomplete.contains(id)));
             }
         }
         // Rows that changed only: new containers, and flags set or cleared.

@@ -794,3 +794,47 @@ fn a_mark_cache_that_cannot_be_trusted_is_rebuilt() {
     assert!(r.full && r.manifests_read == 1, "{r:?}");
     assert_restores(&w, &w.repo(), &kept, &expected);
 }
+
+/// A snapshot marked while one of its chunks is in no container (its
+/// container was lost) is marked again by every collection until a copy
+/// appears; once a later backup stores the chunk again, that copy is kept
+/// for it even after the later backup is pruned.
+#[test]
+fn a_chunk_stored_again_after_a_loss_is_kept_for_the_snapshot_that_lost_it() {
+    let w = World::new();
+    let repo = w.repo();
+    write_files(&w.src(), 0, 12);
+    let copy = w.dir.path().join("expected");
+    copy_tree(&w.src(), &copy);
+    let first = w.backup(&repo);
+    assert!(run_gc(&w, &repo, GcOptions::default()).unwrap().full);
+    // Lose the container holding f0000's first chunk.
+    let rec = repo.load_snapshot(&first).unwrap();
+    let mut dec = repo.manifest(&rec);
+    let mut chunk = None;
+    while let Some(e) = dec.next_entry().unwrap() {
+        if e.path.ends_with(b"f0000")
+            && let Some(Extent::Data { id, .. }) = e.extents.first()
+        {
+            chunk = Some(*id);
+        }
+    }
+    let chunk = chunk.unwrap();
+    let lost = repo.locate(&chunk).unwrap().unwrap().container;
+    repo.remove_container(&lost).unwrap();
+    let repo = w.repo();
+    let r = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert!(r.full, "a container the cache knew is gone: {r:?}");
+    // The same tree again stores the lost chunks again.
+    let second = w.backup(&repo);
+    assert!(repo.locate(&chunk).unwrap().is_some());
+    let r = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert!(
+        !r.full && r.manifests_read == 2,
+        "the incomplete snapshot is marked again: {r:?}"
+    );
+    w.forget(&repo, &second);
+    let r = run_gc(&w, &repo, GcOptions::default()).unwrap();
+    assert_eq!(r.manifests_read, 0, "now complete and cached: {r:?}");
+    assert_restores(&w, &w.repo(), &first, &copy);
+}
