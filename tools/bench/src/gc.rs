@@ -101,6 +101,14 @@ impl Tree {
     }
 }
 
+/// Forgetting every snapshot but the newest, from the largest point.
+#[derive(Serialize)]
+struct ToOne {
+    tool: Tool,
+    from: u32,
+    sample: Sample,
+}
+
 #[derive(Serialize)]
 struct Point {
     tool: Tool,
@@ -123,6 +131,7 @@ pub fn run(
     let base = workdir.join("gc");
     let runner = Runner::new(&base.join("logs"))?;
     let mut out = Vec::new();
+    let mut down = Vec::new();
     let mut points = points.to_vec();
     points.sort_unstable();
     for &tool in tools {
@@ -176,11 +185,37 @@ pub fn run(
             );
             out.push(point);
         }
+        // The retention target: the whole repository down to one snapshot.
+        let c = s.forget(1);
+        let to_one = runner.run(&label("forget-to-1"), &c)?;
+        eprintln!(
+            "  {} down to 1 snapshot from {snapshots}: {:.2} s",
+            tool.name(),
+            to_one.wall_s
+        );
+        down.push(ToOne {
+            tool,
+            from: snapshots,
+            sample: to_one,
+        });
         data::remove_tree(&dir)?;
     }
     data::remove_tree(&base.join("tree"))?;
-    let t = table(&out);
-    fs::write(base.join("results.json"), serde_json::to_vec_pretty(&out)?)?;
+    let mut t = table(&out);
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| tool | forget down to 1 snapshot | from |");
+    let _ = writeln!(t, "|---|---:|---:|");
+    for d in &down {
+        let _ = writeln!(
+            t,
+            "| {} | {:.2} s | {} |",
+            d.tool.name(),
+            d.sample.wall_s,
+            d.from
+        );
+    }
+    let json = serde_json::json!({ "points": out, "down_to_one": down });
+    fs::write(base.join("results.json"), serde_json::to_vec_pretty(&json)?)?;
     fs::write(base.join("results.md"), &t)?;
     println!("{t}\nresults: {}", base.join("results.md").display());
     Ok(())
