@@ -282,8 +282,9 @@ fn run(inner: &Inner, mut device: Box<dyn PanelDevice>, stop: &AtomicBool) {
             }
         }
         temperature = t.temperature;
-        note_faults(inner, &mut faults, &t.faults);
-        // What was drawn this tick (a press shows from the next one).
+        // What was drawn this tick (a press shows from the next one),
+        // before its faults become alerts: whoever sees the alert sees the
+        // fault on the panel's view too.
         inner.panel.set_view(View {
             lines,
             screen,
@@ -295,6 +296,7 @@ fn run(inner: &Inner, mut device: Box<dyn PanelDevice>, stop: &AtomicBool) {
                 .map(|f| format!("{}: {}", f.component.name(), f.message))
                 .collect(),
         });
+        note_faults(inner, &mut faults, &t.faults);
         tick = tick.wrapping_add(1);
         if let Some(rest) = TICK.checked_sub(started.elapsed()) {
             std::thread::sleep(rest);
