@@ -28,6 +28,7 @@ pub mod blocks;
 pub mod format;
 pub mod label;
 pub mod restore;
+pub mod rotation;
 pub mod set;
 
 pub use label::{MediaLabel, SetLabel, TapeCatalog, TapeRef};
