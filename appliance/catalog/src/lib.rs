@@ -38,6 +38,7 @@ mod protect;
 mod queue;
 mod register;
 mod remotes;
+mod rotation;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -62,6 +63,7 @@ pub use protect::{ClockRecord, NewDisposal, Protections, disposal_digest};
 pub use queue::{JobViewFilter, Pending, QueuedJob};
 pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
 pub use remotes::RemoteRow;
+pub use rotation::{CustodyEvent, RotationRows, RotationWrite, TransferManifest};
 
 use rows::{
     JOB_COLUMNS, RawJob, RawSnapshot, SNAPSHOT_COLUMNS, messages_to_json, scope_to_json,

@@ -590,6 +590,61 @@ CREATE TABLE gc_marks (
 );
 ";
 
+/// Media rotation: pools and their policies, each cartridge's rotation
+/// state and place, the rotation's media sets, the chain of custody
+/// (append-only) and transfer manifests. Policies and states are JSON of
+/// `coffer_media::rotation` types.
+const M10: &str = "
+CREATE TABLE media_pools (
+    name            TEXT    PRIMARY KEY NOT NULL,
+    policy          TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL
+);
+CREATE TABLE rotation_carts (
+    barcode         TEXT    PRIMARY KEY NOT NULL,
+    pool            TEXT    NOT NULL REFERENCES media_pools(name),
+    cart            TEXT    NOT NULL
+);
+CREATE TABLE rotation_sets (
+    id              TEXT    PRIMARY KEY NOT NULL,
+    pool            TEXT    NOT NULL REFERENCES media_pools(name),
+    media_set       TEXT    NOT NULL
+);
+CREATE TABLE rotation_state (
+    pool            TEXT    PRIMARY KEY NOT NULL REFERENCES media_pools(name),
+    last_cleaning   INTEGER NULL
+);
+CREATE TABLE transfer_manifests (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    pool            TEXT    NOT NULL,
+    direction       TEXT    NOT NULL CHECK (direction IN ('to-vault', 'to-site')),
+    vault           TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    created_by      TEXT    NOT NULL,
+    barcodes        TEXT    NOT NULL,
+    sent_ms         INTEGER NULL,
+    received_ms     INTEGER NULL
+);
+CREATE TABLE custody (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms           INTEGER NOT NULL,
+    day             TEXT    NOT NULL,
+    barcode         TEXT    NOT NULL,
+    pool            TEXT    NOT NULL,
+    event           TEXT    NOT NULL,
+    from_state      TEXT    NOT NULL,
+    to_state        TEXT    NOT NULL,
+    identity        TEXT    NOT NULL,
+    manifest        INTEGER NULL REFERENCES transfer_manifests(id)
+);
+CREATE INDEX custody_barcode ON custody(barcode, id);
+CREATE TRIGGER custody_append_only_u BEFORE UPDATE ON custody
+BEGIN SELECT RAISE(ABORT, 'the chain of custody is append-only'); END;
+CREATE TRIGGER custody_append_only_d BEFORE DELETE ON custody
+BEGIN SELECT RAISE(ABORT, 'the chain of custody is append-only'); END;
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -600,10 +655,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, M7),
     (8, M8),
     (9, M9),
+    (10, M10),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

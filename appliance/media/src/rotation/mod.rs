@@ -27,12 +27,14 @@
 //! that builds on it ([`MediaSet::base`]).
 
 pub mod barcode;
+mod book;
 mod plan;
 mod sim;
 
 use serde::{Deserialize, Serialize};
 
 pub use barcode::{BarcodeError, MediaKind, classify, matches_rule};
+pub use book::{Book, Recorded, state_label};
 pub use coffer_types::Level;
 pub use plan::{Export, JobPlan, Plan, Recall, SetChoice, plan, retained_until};
 pub use sim::{Outcome, apply, required_cartridges, sizing_days};

@@ -65,85 +65,7 @@ pub fn apply(pool: &PoolPolicy, inv: &mut Inventory, plan: &Plan, fills: u32) ->
         }
     }
     if let Some(job) = &plan.job {
-        let id = match &job.set {
-            SetChoice::Continue { id } => {
-                if let Some(s) = inv.sets.iter_mut().find(|s| &s.id == id) {
-                    s.last = d;
-                    s.expires = s.expires.max(job.expires);
-                }
-                id.clone()
-            }
-            SetChoice::New => {
-                let id = format!("{}-{d}-{}", pool.name, job.tier);
-                inv.sets.push(MediaSet {
-                    id: id.clone(),
-                    tier: job.tier,
-                    level: job.level,
-                    first: d,
-                    last: d,
-                    closed: false,
-                    expires: job.expires,
-                    base: job.base.clone(),
-                    cartridges: Vec::new(),
-                    expired: false,
-                });
-                id
-            }
-        };
-        let mut queue = job.cartridges.iter();
-        let mut current: Option<String> = inv
-            .set(&id)
-            .and_then(|s| s.cartridges.last().cloned())
-            .filter(|b| {
-                inv.cart(b)
-                    .is_some_and(|c| c.content == Content::Writing && c.place == Place::Library)
-            });
-        for k in 0..=fills {
-            if current.is_none() {
-                current = loop {
-                    let Some(b) = queue.next() else { break None };
-                    if Some(b) == inv.set(&id).and_then(|s| s.cartridges.last()) {
-                        continue;
-                    }
-                    match take(inv, b, &id) {
-                        Ok(()) => break Some(b.clone()),
-                        Err(v) => out.violations.push(v),
-                    }
-                };
-            }
-            let Some(b) = current.clone() else {
-                out.waited = true;
-                break;
-            };
-            if !out.wrote_on.contains(&b) {
-                out.wrote_on.push(b.clone());
-            }
-            if k < fills {
-                if let Some(c) = cart_mut(inv, &b) {
-                    c.content = Content::Full;
-                }
-                current = None;
-            }
-        }
-        if out.wrote_on.is_empty() {
-            // Nothing was written: the job waits, and no set began.
-            if job.set == SetChoice::New {
-                inv.sets.retain(|s| s.id != id);
-            }
-        } else {
-            // A continuous set that filled its cartridges tonight is done.
-            let filled = matches!(pool.scheme, super::Scheme::Continuous(_))
-                && inv.set(&id).is_some_and(|s| {
-                    s.cartridges.len() >= pool.cartridges_per_set as usize
-                        && s.cartridges
-                            .iter()
-                            .any(|b| inv.cart(b).is_some_and(|c| c.content == Content::Full))
-                });
-            if job.close_after || filled {
-                close(inv, &id);
-            }
-            out.set = Some(id);
-        }
+        write_job(pool, inv, d, job, fills, &mut out);
     }
     for e in &plan.export {
         if let Some(c) = cart_mut(inv, &e.barcode) {
@@ -172,6 +94,97 @@ pub fn apply(pool: &PoolPolicy, inv: &mut Inventory, plan: &Plan, fills: u32) ->
         inv.last_cleaning = Some(d);
     }
     out
+}
+
+/// Tonight's job `job` on day `d`: its set (new or continued) written onto
+/// its cartridges, `fills` of them filled before the last.
+pub(crate) fn write_job(
+    pool: &PoolPolicy,
+    inv: &mut Inventory,
+    d: super::Day,
+    job: &super::JobPlan,
+    fills: u32,
+    out: &mut Outcome,
+) {
+    let id = match &job.set {
+        SetChoice::Continue { id } => {
+            if let Some(s) = inv.sets.iter_mut().find(|s| &s.id == id) {
+                s.last = d;
+                s.expires = s.expires.max(job.expires);
+            }
+            id.clone()
+        }
+        SetChoice::New => {
+            let id = format!("{}-{d}-{}", pool.name, job.tier);
+            inv.sets.push(MediaSet {
+                id: id.clone(),
+                tier: job.tier,
+                level: job.level,
+                first: d,
+                last: d,
+                closed: false,
+                expires: job.expires,
+                base: job.base.clone(),
+                cartridges: Vec::new(),
+                expired: false,
+            });
+            id
+        }
+    };
+    let mut queue = job.cartridges.iter();
+    let mut current: Option<String> = inv
+        .set(&id)
+        .and_then(|s| s.cartridges.last().cloned())
+        .filter(|b| {
+            inv.cart(b)
+                .is_some_and(|c| c.content == Content::Writing && c.place == Place::Library)
+        });
+    for k in 0..=fills {
+        if current.is_none() {
+            current = loop {
+                let Some(b) = queue.next() else { break None };
+                if Some(b) == inv.set(&id).and_then(|s| s.cartridges.last()) {
+                    continue;
+                }
+                match take(inv, b, &id) {
+                    Ok(()) => break Some(b.clone()),
+                    Err(v) => out.violations.push(v),
+                }
+            };
+        }
+        let Some(b) = current.clone() else {
+            out.waited = true;
+            break;
+        };
+        if !out.wrote_on.contains(&b) {
+            out.wrote_on.push(b.clone());
+        }
+        if k < fills {
+            if let Some(c) = cart_mut(inv, &b) {
+                c.content = Content::Full;
+            }
+            current = None;
+        }
+    }
+    if out.wrote_on.is_empty() {
+        // Nothing was written: the job waits, and no set began.
+        if job.set == SetChoice::New {
+            inv.sets.retain(|s| s.id != id);
+        }
+    } else {
+        // A continuous set that filled its cartridges tonight is done.
+        let filled = matches!(pool.scheme, super::Scheme::Continuous(_))
+            && inv.set(&id).is_some_and(|s| {
+                s.cartridges.len() >= pool.cartridges_per_set as usize
+                    && s.cartridges
+                        .iter()
+                        .any(|b| inv.cart(b).is_some_and(|c| c.content == Content::Full))
+            });
+        if job.close_after || filled {
+            close(inv, &id);
+        }
+        out.set = Some(id);
+    }
 }
 
 fn close(inv: &mut Inventory, id: &str) {

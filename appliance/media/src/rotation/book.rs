@@ -1,0 +1,638 @@
+//! The rotation as recorded: pools, cartridges and sets in the catalog, and
+//! every operator step (export, hand to the courier, vault receipt, recall,
+//! receipt onsite, import, the night's write, cleaning) checked against
+//! the cartridge's state and written with its chain-of-custody lines (who,
+//! when, from which state and place to which, on which transfer manifest)
+//! in one catalog transaction.
+
+use coffer_catalog::{Catalog, CustodyEvent, RotationWrite, TransferManifest};
+use coffer_tape::MediaChanger;
+
+use super::{
+    Cart, Content, Day, Inventory, MediaKind, MediaSet, Place, Plan, PoolPolicy, classify,
+    required_cartridges, sizing_days,
+};
+use crate::{Error, Result};
+
+/// The operator-facing name of a cartridge's state and place (the names
+/// the procedure uses: scratch, writing, full, export pending, in transit,
+/// vaulted, recall requested, onsite, expired, disposed, damaged,
+/// cleaning).
+pub fn state_label(c: &Cart) -> String {
+    let content = match c.content {
+        Content::Scratch => "scratch",
+        Content::Writing => "writing",
+        Content::Full => "full",
+        Content::Expired => "expired",
+        Content::Disposed => "disposed",
+        Content::Damaged => "damaged",
+        Content::Cleaning => "cleaning",
+    };
+    let place = match c.place {
+        Place::Library => "in the library".to_string(),
+        Place::ExportSlot => "export pending".to_string(),
+        Place::ToVault { arrives } => format!("in transit to the vault (due {arrives})"),
+        Place::Vault => "vaulted".to_string(),
+        Place::RecallRequested { needed_by } => format!("recall requested (needed {needed_by})"),
+        Place::ToSite { arrives } => format!("in transit to the site (due {arrives})"),
+        Place::Onsite => "onsite".to_string(),
+    };
+    format!("{content}, {place}")
+}
+
+fn invalid(msg: String) -> Error {
+    Error::Invalid(msg)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Format(format!("encoding rotation state: {e}")))
+}
+
+/// The recorded rotation, and who is recording.
+pub struct Book<'a> {
+    cat: &'a Catalog,
+    identity: String,
+    now_ms: i64,
+}
+
+/// What one recorded step changed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Recorded {
+    /// The cartridges, with their new state.
+    pub cartridges: Vec<(String, String)>,
+    /// The transfer manifest the step created.
+    pub manifest: Option<i64>,
+}
+
+impl<'a> Book<'a> {
+    /// The rotation in `cat`, recorded by `identity` at `now_ms`.
+    pub fn new(cat: &'a Catalog, identity: &str, now_ms: i64) -> Book<'a> {
+        Book {
+            cat,
+            identity: identity.to_string(),
+            now_ms,
+        }
+    }
+
+    /// Adds or replaces a pool, after checking that its scheme can work.
+    pub fn put_pool(&self, policy: &PoolPolicy) -> Result<()> {
+        policy.validate().map_err(invalid)?;
+        if policy.name.is_empty() {
+            return Err(invalid("a media pool needs a name".into()));
+        }
+        self.cat
+            .put_media_pool(&policy.name, &json(policy)?, self.now_ms)?;
+        Ok(())
+    }
+
+    /// Every pool.
+    pub fn pools(&self) -> Result<Vec<PoolPolicy>> {
+        self.cat
+            .media_pools()?
+            .into_iter()
+            .map(|(name, j)| {
+                serde_json::from_str(&j)
+                    .map_err(|e| Error::Format(format!("media pool {name}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Pool `name`.
+    pub fn pool(&self, name: &str) -> Result<PoolPolicy> {
+        let j = self.cat.media_pool(name)?.ok_or_else(|| {
+            invalid(format!(
+                "no media pool '{name}': create it with `coffer media pool add {name} …`"
+            ))
+        })?;
+        serde_json::from_str(&j).map_err(|e| Error::Format(format!("media pool {name}: {e}")))
+    }
+
+    /// Pool `name`'s cartridges and sets.
+    pub fn inventory(&self, pool: &str) -> Result<Inventory> {
+        let rows = self.cat.rotation_rows(pool)?;
+        let mut inv = Inventory {
+            last_cleaning: rows.last_cleaning.map(Day),
+            ..Inventory::default()
+        };
+        for (b, j) in rows.carts {
+            inv.carts.push(
+                serde_json::from_str(&j)
+                    .map_err(|e| Error::Format(format!("cartridge {b}: {e}")))?,
+            );
+        }
+        for (id, j) in rows.sets {
+            inv.sets.push(
+                serde_json::from_str(&j).map_err(|e| Error::Format(format!("set {id}: {e}")))?,
+            );
+        }
+        Ok(inv)
+    }
+
+    /// The day's procedure for pool `name`, with the pool's sizing.
+    pub fn today(&self, name: &str, day: Day) -> Result<Plan> {
+        let required = self.required(name)?;
+        self.today_sized(name, day, required)
+    }
+
+    /// How many cartridges pool `name`'s scheme needs.
+    pub fn required(&self, name: &str) -> Result<u32> {
+        let pool = self.pool(name)?;
+        Ok(required_cartridges(&pool, sizing_days(&pool)))
+    }
+
+    /// The day's procedure, with the sizing already known.
+    pub fn today_sized(&self, name: &str, day: Day, required: u32) -> Result<Plan> {
+        let pool = self.pool(name)?;
+        let inv = self.inventory(name)?;
+        Ok(super::plan(day, &pool, &inv, Some(required)))
+    }
+
+    fn event(&self, day: Day, pool: &str, before: &Cart, after: &Cart, what: &str) -> CustodyEvent {
+        CustodyEvent {
+            at_ms: self.now_ms,
+            day: day.to_string(),
+            barcode: after.barcode.clone(),
+            pool: pool.to_string(),
+            event: what.to_string(),
+            from_state: state_label(before),
+            to_state: state_label(after),
+            identity: self.identity.clone(),
+            manifest: None,
+        }
+    }
+
+    /// Writes changed cartridges (and sets) with a custody line each.
+    fn commit(
+        &self,
+        day: Day,
+        pool: &str,
+        changes: Vec<(Cart, Cart, &str)>,
+        sets: &[&MediaSet],
+        extra: RotationWrite,
+    ) -> Result<Recorded> {
+        let mut w = extra;
+        w.pool = pool.to_string();
+        let mut out = Recorded::default();
+        for (before, after, what) in &changes {
+            w.custody.push(self.event(day, pool, before, after, what));
+            w.carts.push((after.barcode.clone(), json(after)?));
+            out.cartridges
+                .push((after.barcode.clone(), state_label(after)));
+        }
+        for s in sets {
+            w.sets.push((s.id.clone(), json(s)?));
+        }
+        out.manifest = self.cat.write_rotation(&w)?;
+        Ok(out)
+    }
+
+    /// Registers cartridges in pool `name` (scratch, in the library or on
+    /// the shelf). A barcode that is not LTO data, WORM or cleaning, one
+    /// already in a pool, a WORM cartridge in a pool that recycles, or one
+    /// against the pool's naming rule is refused, and nothing is recorded.
+    pub fn add_cartridges(
+        &self,
+        name: &str,
+        barcodes: &[String],
+        in_library: bool,
+        day: Day,
+    ) -> Result<Recorded> {
+        let pool = self.pool(name)?;
+        let mut changes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for b in barcodes {
+            let kind = classify(b).map_err(|e| invalid(e.to_string()))?;
+            if !seen.insert(b.as_str()) {
+                return Err(invalid(format!("barcode {b} is given twice")));
+            }
+            if let Some(other) = self.cat.rotation_pool_of(b)? {
+                return Err(invalid(format!(
+                    "cartridge {b} is already in pool {other}: a barcode names one cartridge"
+                )));
+            }
+            let cart = Cart {
+                barcode: b.clone(),
+                kind,
+                content: if kind == MediaKind::Cleaning {
+                    Content::Cleaning
+                } else {
+                    Content::Scratch
+                },
+                place: if in_library {
+                    Place::Library
+                } else {
+                    Place::Onsite
+                },
+                set: None,
+            };
+            if kind != MediaKind::Cleaning
+                && let Some(why) = super::plan::refusal(&pool, &cart)
+            {
+                return Err(invalid(why));
+            }
+            changes.push((cart.clone(), cart, "registered"));
+        }
+        self.commit(day, name, changes, &[], RotationWrite::default())
+    }
+
+    /// Loads pool `pool`, finds each barcode in it, checks it with `ok`
+    /// (an error message when the step does not apply), and changes it with
+    /// `change`.
+    fn each(
+        &self,
+        pool: &str,
+        barcodes: &[String],
+        ok: impl Fn(&Cart) -> Option<String>,
+        mut change: impl FnMut(&mut Cart),
+    ) -> Result<(Inventory, Vec<(Cart, Cart)>)> {
+        let inv = self.inventory(pool)?;
+        let mut out = Vec::new();
+        for b in barcodes {
+            let Some(c) = inv.cart(b) else {
+                return Err(invalid(match self.cat.rotation_pool_of(b)? {
+                    Some(other) => format!("cartridge {b} is in pool {other}, not {pool}"),
+                    None => format!("cartridge {b} is not in any pool"),
+                }));
+            };
+            if let Some(why) = ok(c) {
+                return Err(invalid(format!(
+                    "cartridge {b}: {why} ({})",
+                    state_label(c)
+                )));
+            }
+            let mut after = c.clone();
+            change(&mut after);
+            out.push((c.clone(), after));
+        }
+        Ok((inv, out))
+    }
+
+    /// Moves cartridges to the library's export (mail) slots for vault
+    /// `pool.vault`, and files the transfer manifest for the courier.
+    pub fn export(
+        &self,
+        pool: &str,
+        barcodes: &[String],
+        day: Day,
+        changer: Option<&mut dyn MediaChanger>,
+    ) -> Result<Recorded> {
+        let policy = self.pool(pool)?;
+        let vault = policy
+            .vault
+            .clone()
+            .ok_or_else(|| invalid(format!("pool {pool} has no vault: its sets stay onsite")))?;
+        let inv = self.inventory(pool)?;
+        let (_, changes) = self.each(
+            pool,
+            barcodes,
+            |c| {
+                let set = c.set.as_deref().and_then(|s| inv.set(s));
+                if !matches!(c.place, Place::Library | Place::Onsite) {
+                    Some("only a cartridge onsite can be exported".into())
+                } else if c.content != Content::Full || set.is_none_or(|s| !s.closed || s.expired) {
+                    Some(
+                        "only a cartridge of a closed set under retention goes to the vault".into(),
+                    )
+                } else {
+                    None
+                }
+            },
+            |c| c.place = Place::ExportSlot,
+        )?;
+        if let Some(ch) = changer {
+            for (before, _) in &changes {
+                if before.place == Place::Library {
+                    ch.export(&before.barcode)?;
+                }
+            }
+        }
+        let manifest = TransferManifest {
+            id: 0,
+            pool: pool.to_string(),
+            direction: "to-vault".into(),
+            vault,
+            created_ms: self.now_ms,
+            created_by: self.identity.clone(),
+            barcodes: barcodes.to_vec(),
+            sent_ms: None,
+            received_ms: None,
+        };
+        self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, "exported"))
+                .collect(),
+            &[],
+            RotationWrite {
+                manifest: Some(manifest),
+                ..RotationWrite::default()
+            },
+        )
+    }
+
+    /// The courier took transfer manifest `id`: its cartridges are in
+    /// transit (to the vault, or back to the site).
+    pub fn sent(&self, id: i64, day: Day) -> Result<Recorded> {
+        let m = self
+            .cat
+            .transfer_manifest(id)?
+            .ok_or_else(|| invalid(format!("no transfer manifest {id}")))?;
+        if m.sent_ms.is_some() {
+            return Err(invalid(format!("transfer manifest {id} was already sent")));
+        }
+        let policy = self.pool(&m.pool)?;
+        let arrives = day.plus(policy.courier_days as i32);
+        let to_vault = m.direction == "to-vault";
+        let (_, changes) = self.each(
+            &m.pool,
+            &m.barcodes,
+            |c| match (to_vault, c.place) {
+                (true, Place::ExportSlot) | (false, Place::RecallRequested { .. }) => None,
+                (true, _) => Some("is not in an export slot".into()),
+                (false, _) => Some("was not recalled".into()),
+            },
+            |c| {
+                c.place = if to_vault {
+                    Place::ToVault { arrives }
+                } else {
+                    Place::ToSite { arrives }
+                }
+            },
+        )?;
+        self.commit(
+            day,
+            &m.pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, if to_vault { "sent" } else { "shipped-back" }))
+                .collect(),
+            &[],
+            RotationWrite {
+                manifests_done: vec![(id, Some(self.now_ms), None)],
+                custody: Vec::new(),
+                ..RotationWrite::default()
+            },
+        )
+        .map(|mut r| {
+            r.manifest = Some(id);
+            r
+        })
+    }
+
+    /// Cartridges arrived: at the vault (its receipt) or back onsite.
+    pub fn received(&self, pool: &str, barcodes: &[String], day: Day) -> Result<Recorded> {
+        let (_, changes) = self.each(
+            pool,
+            barcodes,
+            |c| match c.place {
+                Place::ToVault { .. } | Place::ToSite { .. } => None,
+                _ => Some("is not in transit".into()),
+            },
+            |c| {
+                c.place = match c.place {
+                    Place::ToVault { .. } => Place::Vault,
+                    _ => Place::Onsite,
+                }
+            },
+        )?;
+        // Manifests whose every cartridge has arrived are received.
+        let mut done = Vec::new();
+        for m in self.cat.transfer_manifests()? {
+            if m.pool != pool || m.sent_ms.is_none() || m.received_ms.is_some() {
+                continue;
+            }
+            if m.barcodes.iter().any(|b| barcodes.contains(b)) {
+                let inv = self.inventory(pool)?;
+                let arrived = m.barcodes.iter().all(|b| {
+                    barcodes.contains(b)
+                        || inv.cart(b).is_some_and(|c| {
+                            matches!(c.place, Place::Vault | Place::Onsite | Place::Library)
+                        })
+                });
+                if arrived {
+                    done.push((m.id, None, Some(self.now_ms)));
+                }
+            }
+        }
+        self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| {
+                    let what = if b.place == Place::Vault {
+                        "received-at-vault"
+                    } else {
+                        "received-onsite"
+                    };
+                    (a, b, what)
+                })
+                .collect(),
+            &[],
+            RotationWrite {
+                manifests_done: done,
+                ..RotationWrite::default()
+            },
+        )
+    }
+
+    /// Asks the vault for cartridges back, each needed by a day; files the
+    /// manifest the vault ships them on.
+    pub fn recall(&self, pool: &str, wanted: &[(String, Day)], day: Day) -> Result<Recorded> {
+        let policy = self.pool(pool)?;
+        let barcodes: Vec<String> = wanted.iter().map(|(b, _)| b.clone()).collect();
+        let mut changes = Vec::new();
+        for (b, needed_by) in wanted {
+            let (_, mut one) = self.each(
+                pool,
+                std::slice::from_ref(b),
+                |c| (c.place != Place::Vault).then(|| "is not in the vault".to_string()),
+                |c| {
+                    c.place = Place::RecallRequested {
+                        needed_by: *needed_by,
+                    }
+                },
+            )?;
+            changes.append(&mut one);
+        }
+        let manifest = TransferManifest {
+            id: 0,
+            pool: pool.to_string(),
+            direction: "to-site".into(),
+            vault: policy.vault.unwrap_or_default(),
+            created_ms: self.now_ms,
+            created_by: self.identity.clone(),
+            barcodes,
+            sent_ms: None,
+            received_ms: None,
+        };
+        self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, "recall-requested"))
+                .collect(),
+            &[],
+            RotationWrite {
+                manifest: Some(manifest),
+                ..RotationWrite::default()
+            },
+        )
+    }
+
+    /// Puts cartridges that are onsite (on the shelf, back from the vault,
+    /// or in an export slot whose set expired) into the library.
+    pub fn import(
+        &self,
+        pool: &str,
+        barcodes: &[String],
+        day: Day,
+        changer: Option<&mut dyn MediaChanger>,
+    ) -> Result<Recorded> {
+        let (_, changes) = self.each(
+            pool,
+            barcodes,
+            |c| match c.place {
+                Place::Onsite | Place::ExportSlot => None,
+                Place::Library => Some("is already in the library".into()),
+                _ => Some("is not onsite".into()),
+            },
+            |c| c.place = Place::Library,
+        )?;
+        if let Some(ch) = changer {
+            let inv = ch.inventory()?;
+            for (before, _) in &changes {
+                if let Some(e) = inv
+                    .ie_slots
+                    .iter()
+                    .find(|e| e.barcode.as_deref() == Some(before.barcode.as_str()))
+                {
+                    ch.import(e.index)?;
+                }
+            }
+        }
+        self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, "imported"))
+                .collect(),
+            &[],
+            RotationWrite::default(),
+        )
+    }
+
+    /// Records the morning's bookkeeping of the day's plan: sets that
+    /// expired (their cartridges become recyclable; WORM ones are kept for
+    /// disposal) and sets closed.
+    pub fn settle(&self, pool: &str, plan: &Plan) -> Result<Recorded> {
+        let mut inv = self.inventory(pool)?;
+        let mut changes = Vec::new();
+        for id in &plan.expire {
+            if let Some(s) = inv.sets.iter_mut().find(|s| &s.id == id) {
+                s.expired = true;
+            }
+            for c in inv.carts.iter_mut() {
+                if c.set.as_deref() == Some(id.as_str())
+                    && matches!(c.content, Content::Full | Content::Writing)
+                {
+                    let before = c.clone();
+                    c.content = Content::Expired;
+                    changes.push((before, c.clone(), "expired"));
+                }
+            }
+        }
+        for id in &plan.close {
+            if let Some(s) = inv.sets.iter_mut().find(|s| &s.id == id) {
+                s.closed = true;
+            }
+            for c in inv.carts.iter_mut() {
+                if c.set.as_deref() == Some(id.as_str()) && c.content == Content::Writing {
+                    let before = c.clone();
+                    c.content = Content::Full;
+                    changes.push((before, c.clone(), "set-closed"));
+                }
+            }
+        }
+        let touched: Vec<&MediaSet> = inv
+            .sets
+            .iter()
+            .filter(|s| plan.expire.contains(&s.id) || plan.close.contains(&s.id))
+            .collect();
+        self.commit(plan.day, pool, changes, &touched, RotationWrite::default())
+    }
+
+    /// Records the night's tape job of `plan`: set `set` (new or
+    /// continued) written onto `wrote_on` (the last one still open unless
+    /// the set closed), refusing a cartridge whose set is still kept.
+    pub fn written(
+        &self,
+        pool: &str,
+        plan: &Plan,
+        set_id: &str,
+        wrote_on: &[String],
+    ) -> Result<Recorded> {
+        let policy = self.pool(pool)?;
+        let Some(job) = &plan.job else {
+            return Err(invalid(format!(
+                "no tape job for pool {pool} on {}",
+                plan.day
+            )));
+        };
+        let mut inv = self.inventory(pool)?;
+        let before = inv.clone();
+        let fills = wrote_on.len().saturating_sub(1) as u32;
+        let job = super::JobPlan {
+            cartridges: wrote_on.to_vec(),
+            ..job.clone()
+        };
+        let mut out = super::Outcome::default();
+        super::sim::write_job(&policy, &mut inv, plan.day, &job, fills, &mut out);
+        if let Some(v) = out.violations.first() {
+            return Err(invalid(v.clone()));
+        }
+        if out.waited || out.wrote_on.is_empty() {
+            return Err(invalid(format!(
+                "the job's cartridges {wrote_on:?} are not all writable scratch in the library"
+            )));
+        }
+        // The rotation's set takes the media set's id.
+        let made = out.set.clone().unwrap_or_default();
+        for s in inv.sets.iter_mut().filter(|s| s.id == made) {
+            s.id = set_id.to_string();
+        }
+        for c in inv.carts.iter_mut() {
+            if c.set.as_deref() == Some(made.as_str()) {
+                c.set = Some(set_id.to_string());
+            }
+        }
+        let mut changes = Vec::new();
+        for c in &inv.carts {
+            if let Some(b) = before.cart(&c.barcode)
+                && b != c
+            {
+                changes.push((b.clone(), c.clone(), "written"));
+            }
+        }
+        let touched: Vec<&MediaSet> = inv.sets.iter().filter(|s| s.id == set_id).collect();
+        self.commit(plan.day, pool, changes, &touched, RotationWrite::default())
+    }
+
+    /// A drive cleaning was done on `day`.
+    pub fn cleaned(&self, pool: &str, day: Day) -> Result<Recorded> {
+        self.commit(
+            day,
+            pool,
+            Vec::new(),
+            &[],
+            RotationWrite {
+                last_cleaning: Some(day.0),
+                ..RotationWrite::default()
+            },
+        )
+    }
+}
