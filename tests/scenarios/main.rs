@@ -15,6 +15,7 @@ mod levels;
 mod pool;
 mod remote;
 mod retention;
+mod rotation;
 mod roundtrip;
 mod safety;
 mod tape;

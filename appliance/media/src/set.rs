@@ -305,6 +305,10 @@ pub struct WriteRequest {
     pub block_size: u32,
     /// Bytes per archive before a filemark (a seek point).
     pub archive_bytes: u64,
+    /// Only these cartridges may start a set or take its next part (the
+    /// ones the media rotation chose); `None`: any labelled cartridge of
+    /// the pool.
+    pub only: Option<Vec<String>>,
 }
 
 impl WriteRequest {
@@ -320,6 +324,7 @@ impl WriteRequest {
             drive: 0,
             block_size: DEFAULT_BLOCK_SIZE,
             archive_bytes: 4 << 30,
+            only: None,
         }
     }
 }
@@ -692,6 +697,11 @@ impl Writer<'_> {
                     && c.status == CartridgeStatus::Labelled
                     && c.set.is_none()
                     && present.contains(&c.barcode)
+                    && self
+                        .req
+                        .only
+                        .as_ref()
+                        .is_none_or(|o| o.contains(&c.barcode))
             })
             .collect();
         candidates.sort_by(|a, b| a.barcode.cmp(&b.barcode));

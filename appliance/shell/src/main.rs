@@ -18,6 +18,7 @@ mod output;
 mod pool_cmd;
 mod protect_cmd;
 mod remote;
+mod rotation_cmd;
 mod tape_cmd;
 
 use std::process::ExitCode;

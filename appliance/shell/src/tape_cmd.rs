@@ -57,6 +57,11 @@ impl LibraryArgs {
     fn open(&self) -> Result<Box<dyn Library>> {
         Ok(coffer_tape::open_library(&self.config()?)?)
     }
+
+    /// Whether a library was named.
+    fn given(&self) -> bool {
+        self.library.is_some() || self.scsi_changer.is_some()
+    }
 }
 
 /// Sizes such as `2G`, `512M`, `64K` or plain bytes.
@@ -220,6 +225,10 @@ pub enum MediaCmd {
         /// Also turn on the drive's LTO hardware encryption.
         #[arg(long)]
         drive_encryption: bool,
+        /// A pool with a rotation: the day whose tape job this is (default
+        /// today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
     },
     /// Restore a snapshot from a media set, loading the cartridges it needs.
     Restore {
@@ -253,6 +262,96 @@ pub enum MediaCmd {
         /// goes on to one that is missing.
         #[arg(long)]
         incomplete: bool,
+    },
+    /// Media pools and their rotation schemes: `pool add|list|show`.
+    Pool {
+        #[command(subcommand)]
+        cmd: crate::rotation_cmd::PoolCmd,
+    },
+    /// Register cartridges in a media pool (scratch, in the library).
+    Add {
+        /// The pool.
+        pool: String,
+        /// Barcodes.
+        #[arg(required = true)]
+        barcodes: Vec<String>,
+        /// They are on the shelf, not in the library.
+        #[arg(long)]
+        shelf: bool,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// The daily rotation procedure: `rotation today [--json]`, `rotation settle`.
+    Rotation {
+        #[command(subcommand)]
+        cmd: crate::rotation_cmd::RotationCmd,
+    },
+    /// Move cartridges to the export slots for the vault (files the
+    /// transfer manifest).
+    Export {
+        /// Barcodes.
+        #[arg(required = true)]
+        barcodes: Vec<String>,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// The courier took a transfer manifest's cartridges.
+    Sent {
+        /// Manifest number.
+        manifest: i64,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Cartridges arrived: at the vault (its receipt) or back onsite.
+    Received {
+        /// Barcodes.
+        #[arg(required = true)]
+        barcodes: Vec<String>,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Ask the vault for cartridges back.
+    Recall {
+        /// Barcodes.
+        #[arg(required = true)]
+        barcodes: Vec<String>,
+        /// The day they are needed (default: as soon as the courier can).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        needed_by: Option<String>,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Put cartridges that are onsite into the library.
+    Import {
+        /// Barcodes.
+        #[arg(required = true)]
+        barcodes: Vec<String>,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Print a transfer manifest (or list them).
+    Manifest {
+        /// Manifest number.
+        id: Option<i64>,
+    },
+    /// The chain of custody (of one cartridge, or all).
+    Custody {
+        /// Barcode.
+        barcode: Option<String>,
+    },
+    /// A drive cleaning was done.
+    Cleaned {
+        /// The pool.
+        pool: String,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
     },
 }
 
@@ -578,6 +677,57 @@ fn set_id(d: &Direct, s: &str) -> Result<MediaSetId> {
 
 pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Result<u8> {
     let json = ctx.json;
+    use crate::rotation_cmd::{RotationAction as A, RotationCmd};
+    let rotation: Option<(A<'_>, Option<&str>)> = match cmd {
+        MediaCmd::Pool { cmd } => Some((A::Pool(cmd), None)),
+        MediaCmd::Add {
+            pool,
+            barcodes,
+            shelf,
+            date,
+        } => Some((
+            A::Add {
+                pool,
+                barcodes,
+                shelf: *shelf,
+            },
+            date.as_deref(),
+        )),
+        MediaCmd::Rotation { cmd } => {
+            let (RotationCmd::Today { date, .. } | RotationCmd::Settle { date, .. }) = cmd;
+            Some((A::Rotation(cmd), date.as_deref()))
+        }
+        MediaCmd::Export { barcodes, date } => Some((A::Export(barcodes), date.as_deref())),
+        MediaCmd::Sent { manifest, date } => Some((A::Sent(*manifest), date.as_deref())),
+        MediaCmd::Received { barcodes, date } => Some((A::Received(barcodes), date.as_deref())),
+        MediaCmd::Recall {
+            barcodes,
+            needed_by,
+            date,
+        } => Some((A::Recall(barcodes, needed_by.as_deref()), date.as_deref())),
+        MediaCmd::Import { barcodes, date } => Some((A::Import(barcodes), date.as_deref())),
+        MediaCmd::Manifest { id } => Some((A::Manifest(*id), None)),
+        MediaCmd::Custody { barcode } => Some((A::Custody(barcode.as_deref()), None)),
+        MediaCmd::Cleaned { pool, date } => Some((A::Cleaned(pool), date.as_deref())),
+        _ => None,
+    };
+    if let Some((action, date)) = rotation {
+        let d = Direct::open(&store(ctx)?)?;
+        let moves = matches!(action, A::Export(_) | A::Import(_));
+        let mut lib = if moves && lib_args.given() {
+            Some(lib_args.open()?)
+        } else {
+            None
+        };
+        let mut changer = match lib.as_mut() {
+            Some(l) => Some(l.changer()?),
+            None => None,
+        };
+        let ch = changer
+            .as_mut()
+            .map(|c| c.as_mut() as &mut dyn coffer_tape::MediaChanger);
+        return crate::rotation_cmd::run(&d, action, ch, date, json);
+    }
     match cmd {
         MediaCmd::Label {
             barcodes,
@@ -685,6 +835,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             new_set,
             no_encrypt,
             drive_encryption,
+            date,
         } => {
             let d = Direct::open(&store(ctx)?)?;
             let repo = d.unlock(&passphrase(ctx.passphrase_file, false)?)?;
@@ -692,16 +843,67 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 .iter()
                 .map(|s| d.catalog.resolve_snapshot(s).map(|i| i.id))
                 .collect::<std::result::Result<_, _>>()?;
+            let mut lib = lib_args.open()?;
+            // A pool with a rotation writes tonight's set onto the
+            // cartridges its plan chose, recycling expired ones.
+            let book = coffer_media::rotation::Book::new(
+                &d.catalog,
+                &d.actor.identity,
+                coffer_engine::now_ms(),
+            );
+            let rotation = if d.catalog.media_pool(pool)?.is_some() {
+                let day = crate::rotation_cmd::day(date.as_deref())?;
+                let plan = book.today(pool, day)?;
+                book.settle(pool, &plan)?;
+                let Some(job) = plan.job.clone() else {
+                    bail!(
+                        "pool {pool}'s rotation has no tape job on {day} (`coffer media rotation today`)"
+                    );
+                };
+                if plan.scratch_short > 0 {
+                    bail!(
+                        "pool {pool} needs {} more scratch cartridge(s) in the library tonight: {}",
+                        plan.scratch_short,
+                        plan.warnings.join("; ")
+                    );
+                }
+                let inv = book.inventory(pool)?;
+                for b in &job.cartridges {
+                    if inv
+                        .cart(b)
+                        .is_some_and(|c| c.content == coffer_media::rotation::Content::Expired)
+                    {
+                        set::label(lib.as_mut(), &d.catalog, lib_args.drive, b, pool, true)?;
+                        book.recycled(pool, b, day)?;
+                        if !json {
+                            println!("recycled {b}: its set expired; relabelled for pool '{pool}'");
+                        }
+                    }
+                }
+                Some((plan, job))
+            } else {
+                None
+            };
+            let (rot_set, rot_new) = match rotation.as_ref().map(|(_, j)| &j.set) {
+                Some(coffer_media::rotation::SetChoice::Continue { id }) => {
+                    (Some(set_id(&d, id)?), false)
+                }
+                Some(coffer_media::rotation::SetChoice::New) => (None, true),
+                None => (None, false),
+            };
             let req = WriteRequest {
                 snapshots: snaps,
-                set: set.as_deref().map(|s| set_id(&d, s)).transpose()?,
-                new_set: *new_set,
+                set: match rot_set {
+                    Some(s) => Some(s),
+                    None => set.as_deref().map(|s| set_id(&d, s)).transpose()?,
+                },
+                new_set: *new_set || rot_new,
                 encrypt: !no_encrypt,
                 drive_encryption: *drive_encryption,
                 drive: lib_args.drive,
+                only: rotation.as_ref().map(|(_, j)| j.cartridges.clone()),
                 ..WriteRequest::new(pool)
             };
-            let mut lib = lib_args.open()?;
             let pb = bar(ctx.quiet || json);
             let on = |barcode: &str, done: u64, total: u64| {
                 pb.set_length(total);
@@ -711,6 +913,20 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             let out = set::write(&repo, &d.catalog, lib.as_mut(), &req, &d.actor, &on);
             pb.finish_and_clear();
             let out = out?;
+            if let (Some((plan, job)), Some(s)) = (&rotation, out.set) {
+                let mut wrote_on = Vec::new();
+                if matches!(job.set, coffer_media::rotation::SetChoice::Continue { .. })
+                    && let Some(current) = job.cartridges.first()
+                {
+                    wrote_on.push(current.clone());
+                }
+                for b in &out.cartridges {
+                    if !wrote_on.contains(b) {
+                        wrote_on.push(b.clone());
+                    }
+                }
+                book.written(pool, plan, &s.to_hex(), &wrote_on)?;
+            }
             if json {
                 print_json(&serde_json::json!({
                     "media_set": out.set, "cartridges": out.cartridges, "objects": out.objects,
@@ -912,5 +1128,16 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 _ => EXIT_OK,
             })
         }
+        MediaCmd::Pool { .. }
+        | MediaCmd::Add { .. }
+        | MediaCmd::Rotation { .. }
+        | MediaCmd::Export { .. }
+        | MediaCmd::Sent { .. }
+        | MediaCmd::Received { .. }
+        | MediaCmd::Recall { .. }
+        | MediaCmd::Import { .. }
+        | MediaCmd::Manifest { .. }
+        | MediaCmd::Custody { .. }
+        | MediaCmd::Cleaned { .. } => unreachable!("rotation commands return above"),
     }
 }

@@ -622,6 +622,38 @@ impl<'a> Book<'a> {
         self.commit(plan.day, pool, changes, &touched, RotationWrite::default())
     }
 
+    /// An expired cartridge was relabelled for reuse: it is scratch again.
+    /// One whose set is still kept (or a WORM one) is refused.
+    pub fn recycled(&self, pool: &str, barcode: &str, day: Day) -> Result<Recorded> {
+        let (_, changes) = self.each(
+            pool,
+            &[barcode.to_string()],
+            |c| {
+                if c.kind.is_worm() {
+                    Some("is WORM: it is never rewritten".into())
+                } else if c.content != Content::Expired {
+                    Some("only an expired cartridge is recycled".into())
+                } else {
+                    None
+                }
+            },
+            |c| {
+                c.content = Content::Scratch;
+                c.set = None;
+            },
+        )?;
+        self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, "recycled"))
+                .collect(),
+            &[],
+            RotationWrite::default(),
+        )
+    }
+
     /// A drive cleaning was done on `day`.
     pub fn cleaned(&self, pool: &str, day: Day) -> Result<Recorded> {
         self.commit(

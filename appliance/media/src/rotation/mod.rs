@@ -40,10 +40,24 @@ pub use plan::{Export, JobPlan, Plan, Recall, SetChoice, plan, retained_until};
 pub use sim::{Outcome, apply, required_cartridges, sizing_days};
 
 /// A calendar day (UTC), as days since 1970-01-01.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+///
+/// In JSON (the plan, the catalog's rotation rows) a day is `"YYYY-MM-DD"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Day(pub i32);
+
+impl Serialize for Day {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Day, D::Error> {
+        let s = String::deserialize(d)?;
+        Day::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a date (YYYY-MM-DD)")))
+    }
+}
 
 /// Day of the week.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
