@@ -218,12 +218,6 @@ fn year(w: &World, pool: &PoolPolicy, days: i32) -> Tally {
         }
         // The newest full (or a newer one) is in the vault once it could be.
         let kept = retained_until(&inv);
-        let in_vault = |s: &coffer_media::rotation::MediaSet| {
-            !s.cartridges.is_empty()
-                && s.cartridges
-                    .iter()
-                    .all(|b| inv.cart(b).is_some_and(|c| c.place == Place::Vault))
-        };
         if let Some(f) = inv
             .sets
             .iter()
@@ -239,7 +233,7 @@ fn year(w: &World, pool: &PoolPolicy, days: i32) -> Tally {
             assert!(
                 inv.sets
                     .iter()
-                    .any(|s| s.level == Level::Full && s.last >= f.last && in_vault(s)),
+                    .any(|s| s.level == Level::Full && s.last >= f.last && inv.in_vault(s)),
                 "{d}: the newest full {} is not in the vault",
                 f.id
             );

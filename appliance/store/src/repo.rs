@@ -299,6 +299,22 @@ impl Index {
         self.recent.shrink_to(MERGE_MIN);
     }
 
+    /// Calls `f` for every copy of every chunk: the sorted array, the
+    /// recent map, the spares.
+    fn each_slot(&self, mut f: impl FnMut(&ChunkId, &Slot)) {
+        for (id, s) in &self.sorted {
+            f(id, s);
+        }
+        for (id, s) in &self.recent {
+            f(id, s);
+        }
+        for (id, slots) in &self.spares {
+            for s in slots {
+                f(id, s);
+            }
+        }
+    }
+
     /// The first known location of `id`, sound or not.
     fn first(&self, id: &ChunkId) -> Option<&Slot> {
         if let Some(s) = self.recent.get(id) {
@@ -1192,23 +1208,12 @@ impl Repo {
     /// containers this process removed).
     pub fn for_each_chunk(&self, mut f: impl FnMut(&ContainerId, &ChunkId, u32)) -> Result<()> {
         let idx = self.index.read().map_err(lock_err)?;
-        let mut call = |id: &ChunkId, s: &Slot| {
+        idx.each_slot(|id, s| {
             let c = &idx.ids[s.container as usize];
             if !idx.removed.contains(c) {
                 f(c, id, s.stored_len);
             }
-        };
-        for (id, s) in &idx.sorted {
-            call(id, s);
-        }
-        for (id, s) in &idx.recent {
-            call(id, s);
-        }
-        for (id, slots) in &idx.spares {
-            for s in slots {
-                call(id, s);
-            }
-        }
+        });
         Ok(())
     }
 
@@ -1226,22 +1231,11 @@ impl Repo {
             .iter()
             .map(|c| !idx.removed.contains(c) && want(c))
             .collect();
-        let mut call = |id: &ChunkId, s: &Slot| {
+        idx.each_slot(|id, s| {
             if selected.get(s.container as usize) == Some(&true) {
                 f(&idx.ids[s.container as usize], id, s.index, s.stored_len);
             }
-        };
-        for (id, s) in &idx.sorted {
-            call(id, s);
-        }
-        for (id, s) in &idx.recent {
-            call(id, s);
-        }
-        for (id, slots) in &idx.spares {
-            for s in slots {
-                call(id, s);
-            }
-        }
+        });
         Ok(())
     }
 

@@ -161,6 +161,27 @@ impl<'a> Book<'a> {
         }
     }
 
+    /// A new transfer manifest, filed by this book's operator now.
+    fn manifest(
+        &self,
+        pool: &str,
+        direction: &str,
+        vault: String,
+        barcodes: Vec<String>,
+    ) -> TransferManifest {
+        TransferManifest {
+            id: 0,
+            pool: pool.to_string(),
+            direction: direction.into(),
+            vault,
+            created_ms: self.now_ms,
+            created_by: self.identity.clone(),
+            barcodes,
+            sent_ms: None,
+            received_ms: None,
+        }
+    }
+
     /// Writes changed cartridges (and sets) with a custody line each.
     fn commit(
         &self,
@@ -306,17 +327,7 @@ impl<'a> Book<'a> {
                 }
             }
         }
-        let manifest = TransferManifest {
-            id: 0,
-            pool: pool.to_string(),
-            direction: "to-vault".into(),
-            vault,
-            created_ms: self.now_ms,
-            created_by: self.identity.clone(),
-            barcodes: barcodes.to_vec(),
-            sent_ms: None,
-            received_ms: None,
-        };
+        let manifest = self.manifest(pool, "to-vault", vault, barcodes.to_vec());
         self.commit(
             day,
             pool,
@@ -457,17 +468,7 @@ impl<'a> Book<'a> {
             )?;
             changes.append(&mut one);
         }
-        let manifest = TransferManifest {
-            id: 0,
-            pool: pool.to_string(),
-            direction: "to-site".into(),
-            vault: policy.vault.unwrap_or_default(),
-            created_ms: self.now_ms,
-            created_by: self.identity.clone(),
-            barcodes,
-            sent_ms: None,
-            received_ms: None,
-        };
+        let manifest = self.manifest(pool, "to-site", policy.vault.unwrap_or_default(), barcodes);
         self.commit(
             day,
             pool,

@@ -567,6 +567,14 @@ impl Inventory {
     pub fn set(&self, id: &str) -> Option<&MediaSet> {
         self.sets.iter().find(|s| s.id == id)
     }
+
+    /// Whether every cartridge of set `s` is in the vault.
+    pub fn in_vault(&self, s: &MediaSet) -> bool {
+        !s.cartridges.is_empty()
+            && s.cartridges
+                .iter()
+                .all(|b| self.cart(b).is_some_and(|c| c.place == Place::Vault))
+    }
 }
 
 #[cfg(test)]

@@ -651,15 +651,7 @@ fn recall(
     let newest_offsite = inv
         .sets
         .iter()
-        .filter(|s| {
-            s.level == Level::Full
-                && s.closed
-                && !s.expired
-                && !s.cartridges.is_empty()
-                && s.cartridges
-                    .iter()
-                    .all(|b| inv.cart(b).is_some_and(|c| c.place == Place::Vault))
-        })
+        .filter(|s| s.level == Level::Full && s.closed && !s.expired && inv.in_vault(s))
         .max_by_key(|s| (s.last, s.id.clone()))
         .map(|s| s.id.clone());
     // Vaulted cartridges that could come back, by when their sets expire.

@@ -100,12 +100,6 @@ fn run(
         // Tower of Hanoi set whose turn comes soon) stays onsite and does
         // not count.
         let kept = retained_until(inv);
-        let in_vault = |s: &MediaSet| {
-            !s.cartridges.is_empty()
-                && s.cartridges
-                    .iter()
-                    .all(|b| inv.cart(b).is_some_and(|c| c.place == Place::Vault))
-        };
         if pool.vault.is_some()
             && let Some(f) = inv
                 .sets
@@ -118,10 +112,9 @@ fn run(
                         && kept.get(&s.id).is_some_and(|k| *k > d.plus(horizon))
                 })
                 .max_by_key(|s| (s.last, s.id.clone()))
-            && !inv
-                .sets
-                .iter()
-                .any(|s| s.level == Level::Full && !s.expired && s.last >= f.last && in_vault(s))
+            && !inv.sets.iter().any(|s| {
+                s.level == Level::Full && !s.expired && s.last >= f.last && inv.in_vault(s)
+            })
         {
             let places: Vec<_> = f
                 .cartridges
