@@ -60,7 +60,7 @@ fn five_weeks_of_gfs_rotation_from_the_shell() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("2 to 8 sets"), "{}", r.stderr);
 
-    let start = "2027-01-04";
+    let start = "2025-01-06";
     let r = env.ok(&[
         "media",
         "pool",
@@ -237,6 +237,29 @@ fn five_weeks_of_gfs_rotation_from_the_shell() {
     );
     assert!(sent_manifests >= 4, "{sent_manifests}");
 
+    // Nothing is recorded ahead of its day.
+    let r = env.run(&[
+        "media",
+        "rotation",
+        "settle",
+        "--pool",
+        "gfs",
+        "--date",
+        "2099-01-01",
+    ]);
+    assert!(
+        r.code != 0 && r.stderr.contains("after today"),
+        "{}",
+        r.stderr
+    );
+    // A rotation pool's plan chooses the set.
+    let r = env.run(&with_lib(&["media", "write", "--pool", "gfs", "--new-set"]));
+    assert!(
+        r.code != 0 && r.stderr.contains("plan chooses the set"),
+        "{}",
+        r.stderr
+    );
+
     // The day's procedure as text.
     let r = env.run(&[
         "media",
@@ -245,10 +268,10 @@ fn five_weeks_of_gfs_rotation_from_the_shell() {
         "--pool",
         "gfs",
         "--date",
-        "2027-02-08",
+        "2025-02-10",
     ]);
     assert!(
-        r.stdout.contains("Media rotation, pool gfs, 2027-02-08"),
+        r.stdout.contains("Media rotation, pool gfs, 2025-02-10"),
         "{}",
         r.stdout
     );

@@ -84,6 +84,8 @@ pub struct RotationWrite {
     /// Manifests sent (`sent_ms`) or received (`received_ms`) by this step:
     /// (id, sent, received).
     pub manifests_done: Vec<(i64, Option<i64>, Option<i64>)>,
+    /// The existing manifest the custody events travel on.
+    pub link_manifest: Option<i64>,
 }
 
 fn manifest_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TransferManifest, String)> {
@@ -259,7 +261,7 @@ impl Catalog {
                     e.from_state,
                     e.to_state,
                     e.identity,
-                    e.manifest.or(manifest)
+                    e.manifest.or(manifest).or(w.link_manifest)
                 ],
             )
             .map_err(self.sql(what))?;
@@ -383,6 +385,7 @@ mod tests {
                     received_ms: None,
                 }),
                 manifests_done: Vec::new(),
+                link_manifest: None,
             })
             .unwrap()
             .unwrap();

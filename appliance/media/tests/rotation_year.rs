@@ -268,6 +268,9 @@ fn a_year_of_gfs_rotation_on_the_virtual_library() {
     // exported, sent, received at the vault, recalled, shipped back,
     // received onsite, imported, written again.
     let chain = w.cat.custody(None).unwrap();
+    // Each courier hand-over names its manifest.
+    let sent: Vec<_> = chain.iter().filter(|e| e.event == "sent").collect();
+    assert!(!sent.is_empty() && sent.iter().all(|e| e.manifest.is_some()));
     let went_round = chain
         .iter()
         .find(|e| e.event == "imported")

@@ -149,6 +149,20 @@ pub fn day(date: Option<&str>) -> Result<Day> {
     }
 }
 
+/// The day a state-changing step is recorded as: today, or an earlier day
+/// (a step recorded late); never a day to come, which would expire sets
+/// before their time.
+pub fn day_to_record(date: Option<&str>) -> Result<Day> {
+    let d = day(date)?;
+    let today = day(None)?;
+    if d > today {
+        bail!(
+            "{d} is after today ({today}): a step is recorded on the day it happens, never ahead"
+        );
+    }
+    Ok(d)
+}
+
 impl PoolArgs {
     fn policy(&self) -> Result<PoolPolicy> {
         let days = weekdays(&self.days)?;
@@ -437,7 +451,19 @@ pub fn run(
     json: bool,
 ) -> Result<u8> {
     let book = Book::new(&d.catalog, &d.actor.identity, coffer_engine::now_ms());
-    let today = day(date)?;
+    // Looking ahead is fine; recording ahead is not.
+    let records = !matches!(
+        action,
+        RotationAction::Rotation(RotationCmd::Today { .. })
+            | RotationAction::Pool(PoolCmd::List | PoolCmd::Show { .. })
+            | RotationAction::Manifest(_)
+            | RotationAction::Custody(_)
+    );
+    let today = if records {
+        day_to_record(date)?
+    } else {
+        day(date)?
+    };
     match action {
         RotationAction::Pool(PoolCmd::Add(args)) => {
             let policy = args.policy()?;

@@ -851,8 +851,17 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 &d.actor.identity,
                 coffer_engine::now_ms(),
             );
-            let rotation = if d.catalog.media_pool(pool)?.is_some() {
-                let day = crate::rotation_cmd::day(date.as_deref())?;
+            let rotation = if let Some(policy) = d.catalog.media_pool(pool)? {
+                if set.is_some() || *new_set {
+                    bail!(
+                        "pool {pool} has a rotation: its plan chooses the set (leave out --set and --new-set)"
+                    );
+                }
+                let policy: coffer_media::rotation::PoolPolicy = serde_json::from_str(&policy)?;
+                if !policy.encrypt && !no_encrypt {
+                    bail!("pool {pool} writes unencrypted sets: add --no-encrypt to confirm");
+                }
+                let day = crate::rotation_cmd::day_to_record(date.as_deref())?;
                 let plan = book.today(pool, day)?;
                 book.settle(pool, &plan)?;
                 let Some(job) = plan.job.clone() else {
@@ -868,6 +877,24 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     );
                 }
                 let inv = book.inventory(pool)?;
+                // Only cartridges recorded in the library are written.
+                let job = coffer_media::rotation::JobPlan {
+                    cartridges: job
+                        .cartridges
+                        .iter()
+                        .filter(|b| {
+                            inv.cart(b)
+                                .is_some_and(|c| c.place == coffer_media::rotation::Place::Library)
+                        })
+                        .cloned()
+                        .collect(),
+                    ..job
+                };
+                if job.cartridges.is_empty() {
+                    bail!(
+                        "pool {pool}: tonight's cartridges are not in the library yet: import them first (`coffer media rotation today`)"
+                    );
+                }
                 for b in &job.cartridges {
                     if inv
                         .cart(b)
@@ -913,19 +940,15 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             let out = set::write(&repo, &d.catalog, lib.as_mut(), &req, &d.actor, &on);
             pb.finish_and_clear();
             let out = out?;
-            if let (Some((plan, job)), Some(s)) = (&rotation, out.set) {
-                let mut wrote_on = Vec::new();
-                if matches!(job.set, coffer_media::rotation::SetChoice::Continue { .. })
-                    && let Some(current) = job.cartridges.first()
-                {
-                    wrote_on.push(current.clone());
-                }
-                for b in &out.cartridges {
-                    if !wrote_on.contains(b) {
-                        wrote_on.push(b.clone());
+            if let (Some((plan, _)), Some(s)) = (&rotation, out.set) {
+                if out.cartridges.is_empty() {
+                    if !json {
+                        println!("nothing new to write tonight; the rotation records no write");
                     }
+                } else {
+                    // The cartridges the writer mounted, the continued one first.
+                    book.written(pool, plan, &s.to_hex(), &out.cartridges)?;
                 }
-                book.written(pool, plan, &s.to_hex(), &wrote_on)?;
             }
             if json {
                 print_json(&serde_json::json!({

@@ -321,6 +321,17 @@ impl<'a> Book<'a> {
             |c| c.place = Place::ExportSlot,
         )?;
         if let Some(ch) = changer {
+            let inv = ch.inventory()?;
+            let free = inv.ie_slots.iter().filter(|e| !e.full).count();
+            let moving = changes
+                .iter()
+                .filter(|(b, _)| b.place == Place::Library)
+                .count();
+            if moving > free {
+                return Err(invalid(format!(
+                    "{moving} cartridge(s) to export and {free} free mail slot(s): export fewer at a time"
+                )));
+            }
             for (before, _) in &changes {
                 if before.place == Place::Library {
                     ch.export(&before.barcode)?;
@@ -356,9 +367,23 @@ impl<'a> Book<'a> {
         let policy = self.pool(&m.pool)?;
         let arrives = day.plus(policy.courier_days as i32);
         let to_vault = m.direction == "to-vault";
+        // A cartridge taken back out of the export slots (its set expired
+        // while it waited) stays behind.
+        let inv = self.inventory(&m.pool)?;
+        let going: Vec<String> = m
+            .barcodes
+            .iter()
+            .filter(|b| !to_vault || inv.cart(b).is_some_and(|c| c.place == Place::ExportSlot))
+            .cloned()
+            .collect();
+        if going.is_empty() {
+            return Err(invalid(format!(
+                "transfer manifest {id}: none of its cartridges is waiting in the export slots"
+            )));
+        }
         let (_, changes) = self.each(
             &m.pool,
-            &m.barcodes,
+            &going,
             |c| match (to_vault, c.place) {
                 (true, Place::ExportSlot) | (false, Place::RecallRequested { .. }) => None,
                 (true, _) => Some("is not in an export slot".into()),
@@ -382,7 +407,7 @@ impl<'a> Book<'a> {
             &[],
             RotationWrite {
                 manifests_done: vec![(id, Some(self.now_ms), None)],
-                custody: Vec::new(),
+                link_manifest: Some(id),
                 ..RotationWrite::default()
             },
         )
@@ -505,13 +530,28 @@ impl<'a> Book<'a> {
         )?;
         if let Some(ch) = changer {
             let inv = ch.inventory()?;
-            for (before, _) in &changes {
-                if let Some(e) = inv
-                    .ie_slots
+            let slot_of = |b: &str| {
+                inv.ie_slots
                     .iter()
-                    .find(|e| e.barcode.as_deref() == Some(before.barcode.as_str()))
-                {
-                    ch.import(e.index)?;
+                    .find(|e| e.barcode.as_deref() == Some(b))
+                    .map(|e| e.index)
+            };
+            for (before, _) in &changes {
+                let inside = inv
+                    .slots
+                    .iter()
+                    .chain(&inv.drives)
+                    .any(|e| e.barcode.as_deref() == Some(before.barcode.as_str()));
+                if !inside && slot_of(&before.barcode).is_none() {
+                    return Err(invalid(format!(
+                        "cartridge {} is in no mail slot of the library: put it in one first",
+                        before.barcode
+                    )));
+                }
+            }
+            for (before, _) in &changes {
+                if let Some(slot) = slot_of(&before.barcode) {
+                    ch.import(slot)?;
                 }
             }
         }
@@ -585,6 +625,19 @@ impl<'a> Book<'a> {
             )));
         };
         let mut inv = self.inventory(pool)?;
+        match &job.set {
+            super::SetChoice::New if inv.set(set_id).is_some() => {
+                return Err(invalid(format!(
+                    "set {set_id} already exists: tonight's plan starts a new set"
+                )));
+            }
+            super::SetChoice::Continue { id } if id != set_id => {
+                return Err(invalid(format!(
+                    "tonight's plan continues set {id}, not {set_id}"
+                )));
+            }
+            _ => {}
+        }
         let before = inv.clone();
         let fills = wrote_on.len().saturating_sub(1) as u32;
         let job = super::JobPlan {

@@ -397,9 +397,10 @@ impl PoolPolicy {
                         self.name
                     ));
                 }
-                if g.keep_weekly_weeks == 0 || g.keep_monthly_months == 0 {
+                if g.keep_weekly_weeks == 0 || g.keep_monthly_months == 0 || g.keep_daily_weeks == 0
+                {
                     return Err(format!(
-                        "pool {}: GFS keeps at least one weekly and one monthly full",
+                        "pool {}: GFS keeps dailies, weeklies and monthlies at least one week, week and month",
                         self.name
                     ));
                 }

@@ -348,11 +348,13 @@ pub fn plan(d: Day, pool: &PoolPolicy, inv: &Inventory, required: Option<u32>) -
             (None, Level::Differential) => sets
                 .iter()
                 .rev()
-                .find(|s| s.level == Level::Full && !s.expired)
+                .find(|s| s.level == Level::Full && !s.expired && !expiring.contains(s.id.as_str()))
                 .map(|s| s.id.clone()),
-            (None, Level::Incremental) => {
-                sets.iter().rev().find(|s| !s.expired).map(|s| s.id.clone())
-            }
+            (None, Level::Incremental) => sets
+                .iter()
+                .rev()
+                .find(|s| !s.expired && !expiring.contains(s.id.as_str()))
+                .map(|s| s.id.clone()),
         };
         let mut carts = Vec::new();
         let mut need = pool.cartridges_per_set;
@@ -560,19 +562,11 @@ pub fn plan(d: Day, pool: &PoolPolicy, inv: &Inventory, required: Option<u32>) -
     }
 
     // 7. The pool itself.
-    let mut seen = HashSet::new();
-    for c in &inv.carts {
-        if !seen.insert(c.barcode.as_str()) {
-            p.warnings.push(format!(
-                "barcode {} is on two cartridges: relabel one before either is written",
-                c.barcode
-            ));
-        }
-    }
     let mut usable = 0u32;
     for c in &inv.carts {
         if c.kind == MediaKind::Cleaning
             || matches!(c.content, Content::Disposed | Content::Damaged)
+            || (c.kind.is_worm() && c.content == Content::Expired)
         {
             continue;
         }
@@ -744,7 +738,7 @@ fn recall(
             supply.push(needed_by.max(d.plus(lead)));
             short -= 1;
         }
-        if short > 0 && k == horizon {
+        if short > 0 && !p.warnings.iter().any(|w| w.contains("will lack")) {
             p.warnings.push(format!(
                 "pool {} will lack {short} scratch cartridge(s) on {e}: nothing onsite or in the vault will be free by then",
                 pool.name
