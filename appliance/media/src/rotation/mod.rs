@@ -547,6 +547,31 @@ pub struct MediaSet {
     pub expired: bool,
 }
 
+impl MediaSet {
+    /// A set begun on day `d`, open, with no cartridge yet.
+    pub fn begun(
+        id: String,
+        tier: Tier,
+        level: Level,
+        d: Day,
+        expires: Day,
+        base: Option<String>,
+    ) -> MediaSet {
+        MediaSet {
+            id,
+            tier,
+            level,
+            first: d,
+            last: d,
+            closed: false,
+            expires,
+            base,
+            cartridges: Vec::new(),
+            expired: false,
+        }
+    }
+}
+
 /// A pool's cartridges and sets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {

@@ -675,18 +675,14 @@ fn recall(
         open = match (&job.set, job.close_after) {
             (_, true) => None,
             (SetChoice::Continue { .. }, false) => open,
-            (SetChoice::New, false) => Some(MediaSet {
-                id: String::new(),
-                tier: job.tier,
-                level: job.level,
-                first: d,
-                last: d,
-                closed: false,
-                expires: job.expires,
-                base: None,
-                cartridges: Vec::new(),
-                expired: false,
-            }),
+            (SetChoice::New, false) => Some(MediaSet::begun(
+                String::new(),
+                job.tier,
+                job.level,
+                d,
+                job.expires,
+                None,
+            )),
         };
     }
     let mut needed = 0usize;
@@ -697,18 +693,8 @@ fn recall(
         };
         if t.new {
             needed += pool.cartridges_per_set as usize;
-            open = (!t.close_after).then(|| MediaSet {
-                id: String::new(),
-                tier: t.tier,
-                level: t.level,
-                first: e,
-                last: e,
-                closed: false,
-                expires: t.expires,
-                base: None,
-                cartridges: Vec::new(),
-                expired: false,
-            });
+            open = (!t.close_after)
+                .then(|| MediaSet::begun(String::new(), t.tier, t.level, e, t.expires, None));
         } else if t.close_after {
             open = None;
         }

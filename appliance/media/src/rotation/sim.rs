@@ -116,18 +116,14 @@ pub(crate) fn write_job(
         }
         SetChoice::New => {
             let id = format!("{}-{d}-{}", pool.name, job.tier);
-            inv.sets.push(MediaSet {
-                id: id.clone(),
-                tier: job.tier,
-                level: job.level,
-                first: d,
-                last: d,
-                closed: false,
-                expires: job.expires,
-                base: job.base.clone(),
-                cartridges: Vec::new(),
-                expired: false,
-            });
+            inv.sets.push(MediaSet::begun(
+                id.clone(),
+                job.tier,
+                job.level,
+                d,
+                job.expires,
+                job.base.clone(),
+            ));
             id
         }
     };
