@@ -124,6 +124,12 @@ pub(crate) fn enqueue(
 /// Cancels job `id`: a queued one at once, a running one at its next check.
 /// Returns what happened, for the operator.
 pub(crate) fn cancel(inner: &Inner, cat: &Catalog, id: i64, who: &str) -> Result<String> {
+    // A job the catalog shows ended has ended, even while its worker is
+    // still leaving the running list.
+    let status = cat.job_view(id)?.record.status;
+    if !matches!(status, JobStatus::Queued | JobStatus::Running) {
+        return Err(anyhow!("job {id} has already ended ({})", status.as_str()));
+    }
     if let Some(j) = inner.jobs.running().get(&id) {
         j.progress.request_stop(Stop::Cancel);
         return Ok(format!("job {id} is stopping"));
