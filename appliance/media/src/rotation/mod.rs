@@ -88,7 +88,7 @@ impl Weekday {
         Weekday::Thu,
         Weekday::Fri,
     ];
-    const ALL: [Weekday; 7] = [
+    pub(crate) const ALL: [Weekday; 7] = [
         Weekday::Mon,
         Weekday::Tue,
         Weekday::Wed,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Allocation, Cart, Content, Day, Inventory, Level, MediaKind, MediaSet, Place, PoolPolicy,
-    Scheme, Tier, matches_rule,
+    Scheme, Tier, Weekday, matches_rule,
 };
 
 /// Which set tonight's job writes.
@@ -138,13 +138,63 @@ fn next_backup_day(pool: &PoolPolicy, d: Day) -> Day {
         .unwrap_or(d.plus(7))
 }
 
-/// The Hanoi set of backup day `d` (counting backup days from the start).
-fn hanoi_set(pool: &PoolPolicy, sets: u8, d: Day) -> u8 {
-    let n = (pool.start.0..=d.0)
-        .filter(|x| is_backup_day(pool, Day(*x)))
+/// How many backup days `[pool.start, d]` holds (in O(1): whole weeks,
+/// then the rest).
+fn backup_days_through(pool: &PoolPolicy, d: Day) -> u32 {
+    if d < pool.start {
+        return 0;
+    }
+    let span = d.0 - pool.start.0 + 1;
+    let per_week = Weekday::ALL
+        .iter()
+        .filter(|w| pool.scheme.backup_days().contains(w))
+        .count() as i32;
+    let weeks = span / 7;
+    let rest = (0..span % 7)
+        .filter(|k| is_backup_day(pool, pool.start.plus(weeks * 7 + k)))
+        .count() as i32;
+    (weeks * per_week + rest) as u32
+}
+
+/// The `n`-th backup day from the start (`n` from 1).
+fn nth_backup_day(pool: &PoolPolicy, n: u32) -> Day {
+    let per_week = Weekday::ALL
+        .iter()
+        .filter(|w| pool.scheme.backup_days().contains(w))
         .count()
         .max(1) as u32;
-    (n.trailing_zeros() as u8).min(sets - 1)
+    let weeks = (n - 1) / per_week;
+    let mut left = n - weeks * per_week;
+    let mut d = pool.start.plus(7 * weeks as i32);
+    loop {
+        if is_backup_day(pool, d) {
+            left -= 1;
+            if left == 0 {
+                return d;
+            }
+        }
+        d = d.plus(1);
+    }
+}
+
+/// The Tower of Hanoi set of the `n`-th backup day.
+fn hanoi_set_of(sets: u8, n: u32) -> u8 {
+    (n.max(1).trailing_zeros() as u8).min(sets - 1)
+}
+
+/// The Hanoi set of backup day `d` (counting backup days from the start).
+fn hanoi_set(pool: &PoolPolicy, sets: u8, d: Day) -> u8 {
+    hanoi_set_of(sets, backup_days_through(pool, d))
+}
+
+/// The backup day after `d` on which set `s` has its next turn.
+fn hanoi_next_turn(pool: &PoolPolicy, sets: u8, d: Day) -> Day {
+    let n = backup_days_through(pool, d).max(1);
+    let s = hanoi_set_of(sets, n);
+    // n has s trailing zeros (or at least sets - 1): the next number with
+    // exactly as many is 2^(s+1) on; the last set comes every 2^(sets-1).
+    let step = if s + 1 < sets { 2u32 << s } else { 1u32 << s };
+    nth_backup_day(pool, n + step)
 }
 
 /// `filled`: the open set has filled the cartridges it was given (a
@@ -206,13 +256,7 @@ pub(crate) fn tonight(
         Scheme::Hanoi(h) => {
             let s = hanoi_set(pool, h.sets, d);
             // Kept until the set's next turn.
-            let mut e = d;
-            for _ in 0..(7 << h.sets) {
-                e = next_backup_day(pool, e);
-                if hanoi_set(pool, h.sets, e) == s {
-                    break;
-                }
-            }
+            let e = hanoi_next_turn(pool, h.sets, d);
             Some(Tonight {
                 tier: Tier::Hanoi(s),
                 level: Level::Full,

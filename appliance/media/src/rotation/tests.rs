@@ -243,6 +243,46 @@ fn a_gfs_week_writes_dailies_into_one_set_and_a_full_on_friday() {
     assert_eq!(mon.send, vec![sat.export[0].barcode.clone()]);
 }
 
+/// The Tower of Hanoi arithmetic (backup days counted in O(1), each set's
+/// next turn) agrees with counting day by day.
+#[test]
+fn hanoi_turns_match_counting_day_by_day() {
+    for days in [
+        Weekday::WORKING.to_vec(),
+        vec![Weekday::Mon, Weekday::Thu, Weekday::Sat],
+    ] {
+        for sets in 2..=8u8 {
+            let mut pool = PoolPolicy::gfs("h", monday().plus(2));
+            pool.scheme = Scheme::Hanoi(Hanoi {
+                sets,
+                backup_days: days.clone(),
+            });
+            let backup = |d: Day| days.contains(&d.weekday());
+            let set_of = |d: Day| {
+                let n = (pool.start.0..=d.0)
+                    .filter(|x| backup(Day(*x)))
+                    .count()
+                    .max(1) as u32;
+                (n.trailing_zeros() as u8).min(sets - 1)
+            };
+            for k in 0..300 {
+                let d = pool.start.plus(k);
+                let Some(j) = plan(d, &pool, &Inventory::default(), None).job else {
+                    assert!(!backup(d));
+                    continue;
+                };
+                let s = set_of(d);
+                assert_eq!(j.tier, Tier::Hanoi(s), "{d}");
+                let mut e = d.plus(1);
+                while !(backup(e) && set_of(e) == s) {
+                    e = e.plus(1);
+                }
+                assert_eq!(j.expires, e, "{d}: set {s}'s next turn");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_last_friday_is_monthly_and_in_the_yearly_month_yearly() {
     let mut pool = PoolPolicy::gfs("gfs", monday());
