@@ -862,74 +862,35 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     bail!("pool {pool} writes unencrypted sets: add --no-encrypt to confirm");
                 }
                 let day = crate::rotation_cmd::day_to_record(date.as_deref())?;
-                let plan = book.today(pool, day)?;
-                book.settle(pool, &plan)?;
-                let Some(job) = plan.job.clone() else {
-                    bail!(
-                        "pool {pool}'s rotation has no tape job on {day} (`coffer media rotation today`)"
-                    );
-                };
-                if plan.scratch_short > 0 {
-                    bail!(
-                        "pool {pool} needs {} more scratch cartridge(s) in the library tonight: {}",
-                        plan.scratch_short,
-                        plan.warnings.join("; ")
-                    );
-                }
-                let inv = book.inventory(pool)?;
-                // Only cartridges recorded in the library are written.
-                let job = coffer_media::rotation::JobPlan {
-                    cartridges: job
-                        .cartridges
-                        .iter()
-                        .filter(|b| {
-                            inv.cart(b)
-                                .is_some_and(|c| c.place == coffer_media::rotation::Place::Library)
-                        })
-                        .cloned()
-                        .collect(),
-                    ..job
-                };
-                if job.cartridges.is_empty() {
-                    bail!(
-                        "pool {pool}: tonight's cartridges are not in the library yet: import them first (`coffer media rotation today`)"
-                    );
-                }
-                for b in &job.cartridges {
-                    if inv
-                        .cart(b)
-                        .is_some_and(|c| c.content == coffer_media::rotation::Content::Expired)
-                    {
-                        set::label(lib.as_mut(), &d.catalog, lib_args.drive, b, pool, true)?;
-                        book.recycled(pool, b, day)?;
-                        if !json {
-                            println!("recycled {b}: its set expired; relabelled for pool '{pool}'");
-                        }
+                let prepared = coffer_media::rotation::tonight::prepare(
+                    &book,
+                    lib.as_mut(),
+                    &d.catalog,
+                    pool,
+                    day,
+                    lib_args.drive,
+                )?;
+                if !json {
+                    for b in &prepared.recycled {
+                        println!("recycled {b}: its set expired; relabelled for pool '{pool}'");
                     }
                 }
-                Some((plan, job))
+                Some(prepared)
             } else {
                 None
             };
-            let (rot_set, rot_new) = match rotation.as_ref().map(|(_, j)| &j.set) {
-                Some(coffer_media::rotation::SetChoice::Continue { id }) => {
-                    (Some(set_id(&d, id)?), false)
-                }
-                Some(coffer_media::rotation::SetChoice::New) => (None, true),
-                None => (None, false),
-            };
-            let req = WriteRequest {
+            let base = WriteRequest {
                 snapshots: snaps,
-                set: match rot_set {
-                    Some(s) => Some(s),
-                    None => set.as_deref().map(|s| set_id(&d, s)).transpose()?,
-                },
-                new_set: *new_set || rot_new,
+                set: set.as_deref().map(|s| set_id(&d, s)).transpose()?,
+                new_set: *new_set,
                 encrypt: !no_encrypt,
                 drive_encryption: *drive_encryption,
                 drive: lib_args.drive,
-                only: rotation.as_ref().map(|(_, j)| j.cartridges.clone()),
                 ..WriteRequest::new(pool)
+            };
+            let req = match &rotation {
+                Some(p) => p.request(&d.catalog, base)?,
+                None => base,
             };
             let pb = bar(ctx.quiet || json);
             let on = |barcode: &str, done: u64, total: u64| {
@@ -940,15 +901,11 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             let out = set::write(&repo, &d.catalog, lib.as_mut(), &req, &d.actor, &on);
             pb.finish_and_clear();
             let out = out?;
-            if let (Some((plan, _)), Some(s)) = (&rotation, out.set) {
-                if out.cartridges.is_empty() {
-                    if !json {
-                        println!("nothing new to write tonight; the rotation records no write");
-                    }
-                } else {
-                    // The cartridges the writer mounted, the continued one first.
-                    book.written(pool, plan, &s.to_hex(), &out.cartridges)?;
-                }
+            if let Some(p) = &rotation
+                && !p.record(&book, pool, &out)?
+                && !json
+            {
+                println!("nothing new to write tonight; the rotation records no write");
             }
             if json {
                 print_json(&serde_json::json!({

@@ -30,6 +30,7 @@ pub mod barcode;
 mod book;
 mod plan;
 mod sim;
+pub mod tonight;
 
 use serde::{Deserialize, Serialize};
 
