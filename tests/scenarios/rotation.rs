@@ -145,18 +145,12 @@ fn five_weeks_of_gfs_rotation_from_the_shell() {
         }
         let load = list("load");
         if !load.is_empty() {
-            let here: HashSet<String> = env
+            let inv = env
                 .ok(&with_lib(&["--json", "changer", "inventory"]))
-                .json()["slots"]
-                .as_array()
-                .unwrap()
+                .json();
+            let here: HashSet<String> = ["slots", "mail_slots"]
                 .iter()
-                .chain(
-                    env.ok(&with_lib(&["--json", "changer", "inventory"]))
-                        .json()["mail_slots"]
-                        .as_array()
-                        .unwrap(),
-                )
+                .flat_map(|k| inv[*k].as_array().unwrap().iter())
                 .filter_map(|e| e["barcode"].as_str().map(String::from))
                 .collect();
             for b in &load {

@@ -97,7 +97,6 @@ pub(crate) fn enqueue(
     not_before_ms: Option<i64>,
 ) -> Result<i64> {
     let id = cat.queue_job(&QueuedJob {
-        kind: JobKind::Backup,
         asset: Some(asset.name.clone()),
         level: Some(level),
         scope: Scope {
@@ -105,16 +104,11 @@ pub(crate) fn enqueue(
             excludes: asset.excludes.clone(),
             one_file_system: false,
         },
-        identity: identity.to_string(),
-        host: inner.host.clone(),
-        pid: std::process::id(),
-        source,
         profile,
         attempt,
         retry_of,
-        queued_ms: inner.now_ms(),
         not_before_ms,
-        remote: None,
+        ..inner.job(JobKind::Backup, identity, source)
     })?;
     tracing::info!(job_id = id, asset = %asset.name, level = level.as_str(), identity, "job queued");
     inner.jobs.wake.notify_one();

@@ -100,6 +100,33 @@ impl Inner {
         self.clock.now_ms()
     }
 
+    /// A job of `kind` asked for by `identity` from `source`, queued now by
+    /// this daemon: first attempt, no asset, scope, profile or remote (the
+    /// caller sets what its kind needs).
+    pub(crate) fn job(
+        &self,
+        kind: coffer_types::JobKind,
+        identity: &str,
+        source: coffer_types::api::Source,
+    ) -> coffer_catalog::QueuedJob {
+        coffer_catalog::QueuedJob {
+            kind,
+            asset: None,
+            level: None,
+            scope: coffer_types::Scope::default(),
+            identity: identity.to_string(),
+            host: self.host.clone(),
+            pid: std::process::id(),
+            source,
+            profile: None,
+            attempt: 1,
+            retry_of: None,
+            queued_ms: self.now_ms(),
+            not_before_ms: None,
+            remote: None,
+        }
+    }
+
     /// Observes the clocks (persisting the trusted clock's record) and
     /// raises or clears the `clock` alert.
     pub(crate) fn observe_clock(

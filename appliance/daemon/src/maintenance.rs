@@ -35,24 +35,12 @@ fn queue(
     source: Source,
 ) -> Result<i64> {
     let id = cat.queue_job(&QueuedJob {
-        kind,
         asset,
-        level: None,
         scope: Scope {
             paths,
-            excludes: Vec::new(),
-            one_file_system: false,
+            ..Scope::default()
         },
-        identity: identity.to_string(),
-        host: inner.host.clone(),
-        pid: std::process::id(),
-        source,
-        profile: None,
-        attempt: 1,
-        retry_of: None,
-        queued_ms: inner.now_ms(),
-        not_before_ms: None,
-        remote: None,
+        ..inner.job(kind, identity, source)
     })?;
     tracing::info!(job_id = id, kind = kind.as_str(), identity, "job queued");
     inner.jobs.wake.notify_one();

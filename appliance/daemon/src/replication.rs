@@ -493,20 +493,11 @@ pub(crate) fn enqueue(
         return Ok(None);
     }
     let id = cat.queue_job(&coffer_catalog::QueuedJob {
-        kind: JobKind::Replicate,
-        asset: None,
-        level: None,
-        scope: Scope::default(),
-        identity: identity.to_string(),
-        host: inner.host.clone(),
-        pid: std::process::id(),
-        source,
         profile,
         attempt: retry.attempt.max(1),
         retry_of: retry.job,
-        queued_ms: inner.now_ms(),
-        not_before_ms: None,
         remote: Some(remote.to_string()),
+        ..inner.job(JobKind::Replicate, identity, source)
     })?;
     tracing::info!(job_id = id, remote, identity, "replication queued");
     inner.jobs.wake.notify_one();
@@ -993,24 +984,12 @@ pub(crate) fn enqueue_restore(
         );
     }
     let id = cat.queue_job(&coffer_catalog::QueuedJob {
-        kind: JobKind::RemoteRestore,
-        asset: None,
-        level: None,
         scope: Scope {
             paths: vec![order.target.display().to_string()],
-            excludes: Vec::new(),
-            one_file_system: false,
+            ..Scope::default()
         },
-        identity: identity.to_string(),
-        host: inner.host.clone(),
-        pid: std::process::id(),
-        source,
-        profile: None,
-        attempt: 1,
-        retry_of: None,
-        queued_ms: inner.now_ms(),
-        not_before_ms: None,
         remote: Some(remote.to_string()),
+        ..inner.job(JobKind::RemoteRestore, identity, source)
     })?;
     if let Ok(mut g) = inner.restore_orders.lock() {
         g.insert(id, order);

@@ -112,16 +112,10 @@ pub struct GcReport {
     pub shredded: Vec<(u32, String)>,
 }
 
-/// Every chunk the store's snapshots reference: their manifests' chunks and
-/// the data chunks their entries name. A snapshot record or manifest that
+/// Every chunk snapshots `ids` reference: their manifests' chunks and the
+/// data chunks their entries name. A snapshot record or manifest that
 /// cannot be read stops the collection: what it references is unknown, so
 /// nothing may be deleted.
-pub fn mark(repo: &Repo, progress: &Progress) -> Result<(IdSet<ChunkId>, u64)> {
-    let ids = repo.snapshot_ids()?;
-    Ok((mark_snapshots(repo, &ids, progress)?, ids.len() as u64))
-}
-
-/// Every chunk snapshots `ids` reference (see [`mark`]).
 pub fn mark_snapshots(
     repo: &Repo,
     ids: &[coffer_types::SnapshotId],

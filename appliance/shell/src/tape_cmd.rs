@@ -851,13 +851,13 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 &d.actor.identity,
                 coffer_engine::now_ms(),
             );
-            let rotation = if let Some(policy) = d.catalog.media_pool(pool)? {
+            let rotation = if d.catalog.media_pool(pool)?.is_some() {
                 if set.is_some() || *new_set {
                     bail!(
                         "pool {pool} has a rotation: its plan chooses the set (leave out --set and --new-set)"
                     );
                 }
-                let policy: coffer_media::rotation::PoolPolicy = serde_json::from_str(&policy)?;
+                let policy = book.pool(pool)?;
                 if !policy.encrypt && !no_encrypt {
                     bail!("pool {pool} writes unencrypted sets: add --no-encrypt to confirm");
                 }

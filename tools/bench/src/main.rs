@@ -457,13 +457,15 @@ fn compare(workdir: &Path, coffer: &Path, tools: &[Tool], opts: &CompareOpts) ->
                 runner.run(&label(Step::Verify), &s.verify())?,
                 repo_bytes,
             );
-            if let Some(c) = s.retention() {
-                rec(Step::Retention, runner.run(&label(Step::Retention), &c)?, 0);
-                sizes
-                    .entry((tool, report::AFTER_RETENTION))
-                    .or_default()
-                    .push(data::dir_bytes(&s.repo)?);
-            }
+            rec(
+                Step::Retention,
+                runner.run(&label(Step::Retention), &s.retention())?,
+                0,
+            );
+            sizes
+                .entry((tool, report::AFTER_RETENTION))
+                .or_default()
+                .push(data::dir_bytes(&s.repo)?);
             data::remove_tree(&dir)?;
         }
     }

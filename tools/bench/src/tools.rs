@@ -160,34 +160,29 @@ impl Session {
     }
 
     /// Retention down to the latest snapshot with its space reclaimed.
-    pub fn retention(&self) -> Option<Cmd> {
+    pub fn retention(&self) -> Cmd {
         match self.tool {
             // prune removes the snapshots, gc frees their data
-            Tool::Coffer => Some(
-                self.base("sh")
-                    .arg("-c")
-                    .arg(
-                        "\"$1\" --store \"$2\" --quiet prune --asset bench --keep-last 1 \
-                         && \"$1\" --store \"$2\" --quiet gc",
-                    )
-                    .arg("sh")
-                    .arg(&self.coffer)
-                    .arg(&self.repo),
-            ),
-            Tool::Restic => {
-                Some(
-                    self.base("restic")
-                        .args(["forget", "--keep-last", "1", "--prune"]),
+            Tool::Coffer => self
+                .base("sh")
+                .arg("-c")
+                .arg(
+                    "\"$1\" --store \"$2\" --quiet prune --asset bench --keep-last 1 \
+                     && \"$1\" --store \"$2\" --quiet gc",
                 )
-            }
+                .arg("sh")
+                .arg(&self.coffer)
+                .arg(&self.repo),
+            Tool::Restic => self
+                .base("restic")
+                .args(["forget", "--keep-last", "1", "--prune"]),
             // prune marks, compact frees: both are one operation here
-            Tool::Borg => Some(
-                self.base("sh")
-                    .arg("-c")
-                    .arg("borg prune --keep-last 1 \"$1\" && borg compact \"$1\"")
-                    .arg("sh")
-                    .arg(&self.repo),
-            ),
+            Tool::Borg => self
+                .base("sh")
+                .arg("-c")
+                .arg("borg prune --keep-last 1 \"$1\" && borg compact \"$1\"")
+                .arg("sh")
+                .arg(&self.repo),
         }
     }
 

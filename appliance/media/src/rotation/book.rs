@@ -256,17 +256,17 @@ impl<'a> Book<'a> {
         self.commit(day, name, changes, &[], RotationWrite::default())
     }
 
-    /// Loads pool `pool`, finds each barcode in it, checks it with `ok`
-    /// (an error message when the step does not apply), and changes it with
-    /// `change`.
+    /// Finds each barcode in pool `pool`'s inventory `inv`, checks it with
+    /// `ok` (an error message when the step does not apply), and changes it
+    /// with `change`: (before, after) for each, or the first refusal.
     fn each(
         &self,
+        inv: &Inventory,
         pool: &str,
         barcodes: &[String],
         ok: impl Fn(&Cart) -> Option<String>,
         mut change: impl FnMut(&mut Cart),
-    ) -> Result<(Inventory, Vec<(Cart, Cart)>)> {
-        let inv = self.inventory(pool)?;
+    ) -> Result<Vec<(Cart, Cart)>> {
         let mut out = Vec::new();
         for b in barcodes {
             let Some(c) = inv.cart(b) else {
@@ -285,7 +285,7 @@ impl<'a> Book<'a> {
             change(&mut after);
             out.push((c.clone(), after));
         }
-        Ok((inv, out))
+        Ok(out)
     }
 
     /// Moves cartridges to the library's export (mail) slots for vault
@@ -303,7 +303,8 @@ impl<'a> Book<'a> {
             .clone()
             .ok_or_else(|| invalid(format!("pool {pool} has no vault: its sets stay onsite")))?;
         let inv = self.inventory(pool)?;
-        let (_, changes) = self.each(
+        let changes = self.each(
+            &inv,
             pool,
             barcodes,
             |c| {
@@ -381,7 +382,8 @@ impl<'a> Book<'a> {
                 "transfer manifest {id}: none of its cartridges is waiting in the export slots"
             )));
         }
-        let (_, changes) = self.each(
+        let changes = self.each(
+            &inv,
             &m.pool,
             &going,
             |c| match (to_vault, c.place) {
@@ -419,7 +421,9 @@ impl<'a> Book<'a> {
 
     /// Cartridges arrived: at the vault (its receipt) or back onsite.
     pub fn received(&self, pool: &str, barcodes: &[String], day: Day) -> Result<Recorded> {
-        let (_, changes) = self.each(
+        let inv = self.inventory(pool)?;
+        let changes = self.each(
+            &inv,
             pool,
             barcodes,
             |c| match c.place {
@@ -440,11 +444,15 @@ impl<'a> Book<'a> {
                 continue;
             }
             if m.barcodes.iter().any(|b| barcodes.contains(b)) {
-                let inv = self.inventory(pool)?;
+                let to_vault = m.direction == "to-vault";
                 let arrived = m.barcodes.iter().all(|b| {
                     barcodes.contains(b)
                         || inv.cart(b).is_some_and(|c| {
-                            matches!(c.place, Place::Vault | Place::Onsite | Place::Library)
+                            if to_vault {
+                                c.place == Place::Vault
+                            } else {
+                                matches!(c.place, Place::Onsite | Place::Library)
+                            }
                         })
                 });
                 if arrived {
@@ -479,20 +487,20 @@ impl<'a> Book<'a> {
     pub fn recall(&self, pool: &str, wanted: &[(String, Day)], day: Day) -> Result<Recorded> {
         let policy = self.pool(pool)?;
         let barcodes: Vec<String> = wanted.iter().map(|(b, _)| b.clone()).collect();
-        let mut changes = Vec::new();
-        for (b, needed_by) in wanted {
-            let (_, mut one) = self.each(
-                pool,
-                std::slice::from_ref(b),
-                |c| (c.place != Place::Vault).then(|| "is not in the vault".to_string()),
-                |c| {
+        let inv = self.inventory(pool)?;
+        let changes = self.each(
+            &inv,
+            pool,
+            &barcodes,
+            |c| (c.place != Place::Vault).then(|| "is not in the vault".to_string()),
+            |c| {
+                if let Some((_, needed_by)) = wanted.iter().find(|(b, _)| *b == c.barcode) {
                     c.place = Place::RecallRequested {
                         needed_by: *needed_by,
-                    }
-                },
-            )?;
-            changes.append(&mut one);
-        }
+                    };
+                }
+            },
+        )?;
         let manifest = self.manifest(pool, "to-site", policy.vault.unwrap_or_default(), barcodes);
         self.commit(
             day,
@@ -518,7 +526,9 @@ impl<'a> Book<'a> {
         day: Day,
         changer: Option<&mut dyn MediaChanger>,
     ) -> Result<Recorded> {
-        let (_, changes) = self.each(
+        let inv = self.inventory(pool)?;
+        let changes = self.each(
+            &inv,
             pool,
             barcodes,
             |c| match c.place {
@@ -679,7 +689,9 @@ impl<'a> Book<'a> {
     /// An expired cartridge was relabelled for reuse: it is scratch again.
     /// One whose set is still kept (or a WORM one) is refused.
     pub fn recycled(&self, pool: &str, barcode: &str, day: Day) -> Result<Recorded> {
-        let (_, changes) = self.each(
+        let inv = self.inventory(pool)?;
+        let changes = self.each(
+            &inv,
             pool,
             &[barcode.to_string()],
             |c| {
