@@ -142,6 +142,32 @@ impl Catalog {
             .map_err(self.sql("reading a media pool"))
     }
 
+    /// The last day each pool's nightly tape job was queued: pool → day
+    /// (`YYYY-MM-DD`).
+    pub fn tape_schedule(&self) -> Result<std::collections::HashMap<String, String>> {
+        Ok(self
+            .rows(
+                "SELECT pool, last_day FROM tape_schedule",
+                "reading the tape schedule",
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect())
+    }
+
+    /// Records that pool `pool`'s job of `day` was queued (as `job`; `None`
+    /// when the rotation had none that day).
+    pub fn set_tape_schedule(&self, pool: &str, day: &str, job: Option<i64>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO tape_schedule (pool, last_day, job) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(pool) DO UPDATE SET last_day = excluded.last_day, job = excluded.job",
+                rusqlite::params![pool, day, job],
+            )
+            .map_err(self.sql("recording the tape schedule"))?;
+        Ok(())
+    }
+
     /// The pool cartridge `barcode` belongs to in the rotation.
     pub fn rotation_pool_of(&self, barcode: &str) -> Result<Option<String>> {
         self.conn

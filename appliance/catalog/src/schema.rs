@@ -645,6 +645,20 @@ CREATE TRIGGER custody_append_only_d BEFORE DELETE ON custody
 BEGIN SELECT RAISE(ABORT, 'the chain of custody is append-only'); END;
 ";
 
+/// The service's nightly tape jobs: the last day each rotation pool's job
+/// was queued (a restart queues a day once, never twice). A media set key
+/// held only in escrow (its pool shreds: the labels do not carry it) is
+/// marked; shredding one clears `wrapped_key` and records the time.
+const M11: &str = "
+CREATE TABLE tape_schedule (
+    pool            TEXT    PRIMARY KEY NOT NULL,
+    last_day        TEXT    NOT NULL,
+    job             INTEGER NULL
+);
+ALTER TABLE media_sets ADD COLUMN escrowed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE media_sets ADD COLUMN shredded_ms INTEGER NULL;
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -656,10 +670,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (8, M8),
     (9, M9),
     (10, M10),
+    (11, M11),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 10;
+pub(crate) const SCHEMA_VERSION: i64 = 11;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -149,6 +149,7 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "snapshot_locks",
             "snapshots",
             "tape_objects",
+            "tape_schedule",
             "transfer_manifests",
             "trusted_clock",
             "users"

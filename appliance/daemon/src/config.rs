@@ -66,6 +66,55 @@ pub struct Config {
     /// Offsite replication.
     #[serde(default)]
     pub replication: ReplicationConfig,
+    /// The tape library and the nightly media rotation jobs.
+    #[serde(default)]
+    pub tape: TapeConfig,
+}
+
+/// `[tape]`: the library the service writes media rotation jobs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TapeConfig {
+    /// The library: `{ backend = "virtual", path = "…" }` (a virtual tape
+    /// library directory) or `{ backend = "linux", changer = "/dev/sgN",
+    /// drives = ["/dev/sgM"] }`. Absent: no tape jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub library: Option<coffer_tape::LibraryConfig>,
+    /// The drive jobs write with (the changer's drive order, from 0).
+    pub drive: u16,
+    /// How long a job waits for its cartridges to be brought into the
+    /// library before it fails and escalates.
+    pub wait_for_media: Duration,
+    /// How often a waiting job looks at the library again.
+    pub poll_every: Duration,
+    /// The nightly jobs, one per media rotation pool.
+    pub jobs: Vec<TapeJob>,
+}
+
+impl Default for TapeConfig {
+    fn default() -> Self {
+        TapeConfig {
+            library: None,
+            drive: 0,
+            wait_for_media: Duration(4 * 3600),
+            poll_every: Duration(60),
+            jobs: Vec::new(),
+        }
+    }
+}
+
+/// `[[tape.jobs]]`: pool `pool`'s job, every day its rotation plans one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapeJob {
+    /// The media rotation pool (`coffer media pool add`).
+    pub pool: String,
+    /// The time of day it is queued, HH:MM in `daemon.timezone`.
+    pub at: String,
+    /// Whose snapshots it copies: the newest of every asset under these
+    /// profiles; empty: of every registered asset.
+    #[serde(default)]
+    pub profiles: Vec<String>,
 }
 
 /// `[replication]`.
@@ -107,7 +156,7 @@ pub struct BandwidthWindow {
 }
 
 impl BandwidthWindow {
-    fn minutes(s: &str) -> Option<u32> {
+    pub(crate) fn minutes(s: &str) -> Option<u32> {
         let (h, m) = s.split_once(':')?;
         let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
         (h < 24 && m < 60 && s.len() == 5).then_some(h * 60 + m)
@@ -414,6 +463,12 @@ impl Config {
                 replicas_dir: dir.join("replicas"),
                 ..ReplicationConfig::default()
             },
+            tape: TapeConfig {
+                library: Some(coffer_tape::LibraryConfig::Virtual {
+                    path: dir.join("vtl"),
+                }),
+                ..TapeConfig::default()
+            },
         }
     }
 
@@ -509,6 +564,44 @@ impl Config {
         }
         if self.panel.idle_return.secs() < 5 {
             return Err(invalid("panel.idle_return must be at least 5s".into()));
+        }
+        let t = &self.tape;
+        if t.poll_every.secs() < 1 {
+            return Err(invalid("tape.poll_every must be at least 1s".into()));
+        }
+        if t.wait_for_media.secs() < 60 {
+            return Err(invalid("tape.wait_for_media must be at least 1m".into()));
+        }
+        if !t.jobs.is_empty() && t.library.is_none() {
+            return Err(invalid(
+                "tape.jobs need a library: set tape.library (backend = \"virtual\" with a path, or \"linux\")".into(),
+            ));
+        }
+        if let Some(coffer_tape::LibraryConfig::Linux { drives, .. }) = &t.library
+            && usize::from(t.drive) >= drives.len()
+        {
+            return Err(invalid(format!(
+                "tape.drive is {} but tape.library lists {} drive(s)",
+                t.drive,
+                drives.len()
+            )));
+        }
+        for (i, j) in t.jobs.iter().enumerate() {
+            if BandwidthWindow::minutes(&j.at).is_none() {
+                return Err(invalid(format!(
+                    "tape.jobs[{i}].at must be a time of day HH:MM, not '{}'",
+                    j.at
+                )));
+            }
+            if j.pool.is_empty() {
+                return Err(invalid(format!("tape.jobs[{i}].pool is empty")));
+            }
+            if t.jobs[..i].iter().any(|o| o.pool == j.pool) {
+                return Err(invalid(format!(
+                    "tape.jobs[{i}]: pool '{}' has a job already; one job per pool",
+                    j.pool
+                )));
+            }
         }
         if jiff::tz::TimeZone::get(&self.daemon.timezone).is_err() {
             return Err(invalid(format!(

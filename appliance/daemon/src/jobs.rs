@@ -261,12 +261,14 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
         if p.not_before_ms.is_some_and(|t| t > now) {
             continue;
         }
+        // One tape job at a time: the library has one drive for jobs.
         let subject = p
             .view
             .record
             .asset
             .clone()
-            .or_else(|| p.view.remote.as_ref().map(|r| format!("remote:{r}")));
+            .or_else(|| p.view.remote.as_ref().map(|r| format!("remote:{r}")))
+            .or_else(|| (p.view.record.kind == JobKind::MediaWrite).then(|| "tape".into()));
         if running.values().any(|j| j.subject == subject) {
             continue;
         }
@@ -310,6 +312,7 @@ fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
         JobKind::Replicate => crate::replication::execute(inner, p, progress, &log),
         JobKind::RemoteRestore => crate::replication::execute_restore(inner, p, progress, &log),
         JobKind::Prune | JobKind::Gc => crate::maintenance::execute(inner, p, progress, &log),
+        JobKind::MediaWrite => crate::tape::execute(inner, p, progress, &log),
         _ => execute_backup(inner, p, progress, &log),
     };
     if let Err(e) = outcome {

@@ -35,6 +35,7 @@ mod replication;
 mod s3;
 mod scheduler;
 mod server;
+mod tape;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -102,6 +102,7 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
             cat.set_schedule_state(&pass.set, &pass.forget)?;
         }
         replications(inner, &cat, now, &profiles, &tz)?;
+        crate::tape::schedule(inner, &cat, now, &config.tape.jobs, &tz)?;
     }
     let every = config.scheduler.rpo_check_every.ms().max(1000);
     if *last_monitor == i64::MIN || now - *last_monitor >= every || now < *last_monitor {

@@ -112,6 +112,10 @@ pub enum Error {
     /// A request that cannot be met as asked.
     #[error("{0}")]
     Invalid(String),
+    /// A rotation job's cartridges are not in the library yet: the
+    /// operator must bring them (the message says which). A job may wait.
+    #[error("{0}")]
+    NeedMedia(String),
 }
 
 /// Result alias for this crate.

@@ -309,6 +309,9 @@ pub struct WriteRequest {
     /// ones the media rotation chose); `None`: any labelled cartridge of
     /// the pool.
     pub only: Option<Vec<String>>,
+    /// The job log row to record the write in, already running (a queued
+    /// job the service started); `None`: a new row.
+    pub job: Option<i64>,
 }
 
 impl WriteRequest {
@@ -325,6 +328,7 @@ impl WriteRequest {
             block_size: DEFAULT_BLOCK_SIZE,
             archive_bytes: 4 << 30,
             only: None,
+            job: None,
         }
     }
 }
@@ -1132,20 +1136,23 @@ pub fn write(
     let all = objects_for(repo, &snapshots)?;
     let skipped = all.iter().filter(|k| held.contains(*k)).count() as u64;
     let keys: Vec<String> = all.into_iter().filter(|k| !held.contains(k)).collect();
-    let job_id = begin_job(
-        catalog,
-        JobKind::MediaWrite,
-        format!(
-            "snapshots {} to a media set of pool '{}'",
-            snapshots
-                .iter()
-                .map(|s| s.short())
-                .collect::<Vec<_>>()
-                .join(", "),
-            req.pool
-        ),
-        actor,
-    )?;
+    let job_id = match req.job {
+        Some(id) => id,
+        None => begin_job(
+            catalog,
+            JobKind::MediaWrite,
+            format!(
+                "snapshots {} to a media set of pool '{}'",
+                snapshots
+                    .iter()
+                    .map(|s| s.short())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                req.pool
+            ),
+            actor,
+        )?,
+    };
     let set_id = set.info.id;
     let mut w = Writer {
         repo,

@@ -874,6 +874,9 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     for b in &prepared.recycled {
                         println!("recycled {b}: its set expired; relabelled for pool '{pool}'");
                     }
+                    for b in &prepared.labelled {
+                        println!("labelled {b}, a new scratch cartridge, for pool '{pool}'");
+                    }
                 }
                 Some(prepared)
             } else {

@@ -1,0 +1,229 @@
+//! The service's nightly media rotation jobs against the virtual tape
+//! library: queued once a day at their time, waiting for the cartridges
+//! the rotation asks for (a `media-request` alert), labelling new scratch
+//! cartridges, writing the newest snapshots onto the plan's set and
+//! recording the cartridges in the job log and the rotation; a job whose
+//! cartridges never come gives up after `tape.wait_for_media` with a
+//! `media-timeout` alert, and one can be cancelled while it waits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use coffer_catalog::Catalog;
+use coffer_media::rotation::{Book, Content, Day, Place, PoolPolicy};
+use coffer_tape::{CartridgeSpec, MediaChanger, VirtualLibrary, VtlOptions};
+use common::*;
+use serde_json::{Value, json};
+
+const SPEC: CartridgeSpec = CartridgeSpec {
+    capacity: 64 << 20,
+    early_warning: 4 << 20,
+    worm: false,
+    cleaning: false,
+    write_protected: false,
+};
+
+fn media_jobs(c: &mut Client) -> Vec<Value> {
+    jobs(c)
+        .into_iter()
+        .filter(|j| j["kind"] == json!("media-write"))
+        .collect()
+}
+
+fn alerts(c: &mut Client, kind: &str) -> Vec<Value> {
+    c.ok("alert_list", json!({}))
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == json!(kind))
+        .cloned()
+        .collect()
+}
+
+/// Waits until job `id` is running and alert `kind` is open.
+fn wait_alert(d: &TestDaemon, c: &mut Client, kind: &str) -> Value {
+    let mut found = None;
+    d.wait_for(&format!("a {kind} alert"), || {
+        found = alerts(c, kind).into_iter().next();
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+fn nightly_rotation_jobs_wait_for_cartridges_write_and_give_up_in_time() {
+    let mut d = TestDaemon::start_with(|c| {
+        c.auth.session_idle = coffer_types::api::Duration(7 * 86_400);
+        c.tape.wait_for_media = coffer_types::api::Duration(3600);
+        c.tape.poll_every = coffer_types::api::Duration(1);
+        c.tape.jobs = vec![
+            cofferd::config::TapeJob {
+                pool: "nightly".into(),
+                at: "22:00".into(),
+                profiles: Vec::new(),
+            },
+            cofferd::config::TapeJob {
+                pool: "late".into(),
+                at: "22:30".into(),
+                profiles: Vec::new(),
+            },
+        ];
+    });
+    let vtl = d.dir.path().join("vtl");
+    let lib = VirtualLibrary::create(
+        &vtl,
+        &VtlOptions {
+            drives: 1,
+            slots: 10,
+            ie_slots: 6,
+            capacity: SPEC.capacity,
+            early_warning: SPEC.early_warning,
+            cartridges: 0,
+            worm: 0,
+            cleaning: 0,
+            prefix: "NT".into(),
+        },
+    )
+    .unwrap();
+    let (mut admin, secret) = d.admin();
+    let src = sample_tree(d.dir.path());
+    admin.ok("asset_add", json!({"asset": asset("books", &src, None)}));
+    d.clock.set(MONDAY + HOUR);
+    let j = admin.ok("job_run", json!({"asset": "books", "level": "full"}));
+    assert_eq!(wait_job(&mut admin, &j["job"])["status"], json!("success"));
+
+    // Two rotation pools; their cartridges are on the shelf, new and blank.
+    let monday = Day::ymd(2026, 11, 23);
+    let cat = Catalog::open(&d.dir.path().join("store/catalog.db")).unwrap();
+    let book = Book::new(&cat, "operator", MONDAY + HOUR);
+    let nightly: Vec<String> = (1..=8).map(|i| format!("NT{i:04}L9")).collect();
+    let late: Vec<String> = (1..=8).map(|i| format!("LT{i:04}L9")).collect();
+    for (name, carts) in [("nightly", &nightly), ("late", &late)] {
+        let mut p = PoolPolicy::gfs(name, monday);
+        p.vault = None;
+        book.put_pool(&p).unwrap();
+        book.add_cartridges(name, carts, false, monday).unwrap();
+    }
+
+    // Nothing before 22:00; at 22:00 pool nightly's job is queued, once.
+    d.clock.set(MONDAY + 21 * HOUR + 59 * MINUTE);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(media_jobs(&mut admin).is_empty());
+    d.clock.set(MONDAY + 22 * HOUR);
+    d.wait_for("the nightly tape job", || {
+        !media_jobs(&mut admin).is_empty()
+    });
+    let request = wait_alert(&d, &mut admin, "media-request");
+    let msg = request["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("import"), "{msg}");
+    let job = media_jobs(&mut admin)[0].clone();
+    assert_eq!(job["status"], json!("running"), "{job}");
+    assert_eq!(job["identity"], json!("scheduler"));
+
+    // The operator brings what the day's procedure asks for.
+    let plan = book.today("nightly", monday).unwrap();
+    assert!(!plan.load.is_empty(), "{plan:?}");
+    for b in &plan.load {
+        lib.insert(b, Some(SPEC)).unwrap();
+    }
+    let mut ch = lib.changer_handle();
+    book.import(
+        "nightly",
+        &plan.load,
+        monday,
+        Some(&mut ch as &mut dyn MediaChanger),
+    )
+    .unwrap();
+    let done = wait_job(&mut admin, &job["id"]);
+    assert_eq!(done["status"], json!("success"), "{done}");
+    let written = done["messages"].to_string();
+    let first = &plan.job.as_ref().unwrap().cartridges[0];
+    assert!(written.contains(first.as_str()), "{written}");
+    assert!(alerts(&mut admin, "media-request").is_empty());
+    let inv = book.inventory("nightly").unwrap();
+    let cart = inv.cart(first).unwrap();
+    assert!(
+        matches!(cart.content, Content::Writing | Content::Full),
+        "{cart:?}"
+    );
+    assert_eq!(cart.place, Place::Library);
+    let set = cart.set.clone().unwrap();
+    assert!(
+        !cat.tape_objects(&cat.media_set(&set).unwrap().id)
+            .unwrap()
+            .is_empty()
+    );
+    let log = std::fs::read_to_string(
+        d.dir
+            .path()
+            .join(format!("state/jobs/{}.log", job["id"].as_i64().unwrap())),
+    )
+    .unwrap();
+    assert!(log.contains("waiting for cartridges"), "{log}");
+    assert!(log.contains(&format!("labelled {first}")), "{log}");
+
+    // Pool late's job (22:30) waits for cartridges that never come; the
+    // operator cancels it.
+    d.clock.set(MONDAY + 22 * HOUR + 30 * MINUTE);
+    wait_alert(&d, &mut admin, "media-request");
+    let late_job = media_jobs(&mut admin)
+        .into_iter()
+        .find(|j| j["id"] != job["id"])
+        .unwrap();
+    admin.ok("job_cancel", json!({"id": late_job["id"]}));
+    let j = wait_job(&mut admin, &late_job["id"]);
+    assert_eq!(j["status"], json!("cancelled"), "{j}");
+    assert!(alerts(&mut admin, "media-request").is_empty());
+
+    // Tuesday: a second backup; nightly continues its set on the
+    // cartridge in the library at once. Late waits again, then gives up
+    // after an hour with a media-timeout alert.
+    std::fs::write(src.join("tuesday.txt"), "new on tuesday\n").unwrap();
+    d.clock.set(MONDAY + DAY + HOUR);
+    let j = admin.ok("job_run", json!({"asset": "books", "level": "incremental"}));
+    assert_eq!(wait_job(&mut admin, &j["job"])["status"], json!("success"));
+    d.clock.set(MONDAY + DAY + 22 * HOUR + 30 * MINUTE);
+    d.wait_for("Tuesday's two tape jobs", || {
+        media_jobs(&mut admin).len() == 4
+    });
+    let tuesday: Vec<Value> = media_jobs(&mut admin)
+        .into_iter()
+        .filter(|j| j["id"] != job["id"] && j["id"] != late_job["id"])
+        .collect();
+    let ours = tuesday
+        .iter()
+        .find(|j| j["scope"].to_string().contains("pool:nightly"))
+        .unwrap();
+    let theirs = tuesday
+        .iter()
+        .find(|j| j["scope"].to_string().contains("pool:late"))
+        .unwrap();
+    let ours = wait_job(&mut admin, &ours["id"]);
+    assert_eq!(ours["status"], json!("success"), "{ours}");
+    assert!(ours["messages"].to_string().contains(&set[..8]), "{ours}");
+    wait_alert(&d, &mut admin, "media-request");
+    d.clock.advance(HOUR + MINUTE);
+    let j = wait_job(&mut admin, &theirs["id"]);
+    assert_eq!(j["status"], json!("failed"), "{j}");
+    assert!(j["messages"].to_string().contains("gave up"), "{j}");
+    let timeout = wait_alert(&d, &mut admin, "media-timeout");
+    assert!(
+        timeout["message"].as_str().unwrap().contains("LT0001L9"),
+        "{timeout}"
+    );
+    assert!(alerts(&mut admin, "media-request").is_empty());
+
+    // A restart the same day queues nothing again.
+    let before = media_jobs(&mut admin).len();
+    drop(admin);
+    d.stop();
+    d.boot(None);
+    d.next_step();
+    let mut admin = d.client();
+    admin.login("admin", "correct horse battery", &d.code(&secret));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(media_jobs(&mut admin).len(), before);
+    let audit = admin.ok("audit_list", json!({"filter": {"action": "job.finish"}}));
+    assert!(audit.to_string().contains("pool:nightly"), "{audit}");
+}
