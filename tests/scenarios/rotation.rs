@@ -292,4 +292,50 @@ fn five_weeks_of_gfs_rotation_from_the_shell() {
     }
     let pool = env.ok(&["media", "pool", "show", "gfs"]).stdout;
     assert!(pool.contains("vaulted"), "{pool}");
+
+    // A cartridge holding a kept set is found damaged: out of use at once,
+    // destroyed only once its set expires. A scratch one is never destroyed.
+    let shown = env.ok(&["--json", "media", "pool", "show", "gfs"]).json();
+    let carts = shown["cartridges"].as_array().unwrap();
+    let with = |content: &str| {
+        carts
+            .iter()
+            .find(|c| c["content"] == content && c["place"]["place"] == "library")
+            .map(|c| c["barcode"].as_str().unwrap().to_string())
+    };
+    let full = with("full").or_else(|| with("writing")).unwrap();
+    let r = env.ok(&["media", "damaged", &full, "--date", "2025-02-09"]);
+    assert!(r.stdout.contains("damaged"), "{}", r.stdout);
+    let r = env.run(&[
+        "media",
+        "dispose",
+        &full,
+        "--method",
+        "shredded",
+        "--date",
+        "2025-02-09",
+    ]);
+    assert!(
+        r.code != 0 && r.stderr.contains("still kept"),
+        "{}",
+        r.stderr
+    );
+    if let Some(scratch) = with("scratch") {
+        let r = env.run(&[
+            "media",
+            "dispose",
+            &scratch,
+            "--method",
+            "shredded",
+            "--date",
+            "2025-02-09",
+        ]);
+        assert!(
+            r.code != 0 && r.stderr.contains("only an expired"),
+            "{}",
+            r.stderr
+        );
+    }
+    let custody = env.ok(&["media", "custody", &full]).stdout;
+    assert!(custody.contains("damaged"), "{custody}");
 }

@@ -137,15 +137,17 @@ impl Catalog {
     pub fn insert_media_set(&self, s: &MediaSetInfo) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO media_sets (id, pool, created_ms, store, fingerprint, wrapped_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO media_sets (id, pool, created_ms, store, fingerprint, wrapped_key, \
+                 escrowed, shredded_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     s.id.to_hex(),
                     s.pool,
                     s.created_ms,
                     s.store.to_hex(),
                     s.key_fingerprint,
-                    s.wrapped_key
+                    s.wrapped_key,
+                    s.escrowed,
+                    s.shredded_ms
                 ],
             )
             .map_err(self.sql("recording a media set"))?;
@@ -155,8 +157,8 @@ impl Catalog {
     /// Every media set, oldest first.
     pub fn media_sets(&self) -> Result<Vec<MediaSetInfo>> {
         let rows = self.rows(
-            "SELECT id, pool, created_ms, store, fingerprint, wrapped_key FROM media_sets \
-             ORDER BY created_ms, id",
+            "SELECT id, pool, created_ms, store, fingerprint, wrapped_key, escrowed, shredded_ms \
+             FROM media_sets ORDER BY created_ms, id",
             "listing media sets",
             |r| {
                 Ok((
@@ -166,22 +168,51 @@ impl Catalog {
                     r.get::<_, String>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<Vec<u8>>>(5)?,
+                    (r.get::<_, bool>(6)?, r.get::<_, Option<i64>>(7)?),
                 ))
             },
         )?;
         rows.into_iter()
-            .map(|(id, pool, created_ms, store, fingerprint, wrapped_key)| {
-                let bad = |w: &str| Error::corrupt(self.path(), format!("media set {id}: bad {w}"));
-                Ok(MediaSetInfo {
-                    id: id.parse().map_err(|_| bad("id"))?,
+            .map(
+                |(
+                    id,
                     pool,
                     created_ms,
-                    store: store.parse().map_err(|_| bad("store id"))?,
-                    key_fingerprint: fingerprint,
+                    store,
+                    fingerprint,
                     wrapped_key,
-                })
-            })
+                    (escrowed, shredded_ms),
+                )| {
+                    let bad =
+                        |w: &str| Error::corrupt(self.path(), format!("media set {id}: bad {w}"));
+                    Ok(MediaSetInfo {
+                        id: id.parse().map_err(|_| bad("id"))?,
+                        pool,
+                        created_ms,
+                        store: store.parse().map_err(|_| bad("store id"))?,
+                        key_fingerprint: fingerprint,
+                        wrapped_key,
+                        escrowed,
+                        shredded_ms,
+                    })
+                },
+            )
             .collect()
+    }
+
+    /// Destroys the catalog's copy of escrowed media set `id`'s key
+    /// (crypto-shredding) at `now_ms`; false when it is not escrowed or was
+    /// shredded already.
+    pub fn shred_media_set(&self, id: &MediaSetId, now_ms: i64) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE media_sets SET wrapped_key = NULL, shredded_ms = ?2 \
+                 WHERE id = ?1 AND escrowed = 1 AND shredded_ms IS NULL",
+                params![id.to_hex(), now_ms],
+            )
+            .map_err(self.sql("destroying a media set key"))?;
+        Ok(n > 0)
     }
 
     /// A media set by id or unique id prefix.

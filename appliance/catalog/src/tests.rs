@@ -923,10 +923,26 @@ fn cartridges_sets_and_tape_objects_round_trip() {
         store: StoreId([1; 16]),
         key_fingerprint: Some("00ff".into()),
         wrapped_key: Some(vec![9; 60]),
+        escrowed: false,
+        shredded_ms: None,
     };
     cat.insert_media_set(&set).unwrap();
     assert!(cat.insert_media_set(&set).is_err(), "a set id is unique");
     assert_eq!(cat.media_set("abab").unwrap(), set);
+    // Only an escrowed key is shredded, once.
+    assert!(!cat.shred_media_set(&set.id, 20).unwrap());
+    let escrowed = MediaSetInfo {
+        id: MediaSetId([0xcd; 16]),
+        escrowed: true,
+        ..set.clone()
+    };
+    cat.insert_media_set(&escrowed).unwrap();
+    assert!(cat.shred_media_set(&escrowed.id, 20).unwrap());
+    assert!(!cat.shred_media_set(&escrowed.id, 30).unwrap());
+    let shredded = cat.media_set("cdcd").unwrap();
+    assert_eq!(shredded.wrapped_key, None);
+    assert_eq!(shredded.shredded_ms, Some(20));
+    assert_eq!(shredded.key_fingerprint, set.key_fingerprint);
     assert!(matches!(
         cat.media_set("cd"),
         Err(Error::MediaSetNotFound(_))

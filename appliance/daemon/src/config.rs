@@ -676,6 +676,42 @@ mod tests {
     }
 
     #[test]
+    fn tape_jobs_need_a_library_a_time_of_day_and_one_pool_each() {
+        let c = parse(
+            "[tape]\nlibrary = { backend = \"virtual\", path = \"/var/lib/coffer/vtl\" }\n\
+             wait_for_media = \"2h\"\n[[tape.jobs]]\npool = \"gfs\"\nat = \"22:00\"\n\
+             profiles = [\"standard\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.tape.jobs[0].pool, "gfs");
+        assert_eq!(c.tape.wait_for_media, Duration(7200));
+        assert_eq!(c.tape.poll_every, Duration(60));
+        for (text, named) in [
+            (
+                "[[tape.jobs]]\npool = \"gfs\"\nat = \"22:00\"\n",
+                "need a library",
+            ),
+            (
+                "[tape]\nlibrary = { backend = \"virtual\", path = \"/v\" }\n[[tape.jobs]]\npool = \"gfs\"\nat = \"25:00\"\n",
+                "tape.jobs[0].at",
+            ),
+            (
+                "[tape]\nlibrary = { backend = \"virtual\", path = \"/v\" }\n[[tape.jobs]]\npool = \"a\"\nat = \"22:00\"\n[[tape.jobs]]\npool = \"a\"\nat = \"23:00\"\n",
+                "one job per pool",
+            ),
+            (
+                "[tape]\nlibrary = { backend = \"linux\", changer = \"/dev/sg3\", drives = [\"/dev/sg4\"] }\ndrive = 1\n",
+                "tape.drive",
+            ),
+            ("[tape]\nwait_for_media = \"10s\"\n", "tape.wait_for_media"),
+            ("[tape]\nlibrary = { backend = \"floppy\" }\n", "floppy"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(named), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn values_that_make_no_sense_are_refused() {
         let e = parse("[scheduler]\nmax_concurrent_jobs = 0\n")
             .unwrap_err()

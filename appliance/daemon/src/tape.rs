@@ -275,6 +275,19 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
         shared.clear_alert(MEDIA_REQUEST, &subject, now)?;
         shared.clear_alert(MEDIA_TIMEOUT, &subject, now)?;
     }
+    let shredded = coffer_media::rotation::shred::expired(
+        &cat,
+        inner.repo.blobs().as_ref(),
+        &pool,
+        &r.identity,
+        inner.now_ms(),
+    )?;
+    for s in &shredded {
+        log.info(&format!(
+            "media set {}: expired; its key was destroyed (crypto-shredding), disposal certificate {}",
+            s.set, s.certificate
+        ));
+    }
     for b in &prepared.recycled {
         log.info(&format!(
             "recycled {b}: its set expired; relabelled for pool {pool}"
@@ -289,6 +302,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
     let base = WriteRequest {
         snapshots: snaps,
         encrypt: policy.encrypt,
+        escrow: policy.shred,
         drive: t.drive,
         job: Some(r.id),
         ..WriteRequest::new(&pool)

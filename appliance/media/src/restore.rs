@@ -641,6 +641,7 @@ pub fn recover(
     }
     let repo = Repo::open(Arc::clone(&blobs), pass)?;
     out.store = Some(repo.config().store_id);
+    let mut escrow: Option<Vec<u8>> = None;
     let key = match (&label.wrapped_key, &label.key_fingerprint) {
         (Some(w), _) => {
             let k = MediaSetKey::unwrap_with(repo.master(), &set.0, &unhex("wrapped key", w)?)
@@ -656,10 +657,29 @@ pub fn recover(
             }
             Some(k)
         }
-        (None, Some(_)) => {
-            return Err(Error::Format(
-                "an encrypted set's label lacks its wrapped key".into(),
-            ));
+        (None, Some(fp)) => {
+            // An escrowed key: in the store recovered into, when that is
+            // the appliance's store or its replica.
+            let escrowed = match blobs.get(&crate::set::escrow_key(&set)) {
+                Ok(w) => w,
+                Err(coffer_store::Error::NotFound { .. }) => {
+                    return Err(Error::Invalid(format!(
+                        "media set {}'s key is held in escrow by the store that wrote it, not on its \
+                         cartridges (its pool crypto-shreds expired sets): recover into that store \
+                         or its replica (which holds mediakeys/{}), or read the set on the appliance \
+                         that wrote it; if the set expired, its key was destroyed and it cannot be read",
+                        set.short(),
+                        set.to_hex()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let k = MediaSetKey::unwrap_with(repo.master(), &set.0, &escrowed)?;
+            if k.fingerprint() != *fp {
+                return Err(Error::WrongSetKey);
+            }
+            escrow = Some(escrowed);
+            Some(k)
         }
         (None, None) => None,
     };
@@ -815,7 +835,7 @@ pub fn recover(
     let mut catalog = Catalog::open(&req.store.join("catalog.db"))?;
     let repo = Repo::open(Arc::clone(&blobs), pass)?;
     out.snapshots = coffer_engine::rebuild_catalog(&repo, &mut catalog)?;
-    record_recovered(&catalog, &label, &tapes, &catalogs)?;
+    record_recovered(&catalog, &label, escrow.as_deref(), &tapes, &catalogs)?;
     let job_id = begin_job(
         &catalog,
         JobKind::MediaRecover,
@@ -848,6 +868,7 @@ pub fn recover(
 fn record_recovered(
     catalog: &Catalog,
     label: &SetLabel,
+    escrowed: Option<&[u8]>,
     tapes: &[Found],
     catalogs: &[TapeCatalog],
 ) -> Result<()> {
@@ -860,11 +881,16 @@ fn record_recovered(
         created_ms: label.created_ms,
         store: label.store,
         key_fingerprint: label.key_fingerprint.clone(),
-        wrapped_key: label
-            .wrapped_key
-            .as_deref()
-            .map(|w| unhex("wrapped key", w))
-            .transpose()?,
+        wrapped_key: match escrowed {
+            Some(w) => Some(w.to_vec()),
+            None => label
+                .wrapped_key
+                .as_deref()
+                .map(|w| unhex("wrapped key", w))
+                .transpose()?,
+        },
+        escrowed: escrowed.is_some(),
+        shredded_ms: None,
     })?;
     for t in tapes {
         let objects: Vec<TapeObject> = catalogs

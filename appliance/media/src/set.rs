@@ -312,6 +312,12 @@ pub struct WriteRequest {
     /// The job log row to record the write in, already running (a queued
     /// job the service started); `None`: a new row.
     pub job: Option<i64>,
+    /// A new set's key is held in escrow (the catalog and the store's
+    /// `mediakeys/` object, which replicates offsite), not on the labels,
+    /// so that destroying the escrow shreds the set wherever its
+    /// cartridges are. Reading the set then needs the store (or its
+    /// replica), not only the passphrase.
+    pub escrow: bool,
 }
 
 impl WriteRequest {
@@ -329,6 +335,7 @@ impl WriteRequest {
             archive_bytes: 4 << 30,
             only: None,
             job: None,
+            escrow: false,
         }
     }
 }
@@ -408,6 +415,11 @@ pub fn objects_for(repo: &Repo, snapshots: &[SnapshotId]) -> Result<Vec<String>>
     Ok(keys)
 }
 
+/// The store object holding escrowed media set `id`'s wrapped key.
+pub fn escrow_key(id: &MediaSetId) -> String {
+    format!("mediakeys/{}", id.to_hex())
+}
+
 /// A media set's key, unwrapped with the store's master key: `None` for an
 /// unencrypted set; an error once the key has been destroyed (the set's
 /// secure disposal).
@@ -418,8 +430,11 @@ pub fn set_key(
     match (&info.wrapped_key, &info.key_fingerprint) {
         (Some(w), _) => Ok(Some(MediaSetKey::unwrap_with(master, &info.id.0, w)?)),
         (None, Some(_)) => Err(Error::Invalid(format!(
-            "media set {}'s key was destroyed (secure disposal): it can no longer be read or appended to",
-            info.id.short()
+            "media set {}'s key was destroyed{} (secure disposal, crypto-shredding): it can no longer be read or appended to",
+            info.id.short(),
+            info.shredded_ms
+                .map(|t| format!(" on {}", coffer_types::rfc3339_ms(t)))
+                .unwrap_or_default()
         ))),
         (None, None) => Ok(None),
     }
@@ -543,7 +558,8 @@ fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Res
             )));
         }
         let key = set_key(repo.master(), &info)?;
-        let label_base = base(&info, info.wrapped_key.as_ref())?;
+        let on_label = info.wrapped_key.as_ref().filter(|_| !info.escrowed);
+        let label_base = base(&info, on_label)?;
         return Ok(OpenSet {
             info,
             key,
@@ -562,6 +578,7 @@ fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Res
         .as_ref()
         .map(|k| k.wrap(repo.master(), &id.0))
         .transpose()?;
+    let escrowed = req.escrow && wrapped.is_some();
     let info = MediaSetInfo {
         id,
         pool: req.pool.clone(),
@@ -569,9 +586,16 @@ fn open_or_create_set(repo: &Repo, catalog: &Catalog, req: &WriteRequest) -> Res
         store,
         key_fingerprint: key.as_ref().map(MediaSetKey::fingerprint),
         wrapped_key: wrapped.clone(),
+        escrowed,
+        shredded_ms: None,
     };
+    if let (true, Some(w)) = (escrowed, &wrapped) {
+        // In the store before the catalog: a set the catalog knows always
+        // has its escrow copy.
+        repo.blobs().put(&escrow_key(&id), w)?;
+    }
     catalog.insert_media_set(&info)?;
-    let label_base = base(&info, wrapped.as_ref())?;
+    let label_base = base(&info, wrapped.as_ref().filter(|_| !escrowed))?;
     Ok(OpenSet {
         info,
         key,

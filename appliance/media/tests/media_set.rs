@@ -784,3 +784,243 @@ fn data_sealed_under_a_rotated_key_recovers_from_tape() {
     assert!(r.fetched.lost.is_empty(), "{:?}", r.fetched.lost);
     assert_eq!(listing(&t2), listing(&w.src));
 }
+
+/// A rotation job whose cartridges run out partway: the write fails with a
+/// clear error, and the cartridges it had begun are recorded as holding
+/// the set (under its retention), not left as scratch to be overwritten.
+#[test]
+fn a_rotation_write_that_fails_partway_records_the_cartridges_it_used() {
+    use coffer_media::rotation::{Book, Content, Day, PoolPolicy, tonight};
+    let mut w = world();
+    let day = Day::ymd(2026, 11, 23);
+    let book = Book::new(&w.catalog, "operator", coffer_engine::now_ms());
+    let mut p = PoolPolicy::gfs("rot", day);
+    p.vault = None;
+    book.put_pool(&p).unwrap();
+    let carts: Vec<String> = (1..=7).map(|i| format!("CF{i:04}L9")).collect();
+    book.add_cartridges("rot", &carts, true, day).unwrap();
+    let prepared = tonight::prepare(&book, &mut w.lib, &w.catalog, "rot", day, 0).unwrap();
+    // New scratch cartridges are labelled for the pool as the job needs them.
+    assert_eq!(prepared.labelled, prepared.job.cartridges);
+    let n = prepared.job.cartridges.len();
+    assert!(n < 3, "the set needs 3+ cartridges; the plan gave {n}");
+    let req = prepared
+        .request(
+            &w.catalog,
+            WriteRequest {
+                archive_bytes: 3 << 20,
+                ..WriteRequest::new("rot")
+            },
+        )
+        .unwrap();
+    let e = set::write(&w.repo, &w.catalog, &mut w.lib, &req, &w.actor, &nop).unwrap_err();
+    assert!(matches!(e, Error::NoWritableCartridge { .. }), "{e}");
+    let used = prepared.record_partial(&book, &w.catalog, "rot").unwrap();
+    assert_eq!(used, prepared.job.cartridges);
+    let inv = book.inventory("rot").unwrap();
+    let set = w.catalog.media_sets().unwrap().pop().unwrap().id.to_hex();
+    for b in &used {
+        let c = inv.cart(b).unwrap();
+        assert_ne!(c.content, Content::Scratch, "{b}: {c:?}");
+        assert_eq!(c.set.as_deref(), Some(set.as_str()), "{b}");
+    }
+    // The next day's plan does not take them as scratch.
+    let next = book.today("rot", day.plus(1)).unwrap();
+    if let Some(j) = &next.job {
+        for b in &j.cartridges[usize::from(matches!(
+            j.set,
+            coffer_media::rotation::SetChoice::Continue { .. }
+        ))..]
+        {
+            assert!(!used.contains(b), "{b} planned as scratch again");
+        }
+    }
+}
+
+/// A pool that crypto-shreds: the set's key is in escrow (catalog and the
+/// store's `mediakeys/`), not on the labels, so the cartridges and the
+/// passphrase alone cannot read it, but the store (or its replica) can;
+/// once the rotation expires the set, both key copies are destroyed with a
+/// disposal certificate and the cartridges are unreadable. Then the
+/// expired cartridge is destroyed (a second certificate); a damaged one is
+/// never planned again.
+#[test]
+fn an_expired_set_of_a_shredding_pool_is_crypto_shredded_then_its_cartridge_destroyed() {
+    use coffer_media::rotation::{
+        Allocation, Book, Content, Continuous, Day, PoolPolicy, Scheme, Weekday, shred, tonight,
+    };
+    let mut w = world_with(64 << 20, 4 << 20);
+    let day = Day::ymd(2026, 11, 23);
+    let book = Book::new(&w.catalog, "operator", coffer_engine::now_ms());
+    let mut p = PoolPolicy::gfs("vaulted", day);
+    p.scheme = Scheme::Continuous(Continuous {
+        backup_days: Weekday::WORKING.to_vec(),
+        keep_days: 2,
+    });
+    p.allocation = Allocation::AlwaysNew;
+    p.vault = None;
+    p.shred = true;
+    p.encrypt = false;
+    assert!(book.put_pool(&p).is_err(), "shredding needs encryption");
+    p.encrypt = true;
+    book.put_pool(&p).unwrap();
+    let carts: Vec<String> = (1..=7).map(|i| format!("CF{i:04}L9")).collect();
+    book.add_cartridges("vaulted", &carts, true, day).unwrap();
+
+    let prepared = tonight::prepare(&book, &mut w.lib, &w.catalog, "vaulted", day, 0).unwrap();
+    let req = prepared
+        .request(
+            &w.catalog,
+            WriteRequest {
+                escrow: true,
+                ..WriteRequest::new("vaulted")
+            },
+        )
+        .unwrap();
+    let out = set::write(&w.repo, &w.catalog, &mut w.lib, &req, &w.actor, &nop).unwrap();
+    assert!(prepared.record(&book, "vaulted", &out).unwrap());
+    let set_id = out.set.unwrap();
+    let written = out.cartridges[0].clone();
+    let info = w.catalog.media_set(&set_id.to_hex()).unwrap();
+    assert!(info.escrowed && info.wrapped_key.is_some());
+    let escrow = set::escrow_key(&set_id);
+    assert_eq!(
+        w.repo.blobs().get(&escrow).unwrap(),
+        info.wrapped_key.clone().unwrap()
+    );
+
+    // The cartridges and the passphrase alone: the key is not on them.
+    let (newdir, mut lib2) = new_machine(&w);
+    let e = w
+        .recover(&mut lib2, newdir.path(), &w.pass)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(e.to_string().contains("held in escrow"), "{e}");
+    // With the store's replica (its objects, no catalog): it reads.
+    let (replica, mut lib3) = new_machine(&w);
+    for k in w.repo.blobs().list("").unwrap() {
+        if k.contains('/') || k == "config" {
+            let to = replica.path().join("store").join(&k);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::write(&to, w.repo.blobs().get(&k).unwrap()).unwrap();
+        }
+    }
+    let (repo3, catalog3, rec) = w.recover(&mut lib3, replica.path(), &w.pass).unwrap();
+    assert!(rec.lost.is_empty() && rec.missing.is_empty(), "{rec:?}");
+    let target = replica.path().join("restored");
+    let o = w.restore_from(&repo3, &catalog3, &target);
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(listing(&target), listing(&w.src));
+
+    // The days pass; nothing is shredded while the set is kept.
+    let mut shredded = Vec::new();
+    for k in 1..=8 {
+        let d = day.plus(k);
+        let plan = book.today("vaulted", d).unwrap();
+        book.settle("vaulted", &plan).unwrap();
+        let now = shred::expired(
+            &w.catalog,
+            w.repo.blobs().as_ref(),
+            "vaulted",
+            "operator",
+            7,
+        )
+        .unwrap();
+        if !now.is_empty() {
+            assert!(
+                plan.expire.contains(&set_id.to_hex()),
+                "{d}: shredded before it expired"
+            );
+            assert!(
+                d >= day.plus(2),
+                "{d}: the set is kept two days after its write"
+            );
+        }
+        shredded.extend(now);
+    }
+    assert_eq!(shredded.len(), 1, "{shredded:?}");
+    assert_eq!(shredded[0].set, set_id.to_hex());
+    let info = w.catalog.media_set(&set_id.to_hex()).unwrap();
+    assert_eq!(info.wrapped_key, None);
+    assert_eq!(info.shredded_ms, Some(7));
+    assert!(matches!(
+        w.repo.blobs().get(&escrow),
+        Err(coffer_store::Error::NotFound { .. })
+    ));
+    let cert = w
+        .catalog
+        .disposals()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == shredded[0].certificate)
+        .unwrap();
+    assert!(cert.keys[0].contains(info.key_fingerprint.as_deref().unwrap()));
+    assert!(cert.detail.contains("crypto-shredding"), "{}", cert.detail);
+    // A second pass shreds nothing more.
+    assert!(
+        shred::expired(
+            &w.catalog,
+            w.repo.blobs().as_ref(),
+            "vaulted",
+            "operator",
+            8
+        )
+        .unwrap()
+        .is_empty()
+    );
+    // The cartridge can no longer be read, through the catalog or not.
+    w.drop_containers();
+    drop(book);
+    let after = w.t.path().join("after");
+    let e = w.tape_restore(&after, 0).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("destroyed"), "{e}");
+
+    // The expired cartridge is destroyed, with its certificate; a
+    // cartridge still scratch is not.
+    let book = Book::new(&w.catalog, "operator", coffer_engine::now_ms());
+    let last = day.plus(8);
+    let inv = book.inventory("vaulted").unwrap();
+    assert_eq!(inv.cart(&written).unwrap().content, Content::Expired);
+    let scratch = carts.iter().find(|b| **b != written).unwrap().clone();
+    let e = book
+        .disposed("vaulted", std::slice::from_ref(&scratch), last, "shredded")
+        .unwrap_err();
+    assert!(e.to_string().contains("only an expired"), "{e}");
+    assert!(
+        book.disposed("vaulted", std::slice::from_ref(&written), last, " ")
+            .is_err()
+    );
+    let (_, certs) = book
+        .disposed(
+            "vaulted",
+            std::slice::from_ref(&written),
+            last,
+            "degaussed and shredded by Acme, their certificate 42",
+        )
+        .unwrap();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(
+        book.inventory("vaulted")
+            .unwrap()
+            .cart(&written)
+            .unwrap()
+            .content,
+        Content::Disposed
+    );
+    assert!(
+        book.disposed("vaulted", std::slice::from_ref(&written), last, "again")
+            .is_err()
+    );
+
+    // A damaged cartridge is never planned again.
+    book.damaged("vaulted", &scratch, last).unwrap();
+    for k in 0..5 {
+        let plan = book.today("vaulted", last.plus(k)).unwrap();
+        if let Some(j) = &plan.job {
+            assert!(!j.cartridges.contains(&scratch), "{:?}", j.cartridges);
+            assert!(!j.cartridges.contains(&written), "{:?}", j.cartridges);
+        }
+    }
+    let custody = w.catalog.custody(Some(&written)).unwrap();
+    assert!(custody.iter().any(|e| e.event == "disposed"), "{custody:?}");
+}

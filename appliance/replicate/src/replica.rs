@@ -14,10 +14,11 @@ use crate::wire::Have;
 /// The key prefixes a store's objects live under, in the order they are
 /// sent (snapshot records last: a replica never names a container it does
 /// not hold).
-pub const PREFIXES: [&str; 6] = [
+pub const PREFIXES: [&str; 7] = [
     "config",
     "keys/",
     "datakeys/",
+    "mediakeys/",
     "data/",
     "index/",
     "snapshots/",

@@ -95,6 +95,11 @@ pub struct PoolArgs {
     /// Clean the drives every this many days (0: never).
     #[arg(long, default_value_t = 30)]
     clean_every_days: u32,
+    /// Crypto-shred expired sets: each set's key is kept in escrow (the
+    /// catalog and the store), not on the cartridges, and destroyed when
+    /// the set expires.
+    #[arg(long)]
+    shred: bool,
 }
 
 /// `coffer media rotation …`
@@ -215,6 +220,7 @@ impl PoolArgs {
             pickup_days: weekdays(&self.pickups)?,
             cartridges_per_set: self.cartridges_per_set,
             clean_every_days: self.clean_every_days,
+            shred: self.shred,
         })
     }
 }
@@ -408,6 +414,16 @@ fn print_recorded(r: &Recorded, verb: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Says which expired sets were crypto-shredded.
+pub fn print_shredded(shredded: &[coffer_media::rotation::shred::Shredded]) {
+    for s in shredded {
+        println!(
+            "media set {}: expired; its key was destroyed (crypto-shredding), disposal certificate {}",
+            s.set, s.certificate
+        );
+    }
+}
+
 /// What a rotation command does; `changer` opens the library when one is
 /// given (export and import move cartridges through its mail slots).
 pub enum RotationAction<'a> {
@@ -440,6 +456,10 @@ pub enum RotationAction<'a> {
     Custody(Option<&'a str>),
     /// `cleaned POOL`
     Cleaned(&'a str),
+    /// `damaged BARCODE`
+    Damaged(&'a str),
+    /// `dispose BARCODE… --method M`
+    Dispose(&'a [String], &'a str),
 }
 
 /// Runs a rotation command against the store's catalog.
@@ -557,7 +577,21 @@ pub fn run(
             for n in &names {
                 let plan = book.today(n, today)?;
                 let r = book.settle(n, &plan)?;
-                print_recorded(&r, "settled", json)?;
+                let shredded = coffer_media::rotation::shred::expired(
+                    &d.catalog,
+                    d.blobs.as_ref(),
+                    n,
+                    &d.actor.identity,
+                    coffer_engine::now_ms(),
+                )?;
+                if json {
+                    print_json(
+                        &serde_json::json!({ "pool": n, "recorded": r, "shredded": shredded }),
+                    )?;
+                } else {
+                    print_recorded(&r, "settled", false)?;
+                    print_shredded(&shredded);
+                }
             }
         }
         RotationAction::Export(barcodes) => {
@@ -676,6 +710,29 @@ pub fn run(
             book.cleaned(pool, today)?;
             if !json {
                 println!("drive cleaning recorded for pool {pool} on {today}");
+            }
+        }
+        RotationAction::Damaged(barcode) => {
+            let b = [barcode.to_string()];
+            let pool = pool_of(&book, d, &b)?;
+            let r = book.damaged(&pool, barcode, today)?;
+            print_recorded(&r, "recorded damaged", json)?;
+            if !json {
+                println!(
+                    "it is never written again; destroy it with `coffer media dispose {barcode} --method …` once no kept set needs it"
+                );
+            }
+        }
+        RotationAction::Dispose(barcodes, method) => {
+            let pool = pool_of(&book, d, barcodes)?;
+            let (r, certificates) = book.disposed(&pool, barcodes, today, method)?;
+            if json {
+                print_json(&serde_json::json!({ "recorded": r, "certificates": certificates }))?;
+            } else {
+                print_recorded(&r, "destroyed", false)?;
+                for c in certificates {
+                    println!("disposal certificate {c} filed (`coffer disposal list`)");
+                }
             }
         }
     }

@@ -353,6 +353,30 @@ pub enum MediaCmd {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
     },
+    /// A cartridge was found damaged: never written again; its open set is
+    /// closed.
+    Damaged {
+        /// The cartridge.
+        barcode: String,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Cartridges were destroyed: they leave the rotation, and a disposal
+    /// certificate is filed for each. Only expired cartridges, or damaged
+    /// ones no kept set needs.
+    Dispose {
+        /// The cartridges.
+        #[arg(required = true)]
+        barcodes: Vec<String>,
+        /// How and by whom (for the certificate), e.g. "degaussed and
+        /// shredded by Vendor, their certificate 1234".
+        #[arg(long)]
+        method: String,
+        /// Record as of this day (default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
 }
 
 fn inventory_json(inv: &Inventory) -> serde_json::Value {
@@ -709,6 +733,12 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
         MediaCmd::Manifest { id } => Some((A::Manifest(*id), None)),
         MediaCmd::Custody { barcode } => Some((A::Custody(barcode.as_deref()), None)),
         MediaCmd::Cleaned { pool, date } => Some((A::Cleaned(pool), date.as_deref())),
+        MediaCmd::Damaged { barcode, date } => Some((A::Damaged(barcode), date.as_deref())),
+        MediaCmd::Dispose {
+            barcodes,
+            method,
+            date,
+        } => Some((A::Dispose(barcodes, method), date.as_deref())),
         _ => None,
     };
     if let Some((action, date)) = rotation {
@@ -870,7 +900,15 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     day,
                     lib_args.drive,
                 )?;
+                let shredded = coffer_media::rotation::shred::expired(
+                    &d.catalog,
+                    d.blobs.as_ref(),
+                    pool,
+                    &d.actor.identity,
+                    coffer_engine::now_ms(),
+                )?;
                 if !json {
+                    crate::rotation_cmd::print_shredded(&shredded);
                     for b in &prepared.recycled {
                         println!("recycled {b}: its set expired; relabelled for pool '{pool}'");
                     }
@@ -878,7 +916,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                         println!("labelled {b}, a new scratch cartridge, for pool '{pool}'");
                     }
                 }
-                Some(prepared)
+                Some((prepared, policy.shred))
             } else {
                 None
             };
@@ -892,7 +930,13 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 ..WriteRequest::new(pool)
             };
             let req = match &rotation {
-                Some(p) => p.request(&d.catalog, base)?,
+                Some((p, shred)) => p.request(
+                    &d.catalog,
+                    WriteRequest {
+                        escrow: *shred,
+                        ..base
+                    },
+                )?,
                 None => base,
             };
             let pb = bar(ctx.quiet || json);
@@ -903,8 +947,21 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             };
             let out = set::write(&repo, &d.catalog, lib.as_mut(), &req, &d.actor, &on);
             pb.finish_and_clear();
+            if let (Err(_), Some((p, _))) = (&out, &rotation) {
+                // A cartridge the failed write began holds part of the set.
+                match p.record_partial(&book, &d.catalog, pool) {
+                    Ok(w) if !w.is_empty() => eprintln!(
+                        "the failed write had begun on {}: recorded as part of tonight's set",
+                        w.join(", ")
+                    ),
+                    Ok(_) => {}
+                    Err(e) => eprintln!(
+                        "the cartridges the failed write used could not be recorded in the rotation: {e}"
+                    ),
+                }
+            }
             let out = out?;
-            if let Some(p) = &rotation
+            if let Some((p, _)) = &rotation
                 && !p.record(&book, pool, &out)?
                 && !json
             {
@@ -1121,6 +1178,8 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
         | MediaCmd::Import { .. }
         | MediaCmd::Manifest { .. }
         | MediaCmd::Custody { .. }
-        | MediaCmd::Cleaned { .. } => unreachable!("rotation commands return above"),
+        | MediaCmd::Cleaned { .. }
+        | MediaCmd::Damaged { .. }
+        | MediaCmd::Dispose { .. } => unreachable!("rotation commands return above"),
     }
 }

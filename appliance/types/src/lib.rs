@@ -614,6 +614,13 @@ pub struct MediaSetInfo {
     /// the key was destroyed).
     #[serde(skip)]
     pub wrapped_key: Option<Vec<u8>>,
+    /// Its key is held in escrow (catalog and the store's `mediakeys/`),
+    /// not on its cartridges' labels: destroying the escrow shreds it.
+    #[serde(default)]
+    pub escrowed: bool,
+    /// When its key was destroyed (crypto-shredding), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shredded_ms: Option<i64>,
 }
 
 /// Where one store object sits in a media set.

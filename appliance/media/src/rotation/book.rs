@@ -720,6 +720,148 @@ impl<'a> Book<'a> {
         )
     }
 
+    /// A cartridge was found damaged (a drive reported it, or it was
+    /// dropped): it is never written again, and the open set it belongs to
+    /// is closed, so the next job starts a new set on sound cartridges.
+    /// Its set's retention still applies to it.
+    pub fn damaged(&self, pool: &str, barcode: &str, day: Day) -> Result<Recorded> {
+        let inv = self.inventory(pool)?;
+        let changes = self.each(
+            &inv,
+            pool,
+            &[barcode.to_string()],
+            |c| match c.content {
+                Content::Disposed => Some("it was disposed of".into()),
+                Content::Damaged => Some("it is recorded damaged already".into()),
+                _ => None,
+            },
+            |c| c.content = Content::Damaged,
+        )?;
+        let mut closed = None;
+        if let Some(id) = changes.first().and_then(|(c, _)| c.set.clone())
+            && let Some(s) = inv.set(&id)
+            && !s.closed
+        {
+            let mut s = s.clone();
+            s.closed = true;
+            closed = Some(s);
+        }
+        self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, "damaged"))
+                .collect(),
+            &closed.iter().collect::<Vec<_>>(),
+            RotationWrite::default(),
+        )
+    }
+
+    /// Cartridges were destroyed (degaussed, shredded) by `method`: they
+    /// leave the rotation for good and a disposal certificate is filed for
+    /// each. Only a cartridge whose data no kept set needs may be destroyed:
+    /// an expired one (WORM cartridges are disposed of, never recycled), or
+    /// a damaged one whose set expired or that holds none.
+    pub fn disposed(
+        &self,
+        pool: &str,
+        barcodes: &[String],
+        day: Day,
+        method: &str,
+    ) -> Result<(Recorded, Vec<i64>)> {
+        if method.trim().is_empty() {
+            return Err(invalid(
+                "say how the cartridges were destroyed (--method, for example \"degaussed and shredded by Vendor, certificate 123\")".into(),
+            ));
+        }
+        let inv = self.inventory(pool)?;
+        let changes = self.each(
+            &inv,
+            pool,
+            barcodes,
+            |c| {
+                let kept = c
+                    .set
+                    .as_deref()
+                    .and_then(|s| inv.set(s))
+                    .filter(|s| !s.expired);
+                match (c.content, kept) {
+                    (Content::Expired, _) | (Content::Damaged, None) => {
+                        if matches!(
+                            c.place,
+                            Place::ToVault { .. } | Place::ToSite { .. } | Place::RecallRequested { .. }
+                        ) {
+                            Some("it is in transit: record its arrival first".into())
+                        } else {
+                            None
+                        }
+                    }
+                    (Content::Damaged, Some(s)) => Some(format!(
+                        "it holds set {} that is still kept (until {}): destroy it once the set expires",
+                        s.id, s.expires
+                    )),
+                    _ => Some(
+                        "only an expired cartridge, or a damaged one no kept set needs, is destroyed"
+                            .into(),
+                    ),
+                }
+            },
+            |c| c.content = Content::Disposed,
+        )?;
+        let mut disposals = Vec::new();
+        for (before, _) in &changes {
+            let set = before
+                .set
+                .as_deref()
+                .and_then(|s| self.cat.media_set(s).ok());
+            let keys = set
+                .iter()
+                .filter_map(|s| {
+                    s.key_fingerprint
+                        .as_ref()
+                        .map(|f| format!("media set {} key {f}", s.id))
+                })
+                .collect();
+            disposals.push(coffer_catalog::NewDisposal {
+                at_ms: self.now_ms,
+                what: format!(
+                    "cartridge {} of media pool {pool}{}",
+                    before.barcode,
+                    before
+                        .set
+                        .as_ref()
+                        .map(|s| format!(" (media set {s})"))
+                        .unwrap_or_default()
+                ),
+                keys,
+                objects: 0,
+                bytes: 0,
+                policy: Some(format!("media pool {pool}")),
+                identity: self.identity.clone(),
+                detail: format!(
+                    "destroyed on {day}: {method}; it was {}",
+                    state_label(before)
+                ),
+            });
+        }
+        let r = self.commit(
+            day,
+            pool,
+            changes
+                .into_iter()
+                .map(|(a, b)| (a, b, "disposed"))
+                .collect(),
+            &[],
+            RotationWrite::default(),
+        )?;
+        let certificates = disposals
+            .iter()
+            .map(|d| self.cat.record_disposal(d))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok((r, certificates))
+    }
+
     /// A drive cleaning was done on `day`.
     pub fn cleaned(&self, pool: &str, day: Day) -> Result<Recorded> {
         self.commit(

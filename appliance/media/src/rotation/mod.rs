@@ -29,6 +29,7 @@
 pub mod barcode;
 mod book;
 mod plan;
+pub mod shred;
 mod sim;
 pub mod tonight;
 
@@ -341,6 +342,13 @@ pub struct PoolPolicy {
     pub cartridges_per_set: u32,
     /// Clean the drives every this many days (0: never).
     pub clean_every_days: u32,
+    /// Expired sets are crypto-shredded: each set's key is held in escrow
+    /// (the catalog and the store, which replicates), never on its labels,
+    /// and destroyed when the set expires, so its cartridges are unreadable
+    /// wherever they are. Restoring from the pool then needs the store or
+    /// its replica, not only the passphrase.
+    #[serde(default)]
+    pub shred: bool,
 }
 
 impl PoolPolicy {
@@ -362,6 +370,7 @@ impl PoolPolicy {
             pickup_days: Weekday::WORKING.to_vec(),
             cartridges_per_set: 1,
             clean_every_days: 30,
+            shred: false,
         }
     }
 
@@ -374,6 +383,18 @@ impl PoolPolicy {
         if self.cartridges_per_set == 0 {
             return Err(format!(
                 "pool {}: a media set needs at least one cartridge",
+                self.name
+            ));
+        }
+        if self.shred && !self.encrypt {
+            return Err(format!(
+                "pool {}: only encrypted sets can be crypto-shredded (leave out --no-encrypt)",
+                self.name
+            ));
+        }
+        if self.shred && self.worm {
+            return Err(format!(
+                "pool {}: a WORM pool keeps its sets readable for good; it does not crypto-shred",
                 self.name
             ));
         }
