@@ -81,11 +81,19 @@ pub enum Permission {
     RemoteManage,
     /// Run a replication now.
     ReplicateRun,
+    /// Read the media rotation: the day's procedure, pools, manifests,
+    /// chain of custody.
+    MediaRead,
+    /// Record the media rotation's steps: exports, courier handovers,
+    /// receipts, recalls, imports, cleaning, damaged cartridges.
+    MediaHandle,
+    /// Record that cartridges were destroyed (disposal certificates).
+    MediaDispose,
 }
 
 impl Permission {
     /// Every permission, in declaration (and [`MATRIX`]) order.
-    pub const ALL: [Permission; 32] = [
+    pub const ALL: [Permission; 35] = [
         Permission::StatusRead,
         Permission::AssetRead,
         Permission::AssetWrite,
@@ -118,6 +126,9 @@ impl Permission {
         Permission::RemoteRead,
         Permission::RemoteManage,
         Permission::ReplicateRun,
+        Permission::MediaRead,
+        Permission::MediaHandle,
+        Permission::MediaDispose,
     ];
 
     /// The dotted name used in messages, the audit log and the docs.
@@ -155,6 +166,9 @@ impl Permission {
             Permission::RemoteRead => "remote.read",
             Permission::RemoteManage => "remote.manage",
             Permission::ReplicateRun => "replicate.run",
+            Permission::MediaRead => "media.read",
+            Permission::MediaHandle => "media.handle",
+            Permission::MediaDispose => "media.dispose",
         }
     }
 
@@ -193,6 +207,11 @@ impl Permission {
             Permission::RemoteRead => "list offsite remotes and replication state",
             Permission::RemoteManage => "add, pair and remove offsite remotes",
             Permission::ReplicateRun => "run a replication now",
+            Permission::MediaRead => "read the media rotation, manifests and custody",
+            Permission::MediaHandle => {
+                "record media rotation steps (export, receipt, recall, import)"
+            }
+            Permission::MediaDispose => "record that cartridges were destroyed",
         }
     }
 
@@ -211,6 +230,7 @@ impl Permission {
                 | Permission::AssetRemove
                 | Permission::ProfileRemove
                 | Permission::RemoteManage
+                | Permission::MediaDispose
         )
     }
 }
@@ -228,7 +248,7 @@ const N: bool = false;
 /// in [`Role::ALL`] order — administrator, backup operator, restore
 /// operator, auditor, security officer.
 #[rustfmt::skip]
-pub const MATRIX: [(Permission, [bool; 5]); 32] = [
+pub const MATRIX: [(Permission, [bool; 5]); 35] = [
     //                                 admin backup restore audit secoff
     (Permission::StatusRead,        [Y,    Y,     Y,      Y,    Y]),
     (Permission::AssetRead,         [Y,    Y,     Y,      Y,    Y]),
@@ -262,6 +282,9 @@ pub const MATRIX: [(Permission, [bool; 5]); 32] = [
     (Permission::RemoteRead,        [Y,    Y,     Y,      Y,    Y]),
     (Permission::RemoteManage,      [Y,    N,     N,      N,    Y]),
     (Permission::ReplicateRun,      [Y,    Y,     N,      N,    N]),
+    (Permission::MediaRead,         [Y,    Y,     Y,      Y,    Y]),
+    (Permission::MediaHandle,       [Y,    Y,     N,      N,    N]),
+    (Permission::MediaDispose,      [Y,    N,     N,      N,    Y]),
 ];
 
 /// Whether `role` holds permission `p`, by [`MATRIX`].

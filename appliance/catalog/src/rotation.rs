@@ -10,7 +10,7 @@ use rusqlite::OptionalExtension;
 use crate::{Catalog, Error, Result};
 
 /// One line of the chain of custody.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustodyEvent {
     /// When it was recorded.
     pub at_ms: i64,
@@ -33,7 +33,7 @@ pub struct CustodyEvent {
 }
 
 /// A transfer manifest: the cartridges one courier pickup carries.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TransferManifest {
     /// Number.
     pub id: i64,

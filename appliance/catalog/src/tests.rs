@@ -932,14 +932,14 @@ fn cartridges_sets_and_tape_objects_round_trip() {
     // Only an escrowed key is shredded, once.
     assert!(!cat.shred_media_set(&set.id, 20).unwrap());
     let escrowed = MediaSetInfo {
-        id: MediaSetId([0xcd; 16]),
+        id: MediaSetId([0x5e; 16]),
         escrowed: true,
         ..set.clone()
     };
     cat.insert_media_set(&escrowed).unwrap();
     assert!(cat.shred_media_set(&escrowed.id, 20).unwrap());
     assert!(!cat.shred_media_set(&escrowed.id, 30).unwrap());
-    let shredded = cat.media_set("cdcd").unwrap();
+    let shredded = cat.media_set("5e5e").unwrap();
     assert_eq!(shredded.wrapped_key, None);
     assert_eq!(shredded.shredded_ms, Some(20));
     assert_eq!(shredded.key_fingerprint, set.key_fingerprint);

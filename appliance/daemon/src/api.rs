@@ -151,6 +151,15 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::ClockAccept => (P::ClockAccept, true),
         Call::DisposalList | Call::KeyStatus => (P::AuditRead, false),
         Call::KeyRotate => (P::KeyManage, true),
+        Call::MediaToday { .. }
+        | Call::MediaPools
+        | Call::MediaManifest { .. }
+        | Call::MediaCustody { .. } => (P::MediaRead, false),
+        Call::MediaStep {
+            step: coffer_types::api::MediaStep::Dispose { .. },
+            ..
+        } => (P::MediaDispose, true),
+        Call::MediaStep { .. } => (P::MediaHandle, true),
     })
 }
 
@@ -198,6 +207,20 @@ fn target(call: &Call) -> String {
             .or_else(|| asset.clone())
             .unwrap_or_default(),
         Call::HoldRelease { id } => format!("hold {id}"),
+        Call::MediaStep { step, .. } => {
+            use coffer_types::api::MediaStep as S;
+            match step {
+                S::Settle { pool } => pool.clone().unwrap_or_else(|| "every pool".into()),
+                S::Export { barcodes }
+                | S::Received { barcodes }
+                | S::Recall { barcodes, .. }
+                | S::Import { barcodes }
+                | S::Dispose { barcodes, .. } => barcodes.join(", "),
+                S::Sent { manifest } => format!("manifest {manifest}"),
+                S::Cleaned { pool } => pool.clone(),
+                S::Damaged { barcode } => barcode.clone(),
+            }
+        }
         Call::RemoteRestore {
             remote, snapshot, ..
         } => format!("{snapshot} from {remote}"),
@@ -897,6 +920,25 @@ fn execute(
             )
         }
         Call::DisposalList => (to_value(&cat.disposals().map_err(from_catalog)?)?, none()),
+        Call::MediaToday { pool, date } => (
+            crate::media_api::today_call(
+                inner,
+                cat,
+                &identity_of(p),
+                pool.as_deref(),
+                date.as_deref(),
+            )?,
+            none(),
+        ),
+        Call::MediaPools => (crate::media_api::pools(inner, cat)?, none()),
+        Call::MediaManifest { id } => (crate::media_api::manifest(cat, *id)?, none()),
+        Call::MediaCustody { barcode } => (
+            to_value(&cat.custody(barcode.as_deref()).map_err(from_catalog)?)?,
+            none(),
+        ),
+        Call::MediaStep { step, date } => {
+            crate::media_api::step(inner, cat, &identity_of(p), step, date.as_deref())?
+        }
         Call::KeyRotate => {
             let k = coffer_engine::keys::rotate_data_key(&inner.repo, cat, &identity_of(p), now)
                 .map_err(|e| internal(e.to_string()))?;

@@ -30,6 +30,7 @@ pub mod tuning;
 mod api;
 mod jobs;
 mod maintenance;
+mod media_api;
 mod panel;
 mod replication;
 mod s3;
@@ -619,7 +620,8 @@ fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
 
 /// The development configuration under `dir`: read from `dir/cofferd.toml`
 /// when it exists (so it can be edited and reloaded), else the built-in
-/// development defaults, written there. Returns it with its file.
+/// development defaults, written there (with a simulated tape library in
+/// `dir/vtl`, which the defaults name). Returns it with its file.
 pub fn development_config(dir: &Path) -> Result<(Config, PathBuf)> {
     create_private_dir(dir)?;
     let dir = std::fs::canonicalize(dir).with_context(|| format!("resolve '{}'", dir.display()))?;
@@ -628,6 +630,14 @@ pub fn development_config(dir: &Path) -> Result<(Config, PathBuf)> {
         return Ok((Config::load(&path)?, path));
     }
     let config = Config::development(&dir);
+    // The simulated tape library the development defaults name.
+    let vtl = dir.join("vtl");
+    if !vtl.exists()
+        && let Err(e) =
+            coffer_tape::VirtualLibrary::create(&vtl, &coffer_tape::VtlOptions::default())
+    {
+        tracing::warn!(path = %vtl.display(), error = %e, "cannot create the virtual tape library");
+    }
     let text = format!(
         "# cofferd development configuration (every key: docs/cofferd.toml).\n\
          # Edit and send SIGHUP (or `reload` in the shell) to apply.\n\n{}",

@@ -43,7 +43,7 @@ const POOL: &str = "pool:";
 const DAY: &str = "day:";
 
 /// The day and minute of the day of `now_ms` in `tz`.
-fn local(now_ms: i64, tz: &jiff::tz::TimeZone) -> Result<(Day, u32)> {
+pub(crate) fn local(now_ms: i64, tz: &jiff::tz::TimeZone) -> Result<(Day, u32)> {
     let z = jiff::Timestamp::from_millisecond(now_ms)?.to_zoned(tz.clone());
     let day = Day::ymd(
         i32::from(z.year()),

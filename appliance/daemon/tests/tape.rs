@@ -227,3 +227,192 @@ fn nightly_rotation_jobs_wait_for_cartridges_write_and_give_up_in_time() {
     let audit = admin.ok("audit_list", json!({"filter": {"action": "job.finish"}}));
     assert!(audit.to_string().contains("pool:nightly"), "{audit}");
 }
+
+/// The daily procedure through the control API (what the console shell's
+/// `media …` commands send): the plan and its checklist, export with a
+/// transfer manifest (the cartridge really moves to a mail slot), the
+/// courier's pickup and the vault's receipt, the chain of custody, every
+/// step audited; steps out of order, ahead of their day or without fresh
+/// MFA for a disposal are refused.
+#[test]
+fn the_daily_rotation_procedure_through_the_api() {
+    let d = TestDaemon::start_with(|c| {
+        c.auth.session_idle = coffer_types::api::Duration(30 * 86_400);
+        c.tape.poll_every = coffer_types::api::Duration(1);
+        c.tape.jobs = vec![cofferd::config::TapeJob {
+            pool: "gfs".into(),
+            at: "22:00".into(),
+            profiles: Vec::new(),
+        }];
+    });
+    let lib = VirtualLibrary::create(
+        &d.dir.path().join("vtl"),
+        &VtlOptions {
+            drives: 1,
+            slots: 8,
+            ie_slots: 4,
+            capacity: SPEC.capacity,
+            early_warning: SPEC.early_warning,
+            cartridges: 6,
+            worm: 0,
+            cleaning: 0,
+            prefix: "AP".into(),
+        },
+    )
+    .unwrap();
+    let barcodes: Vec<String> = lib
+        .changer_handle()
+        .inventory()
+        .unwrap()
+        .slots
+        .iter()
+        .filter_map(|e| e.barcode.clone())
+        .collect();
+    let (mut admin, secret) = d.admin();
+    let src = sample_tree(d.dir.path());
+    admin.ok("asset_add", json!({"asset": asset("books", &src, None)}));
+    // A Friday: the weekly full.
+    let friday = Day::ymd(2026, 11, 27);
+    d.clock.set(MONDAY + 4 * DAY + HOUR);
+    let j = admin.ok("job_run", json!({"asset": "books", "level": "full"}));
+    assert_eq!(wait_job(&mut admin, &j["job"])["status"], json!("success"));
+    let cat = Catalog::open(&d.dir.path().join("store/catalog.db")).unwrap();
+    let book = Book::new(&cat, "operator", MONDAY);
+    let mut p = PoolPolicy::gfs("gfs", friday);
+    p.vault = Some("iron".into());
+    book.put_pool(&p).unwrap();
+    book.add_cartridges("gfs", &barcodes, true, friday).unwrap();
+    let pools = admin.ok("media_pools", Value::Null);
+    assert_eq!(
+        pools[0]["cartridges"].as_array().unwrap().len(),
+        6,
+        "{pools}"
+    );
+
+    let today = admin.ok("media_today", json!({"pool": "gfs"}));
+    assert!(
+        today[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Tonight's tape job"),
+        "{today}"
+    );
+    d.clock.set(MONDAY + 4 * DAY + 22 * HOUR);
+    d.wait_for("Friday's tape job", || !media_jobs(&mut admin).is_empty());
+    let job = media_jobs(&mut admin)[0].clone();
+    assert_eq!(wait_job(&mut admin, &job["id"])["status"], json!("success"));
+
+    // The days after: follow the procedure through the API.
+    let (mut exported, mut sent, mut received) = (Vec::new(), 0, 0);
+    for k in 1..=5 {
+        d.clock.set(MONDAY + (4 + k) * DAY + 9 * HOUR);
+        let day = friday.plus(k as i32).to_string();
+        let plan = admin.ok("media_today", json!({"pool": "gfs"}))[0]["plan"].clone();
+        assert_eq!(plan["day"], json!(day), "{plan}");
+        let list = |key: &str| -> Vec<String> {
+            plan[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        let due = list("due_at_vault");
+        if !due.is_empty() {
+            admin.ok(
+                "media_step",
+                json!({"step": {"action": "received", "barcodes": due}}),
+            );
+            received += due.len();
+        }
+        let export: Vec<String> = plan["export"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["barcode"].as_str().unwrap().to_string())
+            .collect();
+        if !export.is_empty() {
+            let r = admin.ok(
+                "media_step",
+                json!({"step": {"action": "export", "barcodes": export}}),
+            );
+            assert!(r["manifest"].as_i64().is_some(), "{r}");
+            exported.extend(export);
+        }
+        if !list("send").is_empty() {
+            let manifests = admin.ok("media_manifest", json!({}));
+            for m in manifests.as_array().unwrap() {
+                if m["direction"] == "to-vault" && m["sent_ms"].is_null() {
+                    let one = admin.ok("media_manifest", json!({"id": m["id"]}));
+                    assert_eq!(one["manifest"]["barcodes"], m["barcodes"], "{one}");
+                    admin.ok(
+                        "media_step",
+                        json!({"step": {"action": "sent", "manifest": m["id"]}}),
+                    );
+                    sent += 1;
+                }
+            }
+        }
+    }
+    assert!(!exported.is_empty(), "the newest full goes to the vault");
+    assert!(
+        sent >= 1 && received >= 1,
+        "sent {sent}, received {received}"
+    );
+    let b = &exported[0];
+    // The export moved the cartridge into a mail slot of the library.
+    assert!(
+        lib.changer_handle()
+            .inventory()
+            .unwrap()
+            .ie_slots
+            .iter()
+            .any(|e| e.barcode.as_deref() == Some(b.as_str()))
+    );
+    let custody = admin.ok("media_custody", json!({"barcode": b}));
+    let events: Vec<&str> = custody
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for step in ["written", "exported", "sent", "received-at-vault"] {
+        assert!(events.contains(&step), "{b}: {events:?}");
+    }
+    assert!(
+        custody
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["identity"] == json!("admin"))
+    );
+    let audit = admin.ok("audit_list", json!({"filter": {"action": "media.step"}}));
+    assert!(audit.as_array().unwrap().len() >= 3, "{audit}");
+    assert!(audit.to_string().contains(b.as_str()), "{audit}");
+
+    // Out of order, ahead of its day, or a disposal without fresh MFA.
+    let m = admin.fails(
+        "media_step",
+        json!({"step": {"action": "received", "barcodes": [b]}}),
+        "invalid",
+    );
+    assert!(m.contains(b.as_str()), "{m}");
+    let m = admin.fails(
+        "media_step",
+        json!({"step": {"action": "cleaned", "pool": "gfs"}, "date": "2099-01-01"}),
+        "invalid",
+    );
+    assert!(m.contains("never ahead"), "{m}");
+    admin.fails(
+        "media_step",
+        json!({"step": {"action": "dispose", "barcodes": [b], "method": "shredded"}}),
+        "fresh_mfa_required",
+    );
+    fresh(&d, &mut admin, &secret);
+    let m = admin.fails(
+        "media_step",
+        json!({"step": {"action": "dispose", "barcodes": [b], "method": "shredded"}}),
+        "invalid",
+    );
+    assert!(m.contains("only an expired"), "{m}");
+}

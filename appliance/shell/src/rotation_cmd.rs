@@ -2,13 +2,11 @@
 //! manifest|custody|cleaned`: media pools and the daily rotation
 //! procedure, recorded in the store's catalog (chain of custody included).
 
-use std::fmt::Write as _;
-
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use coffer_media::rotation::{
-    Allocation, Book, Continuous, Day, Gfs, Hanoi, Level, Plan, PoolPolicy, Recorded, Scheme,
-    SetChoice, Weekday, state_label,
+    Allocation, Book, Continuous, Day, Gfs, Hanoi, Level, PoolPolicy, Recorded, Scheme, Weekday,
+    state_label,
 };
 
 use crate::cli::{Direct, EXIT_OK, EXIT_WARNINGS, print_json};
@@ -261,135 +259,6 @@ fn scheme_line(p: &PoolPolicy) -> String {
     )
 }
 
-/// Renders the day's procedure as the operator's checklist.
-pub fn render_plan(p: &Plan, book: &Book<'_>) -> Result<String> {
-    let mut t = String::new();
-    let inv = book.inventory(&p.pool)?;
-    let set_of = |b: &str| {
-        inv.cart(b)
-            .and_then(|c| c.set.clone())
-            .unwrap_or_else(|| "-".into())
-    };
-    let _ = writeln!(
-        t,
-        "Media rotation, pool {}, {} ({:?})",
-        p.pool,
-        p.day,
-        p.day.weekday()
-    );
-    let mut none = true;
-    let mut section = |t: &mut String, title: &str, lines: Vec<String>| {
-        if lines.is_empty() {
-            return;
-        }
-        none = false;
-        let _ = writeln!(t, "\n{title}");
-        for l in lines {
-            let _ = writeln!(t, "  {l}");
-        }
-    };
-    section(
-        &mut t,
-        "Confirm receipt at the vault (`coffer media received …`):",
-        p.due_at_vault.clone(),
-    );
-    section(
-        &mut t,
-        "Receive back onsite (`coffer media received …`):",
-        p.due_onsite.clone(),
-    );
-    section(
-        &mut t,
-        "Sets whose retention ended (`coffer media rotation settle` records it):",
-        p.expire.clone(),
-    );
-    section(
-        &mut t,
-        "Load into the library (`coffer media import …`):",
-        p.load.clone(),
-    );
-    if let Some(j) = &p.job {
-        let set = match &j.set {
-            SetChoice::New => format!("a new {} set", j.tier),
-            SetChoice::Continue { id } => format!("set {id} (continued)"),
-        };
-        section(
-            &mut t,
-            "Tonight's tape job:",
-            vec![
-                format!(
-                    "{:?} backup onto {set}, kept until {} at least{}",
-                    j.level,
-                    j.expires,
-                    if j.close_after {
-                        "; the set closes after it"
-                    } else {
-                        ""
-                    }
-                ),
-                format!(
-                    "cartridges (in the library by tonight): {}",
-                    j.cartridges.join(", ")
-                ),
-            ],
-        );
-    }
-    section(
-        &mut t,
-        "Move to the export slots for the vault (`coffer media export …`):",
-        p.export
-            .iter()
-            .map(|e| format!("{} (set {}) → vault {}", e.barcode, e.set, e.vault))
-            .collect(),
-    );
-    section(
-        &mut t,
-        "Hand to the courier today (`coffer media sent MANIFEST`):",
-        p.send
-            .iter()
-            .map(|b| format!("{b} (set {})", set_of(b)))
-            .collect(),
-    );
-    section(
-        &mut t,
-        "Recall from the vault (`coffer media recall …`):",
-        p.recall
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} from vault {}, needed by {}",
-                    r.barcode, r.vault, r.needed_by
-                )
-            })
-            .collect(),
-    );
-    if p.scratch_short > 0 {
-        section(
-            &mut t,
-            "Scratch cartridges needed:",
-            vec![format!(
-                "{} more for tonight: insert them (`coffer media add {} BARCODE…`)",
-                p.scratch_short, p.pool
-            )],
-        );
-    }
-    if p.cleaning_due {
-        section(
-            &mut t,
-            "Cleaning:",
-            vec![format!(
-                "a drive cleaning is due; record it with `coffer media cleaned {}`",
-                p.pool
-            )],
-        );
-    }
-    section(&mut t, "Warnings:", p.warnings.clone());
-    if none {
-        let _ = writeln!(t, "\nNothing to do today.");
-    }
-    Ok(t)
-}
-
 fn pool_of(book: &Book<'_>, d: &Direct, barcodes: &[String]) -> Result<String> {
     let Some(first) = barcodes.first() else {
         bail!("name at least one cartridge");
@@ -564,7 +433,10 @@ pub fn run(
                 print_json(&plans)?;
             } else {
                 for p in &plans {
-                    println!("{}", render_plan(p, &book)?);
+                    println!(
+                        "{}",
+                        coffer_media::rotation::checklist(p, &book.inventory(&p.pool)?)
+                    );
                 }
             }
             return Ok(if warned { EXIT_WARNINGS } else { EXIT_OK });
@@ -632,79 +504,26 @@ pub fn run(
                 return print_json(&m).map(|()| EXIT_OK);
             }
             let inv = book.inventory(&m.pool)?;
-            println!("TRANSFER MANIFEST {}", m.id);
-            println!("pool {}, {} vault {}", m.pool, m.direction, m.vault);
-            println!(
-                "prepared by {} at {}",
-                m.created_by,
-                Day::from_ms(m.created_ms)
-            );
-            println!("\n  #  barcode    media set");
-            for (i, b) in m.barcodes.iter().enumerate() {
-                let set = inv.cart(b).and_then(|c| c.set.clone()).unwrap_or_default();
-                println!("{:>3}  {b:<9}  {set}", i + 1);
-            }
-            println!("\n{} cartridge(s)", m.barcodes.len());
-            println!(
-                "handed to the courier: {}",
-                m.sent_ms
-                    .map_or("________________ (date, name, signature)".into(), |t| {
-                        Day::from_ms(t).to_string()
-                    })
-            );
-            println!(
-                "received by the {}: {}",
-                if m.direction == "to-vault" {
-                    "vault"
-                } else {
-                    "site"
-                },
-                m.received_ms
-                    .map_or("________________ (date, name, signature)".into(), |t| {
-                        Day::from_ms(t).to_string()
-                    })
-            );
+            let sets: Vec<Option<String>> = m
+                .barcodes
+                .iter()
+                .map(|b| inv.cart(b).and_then(|c| c.set.clone()))
+                .collect();
+            print!("{}", coffer_media::rotation::manifest_text(&m, &sets));
         }
         RotationAction::Manifest(None) => {
             let all = d.catalog.transfer_manifests()?;
             if json {
                 return print_json(&all).map(|()| EXIT_OK);
             }
-            for m in all {
-                println!(
-                    "{:>5}  {:<8} {:<9} vault {:<10} {:>3} cartridge(s)  {}",
-                    m.id,
-                    m.pool,
-                    m.direction,
-                    m.vault,
-                    m.barcodes.len(),
-                    match (m.sent_ms, m.received_ms) {
-                        (_, Some(_)) => "received",
-                        (Some(_), None) => "in transit",
-                        _ => "not yet sent",
-                    }
-                );
-            }
+            print!("{}", coffer_media::rotation::manifests_table(&all));
         }
         RotationAction::Custody(barcode) => {
             let chain = d.catalog.custody(barcode)?;
             if json {
                 return print_json(&chain).map(|()| EXIT_OK);
             }
-            for e in chain {
-                println!(
-                    "{}  {:<9} {:<18} {} → {}  by {}{}",
-                    e.day,
-                    e.barcode,
-                    e.event,
-                    e.from_state,
-                    e.to_state,
-                    e.identity,
-                    e.manifest
-                        .map(|m| format!(" (manifest {m})"))
-                        .unwrap_or_default()
-                );
-            }
+            print!("{}", coffer_media::rotation::custody_text(&chain));
         }
         RotationAction::Cleaned(pool) => {
             book.cleaned(pool, today)?;

@@ -1137,6 +1137,97 @@ pub enum Call {
     KeyStatus,
     /// Starts a new data key generation now: new data is sealed under it.
     KeyRotate,
+    /// The day's media rotation procedure of every pool (or one): each
+    /// pool's plan and its checklist text.
+    MediaToday {
+        /// Only this pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+        /// Another day (YYYY-MM-DD); default today in the daemon's time zone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        date: Option<String>,
+    },
+    /// Media rotation pools with their cartridges and sets.
+    MediaPools,
+    /// Records one step of the media rotation procedure.
+    MediaStep {
+        /// The step.
+        step: MediaStep,
+        /// The day it happened (YYYY-MM-DD, today or earlier); default today.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        date: Option<String>,
+    },
+    /// Transfer manifests: every one, or one (printable).
+    MediaManifest {
+        /// Its number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<i64>,
+    },
+    /// The chain of custody: every cartridge's, or one's.
+    MediaCustody {
+        /// The cartridge.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        barcode: Option<String>,
+    },
+}
+
+/// A step of the media rotation procedure (`media_step`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum MediaStep {
+    /// Records the day's expiries and closed sets (and crypto-shreds the
+    /// expired sets of pools that shred).
+    Settle {
+        /// Only this pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+    },
+    /// Cartridges moved to the export (mail) slots for the vault; files the
+    /// transfer manifest.
+    Export {
+        /// The cartridges.
+        barcodes: Vec<String>,
+    },
+    /// A transfer manifest's cartridges were handed to the courier.
+    Sent {
+        /// The manifest.
+        manifest: i64,
+    },
+    /// Cartridges arrived (at the vault, or back onsite).
+    Received {
+        /// The cartridges.
+        barcodes: Vec<String>,
+    },
+    /// Cartridges asked back from the vault.
+    Recall {
+        /// The cartridges.
+        barcodes: Vec<String>,
+        /// The day they are needed (default: after the courier's delay).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        needed_by: Option<String>,
+    },
+    /// Cartridges put into the library (through its mail slots).
+    Import {
+        /// The cartridges.
+        barcodes: Vec<String>,
+    },
+    /// A drive cleaning was done.
+    Cleaned {
+        /// The pool.
+        pool: String,
+    },
+    /// A cartridge was found damaged.
+    Damaged {
+        /// The cartridge.
+        barcode: String,
+    },
+    /// Cartridges were destroyed (a disposal certificate each).
+    Dispose {
+        /// The cartridges.
+        barcodes: Vec<String>,
+        /// How and by whom.
+        method: String,
+    },
 }
 
 /// A secret in a request (a passphrase, a secret access key): serialised

@@ -28,7 +28,9 @@
 
 pub mod barcode;
 mod book;
+mod checklist;
 mod plan;
+pub use checklist::{checklist, custody_text, manifest_text, manifests_table};
 pub mod shred;
 mod sim;
 pub mod tonight;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use coffer_types::api::{
-    Asset, AuditFilter, Call, Criticality, Duration, ObjectLockMode, Profile, RemoteKind,
-    RemoteSpec, Retention, Role, S3Remote, Schedules,
+    Asset, AuditFilter, Call, Criticality, Duration, MediaStep, ObjectLockMode, Profile,
+    RemoteKind, RemoteSpec, Retention, Role, S3Remote, Schedules,
 };
 use coffer_types::{JobKind, JobStatus, Level};
 
@@ -1109,6 +1109,24 @@ fn call(c: Call) -> Result<Action, String> {
     Ok(Action::Call(c))
 }
 
+/// A media rotation step, on the day `--date` names (default today).
+fn media_step(p: &Parsed, step: MediaStep) -> Result<Action, String> {
+    call(Call::MediaStep {
+        step,
+        date: p.one("date").map(str::to_string),
+    })
+}
+
+fn manifest_id(v: &str) -> Result<i64, String> {
+    v.parse()
+        .map_err(|_| format!("'{v}' is not a transfer manifest number"))
+}
+
+/// The barcodes a `BARCODE…` argument lists.
+fn barcodes(p: &Parsed) -> Vec<String> {
+    p.req(0).split_whitespace().map(str::to_string).collect()
+}
+
 /// Every command.
 pub static ENTRIES: &[Entry] = &[
     entry!(
@@ -1670,6 +1688,219 @@ pub static ENTRIES: &[Entry] = &[
         &[],
         "Start a new data key generation: new data is sealed under it from now on.",
         |_, _| call(Call::KeyRotate)
+    ),
+    entry!(
+        &["media", "today"],
+        &[],
+        &[
+            flag("pool", "POOL", ArgKind::Free, "only this pool"),
+            flag("date", "YYYY-MM-DD", ArgKind::Free, "another day")
+        ],
+        "The day's media rotation procedure: what goes to the vault, what comes back, tonight's cartridges.",
+        |p, _| call(Call::MediaToday {
+            pool: p.one("pool").map(str::to_string),
+            date: p.one("date").map(str::to_string),
+        })
+    ),
+    entry!(
+        &["media", "pools"],
+        &[],
+        &[],
+        "Media rotation pools, their cartridges and sets.",
+        |_, _| call(Call::MediaPools)
+    ),
+    entry!(
+        &["media", "settle"],
+        &[],
+        &[
+            flag("pool", "POOL", ArgKind::Free, "only this pool"),
+            flag(
+                "date",
+                "YYYY-MM-DD",
+                ArgKind::Free,
+                "the day it happened (default today)"
+            )
+        ],
+        "Record the day's expiries and closed sets (expired sets of shredding pools are crypto-shredded).",
+        |p, _| media_step(
+            p,
+            MediaStep::Settle {
+                pool: p.one("pool").map(str::to_string),
+            }
+        )
+    ),
+    entry!(
+        &["media", "export"],
+        &[rest_arg("BARCODE…", ArgKind::Free)],
+        &[flag(
+            "date",
+            "YYYY-MM-DD",
+            ArgKind::Free,
+            "the day it happened (default today)"
+        )],
+        "Move cartridges to the export slots for the vault and file the transfer manifest.",
+        |p, _| media_step(
+            p,
+            MediaStep::Export {
+                barcodes: barcodes(p),
+            }
+        )
+    ),
+    entry!(
+        &["media", "received"],
+        &[rest_arg("BARCODE…", ArgKind::Free)],
+        &[flag(
+            "date",
+            "YYYY-MM-DD",
+            ArgKind::Free,
+            "the day it happened (default today)"
+        )],
+        "Cartridges arrived at the vault, or back onsite.",
+        |p, _| media_step(
+            p,
+            MediaStep::Received {
+                barcodes: barcodes(p),
+            }
+        )
+    ),
+    entry!(
+        &["media", "import"],
+        &[rest_arg("BARCODE…", ArgKind::Free)],
+        &[flag(
+            "date",
+            "YYYY-MM-DD",
+            ArgKind::Free,
+            "the day it happened (default today)"
+        )],
+        "Put cartridges into the library through its mail slots.",
+        |p, _| media_step(
+            p,
+            MediaStep::Import {
+                barcodes: barcodes(p),
+            }
+        )
+    ),
+    entry!(
+        &["media", "sent"],
+        &[arg("MANIFEST", ArgKind::Free)],
+        &[flag(
+            "date",
+            "YYYY-MM-DD",
+            ArgKind::Free,
+            "the day it happened (default today)"
+        )],
+        "A transfer manifest's cartridges were handed to the courier.",
+        |p, _| media_step(
+            p,
+            MediaStep::Sent {
+                manifest: manifest_id(p.req(0))?,
+            }
+        )
+    ),
+    entry!(
+        &["media", "recall"],
+        &[rest_arg("BARCODE…", ArgKind::Free)],
+        &[
+            flag(
+                "needed-by",
+                "YYYY-MM-DD",
+                ArgKind::Free,
+                "when they are needed onsite"
+            ),
+            flag(
+                "date",
+                "YYYY-MM-DD",
+                ArgKind::Free,
+                "the day it happened (default today)"
+            )
+        ],
+        "Ask cartridges back from the vault.",
+        |p, _| media_step(
+            p,
+            MediaStep::Recall {
+                barcodes: barcodes(p),
+                needed_by: p.one("needed-by").map(str::to_string),
+            }
+        )
+    ),
+    entry!(
+        &["media", "cleaned"],
+        &[arg("POOL", ArgKind::Free)],
+        &[flag(
+            "date",
+            "YYYY-MM-DD",
+            ArgKind::Free,
+            "the day it happened (default today)"
+        )],
+        "A drive cleaning was done.",
+        |p, _| media_step(
+            p,
+            MediaStep::Cleaned {
+                pool: p.req(0).to_string(),
+            }
+        )
+    ),
+    entry!(
+        &["media", "damaged"],
+        &[arg("BARCODE", ArgKind::Free)],
+        &[flag(
+            "date",
+            "YYYY-MM-DD",
+            ArgKind::Free,
+            "the day it happened (default today)"
+        )],
+        "A cartridge was found damaged: never written again; its open set is closed.",
+        |p, _| media_step(
+            p,
+            MediaStep::Damaged {
+                barcode: p.req(0).to_string(),
+            }
+        )
+    ),
+    entry!(
+        &["media", "dispose"],
+        &[rest_arg("BARCODE…", ArgKind::Free)],
+        &[
+            flag(
+                "method",
+                "TEXT",
+                ArgKind::Free,
+                "how and by whom (for the certificate)"
+            )
+            .req(),
+            flag(
+                "date",
+                "YYYY-MM-DD",
+                ArgKind::Free,
+                "the day it happened (default today)"
+            )
+        ],
+        "Cartridges were destroyed: expired ones, or damaged ones no kept set needs (fresh MFA).",
+        |p, _| media_step(
+            p,
+            MediaStep::Dispose {
+                barcodes: barcodes(p),
+                method: p.one("method").unwrap_or_default().to_string(),
+            }
+        )
+    ),
+    entry!(
+        &["media", "manifest"],
+        &[opt_arg("ID", ArgKind::Free)],
+        &[],
+        "Transfer manifests; with a number, the printable manifest.",
+        |p, _| call(Call::MediaManifest {
+            id: p.pos(0).map(manifest_id).transpose()?,
+        })
+    ),
+    entry!(
+        &["media", "custody"],
+        &[opt_arg("BARCODE", ArgKind::Free)],
+        &[],
+        "The chain of custody: every cartridge's, or one's.",
+        |p, _| call(Call::MediaCustody {
+            barcode: p.pos(0).map(str::to_string),
+        })
     ),
     entry!(
         &["disposal", "list"],
@@ -2240,11 +2471,61 @@ mod tests {
         serde_json::to_value(&c).unwrap()
     }
 
+    /// Asserts that `line` makes the call `expected`.
+    fn same(line: &str, expected: Call) {
+        assert_eq!(
+            wire(line),
+            serde_json::to_value(&expected).unwrap(),
+            "{line}"
+        );
+    }
+
     fn err(line: &str) -> String {
         match parse_line(line, &ctx()) {
             Ok((a, _)) => panic!("{line}: parsed as {a:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn media_rotation_steps_map_to_their_calls() {
+        same(
+            "media export AP0001L9 AP0002L9 --date 2026-11-27",
+            Call::MediaStep {
+                step: MediaStep::Export {
+                    barcodes: vec!["AP0001L9".into(), "AP0002L9".into()],
+                },
+                date: Some("2026-11-27".into()),
+            },
+        );
+        same(
+            "media recall AP0003L9 --needed-by 2026-12-01",
+            Call::MediaStep {
+                step: MediaStep::Recall {
+                    barcodes: vec!["AP0003L9".into()],
+                    needed_by: Some("2026-12-01".into()),
+                },
+                date: None,
+            },
+        );
+        same(
+            "media sent 4",
+            Call::MediaStep {
+                step: MediaStep::Sent { manifest: 4 },
+                date: None,
+            },
+        );
+        same(
+            "media today --pool gfs",
+            Call::MediaToday {
+                pool: Some("gfs".into()),
+                date: None,
+            },
+        );
+        same("media manifest 3", Call::MediaManifest { id: Some(3) });
+        assert!(err("media sent four").contains("not a transfer manifest number"));
+        assert!(err("media dispose AP0001L9").contains("--method is required"));
+        assert!(err("media export").contains("missing BARCODE"));
     }
 
     #[test]

@@ -253,6 +253,28 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
         Call::ClockShow | Call::ClockAccept => ok(clock(&typed(v)?)),
         Call::DisposalList => ok(disposals(&typed::<Vec<Disposal>>(v)?)),
         Call::KeyStatus => ok(key_status(&typed(v)?)),
+        Call::MediaToday { .. } => ok(v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n")),
+        Call::MediaPools => ok(media_pools(v)),
+        Call::MediaStep { .. } => ok(media_step(v)),
+        Call::MediaManifest { id: Some(_) } => {
+            let m: coffer_catalog::TransferManifest = typed(&v["manifest"])?;
+            let sets: Vec<Option<String>> = typed(&v["sets"])?;
+            ok(coffer_media::rotation::manifest_text(&m, &sets))
+        }
+        Call::MediaManifest { id: None } => {
+            ok(coffer_media::rotation::manifests_table(&typed::<
+                Vec<coffer_catalog::TransferManifest>,
+            >(v)?))
+        }
+        Call::MediaCustody { .. } => ok(coffer_media::rotation::custody_text(&typed::<
+            Vec<coffer_catalog::CustodyEvent>,
+        >(v)?)),
         Call::KeyRotate => ok(format!(
             "data key generation {} ({}) seals new data from now on\n",
             v.get("generation").and_then(Value::as_u64).unwrap_or(0),
@@ -260,6 +282,86 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
         )),
         _ => ok(done(call)),
     })
+}
+
+/// Media pools (as `media_pools` gives them): each pool's cartridges.
+pub fn media_pools(v: &Value) -> String {
+    let mut out = String::new();
+    let pools = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if pools.is_empty() {
+        out.push_str("(no media pools: `coffer media pool add NAME …` creates one)\n");
+    }
+    for p in pools {
+        let carts = p["cartridges"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "pool {}: {} cartridge(s); its scheme needs {}\n",
+            p["pool"]["name"].as_str().unwrap_or("?"),
+            carts.len(),
+            p["required_cartridges"]
+        ));
+        for c in carts {
+            out.push_str(&format!(
+                "  {:<9} {:<40} {}\n",
+                c["barcode"].as_str().unwrap_or("?"),
+                c["state"].as_str().unwrap_or("?"),
+                c["set"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out
+}
+
+/// What a media rotation step recorded.
+pub fn media_step(v: &Value) -> String {
+    let mut out = String::new();
+    let recorded = |out: &mut String, r: &Value| {
+        for c in r["cartridges"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "{}: now {}\n",
+                c[0].as_str().unwrap_or("?"),
+                c[1].as_str().unwrap_or("?")
+            ));
+        }
+        if let Some(m) = r["manifest"].as_i64() {
+            out.push_str(&format!(
+                "transfer manifest {m} ('media manifest {m}' prints it)\n"
+            ));
+        }
+    };
+    if let Some(pools) = v.as_array() {
+        // settle: per pool.
+        for p in pools {
+            recorded(&mut out, &p["recorded"]);
+            for s in p["shredded"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "media set {}: expired; its key was destroyed (crypto-shredding), disposal certificate {}\n",
+                    s["set"].as_str().unwrap_or("?"),
+                    s["certificate"]
+                ));
+            }
+        }
+    } else if v.get("recorded").is_some() {
+        recorded(&mut out, &v["recorded"]);
+        for c in v["certificates"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "disposal certificate {c} filed ('disposal list')\n"
+            ));
+        }
+    } else if let Some(pool) = v["pool"].as_str() {
+        out.push_str(&format!(
+            "drive cleaning recorded for pool {pool} on {}\n",
+            v["cleaned"].as_str().unwrap_or("?")
+        ));
+    } else {
+        recorded(&mut out, v);
+    }
+    if out.is_empty() {
+        out.push_str("nothing changed\n");
+    }
+    out
 }
 
 /// A retention plan (as `plans_json` gives it): per asset, each snapshot
