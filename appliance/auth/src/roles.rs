@@ -438,6 +438,7 @@ mod tests {
                 Permission::LegalHold,
                 Permission::ClockAccept,
                 Permission::RemoteManage,
+                Permission::MediaDispose,
             ]
         );
     }

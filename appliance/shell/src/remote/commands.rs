@@ -1064,6 +1064,10 @@ pub static GROUPS: &[Group] = &[
         summary: "disposal certificates for the auditor",
     },
     Group {
+        name: "media",
+        summary: "tape media rotation: the day's procedure, vault transfers, custody",
+    },
+    Group {
         name: "audit",
         summary: "the audit log",
     },
