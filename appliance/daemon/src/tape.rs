@@ -171,6 +171,17 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
     let (pool, day) = order(r)?;
     let subject = format!("pool:{pool}");
     let source = p.view.source.unwrap_or(Source::System);
+    let finish = |shared: &Catalog, result: &str, detail: &str| {
+        inner.audit(
+            shared,
+            &r.identity,
+            source,
+            "job.finish",
+            &subject,
+            result,
+            detail,
+        );
+    };
     let cat = Catalog::open(&inner.catalog_path)?;
     cat.start_queued_job(
         r.id,
@@ -254,15 +265,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
                         &msg,
                         inner.now_ms(),
                     )?;
-                    inner.audit(
-                        &shared,
-                        &r.identity,
-                        source,
-                        "job.finish",
-                        &subject,
-                        result,
-                        &format!("job {}: {msg}", r.id),
-                    );
+                    finish(&shared, result, &format!("job {}: {msg}", r.id));
                     return Ok(());
                 }
             }
@@ -323,30 +326,10 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
     match outcome {
         Ok(out) => {
             prepared.record(&book, &pool, &out)?;
-            let set = out.set.map(|s| s.to_hex()).unwrap_or_default();
-            let d = format!(
-                "job {}: media set {set}: {} objects ({} bytes) written to {}; {} already on the set",
-                r.id,
-                out.objects,
-                out.bytes,
-                if out.cartridges.is_empty() {
-                    "no new cartridge".to_string()
-                } else {
-                    out.cartridges.join(", ")
-                },
-                out.skipped
-            );
+            let d = format!("job {}: {}", r.id, out.summary());
             log.info(&d);
             shared.clear_alert(TAPE_FAILED, &subject, inner.now_ms())?;
-            inner.audit(
-                &shared,
-                &r.identity,
-                source,
-                "job.finish",
-                &subject,
-                "ok",
-                &d,
-            );
+            finish(&shared, "ok", &d);
         }
         Err(e) => {
             let msg = e.to_string();
@@ -370,15 +353,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
             )?;
             let m = format!("tape job {} of pool {pool} for {day} failed: {msg}", r.id);
             inner.system_alert(&shared, TAPE_FAILED, &subject, &m, inner.now_ms())?;
-            inner.audit(
-                &shared,
-                &r.identity,
-                source,
-                "job.finish",
-                &subject,
-                "failed",
-                &format!("job {}: {msg}", r.id),
-            );
+            finish(&shared, "failed", &format!("job {}: {msg}", r.id));
         }
     }
     Ok(())

@@ -359,6 +359,25 @@ pub struct WriteOutcome {
     pub job_id: i64,
 }
 
+impl WriteOutcome {
+    /// One line for the job log: the set, what was written, onto which
+    /// cartridges.
+    pub fn summary(&self) -> String {
+        format!(
+            "media set {}: {} objects, {} bytes on {}; {} already on the set",
+            self.set.map(|s| s.to_hex()).unwrap_or_default(),
+            self.objects,
+            self.bytes,
+            if self.cartridges.is_empty() {
+                "no new cartridge".to_string()
+            } else {
+                self.cartridges.join(", ")
+            },
+            self.skipped
+        )
+    }
+}
+
 /// The containers a snapshot needs (its manifest's and its files').
 pub fn snapshot_containers(repo: &Repo, rec: &SnapshotRecord) -> Result<BTreeSet<ContainerId>> {
     let mut out = BTreeSet::new();
@@ -1208,21 +1227,7 @@ pub fn write(
     };
     let out = w.out.clone();
     let (status, messages) = match &result {
-        Ok(()) => (
-            JobStatus::Success,
-            vec![format!(
-                "media set {}: {} objects, {} bytes on {}; {} already on the set",
-                set_id,
-                out.objects,
-                out.bytes,
-                if out.cartridges.is_empty() {
-                    "no new cartridge".to_string()
-                } else {
-                    out.cartridges.join(", ")
-                },
-                out.skipped
-            )],
-        ),
+        Ok(()) => (JobStatus::Success, vec![out.summary()]),
         Err(e) => (JobStatus::Failed, vec![e.to_string()]),
     };
     finish_job(catalog, job_id, status, out.bytes, &messages, None)?;
