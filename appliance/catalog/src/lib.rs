@@ -30,6 +30,7 @@
 mod auth;
 #[cfg(test)]
 mod auth_tests;
+mod drills;
 mod error;
 mod gc_marks;
 mod maintenance;
@@ -57,6 +58,7 @@ pub use auth::{
     AUDIT_DEFAULT_LIMIT, AUDIT_GENESIS, ApiTokenRow, AuditChainFn, AuditRow, FailedLogin,
     NewAuditRecord, NewUser, UserRow,
 };
+pub use drills::{DrillEnd, NewDrill};
 pub use error::{Error, Result};
 pub use gc_marks::{MarkCache, MarkCacheWrite};
 pub use protect::{ClockRecord, NewDisposal, Protections, disposal_digest};
@@ -423,8 +425,19 @@ impl Catalog {
         what: &'static str,
         row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
+        self.rows_with(sql, [], what, row)
+    }
+
+    /// [`Catalog::rows`] with parameters.
+    fn rows_with<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        what: &'static str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).map_err(self.sql(what))?;
-        stmt.query_map([], row)
+        stmt.query_map(params, row)
             .map_err(self.sql(what))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql(what))

@@ -473,11 +473,41 @@ impl Catalog {
             .map_err(self.sql("committing the schedule state"))
     }
 
-    /// The state of each profile's replication calendar, by profile.
+    /// The replication calendars' state, by profile.
     pub fn replication_schedule_state(&self) -> Result<HashMap<String, ScheduleMark>> {
+        self.calendar_state("replication_schedule")
+    }
+
+    /// Writes the replication calendars' state in `set` and deletes that
+    /// of the profiles in `forget`, in one transaction.
+    pub fn set_replication_schedule_state(
+        &self,
+        set: &[(String, ScheduleMark)],
+        forget: &[String],
+    ) -> Result<()> {
+        self.set_calendar_state("replication_schedule", set, forget)
+    }
+
+    /// The restore drill calendars' state, by profile.
+    pub fn drill_schedule_state(&self) -> Result<HashMap<String, ScheduleMark>> {
+        self.calendar_state("drill_schedule")
+    }
+
+    /// Writes the drill calendars' state in `set` and deletes that of the
+    /// profiles in `forget`, in one transaction.
+    pub fn set_drill_schedule_state(
+        &self,
+        set: &[(String, ScheduleMark)],
+        forget: &[String],
+    ) -> Result<()> {
+        self.set_calendar_state("drill_schedule", set, forget)
+    }
+
+    /// A per-profile calendar's state (`table`: one of this crate's).
+    fn calendar_state(&self, table: &'static str) -> Result<HashMap<String, ScheduleMark>> {
         let rows = self.rows(
-            "SELECT profile, expr, last_due_ms FROM replication_schedule",
-            "reading the replication schedule state",
+            &format!("SELECT profile, expr, last_due_ms FROM {table}"),
+            "reading a schedule's state",
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -491,32 +521,33 @@ impl Catalog {
         Ok(rows.into_iter().collect())
     }
 
-    /// Writes the replication calendars' state in `set` and deletes that
-    /// of the profiles in `forget`, in one transaction.
-    pub fn set_replication_schedule_state(
+    fn set_calendar_state(
         &self,
+        table: &'static str,
         set: &[(String, ScheduleMark)],
         forget: &[String],
     ) -> Result<()> {
-        let tx = self.write_tx("locking the replication schedule state")?;
+        let tx = self.write_tx("locking a schedule's state")?;
         for (profile, mark) in set {
             tx.execute(
-                "INSERT INTO replication_schedule (profile, expr, last_due_ms) \
-                 VALUES (?1, ?2, ?3) ON CONFLICT (profile) DO UPDATE SET \
-                 expr = excluded.expr, last_due_ms = excluded.last_due_ms",
+                &format!(
+                    "INSERT INTO {table} (profile, expr, last_due_ms) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (profile) DO UPDATE SET \
+                     expr = excluded.expr, last_due_ms = excluded.last_due_ms"
+                ),
                 params![profile, mark.expr, mark.last_due_ms],
             )
-            .map_err(self.sql("writing the replication schedule state"))?;
+            .map_err(self.sql("writing a schedule's state"))?;
         }
         for profile in forget {
             tx.execute(
-                "DELETE FROM replication_schedule WHERE profile = ?1",
+                &format!("DELETE FROM {table} WHERE profile = ?1"),
                 [profile],
             )
-            .map_err(self.sql("deleting replication schedule state"))?;
+            .map_err(self.sql("deleting a schedule's state"))?;
         }
         tx.commit()
-            .map_err(self.sql("committing the replication schedule state"))
+            .map_err(self.sql("committing a schedule's state"))
     }
 
     /// Deletes the schedule state of every level of `asset`; returns how

@@ -659,6 +659,93 @@ ALTER TABLE media_sets ADD COLUMN escrowed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE media_sets ADD COLUMN shredded_ms INTEGER NULL;
 ";
 
+/// Restore drills: the job log learns the `drill` kind; each drill's
+/// evidence (what, from which copy, by whom, how long against the RTO,
+/// what was verified, pass or fail and why) is a `drills` row that is never
+/// changed once finished nor deleted; `drill_schedule` is the profiles'
+/// drill calendars' state.
+const M12: &str = "
+CREATE TABLE jobs_v12 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT    NOT NULL CHECK (kind IN ('backup', 'restore', 'verify',
+                            'media-write', 'media-restore', 'media-recover',
+                            'replicate', 'remote-restore', 'prune', 'gc', 'drill')),
+    asset           TEXT    NULL,
+    level           TEXT    NULL
+                    CHECK (level IS NULL OR level IN ('full', 'incremental', 'differential')),
+    scope_json      TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    status          TEXT    NOT NULL
+                    CHECK (status IN ('queued', 'running', 'success', 'warning', 'failed',
+                                      'interrupted', 'cancelled')),
+    files_read      INTEGER NOT NULL DEFAULT 0,
+    bytes_read      INTEGER NOT NULL DEFAULT 0,
+    files_unchanged INTEGER NOT NULL DEFAULT 0,
+    bytes_unchanged INTEGER NOT NULL DEFAULT 0,
+    entries         INTEGER NOT NULL DEFAULT 0,
+    chunks_new      INTEGER NOT NULL DEFAULT 0,
+    bytes_new       INTEGER NOT NULL DEFAULT 0,
+    bytes_stored    INTEGER NOT NULL DEFAULT 0,
+    warnings        INTEGER NOT NULL DEFAULT 0,
+    messages_json   TEXT    NOT NULL DEFAULT '[]',
+    identity        TEXT    NOT NULL,
+    host            TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    snapshot        TEXT    NULL,
+    source          TEXT    NULL
+                    CHECK (source IS NULL OR source IN ('console', 'api', 'scheduler', 'system', 'direct')),
+    profile         TEXT    NULL,
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    retry_of        INTEGER NULL,
+    queued_ms       INTEGER NULL,
+    not_before_ms   INTEGER NULL,
+    remote          TEXT    NULL
+);
+INSERT INTO jobs_v12 (id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source,
+    profile, attempt, retry_of, queued_ms, not_before_ms, remote)
+SELECT id, kind, asset, level, scope_json, started_ms, ended_ms, status,
+    files_read, bytes_read, files_unchanged, bytes_unchanged, entries, chunks_new,
+    bytes_new, bytes_stored, warnings, messages_json, identity, host, pid, snapshot, source,
+    profile, attempt, retry_of, queued_ms, not_before_ms, remote
+FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v12 RENAME TO jobs;
+CREATE INDEX jobs_status ON jobs(status);
+CREATE INDEX jobs_started ON jobs(started_ms);
+CREATE INDEX jobs_asset ON jobs(asset, started_ms);
+
+CREATE TABLE drills (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job             INTEGER NULL,
+    asset           TEXT    NOT NULL,
+    snapshot        TEXT    NOT NULL,
+    source          TEXT    NOT NULL CHECK (source IN ('disk', 'tape')),
+    copy            TEXT    NOT NULL,
+    identity        TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    duration_ms     INTEGER NULL,
+    rto_ms          INTEGER NULL,
+    files           INTEGER NOT NULL DEFAULT 0,
+    bytes           INTEGER NOT NULL DEFAULT 0,
+    result          TEXT    NOT NULL CHECK (result IN ('running', 'pass', 'fail')),
+    reason          TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX drills_asset ON drills(asset, started_ms);
+CREATE TRIGGER drills_final BEFORE UPDATE ON drills WHEN OLD.result <> 'running'
+BEGIN SELECT RAISE(ABORT, 'a finished drill is evidence: it is never changed'); END;
+CREATE TRIGGER drills_kept BEFORE DELETE ON drills
+BEGIN SELECT RAISE(ABORT, 'drill records are evidence: they are never deleted'); END;
+CREATE TABLE drill_schedule (
+    profile         TEXT    PRIMARY KEY NOT NULL,
+    expr            TEXT    NOT NULL,
+    last_due_ms     INTEGER NOT NULL
+);
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -671,10 +758,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (9, M9),
     (10, M10),
     (11, M11),
+    (12, M12),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 11;
+pub(crate) const SCHEMA_VERSION: i64 = 12;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

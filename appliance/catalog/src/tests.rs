@@ -126,6 +126,8 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "custody",
             "damaged_containers",
             "disposals",
+            "drill_schedule",
+            "drills",
             "gc_containers",
             "gc_marks",
             "gc_state",

@@ -151,6 +151,8 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::ClockAccept => (P::ClockAccept, true),
         Call::DisposalList | Call::KeyStatus => (P::AuditRead, false),
         Call::KeyRotate => (P::KeyManage, true),
+        Call::DrillRun { .. } => (P::RestoreRun, true),
+        Call::DrillList { .. } => (P::JobRead, false),
         Call::MediaToday { .. }
         | Call::MediaPools
         | Call::MediaManifest { .. }
@@ -207,6 +209,7 @@ fn target(call: &Call) -> String {
             .or_else(|| asset.clone())
             .unwrap_or_default(),
         Call::HoldRelease { id } => format!("hold {id}"),
+        Call::DrillRun { asset, .. } => asset.clone(),
         Call::MediaStep { step, .. } => {
             use coffer_types::api::MediaStep as S;
             match step {
@@ -955,6 +958,33 @@ fn execute(
                 &coffer_engine::keys::status(&inner.repo, cat)
                     .map_err(|e| internal(e.to_string()))?,
             )?,
+            none(),
+        ),
+        Call::DrillRun {
+            asset,
+            from,
+            snapshot,
+            random,
+        } => {
+            let id = crate::drill::enqueue(
+                inner,
+                cat,
+                asset,
+                *from,
+                snapshot.as_deref(),
+                *random,
+                &identity_of(p),
+                source,
+                None,
+            )
+            .map_err(from_anyhow)?;
+            (
+                json!({ "job": id }),
+                format!("job {id}: restore drill of {asset} from {}", from.as_str()),
+            )
+        }
+        Call::DrillList { asset } => (
+            to_value(&cat.drills(asset.as_deref()).map_err(from_catalog)?)?,
             none(),
         ),
         Call::ReplicateRun { remote } => {

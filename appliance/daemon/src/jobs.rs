@@ -313,6 +313,7 @@ fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
         JobKind::RemoteRestore => crate::replication::execute_restore(inner, p, progress, &log),
         JobKind::Prune | JobKind::Gc => crate::maintenance::execute(inner, p, progress, &log),
         JobKind::MediaWrite => crate::tape::execute(inner, p, progress, &log),
+        JobKind::Drill => crate::drill::execute(inner, p, &log),
         _ => execute_backup(inner, p, progress, &log),
     };
     if let Err(e) = outcome {

@@ -28,6 +28,7 @@ pub mod screens;
 pub mod tuning;
 
 mod api;
+mod drill;
 mod jobs;
 mod maintenance;
 mod media_api;
@@ -447,6 +448,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         }
         drop(cat);
         jobs::requeue_interrupted(&inner)?;
+        drill::reap(&inner)?;
     }
     let listener = server::bind(&config)?;
     let (stop, stop_rx) = watch::channel(false);
@@ -577,6 +579,7 @@ fn seed_development(inner: &Inner, cat: &Catalog) -> Result<()> {
         replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
+        drill: None,
     };
     let docs = Path::new("/usr/share/doc");
     let source = if docs.is_dir() {
@@ -747,7 +750,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads a passphrase file, refusing one that others may read.
-fn read_passphrase(path: &Path, development: bool) -> Result<Passphrase> {
+pub(crate) fn read_passphrase(path: &Path, development: bool) -> Result<Passphrase> {
     use std::os::unix::fs::PermissionsExt;
     let md = std::fs::metadata(path)
         .with_context(|| format!("read the passphrase file '{}'", path.display()))?;

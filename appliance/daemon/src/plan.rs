@@ -349,6 +349,82 @@ pub fn next_replications(
     out
 }
 
+/// A profile's restore drill calendar.
+#[derive(Debug, Clone)]
+pub struct DrillSchedule {
+    /// The profile.
+    pub profile: String,
+    /// How its drills run.
+    pub policy: coffer_types::api::DrillPolicy,
+    /// When.
+    pub calendar: Calendar,
+}
+
+/// The profiles with a drill calendar, parsed; one whose calendar does not
+/// parse is reported as `(profile, sentence)`.
+pub fn drill_schedules(profiles: &[Profile]) -> (Vec<DrillSchedule>, Vec<(String, String)>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for p in profiles {
+        let Some(d) = &p.drill else { continue };
+        match Calendar::parse(&d.schedule) {
+            Ok(calendar) => out.push(DrillSchedule {
+                profile: p.name.clone(),
+                policy: d.clone(),
+                calendar,
+            }),
+            Err(e) => problems.push((
+                p.name.clone(),
+                format!(
+                    "profile '{}': the drill schedule '{}' is not valid ({e}); its drills do not run",
+                    p.name, d.schedule
+                ),
+            )),
+        }
+    }
+    (out, problems)
+}
+
+/// One drill planning pass: the profiles whose drills are due (with the
+/// occurrence), and the state to persist, by the backup schedules' rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrillPass {
+    /// (profile, occurrence) to drill now.
+    pub due: Vec<(String, i64)>,
+    /// State to write, by profile.
+    pub set: Vec<(String, ScheduleMark)>,
+    /// State to delete: profiles no longer drilling on a calendar.
+    pub forget: Vec<String>,
+}
+
+/// The drill calendars' pass at `now_ms`.
+pub fn plan_drills(
+    now_ms: i64,
+    schedules: &[DrillSchedule],
+    state: &HashMap<String, ScheduleMark>,
+    default_tz: &TimeZone,
+) -> DrillPass {
+    let mut pass = DrillPass::default();
+    for s in schedules {
+        match step(&s.calendar, state.get(&s.profile), now_ms, default_tz) {
+            Step::Start(mark) => pass.set.push((s.profile.clone(), mark)),
+            Step::Due(mark) => {
+                pass.due.push((s.profile.clone(), mark.last_due_ms));
+                pass.set.push((s.profile.clone(), mark));
+            }
+            Step::Idle => {}
+        }
+    }
+    let live: HashSet<&str> = schedules.iter().map(|s| s.profile.as_str()).collect();
+    pass.forget = state
+        .keys()
+        .filter(|p| !live.contains(p.as_str()))
+        .cloned()
+        .collect();
+    pass.forget.sort();
+    pass
+}
+
 /// One planning pass at `now_ms`: the runs due (see the module's rules)
 /// and the state to persist. Calendars without a zone of their own are
 /// evaluated in `default_tz`.

@@ -234,6 +234,10 @@ pub fn validate_profile(profile: &Profile) -> Result<(), Invalid> {
             ));
         }
     }
+    if let Some(d) = &profile.drill {
+        Calendar::parse(&d.schedule)
+            .map_err(|e| invalid("drill.schedule", format!("'{}': {e}", d.schedule)))?;
+    }
     if profile.retries > 0 && profile.retry_backoff.secs() == 0 {
         return Err(invalid(
             "retry_backoff",

@@ -163,6 +163,21 @@ fn nightly_rotation_jobs_wait_for_cartridges_write_and_give_up_in_time() {
     assert!(log.contains("waiting for cartridges"), "{log}");
     assert!(log.contains(&format!("labelled {first}")), "{log}");
 
+    // A restore drill from the tape copy: the set is read back through the
+    // library into a sandbox and every file verified against the manifest.
+    let j = admin.ok("drill_run", json!({"asset": "books", "from": "tape"}));
+    let done = wait_job(&mut admin, &j["job"]);
+    assert_eq!(done["status"], json!("success"), "{done}");
+    let drill = admin.ok("drill_list", json!({}))[0].clone();
+    assert_eq!(drill["result"], json!("pass"), "{drill}");
+    assert_eq!(drill["source"], json!("tape"));
+    let copy = drill["copy"].as_str().unwrap();
+    assert!(
+        copy.contains(&set[..8]) && copy.contains(first.as_str()),
+        "{copy}"
+    );
+    assert_eq!(drill["files"], json!(2), "{drill}");
+
     // Pool late's job (22:30) waits for cartridges that never come; the
     // operator cancels it.
     d.clock.set(MONDAY + 22 * HOUR + 30 * MINUTE);

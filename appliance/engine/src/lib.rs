@@ -21,6 +21,7 @@
 
 pub mod backup;
 pub mod browse;
+pub mod drill;
 mod fsmeta;
 pub mod gc;
 pub mod keys;

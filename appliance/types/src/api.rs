@@ -383,6 +383,97 @@ pub struct Profile {
     /// Wait before the first retry; doubled for each further retry.
     #[serde(default = "default_backoff")]
     pub retry_backoff: Duration,
+    /// Restore drills of the profile's assets, on a calendar of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillPolicy>,
+}
+
+/// When and how a profile's assets are restore-drilled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillPolicy {
+    /// A calendar expression, e.g. `*-01,04,07,10-01 03:00` (quarterly).
+    pub schedule: String,
+    /// Which copy is restored.
+    #[serde(default)]
+    pub from: DrillSource,
+    /// Which snapshot: the newest, or one picked at random.
+    #[serde(default)]
+    pub random: bool,
+}
+
+/// The copy a restore drill restores from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrillSource {
+    /// The appliance's own store.
+    #[default]
+    Disk,
+    /// A tape media set holding the snapshot (through the library).
+    Tape,
+}
+
+impl DrillSource {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillSource::Disk => "disk",
+            DrillSource::Tape => "tape",
+        }
+    }
+}
+
+impl FromStr for DrillSource {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "disk" => Ok(DrillSource::Disk),
+            "tape" => Ok(DrillSource::Tape),
+            _ => Err(ParseError {
+                what: "drill source (disk or tape)",
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// A restore drill as recorded: the evidence that a copy restores, how
+/// long it took against the asset's RTO, and what was checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRecord {
+    /// Its number.
+    pub id: i64,
+    /// The job log row that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<i64>,
+    /// The asset.
+    pub asset: String,
+    /// The snapshot restored.
+    pub snapshot: String,
+    /// Which copy: `disk` or `tape`.
+    pub source: String,
+    /// The copy in words (the store, or the media set and cartridges).
+    pub copy: String,
+    /// Who ran it (a user, or `scheduler`).
+    pub identity: String,
+    /// Started, RFC 3339 UTC.
+    pub started: String,
+    /// Ended, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    /// From the start to every file verified, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// The asset's RTO at the time, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<i64>,
+    /// Files verified against the manifest's content hashes.
+    pub files: u64,
+    /// Bytes verified.
+    pub bytes: u64,
+    /// `running`, `pass` or `fail`.
+    pub result: String,
+    /// Why it failed (or what was noted when it passed).
+    pub reason: String,
 }
 
 fn default_target() -> String {
@@ -1149,6 +1240,26 @@ pub enum Call {
     },
     /// Media rotation pools with their cartridges and sets.
     MediaPools,
+    /// Runs a restore drill of an asset now (a job).
+    DrillRun {
+        /// The asset.
+        asset: String,
+        /// Which copy.
+        #[serde(default)]
+        from: DrillSource,
+        /// This snapshot (id or prefix); default the newest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<String>,
+        /// A snapshot picked at random instead of the newest.
+        #[serde(default)]
+        random: bool,
+    },
+    /// Restore drills, newest first.
+    DrillList {
+        /// Only this asset's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+    },
     /// Records one step of the media rotation procedure.
     MediaStep {
         /// The step.

@@ -241,6 +241,9 @@ pub enum JobKind {
     /// Unreferenced data removed from the store, partly dead containers
     /// compacted.
     Gc,
+    /// A restore drill: a snapshot restored into a sandbox, every file
+    /// verified, timed against the asset's RTO.
+    Drill,
 }
 
 impl JobKind {
@@ -257,6 +260,7 @@ impl JobKind {
             JobKind::RemoteRestore => "remote-restore",
             JobKind::Prune => "prune",
             JobKind::Gc => "gc",
+            JobKind::Drill => "drill",
         }
     }
 }
@@ -275,6 +279,7 @@ impl FromStr for JobKind {
             "remote-restore" => Ok(JobKind::RemoteRestore),
             "prune" => Ok(JobKind::Prune),
             "gc" => Ok(JobKind::Gc),
+            "drill" => Ok(JobKind::Drill),
             _ => Err(ParseError {
                 what: "job kind",
                 input: s.to_string(),

@@ -44,6 +44,7 @@ fn profile(name: &str) -> Profile {
         replicate_schedule: Some("*-*-* 02:00".to_string()),
         retries: 3,
         retry_backoff: Duration(600),
+        drill: None,
     }
 }
 

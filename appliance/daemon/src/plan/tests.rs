@@ -51,6 +51,7 @@ fn profile(name: &str, full: Option<&str>, diff: Option<&str>, incr: Option<&str
         replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
+        drill: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn profile() -> Profile {
         replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
+        drill: None,
     }
 }
 
@@ -341,6 +342,18 @@ fn profile_validation() {
         &|p| p.replicate_schedule = Some("daily".into()),
         "replicate_schedule",
         "profile 'standard': replicate_schedule: set, but replicate_to names no remote",
+    );
+    check(
+        &|p| {
+            p.drill = Some(coffer_types::api::DrillPolicy {
+                schedule: "quarterly-ish".into(),
+                from: coffer_types::api::DrillSource::Disk,
+                random: false,
+            })
+        },
+        "drill.schedule",
+        "profile 'standard': drill.schedule: 'quarterly-ish': unknown weekday 'quarterly-ish' at \
+         column 1 (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
     );
     let mut nightly = profile();
     nightly.replicate_to = vec!["offsite".into()];

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use coffer_types::api::{
-    Asset, AuditFilter, Call, Criticality, Duration, MediaStep, ObjectLockMode, Profile,
-    RemoteKind, RemoteSpec, Retention, Role, S3Remote, Schedules,
+    Asset, AuditFilter, Call, Criticality, DrillPolicy, DrillSource, Duration, MediaStep,
+    ObjectLockMode, Profile, RemoteKind, RemoteSpec, Retention, Role, S3Remote, Schedules,
 };
 use coffer_types::{JobKind, JobStatus, Level};
 
@@ -434,6 +434,8 @@ pub struct ProfileEdit {
     pub retries: Option<u32>,
     /// Retry backoff.
     pub retry_backoff: Option<Duration>,
+    /// Restore drills (`Some(None)`: none).
+    pub drill: Option<Option<DrillPolicy>>,
 }
 
 impl ProfileEdit {
@@ -501,6 +503,20 @@ impl ProfileEdit {
                 .map(|v| number::<u32>("retries", v))
                 .transpose()?,
             retry_backoff: p.parse_one::<Duration>("retry-backoff")?,
+            drill: match p.one("drill") {
+                None if p.has("drill-from") || p.has("drill-random") => {
+                    return Err("--drill-from and --drill-random go with --drill CALENDAR".into());
+                }
+                None => None,
+                Some(v) if is_none_word(v) => Some(None),
+                Some(v) => Some(Some(DrillPolicy {
+                    schedule: v.to_string(),
+                    from: p
+                        .parse_one::<DrillSource>("drill-from")?
+                        .unwrap_or_default(),
+                    random: p.has("drill-random"),
+                })),
+            },
         })
     }
 
@@ -526,6 +542,7 @@ impl ProfileEdit {
         set(&mut p.tape_pool, &self.tape_pool);
         set(&mut p.replicate_to, &self.replicate_to);
         set(&mut p.replicate_schedule, &self.replicate_schedule);
+        set(&mut p.drill, &self.drill);
         set(&mut p.retries, &self.retries);
         set(&mut p.retry_backoff, &self.retry_backoff);
     }
@@ -549,6 +566,7 @@ pub fn new_profile(name: &str) -> Profile {
         replicate_schedule: None,
         retries: 2,
         retry_backoff: Duration(300),
+        drill: None,
     }
 }
 
@@ -898,7 +916,7 @@ const RETENTION_FLAGS: [Flag; 8] = [
 ];
 
 /// The profile's other flags (schedules, target, replication, retries).
-const PROFILE_OWN_FLAGS: [Flag; 9] = [
+const PROFILE_OWN_FLAGS: [Flag; 12] = [
     flag(
         "full",
         "EXPR",
@@ -953,10 +971,26 @@ const PROFILE_OWN_FLAGS: [Flag; 9] = [
         ArgKind::Free,
         "wait before the first retry, doubled for each further one (default 5m)",
     ),
+    flag(
+        "drill",
+        "CALENDAR",
+        ArgKind::Free,
+        "restore drills of the profile's assets, e.g. '*-01,04,07,10-01 03:00' ('none': no drills)",
+    ),
+    flag(
+        "drill-from",
+        "disk|tape",
+        ArgKind::Free,
+        "the copy drills restore (default disk)",
+    ),
+    switch(
+        "drill-random",
+        "drill a snapshot picked at random, not the newest",
+    ),
 ];
 
 /// Every flag of `profile add|edit`: its own and the retention flags.
-const PROFILE_FLAGS: &[Flag] = &join::<9, 8, 17>(PROFILE_OWN_FLAGS, RETENTION_FLAGS);
+const PROFILE_FLAGS: &[Flag] = &join::<12, 8, 20>(PROFILE_OWN_FLAGS, RETENTION_FLAGS);
 
 /// Two flag lists as one, at compile time.
 const fn join<const A: usize, const B: usize, const N: usize>(
@@ -1062,6 +1096,10 @@ pub static GROUPS: &[Group] = &[
     Group {
         name: "disposal",
         summary: "disposal certificates for the auditor",
+    },
+    Group {
+        name: "drill",
+        summary: "restore drills: timed, verified restores as evidence",
     },
     Group {
         name: "media",
@@ -1495,6 +1533,41 @@ pub static ENTRIES: &[Entry] = &[
             asset: p.req(0).to_string(),
             level: p.parse_one::<Level>("level")?.unwrap_or(Level::Full),
             watch: p.has("watch"),
+        })
+    ),
+    entry!(
+        &["drill", "run"],
+        &[arg("ASSET", ArgKind::Asset)],
+        &[
+            flag(
+                "from",
+                "disk|tape",
+                ArgKind::Free,
+                "the copy to restore (default disk)"
+            ),
+            flag(
+                "snapshot",
+                "SNAPSHOT",
+                ArgKind::Free,
+                "this snapshot (default the newest)"
+            ),
+            switch("random", "a snapshot picked at random"),
+        ],
+        "Run a restore drill now: restore into a sandbox, verify every file, time it against the RTO.",
+        |p, _| call(Call::DrillRun {
+            asset: p.req(0).to_string(),
+            from: p.parse_one::<DrillSource>("from")?.unwrap_or_default(),
+            snapshot: p.one("snapshot").map(str::to_string),
+            random: p.has("random"),
+        })
+    ),
+    entry!(
+        &["drill", "list"],
+        &[],
+        &[flag("asset", "ASSET", ArgKind::Asset, "only this asset")],
+        "Restore drills: what was restored, from which copy, by whom, how long against the RTO, pass or fail.",
+        |p, _| call(Call::DrillList {
+            asset: p.one("asset").map(str::to_string),
         })
     ),
     entry!(
@@ -2530,6 +2603,49 @@ mod tests {
         assert!(err("media sent four").contains("not a transfer manifest number"));
         assert!(err("media dispose AP0001L9").contains("--method is required"));
         assert!(err("media export").contains("missing BARCODE"));
+    }
+
+    #[test]
+    fn drill_commands_and_the_profile_drill_flags() {
+        same(
+            "drill run db --from tape --random",
+            Call::DrillRun {
+                asset: "db".into(),
+                from: DrillSource::Tape,
+                snapshot: None,
+                random: true,
+            },
+        );
+        same(
+            "drill list --asset db",
+            Call::DrillList {
+                asset: Some("db".into()),
+            },
+        );
+        assert!(err("drill run db --from cloud").contains("disk or tape"));
+        let e = ProfileEdit::from_parsed(
+            &parse_args(
+                find(&["profile".into(), "edit".into()]).unwrap(),
+                &[
+                    "standard".into(),
+                    "--drill".into(),
+                    "*-01,04,07,10-01 03:00".into(),
+                    "--drill-from".into(),
+                    "tape".into(),
+                ],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            e.drill,
+            Some(Some(DrillPolicy {
+                schedule: "*-01,04,07,10-01 03:00".into(),
+                from: DrillSource::Tape,
+                random: false,
+            }))
+        );
+        assert!(err("profile edit standard --drill-from tape").contains("--drill CALENDAR"));
     }
 
     #[test]

@@ -177,6 +177,17 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
             ))
         }
         Call::JobList { .. } => ok(jobs(&typed::<Vec<JobView>>(v)?)),
+        Call::DrillRun { asset, from, .. } => {
+            let id = v
+                .get("job")
+                .and_then(Value::as_i64)
+                .ok_or("unexpected result from cofferd: no job id")?;
+            ok(format!(
+                "job {id} queued: restore drill of '{asset}' from {} ('job watch {id}' follows it; 'drill list' shows the evidence)\n",
+                from.as_str()
+            ))
+        }
+        Call::DrillList { .. } => ok(drills(&typed::<Vec<coffer_types::api::DrillRecord>>(v)?)),
         Call::JobGet { .. } => ok(job(&typed(v)?)),
         Call::JobLog { .. } => {
             let lines: Vec<String> = typed(v.get("lines").unwrap_or(&Value::Null))?;
@@ -282,6 +293,31 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
         )),
         _ => ok(done(call)),
     })
+}
+
+/// Restore drills, newest first, as evidence.
+pub fn drills(v: &[coffer_types::api::DrillRecord]) -> String {
+    if v.is_empty() {
+        return "(no restore drills yet: 'drill run ASSET')\n".into();
+    }
+    let secs = |ms: Option<i64>| ms.map_or("-".into(), |m| format!("{:.1} s", m as f64 / 1000.0));
+    let mut out = String::new();
+    for d in v {
+        out.push_str(&details(&[
+            ("drill", d.id.to_string()),
+            ("result", d.result.to_uppercase()),
+            ("asset", d.asset.clone()),
+            ("snapshot", d.snapshot.clone()),
+            ("from", format!("{}: {}", d.source, d.copy)),
+            ("by", d.identity.clone()),
+            ("started", d.started.clone()),
+            ("took", secs(d.duration_ms)),
+            ("RTO", secs(d.rto_ms)),
+            ("verified", format!("{} files, {}", d.files, size(d.bytes))),
+            ("why", d.reason.clone()),
+        ]));
+    }
+    out
 }
 
 /// Media pools (as `media_pools` gives them): each pool's cartridges.
