@@ -7,7 +7,7 @@
 //! the asset; a drill that passes clears it.
 
 use anyhow::{Result, anyhow};
-use coffer_catalog::{Catalog, NewJob, Pending, QueuedJob};
+use coffer_catalog::{Catalog, Pending, QueuedJob};
 use coffer_engine::drill::{self, DrillRequest, Restored};
 use coffer_engine::{Actor, RestoreRequest};
 use coffer_types::api::{DrillSource, Source};
@@ -165,21 +165,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, log: &JobLog) -> Result<()> {
         .find_map(|p| p.strip_prefix(SNAPSHOT)?.parse().ok());
     let random = r.scope.paths.iter().any(|p| p == RANDOM);
     let source = p.view.source.unwrap_or(Source::System);
-    // Its own connection: the restore must not hold the API's lock.
-    let cat = Catalog::open(&inner.catalog_path)?;
-    cat.start_queued_job(
-        r.id,
-        &NewJob {
-            kind: JobKind::Drill,
-            asset: r.asset.clone(),
-            level: None,
-            scope: r.scope.clone(),
-            started_ms: inner.now_ms(),
-            identity: r.identity.clone(),
-            host: inner.host.clone(),
-            pid: std::process::id(),
-        },
-    )?;
+    let cat = inner.start_job(r)?;
     let asset = cat.asset(&asset_name)?.asset;
     let actor = Actor {
         identity: r.identity.clone(),

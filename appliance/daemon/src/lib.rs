@@ -103,6 +103,26 @@ impl Inner {
         self.clock.now_ms()
     }
 
+    /// Marks queued job `r` running, on a catalog connection of its own
+    /// (long work must not hold the API's), which it returns.
+    pub(crate) fn start_job(&self, r: &coffer_types::JobRecord) -> Result<Catalog> {
+        let cat = Catalog::open(&self.catalog_path)?;
+        cat.start_queued_job(
+            r.id,
+            &coffer_catalog::NewJob {
+                kind: r.kind,
+                asset: r.asset.clone(),
+                level: None,
+                scope: r.scope.clone(),
+                started_ms: self.now_ms(),
+                identity: r.identity.clone(),
+                host: self.host.clone(),
+                pid: std::process::id(),
+            },
+        )?;
+        Ok(cat)
+    }
+
     /// A job of `kind` asked for by `identity` from `source`, queued now by
     /// this daemon: first attempt, no asset, scope, profile or remote (the
     /// caller sets what its kind needs).

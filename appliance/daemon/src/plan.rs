@@ -297,37 +297,67 @@ pub struct ReplicationPass {
     pub forget: Vec<String>,
 }
 
-/// The replication calendars' pass at `now_ms`, by the backup schedules'
-/// rules: never retroactive, a missed occurrence catches up once.
+/// A pass over per-profile calendars (`(profile, calendar)`): the
+/// profiles due with their occurrence, the state to write and the state
+/// to forget, by the backup schedules' rules: never retroactive, a missed
+/// occurrence catches up once.
+#[allow(clippy::type_complexity)]
+fn plan_calendars<'a>(
+    now_ms: i64,
+    calendars: impl Iterator<Item = (&'a str, &'a Calendar)>,
+    state: &HashMap<String, ScheduleMark>,
+    default_tz: &TimeZone,
+) -> (Vec<(String, i64)>, Vec<(String, ScheduleMark)>, Vec<String>) {
+    let (mut due, mut set) = (Vec::new(), Vec::new());
+    let mut live: HashSet<&str> = HashSet::new();
+    for (profile, calendar) in calendars {
+        live.insert(profile);
+        match step(calendar, state.get(profile), now_ms, default_tz) {
+            Step::Start(mark) => set.push((profile.to_string(), mark)),
+            Step::Due(mark) => {
+                due.push((profile.to_string(), mark.last_due_ms));
+                set.push((profile.to_string(), mark));
+            }
+            Step::Idle => {}
+        }
+    }
+    let mut forget: Vec<String> = state
+        .keys()
+        .filter(|p| !live.contains(p.as_str()))
+        .cloned()
+        .collect();
+    forget.sort();
+    (due, set, forget)
+}
+
+/// The replication calendars' pass at `now_ms`.
 pub fn plan_replication(
     now_ms: i64,
     schedules: &[ReplicationSchedule],
     state: &HashMap<String, ScheduleMark>,
     default_tz: &TimeZone,
 ) -> ReplicationPass {
-    let mut pass = ReplicationPass::default();
-    for s in schedules {
-        match step(&s.calendar, state.get(&s.profile), now_ms, default_tz) {
-            Step::Start(mark) => pass.set.push((s.profile.clone(), mark)),
-            Step::Due(mark) => {
-                pass.due.push(ReplicationDue {
-                    profile: s.profile.clone(),
+    let (due, set, forget) = plan_calendars(
+        now_ms,
+        schedules.iter().map(|s| (s.profile.as_str(), &s.calendar)),
+        state,
+        default_tz,
+    );
+    ReplicationPass {
+        due: due
+            .into_iter()
+            .filter_map(|(profile, due_ms)| {
+                let s = schedules.iter().find(|s| s.profile == profile)?;
+                Some(ReplicationDue {
                     remotes: s.remotes.clone(),
-                    due_ms: mark.last_due_ms,
-                });
-                pass.set.push((s.profile.clone(), mark));
-            }
-            Step::Idle => {}
-        }
+                    profile,
+                    due_ms,
+                })
+            })
+            .collect(),
+        set,
+        forget,
     }
-    let live: HashSet<&str> = schedules.iter().map(|s| s.profile.as_str()).collect();
-    pass.forget = state
-        .keys()
-        .filter(|p| !live.contains(p.as_str()))
-        .cloned()
-        .collect();
-    pass.forget.sort();
-    pass
 }
 
 /// The next replication run of each profile with a calendar after
@@ -404,25 +434,13 @@ pub fn plan_drills(
     state: &HashMap<String, ScheduleMark>,
     default_tz: &TimeZone,
 ) -> DrillPass {
-    let mut pass = DrillPass::default();
-    for s in schedules {
-        match step(&s.calendar, state.get(&s.profile), now_ms, default_tz) {
-            Step::Start(mark) => pass.set.push((s.profile.clone(), mark)),
-            Step::Due(mark) => {
-                pass.due.push((s.profile.clone(), mark.last_due_ms));
-                pass.set.push((s.profile.clone(), mark));
-            }
-            Step::Idle => {}
-        }
-    }
-    let live: HashSet<&str> = schedules.iter().map(|s| s.profile.as_str()).collect();
-    pass.forget = state
-        .keys()
-        .filter(|p| !live.contains(p.as_str()))
-        .cloned()
-        .collect();
-    pass.forget.sort();
-    pass
+    let (due, set, forget) = plan_calendars(
+        now_ms,
+        schedules.iter().map(|s| (s.profile.as_str(), &s.calendar)),
+        state,
+        default_tz,
+    );
+    DrillPass { due, set, forget }
 }
 
 /// One planning pass at `now_ms`: the runs due (see the module's rules)

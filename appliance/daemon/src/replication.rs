@@ -771,22 +771,7 @@ fn connect(
 
 /// The job's catalog connection, with queued job `p` marked running.
 fn start(inner: &Inner, p: &Pending) -> Result<Catalog> {
-    let r = &p.view.record;
-    let cat = Catalog::open(&inner.catalog_path)?;
-    cat.start_queued_job(
-        r.id,
-        &coffer_catalog::NewJob {
-            kind: r.kind,
-            asset: None,
-            level: None,
-            scope: r.scope.clone(),
-            started_ms: inner.now_ms(),
-            identity: r.identity.clone(),
-            host: inner.host.clone(),
-            pid: std::process::id(),
-        },
-    )?;
-    Ok(cat)
+    inner.start_job(&p.view.record)
 }
 
 fn push_to_appliance(

@@ -18,7 +18,7 @@
 //! scratch.
 
 use anyhow::{Result, anyhow};
-use coffer_catalog::{Catalog, NewJob, Pending, QueuedJob};
+use coffer_catalog::{Catalog, Pending, QueuedJob};
 use coffer_engine::{Actor, Progress, Stop};
 use coffer_media::rotation::{Book, Day, tonight};
 use coffer_media::set::{self, WriteRequest};
@@ -182,20 +182,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
             detail,
         );
     };
-    let cat = Catalog::open(&inner.catalog_path)?;
-    cat.start_queued_job(
-        r.id,
-        &NewJob {
-            kind: JobKind::MediaWrite,
-            asset: None,
-            level: None,
-            scope: r.scope.clone(),
-            started_ms: inner.now_ms(),
-            identity: r.identity.clone(),
-            host: inner.host.clone(),
-            pid: std::process::id(),
-        },
-    )?;
+    let cat = inner.start_job(r)?;
     let config = inner.config();
     let t = &config.tape;
     let lib_config = t
