@@ -503,6 +503,20 @@ impl Catalog {
         self.set_calendar_state("drill_schedule", set, forget)
     }
 
+    /// The verification calendars' state, by what they verify.
+    pub fn verify_schedule_state(&self) -> Result<HashMap<String, ScheduleMark>> {
+        self.calendar_state("verify_schedule")
+    }
+
+    /// Writes the verification calendars' state.
+    pub fn set_verify_schedule_state(
+        &self,
+        set: &[(String, ScheduleMark)],
+        forget: &[String],
+    ) -> Result<()> {
+        self.set_calendar_state("verify_schedule", set, forget)
+    }
+
     /// A per-profile calendar's state (`table`: one of this crate's).
     fn calendar_state(&self, table: &'static str) -> Result<HashMap<String, ScheduleMark>> {
         let rows = self.rows(

@@ -746,6 +746,16 @@ CREATE TABLE drill_schedule (
 );
 ";
 
+/// Scheduled verification (`[verify]` in cofferd's configuration): each
+/// calendar's state, keyed by what it verifies (`store`, `tape`).
+const M13: &str = "
+CREATE TABLE verify_schedule (
+    profile         TEXT    PRIMARY KEY NOT NULL,
+    expr            TEXT    NOT NULL,
+    last_due_ms     INTEGER NOT NULL
+);
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -759,10 +769,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (10, M10),
     (11, M11),
     (12, M12),
+    (13, M13),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 12;
+pub(crate) const SCHEMA_VERSION: i64 = 13;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -154,7 +154,8 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "tape_schedule",
             "transfer_manifests",
             "trusted_clock",
-            "users"
+            "users",
+            "verify_schedule"
         ]
     );
     drop(conn);

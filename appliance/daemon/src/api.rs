@@ -153,6 +153,7 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::KeyRotate => (P::KeyManage, true),
         Call::DrillRun { .. } => (P::RestoreRun, true),
         Call::DrillList { .. } => (P::JobRead, false),
+        Call::VerifyRun { .. } => (P::JobRun, true),
         Call::MediaToday { .. }
         | Call::MediaPools
         | Call::MediaManifest { .. }
@@ -981,6 +982,22 @@ fn execute(
             (
                 json!({ "job": id }),
                 format!("job {id}: restore drill of {asset} from {}", from.as_str()),
+            )
+        }
+        Call::VerifyRun { tape, pool } => {
+            let ids =
+                crate::verify::enqueue(inner, cat, *tape, pool.as_deref(), &identity_of(p), source)
+                    .map_err(from_anyhow)?;
+            (
+                json!({ "jobs": ids }),
+                format!(
+                    "job(s) {ids:?}: verification of {}",
+                    if *tape {
+                        "tape media sets"
+                    } else {
+                        "the store"
+                    }
+                ),
             )
         }
         Call::DrillList { asset } => (

@@ -69,6 +69,23 @@ pub struct Config {
     /// The tape library and the nightly media rotation jobs.
     #[serde(default)]
     pub tape: TapeConfig,
+    /// Scheduled verification of the store and of tape media sets.
+    #[serde(default)]
+    pub verify: VerifyConfig,
+}
+
+/// `[verify]`: when the store and the tape copies are read back in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// A calendar for `verify --read-data` of the store (every container
+    /// read and authenticated, damage mapped to files); absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// A calendar for reading back the newest media set of every media
+    /// pool through `tape.library`; absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tape: Option<String>,
 }
 
 /// `[tape]`: the library the service writes media rotation jobs to.
@@ -469,6 +486,7 @@ impl Config {
                 }),
                 ..TapeConfig::default()
             },
+            verify: VerifyConfig::default(),
         }
     }
 
@@ -564,6 +582,21 @@ impl Config {
         }
         if self.panel.idle_return.secs() < 5 {
             return Err(invalid("panel.idle_return must be at least 5s".into()));
+        }
+        for (key, v) in [
+            ("verify.store", &self.verify.store),
+            ("verify.tape", &self.verify.tape),
+        ] {
+            if let Some(expr) = v
+                && let Err(e) = crate::calendar::Calendar::parse(expr)
+            {
+                return Err(invalid(format!("{key}: '{expr}' is not a calendar ({e})")));
+            }
+        }
+        if self.verify.tape.is_some() && self.tape.library.is_none() {
+            return Err(invalid(
+                "verify.tape needs a library: set tape.library".into(),
+            ));
         }
         let t = &self.tape;
         if t.poll_every.secs() < 1 {
@@ -704,6 +737,11 @@ mod tests {
                 "tape.drive",
             ),
             ("[tape]\nwait_for_media = \"10s\"\n", "tape.wait_for_media"),
+            ("[verify]\nstore = \"sometimes\"\n", "verify.store"),
+            (
+                "[verify]\ntape = \"Sat 06:00\"\n",
+                "verify.tape needs a library",
+            ),
             ("[tape]\nlibrary = { backend = \"floppy\" }\n", "floppy"),
         ] {
             let e = parse(text).unwrap_err().to_string();

@@ -268,7 +268,11 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
             .asset
             .clone()
             .or_else(|| p.view.remote.as_ref().map(|r| format!("remote:{r}")))
-            .or_else(|| (p.view.record.kind == JobKind::MediaWrite).then(|| "tape".into()));
+            .or_else(|| (p.view.record.kind == JobKind::MediaWrite).then(|| "tape".into()))
+            .or_else(|| {
+                (p.view.record.kind == JobKind::Verify)
+                    .then(|| crate::verify::subject(&p.view.record.scope))
+            });
         if running.values().any(|j| j.subject == subject) {
             continue;
         }
@@ -314,6 +318,7 @@ fn execute(inner: &Inner, p: &Pending, progress: &Arc<Progress>) {
         JobKind::Prune | JobKind::Gc => crate::maintenance::execute(inner, p, progress, &log),
         JobKind::MediaWrite => crate::tape::execute(inner, p, progress, &log),
         JobKind::Drill => crate::drill::execute(inner, p, &log),
+        JobKind::Verify => crate::verify::execute(inner, p, progress, &log),
         _ => execute_backup(inner, p, progress, &log),
     };
     if let Err(e) = outcome {

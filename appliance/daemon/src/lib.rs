@@ -38,6 +38,7 @@ mod s3;
 mod scheduler;
 mod server;
 mod tape;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

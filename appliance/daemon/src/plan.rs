@@ -302,7 +302,7 @@ pub struct ReplicationPass {
 /// to forget, by the backup schedules' rules: never retroactive, a missed
 /// occurrence catches up once.
 #[allow(clippy::type_complexity)]
-fn plan_calendars<'a>(
+pub(crate) fn plan_calendars<'a>(
     now_ms: i64,
     calendars: impl Iterator<Item = (&'a str, &'a Calendar)>,
     state: &HashMap<String, ScheduleMark>,

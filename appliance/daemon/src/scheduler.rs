@@ -104,6 +104,7 @@ pub(crate) fn tick(inner: &Inner, last_monitor: &mut i64) -> Result<()> {
         replications(inner, &cat, now, &profiles, &tz)?;
         crate::tape::schedule(inner, &cat, now, &config.tape.jobs, &tz)?;
         crate::drill::schedule(inner, &cat, now, &profiles, &tz)?;
+        crate::verify::schedule(inner, &cat, now, &tz)?;
     }
     let every = config.scheduler.rpo_check_every.ms().max(1000);
     if *last_monitor == i64::MIN || now - *last_monitor >= every || now < *last_monitor {

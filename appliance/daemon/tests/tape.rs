@@ -178,6 +178,18 @@ fn nightly_rotation_jobs_wait_for_cartridges_write_and_give_up_in_time() {
     );
     assert_eq!(drill["files"], json!(2), "{drill}");
 
+    // The tape copy read back in full, on demand: every object
+    // authenticated and compared with the store.
+    let v = admin.ok("verify_run", json!({"tape": true, "pool": "nightly"}));
+    let done = wait_job(&mut admin, &v["jobs"][0]);
+    assert_eq!(done["status"], json!("success"), "{done}");
+    assert_eq!(done["kind"], json!("verify"));
+    let said = done["messages"].to_string();
+    assert!(
+        said.contains(&set[..8]) && said.contains("all equal"),
+        "{said}"
+    );
+
     // Pool late's job (22:30) waits for cartridges that never come; the
     // operator cancels it.
     d.clock.set(MONDAY + 22 * HOUR + 30 * MINUTE);

@@ -98,6 +98,35 @@ pub fn verify(
         })?),
         None => None,
     };
+    checked(blobs, repo, catalog, read_data, progress, job)
+}
+
+/// [`verify`] recorded in job log row `job` of `catalog`, already running
+/// (a queued job the service started).
+pub fn verify_queued(
+    blobs: &dyn BlobStore,
+    repo: Option<&Repo>,
+    catalog: &Catalog,
+    read_data: bool,
+    progress: &Progress,
+    job: i64,
+) -> Result<VerifyReport> {
+    let _lock = crate::lock::StoreLock::shared(catalog)?;
+    if let Some(r) = repo {
+        r.refresh()?;
+    }
+    checked(blobs, repo, Some(catalog), read_data, progress, Some(job))
+}
+
+/// Runs the check and records it in job `job`.
+fn checked(
+    blobs: &dyn BlobStore,
+    repo: Option<&Repo>,
+    catalog: Option<&Catalog>,
+    read_data: bool,
+    progress: &Progress,
+    job: Option<i64>,
+) -> Result<VerifyReport> {
     let mut result = run(blobs, repo, read_data, progress);
     if let Ok(r) = &mut result {
         r.notices = blobs.notices();

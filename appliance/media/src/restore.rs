@@ -926,3 +926,206 @@ fn record_recovered(
     }
     Ok(())
 }
+
+/// What to read back.
+#[derive(Debug, Clone, Default)]
+pub struct VerifySetRequest {
+    /// The set; `None`: the newest set of the store.
+    pub set: Option<MediaSetId>,
+    /// Only the newest set of this pool (when `set` is `None`).
+    pub pool: Option<String>,
+    /// The drive to use.
+    pub drive: u16,
+    /// The job log row to record it in, already running; `None`: a new row.
+    pub job: Option<i64>,
+}
+
+/// What reading a media set back found.
+#[derive(Debug, Clone)]
+pub struct VerifySetReport {
+    /// The set read.
+    pub set: MediaSetId,
+    /// Objects read and authenticated (each tape file's MAC, each
+    /// object's length).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects that could not be read, with the reason.
+    pub lost: Vec<(String, String)>,
+    /// Objects the store still holds whose bytes differ from the tape's.
+    pub differ: Vec<String>,
+    /// Objects also compared byte for byte with the store's copy.
+    pub compared: u64,
+    /// Cartridges loaded, in order.
+    pub cartridges: Vec<String>,
+    /// The job log row.
+    pub job_id: i64,
+}
+
+impl VerifySetReport {
+    /// Whether the set read back whole and matched the store.
+    pub fn ok(&self) -> bool {
+        self.lost.is_empty() && self.differ.is_empty()
+    }
+}
+
+/// A sink for objects read from tape that compares each with the store's
+/// copy (when the store still has it) instead of keeping it.
+struct Compare<'a> {
+    store: &'a dyn BlobStore,
+    differ: std::sync::Mutex<Vec<String>>,
+    compared: std::sync::atomic::AtomicU64,
+}
+
+impl BlobStore for Compare<'_> {
+    fn put(&self, key: &str, data: &[u8]) -> coffer_store::Result<()> {
+        match self.store.get(key) {
+            Ok(ours) => {
+                self.compared
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if ours != data {
+                    match self.differ.lock() {
+                        Ok(mut d) => d.push(key.to_string()),
+                        Err(p) => p.into_inner().push(key.to_string()),
+                    }
+                }
+                Ok(())
+            }
+            // Compacted or collected since the set was written: the tape
+            // copy was authenticated, there is nothing to compare with.
+            Err(coffer_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    fn get(&self, key: &str) -> coffer_store::Result<Vec<u8>> {
+        Err(coffer_store::Error::NotFound { key: key.into() })
+    }
+    fn get_range(&self, key: &str, _: u64, _: u64) -> coffer_store::Result<Vec<u8>> {
+        self.get(key)
+    }
+    fn size(&self, key: &str) -> coffer_store::Result<u64> {
+        Err(coffer_store::Error::NotFound { key: key.into() })
+    }
+    fn list(&self, _: &str) -> coffer_store::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    fn delete(&self, _: &str) -> coffer_store::Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "tape read-back comparison".into()
+    }
+}
+
+/// Reads a whole media set back from its cartridges: every object is read
+/// and authenticated (the tape file's MAC, the object's length), and
+/// compared byte for byte with the store's copy where the store still
+/// holds it. Nothing is written anywhere. The result goes in the job log
+/// (`verify`, failed when anything was lost or differs).
+pub fn verify_set(
+    repo: &Repo,
+    catalog: &Catalog,
+    lib: &mut dyn Library,
+    req: &VerifySetRequest,
+    actor: &Actor,
+    progress: OnProgress<'_>,
+) -> Result<VerifySetReport> {
+    let store = repo.config().store_id;
+    let set = match (&req.set, &req.pool) {
+        (Some(id), _) => catalog.media_set(&id.to_hex())?,
+        (None, pool) => catalog
+            .media_sets()?
+            .into_iter()
+            .rev()
+            .find(|s| s.store == store && pool.as_ref().is_none_or(|p| &s.pool == p))
+            .ok_or_else(|| {
+                Error::Invalid(match pool {
+                    Some(p) => format!("pool '{p}' has no media set of this store"),
+                    None => "this store has no media set".into(),
+                })
+            })?,
+    };
+    let key = crate::set::set_key(repo.master(), &set)?;
+    let carts = catalog.set_cartridges(&set.id)?;
+    let objects = catalog.tape_objects(&set.id)?;
+    let job_id = match req.job {
+        Some(id) => id,
+        None => begin_job(
+            catalog,
+            JobKind::Verify,
+            format!("media set {} read back", set.id),
+            actor,
+        )?,
+    };
+    let sink = Compare {
+        store: repo.blobs().as_ref(),
+        differ: std::sync::Mutex::new(Vec::new()),
+        compared: std::sync::atomic::AtomicU64::new(0),
+    };
+    let mut fetched = FetchReport::default();
+    let result = (|| -> Result<()> {
+        let mut deck = Deck::open(lib, req.drive)?;
+        let wanted: Vec<&TapeObject> = objects.iter().collect();
+        let src = SetSource {
+            set: &set,
+            carts: &carts,
+            key: key.as_ref(),
+        };
+        let r = fetch(&mut deck, &src, &wanted, &sink, &mut fetched, progress);
+        r.and_then(|()| deck.unload())
+    })();
+    let differ = match sink.differ.into_inner() {
+        Ok(d) => d,
+        Err(p) => p.into_inner(),
+    };
+    let report = VerifySetReport {
+        set: set.id,
+        objects: fetched.objects,
+        bytes: fetched.bytes,
+        lost: fetched.lost,
+        differ,
+        compared: sink.compared.into_inner(),
+        cartridges: fetched.cartridges,
+        job_id,
+    };
+    let (status, mut messages) = match &result {
+        Ok(()) if report.ok() => (
+            JobStatus::Success,
+            vec![format!(
+                "media set {}: {} objects ({} bytes) read back from {} and authenticated; {} compared with the store, all equal",
+                set.id,
+                report.objects,
+                report.bytes,
+                report.cartridges.join(", "),
+                report.compared
+            )],
+        ),
+        Ok(()) => (
+            JobStatus::Failed,
+            vec![format!(
+                "media set {}: {} objects read back; {} could not be read, {} differ from the store",
+                set.id,
+                report.objects,
+                report.lost.len(),
+                report.differ.len()
+            )],
+        ),
+        Err(e) => (JobStatus::Failed, vec![e.to_string()]),
+    };
+    messages.extend(
+        report
+            .lost
+            .iter()
+            .take(20)
+            .map(|(k, why)| format!("lost: {k}: {why}")),
+    );
+    messages.extend(
+        report
+            .differ
+            .iter()
+            .take(20)
+            .map(|k| format!("differs: {k}")),
+    );
+    finish_job(catalog, job_id, status, report.bytes, &messages, None)?;
+    result.map(|()| report)
+}

@@ -247,6 +247,16 @@ pub enum MediaCmd {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Read a whole media set back: every object authenticated, and
+    /// compared with the store's copy where the store still holds it.
+    Verify {
+        /// The media set (id or prefix; default: the newest).
+        #[arg(long)]
+        set: Option<String>,
+        /// The newest set of this pool.
+        #[arg(long, conflicts_with = "set")]
+        pool: Option<String>,
+    },
     /// Rebuild a store from the cartridges of a media set and the passphrase alone.
     Recover {
         /// The media set (id or prefix; default: the only one in the library).
@@ -987,6 +997,63 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 );
             }
             Ok(EXIT_OK)
+        }
+        MediaCmd::Verify { set, pool } => {
+            let dir = store(ctx)?;
+            let d = Direct::open(&dir)?;
+            let pass = passphrase(ctx.passphrase_file, false)?;
+            let repo = d.unlock(&pass)?;
+            let req = coffer_media::restore::VerifySetRequest {
+                set: set.as_deref().map(|s| set_id(&d, s)).transpose()?,
+                pool: pool.clone(),
+                drive: lib_args.drive,
+                job: None,
+            };
+            let mut lib = lib_args.open()?;
+            let pb = bar(ctx.quiet || json);
+            let on = |barcode: &str, done: u64, total: u64| {
+                pb.set_length(total);
+                pb.set_position(done);
+                pb.set_message(barcode.to_string());
+            };
+            let r = coffer_media::restore::verify_set(
+                &repo,
+                &d.catalog,
+                lib.as_mut(),
+                &req,
+                &d.actor,
+                &on,
+            );
+            pb.finish_and_clear();
+            let r = r?;
+            if json {
+                print_json(&serde_json::json!({
+                    "media_set": r.set, "objects": r.objects, "bytes": r.bytes,
+                    "compared": r.compared, "cartridges": r.cartridges,
+                    "lost": r.lost, "differ": r.differ, "job": r.job_id, "ok": r.ok(),
+                }))?;
+            } else {
+                println!(
+                    "media set {}: {} objects ({}) read back from {}; {} compared with the store",
+                    r.set,
+                    r.objects,
+                    size(r.bytes),
+                    r.cartridges.join(", "),
+                    r.compared
+                );
+                for (k, why) in &r.lost {
+                    println!("  LOST    {k}: {why}");
+                }
+                for k in &r.differ {
+                    println!("  DIFFERS {k}: the tape's copy is not the store's");
+                }
+                println!("{}", if r.ok() { "OK" } else { "DAMAGED" });
+            }
+            Ok(if r.ok() {
+                EXIT_OK
+            } else {
+                crate::cli::EXIT_DAMAGED
+            })
         }
         MediaCmd::Restore {
             snapshot,

@@ -1254,6 +1254,17 @@ pub enum Call {
         #[serde(default)]
         random: bool,
     },
+    /// Verifies now: the store read back in full, or (`tape`) the newest
+    /// media set of a pool (of every pool with a set) read back from its
+    /// cartridges (jobs).
+    VerifyRun {
+        /// Tape rather than the store.
+        #[serde(default)]
+        tape: bool,
+        /// Only this pool's newest set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+    },
     /// Restore drills, newest first.
     DrillList {
         /// Only this asset's.

@@ -1098,6 +1098,10 @@ pub static GROUPS: &[Group] = &[
         summary: "disposal certificates for the auditor",
     },
     Group {
+        name: "verify",
+        summary: "read the store or the tape copies back in full (jobs)",
+    },
+    Group {
         name: "drill",
         summary: "restore drills: timed, verified restores as evidence",
     },
@@ -1559,6 +1563,31 @@ pub static ENTRIES: &[Entry] = &[
             from: p.parse_one::<DrillSource>("from")?.unwrap_or_default(),
             snapshot: p.one("snapshot").map(str::to_string),
             random: p.has("random"),
+        })
+    ),
+    entry!(
+        &["verify", "store"],
+        &[],
+        &[],
+        "Read the whole store back now: every container authenticated, damage mapped to files (a job).",
+        |_, _| call(Call::VerifyRun {
+            tape: false,
+            pool: None,
+        })
+    ),
+    entry!(
+        &["verify", "tape"],
+        &[],
+        &[flag(
+            "pool",
+            "POOL",
+            ArgKind::Free,
+            "only this pool's newest set"
+        )],
+        "Read the newest media set of each pool back from its cartridges and compare it with the store (jobs).",
+        |p, _| call(Call::VerifyRun {
+            tape: true,
+            pool: p.one("pool").map(str::to_string),
         })
     ),
     entry!(
@@ -2623,6 +2652,20 @@ mod tests {
             },
         );
         assert!(err("drill run db --from cloud").contains("disk or tape"));
+        same(
+            "verify tape --pool gfs",
+            Call::VerifyRun {
+                tape: true,
+                pool: Some("gfs".into()),
+            },
+        );
+        same(
+            "verify store",
+            Call::VerifyRun {
+                tape: false,
+                pool: None,
+            },
+        );
         let e = ProfileEdit::from_parsed(
             &parse_args(
                 find(&["profile".into(), "edit".into()]).unwrap(),

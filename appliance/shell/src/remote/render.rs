@@ -187,6 +187,17 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
                 from.as_str()
             ))
         }
+        Call::VerifyRun { .. } => ok(format!(
+            "queued: job(s) {} ('job watch ID' follows one; 'job list --kind verify' shows the results)\n",
+            v.get("jobs")
+                .and_then(Value::as_array)
+                .map(|a| a
+                    .iter()
+                    .map(|j| j.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        )),
         Call::DrillList { .. } => ok(drills(&typed::<Vec<coffer_types::api::DrillRecord>>(v)?)),
         Call::JobGet { .. } => ok(job(&typed(v)?)),
         Call::JobLog { .. } => {
