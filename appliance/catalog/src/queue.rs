@@ -257,3 +257,39 @@ impl Catalog {
             .collect()
     }
 }
+
+/// The job log summed by kind and status (for the metrics endpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobTally {
+    /// Job kind.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// How many.
+    pub count: u64,
+    /// Seconds the ended ones took, in all.
+    pub seconds: f64,
+    /// Bytes they read, in all.
+    pub bytes: u64,
+}
+
+impl Catalog {
+    /// The job log summed by kind and status.
+    pub fn job_tally(&self) -> Result<Vec<JobTally>> {
+        self.rows(
+            "SELECT kind, status, COUNT(*), \
+             COALESCE(SUM(CASE WHEN ended_ms IS NOT NULL THEN ended_ms - started_ms END), 0), \
+             COALESCE(SUM(bytes_read), 0) FROM jobs GROUP BY kind, status ORDER BY kind, status",
+            "summing the job log",
+            |r| {
+                Ok(JobTally {
+                    kind: r.get(0)?,
+                    status: r.get(1)?,
+                    count: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    seconds: r.get::<_, i64>(3)?.max(0) as f64 / 1000.0,
+                    bytes: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                })
+            },
+        )
+    }
+}

@@ -72,6 +72,19 @@ pub struct Config {
     /// Scheduled verification of the store and of tape media sets.
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// The Prometheus metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus text endpoint (`GET /metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A loopback address and port, e.g. `127.0.0.1:9473`; absent: off.
+    /// Requests need an API token holding `status.read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 /// `[verify]`: when the store and the tape copies are read back in full.
@@ -487,6 +500,7 @@ impl Config {
                 ..TapeConfig::default()
             },
             verify: VerifyConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 
@@ -597,6 +611,21 @@ impl Config {
             return Err(invalid(
                 "verify.tape needs a library: set tape.library".into(),
             ));
+        }
+        if let Some(l) = &self.metrics.listen {
+            match l.parse::<std::net::SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => {}
+                Ok(_) => {
+                    return Err(invalid(format!(
+                        "metrics.listen must be a loopback address (127.0.0.1 or ::1), not '{l}': the endpoint is not encrypted, so it never leaves the appliance"
+                    )));
+                }
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "metrics.listen must be an address and port such as 127.0.0.1:9473, not '{l}'"
+                    )));
+                }
+            }
         }
         let t = &self.tape;
         if t.poll_every.secs() < 1 {
@@ -738,6 +767,8 @@ mod tests {
             ),
             ("[tape]\nwait_for_media = \"10s\"\n", "tape.wait_for_media"),
             ("[verify]\nstore = \"sometimes\"\n", "verify.store"),
+            ("[metrics]\nlisten = \"0.0.0.0:9473\"\n", "loopback"),
+            ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
             (
                 "[verify]\ntape = \"Sat 06:00\"\n",
                 "verify.tape needs a library",

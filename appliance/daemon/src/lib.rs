@@ -32,6 +32,7 @@ mod drill;
 mod jobs;
 mod maintenance;
 mod media_api;
+mod metrics;
 mod panel;
 mod replication;
 mod s3;
@@ -97,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) replication: replication::Replication,
     /// Queued remote restores' passphrases, by job id (memory only).
     pub(crate) restore_orders: Mutex<std::collections::HashMap<i64, replication::RestoreOrder>>,
+    /// The metrics endpoint's address, once it listens.
+    pub(crate) metrics_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Inner {
@@ -325,6 +328,11 @@ impl Running {
         self.inner.panel.simulated()
     }
 
+    /// The metrics endpoint's address, when it listens.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.inner.metrics_addr.get().copied()
+    }
+
     /// The replication endpoint's address, when it listens.
     pub fn replication_address(&self) -> Option<std::net::SocketAddr> {
         self.inner.replication.listening.get().copied()
@@ -414,6 +422,7 @@ pub async fn start(opts: Options) -> Result<Running> {
             listening: std::sync::OnceLock::new(),
         },
         restore_orders: Mutex::new(std::collections::HashMap::new()),
+        metrics_addr: std::sync::OnceLock::new(),
         auth: Auth::new(auth_policy(&config, opts.password_cost))?,
         auditor: coffer_auth::audit::Auditor::new(Some(anchor)),
         config: RwLock::new(config.clone()),
@@ -485,12 +494,16 @@ pub async fn start(opts: Options) -> Result<Running> {
             jobs::run_queue(inner, stop_rx).await;
         }
     };
-    let tasks = vec![
+    let metrics_listener = metrics::bind(&inner).await?;
+    let mut tasks = vec![
         tokio::spawn(server::serve(listener, inner.clone(), stop_rx.clone())),
         tokio::spawn(queue),
         tokio::spawn(scheduler::run(inner.clone(), stop_rx.clone())),
-        tokio::spawn(health::run(inner.clone(), stop_rx)),
+        tokio::spawn(health::run(inner.clone(), stop_rx.clone())),
     ];
+    if let Some(l) = metrics_listener {
+        tasks.push(tokio::spawn(metrics::serve_on(l, inner.clone(), stop_rx)));
+    }
     let panel = match panel_device {
         Some(d) => Some(panel::spawn(inner.clone(), d)?),
         None => None,
