@@ -357,3 +357,23 @@ impl Catalog {
             .collect()
     }
 }
+
+impl Catalog {
+    /// The media sets holding store object `key` (a snapshot record, a
+    /// container), oldest first.
+    pub fn sets_holding(&self, key: &str) -> Result<Vec<MediaSetId>> {
+        let ids = self.rows_with(
+            "SELECT o.media_set FROM tape_objects o JOIN media_sets s ON s.id = o.media_set \
+             WHERE o.key = ?1 ORDER BY s.created_ms, s.id",
+            [key],
+            "finding the media sets holding an object",
+            |r| r.get::<_, String>(0),
+        )?;
+        ids.iter()
+            .map(|id| {
+                id.parse()
+                    .map_err(|_| Error::corrupt(self.path(), format!("media set {id}: bad id")))
+            })
+            .collect()
+    }
+}

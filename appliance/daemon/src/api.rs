@@ -153,6 +153,7 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::KeyRotate => (P::KeyManage, true),
         Call::DrillRun { .. } => (P::RestoreRun, true),
         Call::DrillList { .. } => (P::JobRead, false),
+        Call::Compliance => (P::StatusRead, false),
         Call::VerifyRun { .. } => (P::JobRun, true),
         Call::MediaToday { .. }
         | Call::MediaPools
@@ -430,6 +431,11 @@ fn status(inner: &Inner, cat: &Catalog, cred: Option<&Credential>, now: i64) -> 
                 .is_ok()
         })
     });
+    let compliance = if cred.is_some_and(|c| inner.auth.authenticate(cat, c, now).is_ok()) {
+        Some(crate::compliance::all(inner, cat, now).map_err(from_anyhow)?)
+    } else {
+        None
+    };
     let mut health = current_health(inner, cat)?;
     if !may_read_alerts && let Some(h) = &mut health {
         h.reasons.clear();
@@ -460,6 +466,7 @@ fn status(inner: &Inner, cat: &Catalog, cred: Option<&Credential>, now: i64) -> 
             config.store.target_throughput_mb_s,
             inner.repo.config().zstd_level,
         ),
+        compliance,
     })
 }
 
@@ -1000,6 +1007,10 @@ fn execute(
                 ),
             )
         }
+        Call::Compliance => (
+            to_value(&crate::compliance::all(inner, cat, now).map_err(from_anyhow)?)?,
+            none(),
+        ),
         Call::DrillList { asset } => (
             to_value(&cat.drills(asset.as_deref()).map_err(from_catalog)?)?,
             none(),

@@ -28,6 +28,7 @@ pub mod screens;
 pub mod tuning;
 
 mod api;
+mod compliance;
 mod drill;
 mod jobs;
 mod maintenance;

@@ -442,4 +442,46 @@ fn the_daily_rotation_procedure_through_the_api() {
         "invalid",
     );
     assert!(m.contains("only an expired"), "{m}");
+
+    // 3-2-1-1-0: the store and the vaulted tape set hold the newest
+    // snapshot (2 copies, 2 media, offsite, offline); no third copy, and no
+    // drill has verified a copy yet.
+    let c = admin.ok("compliance", Value::Null);
+    let books = &c[0];
+    assert_eq!(books["asset"], json!("books"));
+    assert_eq!(books["met"], json!(false));
+    let copies = books["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 2, "{books}");
+    let tape = copies.iter().find(|x| x["kind"] == json!("tape")).unwrap();
+    assert_eq!(tape["offsite"], json!(true), "{tape}");
+    assert_eq!(tape["immutable_or_offline"], json!(true), "{tape}");
+    assert!(
+        tape["name"].as_str().unwrap().contains(b.as_str()),
+        "{tape}"
+    );
+    assert!(books["offsite_age_s"].as_i64().is_some(), "{books}");
+    let missing: Vec<&str> = books["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "3 copies: 2 of the newest snapshot",
+            "0 errors: no restore drill has verified a copy yet"
+        ],
+        "{books}"
+    );
+    // A drill that passes answers the second.
+    let j = admin.ok("drill_run", json!({"asset": "books"}));
+    assert_eq!(wait_job(&mut admin, &j["job"])["status"], json!("success"));
+    let status = admin.ok("status", Value::Null);
+    let missing = status["compliance"][0]["missing"].clone();
+    assert_eq!(
+        missing,
+        json!(["3 copies: 2 of the newest snapshot"]),
+        "{status}"
+    );
 }

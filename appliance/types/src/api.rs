@@ -436,6 +436,46 @@ impl FromStr for DrillSource {
     }
 }
 
+/// One copy of an asset's newest good snapshot, as the 3-2-1-1-0 rule
+/// counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyView {
+    /// `store`, `tape` or `remote`.
+    pub kind: String,
+    /// Which: the store id, the media set and its cartridges, the remote.
+    pub name: String,
+    /// Its medium: `disk`, `tape` or `object` (S3).
+    pub medium: String,
+    /// Away from the appliance's site (a vaulted tape set, a remote).
+    pub offsite: bool,
+    /// Cannot be changed or deleted (a retention lock, WORM, S3 Object
+    /// Lock) or is offline (cartridges out of the library).
+    pub immutable_or_offline: bool,
+    /// Since when it holds the snapshot (or newer), RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// One asset against the 3-2-1-1-0 rule: 3 copies, on 2 media, 1 offsite,
+/// 1 immutable or offline, 0 errors after verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetCompliance {
+    /// The asset.
+    pub asset: String,
+    /// Its newest good snapshot (none: never backed up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The copies of that snapshot.
+    pub copies: Vec<CopyView>,
+    /// How old the newest offsite copy is, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite_age_s: Option<i64>,
+    /// Every part of the rule is met.
+    pub met: bool,
+    /// What is missing, one sentence per part of the rule.
+    pub missing: Vec<String>,
+}
+
 /// A restore drill as recorded: the evidence that a copy restores, how
 /// long it took against the asset's RTO, and what was checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -690,6 +730,10 @@ pub struct DaemonStatus {
     /// How backups compress and how many threads they use, and why.
     #[serde(default)]
     pub codec: String,
+    /// Each asset against 3-2-1-1-0 (to a logged-in caller who may read
+    /// the status): the ones that meet it, and what the others miss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<Vec<AssetCompliance>>,
 }
 
 /// How healthy the appliance is, best first.
@@ -1265,6 +1309,8 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pool: Option<String>,
     },
+    /// Each asset against the 3-2-1-1-0 rule.
+    Compliance,
     /// Restore drills, newest first.
     DrillList {
         /// Only this asset's.

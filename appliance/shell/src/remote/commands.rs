@@ -1098,6 +1098,10 @@ pub static GROUPS: &[Group] = &[
         summary: "disposal certificates for the auditor",
     },
     Group {
+        name: "compliance",
+        summary: "each asset against 3-2-1-1-0",
+    },
+    Group {
         name: "verify",
         summary: "read the store or the tape copies back in full (jobs)",
     },
@@ -1589,6 +1593,13 @@ pub static ENTRIES: &[Entry] = &[
             tape: true,
             pool: p.one("pool").map(str::to_string),
         })
+    ),
+    entry!(
+        &["compliance"],
+        &[],
+        &[],
+        "Each asset against 3-2-1-1-0: its copies, and what it misses.",
+        |_, _| call(Call::Compliance)
     ),
     entry!(
         &["drill", "list"],

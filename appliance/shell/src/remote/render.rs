@@ -198,6 +198,9 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
                     .join(", "))
                 .unwrap_or_default()
         )),
+        Call::Compliance => ok(compliance(
+            &typed::<Vec<coffer_types::api::AssetCompliance>>(v)?,
+        )),
         Call::DrillList { .. } => ok(drills(&typed::<Vec<coffer_types::api::DrillRecord>>(v)?)),
         Call::JobGet { .. } => ok(job(&typed(v)?)),
         Call::JobLog { .. } => {
@@ -653,7 +656,71 @@ fn status(s: &DaemonStatus) -> String {
         Some(h) => health_rows(h, &mut rows),
         None => rows.push(("health", "not read yet".into())),
     }
+    if let Some(c) = &s.compliance {
+        let met = c.iter().filter(|a| a.met).count();
+        rows.push((
+            "3-2-1-1-0",
+            format!(
+                "{met} of {} asset(s) meet it ('compliance' for each)",
+                c.len()
+            ),
+        ));
+        for a in c.iter().filter(|a| !a.met) {
+            rows.push((
+                "  not met",
+                format!("{}: {}", a.asset, a.missing.join("; ")),
+            ));
+        }
+    }
     details(&rows)
+}
+
+/// Each asset against 3-2-1-1-0: its copies and what it misses.
+pub fn compliance(v: &[coffer_types::api::AssetCompliance]) -> String {
+    if v.is_empty() {
+        return "(no assets in the register)\n".into();
+    }
+    let mut out = String::new();
+    for a in v {
+        out.push_str(&format!(
+            "{}: {}\n",
+            a.asset,
+            if a.met {
+                "3-2-1-1-0 MET"
+            } else {
+                "3-2-1-1-0 NOT MET"
+            }
+        ));
+        for c in &a.copies {
+            out.push_str(&format!(
+                "  copy   {:<6} {:<7} {}{}{}\n",
+                c.kind,
+                c.medium,
+                c.name,
+                if c.offsite { ", offsite" } else { "" },
+                if c.immutable_or_offline {
+                    ", immutable or offline"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(age) = a.offsite_age_s {
+            out.push_str(&format!("  newest offsite copy: {} old\n", age_words(age)));
+        }
+        for m in &a.missing {
+            out.push_str(&format!("  missing {m}\n"));
+        }
+    }
+    out
+}
+
+fn age_words(s: i64) -> String {
+    match s {
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{:.1} h", s as f64 / 3600.0),
+        s => format!("{:.1} days", s as f64 / 86_400.0),
+    }
 }
 
 /// The health monitor's figures as status rows.
