@@ -63,7 +63,7 @@ pub use error::{Error, Result};
 pub use gc_marks::{MarkCache, MarkCacheWrite};
 pub use protect::{ClockRecord, NewDisposal, Protections, disposal_digest};
 pub use queue::{JobTally, JobViewFilter, Pending, QueuedJob};
-pub use register::{RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
+pub use register::{NotifyState, RaisedAlert, RegisteredAsset, ScheduleKey, ScheduleMark};
 pub use remotes::RemoteRow;
 pub use rotation::{CustodyEvent, RotationRows, RotationWrite, TransferManifest};
 

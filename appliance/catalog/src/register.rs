@@ -701,3 +701,60 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests;
+
+/// A notification target's delivery state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyState {
+    /// The last alert delivered (or skipped as not wanted).
+    pub last_alert: i64,
+    /// Deliveries have failed since then, ms since the epoch.
+    pub failing_since: Option<i64>,
+    /// The next attempt, ms since the epoch.
+    pub next_try_ms: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl Catalog {
+    /// Target `target`'s delivery state; `None` before its first delivery.
+    pub fn notify_state(&self, target: &str) -> Result<Option<NotifyState>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT last_alert, failing_since, next_try_ms, last_error FROM notify_state \
+                 WHERE target = ?1",
+                [target],
+                |r| {
+                    Ok(NotifyState {
+                        last_alert: r.get(0)?,
+                        failing_since: r.get(1)?,
+                        next_try_ms: r.get(2)?,
+                        last_error: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sql("reading a notification target's state"))
+    }
+
+    /// Writes target `target`'s delivery state.
+    pub fn set_notify_state(&self, target: &str, s: &NotifyState) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO notify_state (target, last_alert, failing_since, next_try_ms, last_error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (target) DO UPDATE SET \
+                 last_alert = excluded.last_alert, failing_since = excluded.failing_since, \
+                 next_try_ms = excluded.next_try_ms, last_error = excluded.last_error",
+                params![target, s.last_alert, s.failing_since, s.next_try_ms, s.last_error],
+            )
+            .map_err(self.sql("writing a notification target's state"))?;
+        Ok(())
+    }
+
+    /// The newest alert's id (0 when there is none).
+    pub fn newest_alert_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM alerts", [], |r| r.get(0))
+            .map_err(self.sql("reading the newest alert"))
+    }
+}

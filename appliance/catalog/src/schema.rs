@@ -756,6 +756,18 @@ CREATE TABLE verify_schedule (
 );
 ";
 
+/// Notifications: per target, the last alert delivered and, while
+/// deliveries fail, since when and why.
+const M14: &str = "
+CREATE TABLE notify_state (
+    target          TEXT    PRIMARY KEY NOT NULL,
+    last_alert      INTEGER NOT NULL,
+    failing_since   INTEGER NULL,
+    next_try_ms     INTEGER NULL,
+    last_error      TEXT    NULL
+);
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -770,10 +782,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (11, M11),
     (12, M12),
     (13, M13),
+    (14, M14),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 13;
+pub(crate) const SCHEMA_VERSION: i64 = 14;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -136,6 +136,7 @@ fn fresh_db_is_migrated_and_reopening_is_idempotent() {
             "key_events",
             "legal_holds",
             "maintenance",
+            "notify_state",
             "media_pools",
             "media_sets",
             "profiles",

@@ -75,6 +75,90 @@ pub struct Config {
     /// The Prometheus metrics endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Notifications of alerts by email and webhook.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: where alerts are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Only alerts of these kinds (`job-failed`, `rpo`, `drill-failed`,
+    /// `health-disk`, `media-request`, …); empty: every alert.
+    pub kinds: Vec<String>,
+    /// Wait between attempts while a target fails.
+    pub retry_every: Duration,
+    /// After failing this long, a `notify-failed` alert is raised on the
+    /// console (attempts go on).
+    pub alert_after: Duration,
+    /// Email targets.
+    pub email: Vec<EmailTarget>,
+    /// Webhook targets.
+    pub webhook: Vec<WebhookTarget>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            kinds: Vec::new(),
+            retry_every: Duration(60),
+            alert_after: Duration(600),
+            email: Vec::new(),
+            webhook: Vec::new(),
+        }
+    }
+}
+
+/// `[[notify.email]]`: SMTP, always over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTarget {
+    /// A name for logs, alerts and the delivery state.
+    pub name: String,
+    /// The mail server, `host:port`.
+    pub server: String,
+    /// `starttls` (port 587 or 25) or `implicit` (port 465). There is no
+    /// plaintext mode.
+    #[serde(default = "default_starttls")]
+    pub tls: String,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The SMTP user (AUTH PLAIN, inside TLS); absent: no authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A file holding the password (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The CAs the server's certificate must chain to (PEM).
+    #[serde(default = "default_ca_file")]
+    pub ca_file: PathBuf,
+}
+
+/// `[[notify.webhook]]`: a JSON POST over HTTPS, signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// A name for logs, alerts and the delivery state.
+    pub name: String,
+    /// `https://host[:port]/path`.
+    pub url: String,
+    /// A file holding the shared secret: each body is signed with
+    /// HMAC-SHA256 in `X-Coffer-Signature: sha256=<hex>`.
+    pub secret_file: PathBuf,
+    /// The CAs the receiver's certificate must chain to (PEM).
+    #[serde(default = "default_ca_file")]
+    pub ca_file: PathBuf,
+}
+
+fn default_starttls() -> String {
+    "starttls".into()
+}
+
+fn default_ca_file() -> PathBuf {
+    PathBuf::from("/etc/ssl/certs/ca-certificates.crt")
 }
 
 /// `[metrics]`: the Prometheus text endpoint (`GET /metrics`).
@@ -501,6 +585,7 @@ impl Config {
             },
             verify: VerifyConfig::default(),
             metrics: MetricsConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 
@@ -626,6 +711,54 @@ impl Config {
                     )));
                 }
             }
+        }
+        let n = &self.notify;
+        if n.retry_every.secs() < 1 {
+            return Err(invalid("notify.retry_every must be at least 1s".into()));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for (i, e) in n.email.iter().enumerate() {
+            if !matches!(e.tls.as_str(), "starttls" | "implicit") {
+                return Err(invalid(format!(
+                    "notify.email[{i}].tls must be starttls or implicit (mail is never sent in plaintext), not '{}'",
+                    e.tls
+                )));
+            }
+            if e.server
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                return Err(invalid(format!(
+                    "notify.email[{i}].server must be host:port, not '{}'",
+                    e.server
+                )));
+            }
+            if e.to.is_empty() {
+                return Err(invalid(format!("notify.email[{i}].to names no recipient")));
+            }
+            if e.username.is_some() != e.password_file.is_some() {
+                return Err(invalid(format!(
+                    "notify.email[{i}]: username and password_file go together"
+                )));
+            }
+            names.push(&e.name);
+        }
+        for (i, w) in n.webhook.iter().enumerate() {
+            if !w.url.starts_with("https://") {
+                return Err(invalid(format!(
+                    "notify.webhook[{i}].url must be https:// (webhooks are never sent in plaintext), not '{}'",
+                    w.url
+                )));
+            }
+            names.push(&w.name);
+        }
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(format!(
+                "notify: two targets are named '{}'; names must differ",
+                w[0]
+            )));
         }
         let t = &self.tape;
         if t.poll_every.secs() < 1 {
@@ -768,6 +901,18 @@ mod tests {
             ("[tape]\nwait_for_media = \"10s\"\n", "tape.wait_for_media"),
             ("[verify]\nstore = \"sometimes\"\n", "verify.store"),
             ("[metrics]\nlisten = \"0.0.0.0:9473\"\n", "loopback"),
+            (
+                "[[notify.webhook]]\nname = \"a\"\nurl = \"http://x/hook\"\nsecret_file = \"/k\"\n",
+                "https://",
+            ),
+            (
+                "[[notify.email]]\nname = \"a\"\nserver = \"m:25\"\ntls = \"none\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+                "never sent in plaintext",
+            ),
+            (
+                "[[notify.email]]\nname = \"a\"\nserver = \"m\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+                "host:port",
+            ),
             ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
             (
                 "[verify]\ntape = \"Sat 06:00\"\n",

@@ -34,6 +34,7 @@ mod jobs;
 mod maintenance;
 mod media_api;
 mod metrics;
+mod notify;
 mod panel;
 mod replication;
 mod s3;
@@ -501,6 +502,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         tokio::spawn(queue),
         tokio::spawn(scheduler::run(inner.clone(), stop_rx.clone())),
         tokio::spawn(health::run(inner.clone(), stop_rx.clone())),
+        tokio::spawn(notify::run(inner.clone(), stop_rx.clone())),
     ];
     if let Some(l) = metrics_listener {
         tasks.push(tokio::spawn(metrics::serve_on(l, inner.clone(), stop_rx)));
