@@ -154,6 +154,7 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::DrillRun { .. } => (P::RestoreRun, true),
         Call::DrillList { .. } => (P::JobRead, false),
         Call::Compliance => (P::StatusRead, false),
+        Call::ReportIso27001 { .. } => (P::AuditRead, true),
         Call::VerifyRun { .. } => (P::JobRun, true),
         Call::MediaToday { .. }
         | Call::MediaPools
@@ -1005,6 +1006,15 @@ fn execute(
                         "the store"
                     }
                 ),
+            )
+        }
+        Call::ReportIso27001 { from, to, .. } => {
+            let r = crate::report::build(inner, cat, p, from, to, now)
+                .map_err(|e| err(ErrorCode::Invalid, format!("{e:#}")))?;
+            let html = crate::report::html(&r);
+            (
+                json!({ "report": r, "html": html }),
+                format!("ISO 27001 evidence report of {from} to {to}"),
             )
         }
         Call::Compliance => (

@@ -37,6 +37,7 @@ mod metrics;
 mod notify;
 mod panel;
 mod replication;
+mod report;
 mod s3;
 mod scheduler;
 mod server;

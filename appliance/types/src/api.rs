@@ -1311,6 +1311,17 @@ pub enum Call {
     },
     /// Each asset against the 3-2-1-1-0 rule.
     Compliance,
+    /// The ISO/IEC 27001 A.8.13 evidence report of a period: `{"report":
+    /// …, "html": …}`.
+    ReportIso27001 {
+        /// The first day, `YYYY-MM-DD` (UTC).
+        from: String,
+        /// The last day, `YYYY-MM-DD` (UTC), included.
+        to: String,
+        /// Where the console writes the report (never sent).
+        #[serde(skip)]
+        out: Option<String>,
+    },
     /// Restore drills, newest first.
     DrillList {
         /// Only this asset's.

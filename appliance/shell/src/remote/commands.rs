@@ -1098,6 +1098,10 @@ pub static GROUPS: &[Group] = &[
         summary: "disposal certificates for the auditor",
     },
     Group {
+        name: "report",
+        summary: "the ISO 27001 evidence report",
+    },
+    Group {
         name: "compliance",
         summary: "each asset against 3-2-1-1-0",
     },
@@ -1592,6 +1596,32 @@ pub static ENTRIES: &[Entry] = &[
         |p, _| call(Call::VerifyRun {
             tape: true,
             pool: p.one("pool").map(str::to_string),
+        })
+    ),
+    entry!(
+        &["report", "iso27001"],
+        &[],
+        &[
+            flag("from", "YYYY-MM-DD", ArgKind::Free, "the first day (UTC)").req(),
+            flag(
+                "to",
+                "YYYY-MM-DD",
+                ArgKind::Free,
+                "the last day (UTC), included"
+            )
+            .req(),
+            flag(
+                "out",
+                "DIR",
+                ArgKind::Free,
+                "write iso27001-FROM-TO.html and .json here (default: the current directory)"
+            ),
+        ],
+        "The ISO 27001 A.8.13 evidence report of a period, as printable HTML and JSON.",
+        |p, _| call(Call::ReportIso27001 {
+            from: p.one("from").unwrap_or_default().to_string(),
+            to: p.one("to").unwrap_or_default().to_string(),
+            out: Some(p.one("out").unwrap_or(".").to_string()),
         })
     ),
     entry!(

@@ -198,6 +198,36 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
                     .join(", "))
                 .unwrap_or_default()
         )),
+        Call::ReportIso27001 { from, to, out } => {
+            let dir = std::path::PathBuf::from(out.as_deref().unwrap_or("."));
+            let base = dir.join(format!("iso27001-{from}-{to}"));
+            let html = base.with_extension("html");
+            let json_path = base.with_extension("json");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
+            std::fs::write(&html, v["html"].as_str().unwrap_or_default())
+                .map_err(|e| format!("cannot write '{}': {e}", html.display()))?;
+            let pretty = serde_json::to_string_pretty(&v["report"]).map_err(|e| e.to_string())?;
+            std::fs::write(&json_path, pretty)
+                .map_err(|e| format!("cannot write '{}': {e}", json_path.display()))?;
+            let r = &v["report"];
+            let n = |k: &str| r[k].as_array().map_or(0, Vec::len);
+            ok(format!(
+                "ISO 27001 evidence report, {from} to {to}: audit chain {}; {} assets, {} gaps, {} backups, {} drills, {} failed jobs\nwrote {} and {}\n",
+                if r["audit_chain"]["ok"].as_bool() == Some(true) {
+                    "verifies"
+                } else {
+                    "DOES NOT VERIFY"
+                },
+                n("assets"),
+                n("gaps"),
+                n("backups"),
+                n("drills"),
+                n("failed_jobs"),
+                html.display(),
+                json_path.display()
+            ))
+        }
         Call::Compliance => ok(compliance(
             &typed::<Vec<coffer_types::api::AssetCompliance>>(v)?,
         )),
