@@ -500,9 +500,9 @@ pub(crate) fn html(r: &Value) -> String {
     );
     h.push_str("<h2 id=\"keys\">Keys</h2>\n");
     let k = &r["keys"];
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p>Encryption: {}. Master key {}. Last data key rotation: {}.</p>\n",
+        "<p>Encryption: {}. Master key {}. Last data key rotation: {}.</p>",
         cell(&k["algorithm"]),
         cell(&k["master_key_id"]),
         cell(&k["rotated"])
