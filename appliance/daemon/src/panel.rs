@@ -443,6 +443,8 @@ fn raise(inner: &Inner, cat: &Catalog, subject: &str, message: &str, now: i64) -
 struct NextRunCache {
     run: Option<coffer_types::api::NextRun>,
     planned: Option<(Instant, i64)>,
+    /// The 3-2-1-1-0 page, worked out at the same pace.
+    compliance: Option<screens::Compliance>,
 }
 
 /// How often the jobs page's "next run" is planned again.
@@ -485,6 +487,19 @@ fn gather(
     };
     if stale {
         next_run.run = scheduler::next_runs(&cat, now, &tz, 1)?.into_iter().next();
+        next_run.compliance = crate::compliance::all(inner, &cat, now).ok().map(|c| {
+            let unmet = c.iter().find(|a| !a.met);
+            screens::Compliance {
+                met: c.iter().filter(|a| a.met).count(),
+                assets: c.len(),
+                first_unmet: unmet.map(|a| {
+                    (
+                        a.asset.clone(),
+                        a.missing.first().cloned().unwrap_or_default(),
+                    )
+                }),
+            }
+        });
         next_run.planned = Some((Instant::now(), now));
     }
     drop(cat);
@@ -575,6 +590,7 @@ fn gather(
             })
             .collect(),
         ack_allowed: config.panel.ack_alerts,
+        compliance: next_run.compliance.clone(),
     })
 }
 

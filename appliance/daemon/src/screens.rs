@@ -43,6 +43,20 @@ pub struct PanelState {
     pub alerts: Vec<PanelAlert>,
     /// Whether `ok` may acknowledge an alert.
     pub ack_allowed: bool,
+    /// 3-2-1-1-0: the assets that meet it, of all, and the first that does
+    /// not with what it misses.
+    pub compliance: Option<Compliance>,
+}
+
+/// The 3-2-1-1-0 page.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Compliance {
+    /// Assets meeting the rule.
+    pub met: usize,
+    /// Assets in the register.
+    pub assets: usize,
+    /// The first asset not meeting it, and what it misses first.
+    pub first_unmet: Option<(String, String)>,
 }
 
 /// The health line.
@@ -130,6 +144,8 @@ pub enum Page {
     Jobs,
     /// CPU, memory, disk, temperature.
     System,
+    /// 3-2-1-1-0 across the register.
+    Compliance,
     /// An open alert (by id), or `None` for "no alerts".
     Alert(Option<i64>),
 }
@@ -142,6 +158,7 @@ impl Page {
             Page::Health => "health",
             Page::Jobs => "jobs",
             Page::System => "system",
+            Page::Compliance => "compliance",
             Page::Alert(_) => "alert",
         }
     }
@@ -169,7 +186,13 @@ pub enum Action {
 
 /// The pages in order for this state.
 pub fn pages(s: &PanelState) -> Vec<Page> {
-    let mut p = vec![Page::Identity, Page::Health, Page::Jobs, Page::System];
+    let mut p = vec![
+        Page::Identity,
+        Page::Health,
+        Page::Jobs,
+        Page::System,
+        Page::Compliance,
+    ];
     if s.alerts.is_empty() {
         p.push(Page::Alert(None));
     } else {
@@ -235,6 +258,7 @@ pub fn render(s: &PanelState, nav: &Nav) -> [String; 4] {
         Page::Health => health(s),
         Page::Jobs => jobs(s),
         Page::System => system(s),
+        Page::Compliance => compliance(s),
         Page::Alert(id) => alert(s, id, id.is_some() && nav.confirm == id),
     };
     lines.map(|l| fit(&l))
@@ -304,6 +328,41 @@ fn health(s: &PanelState) -> [String; 4] {
             }
             if !rest.is_empty() {
                 out[3] = format!("+{} more, see alerts", rest.len());
+            }
+        }
+    }
+    out
+}
+
+fn compliance(s: &PanelState) -> [String; 4] {
+    let Some(c) = &s.compliance else {
+        return [
+            "3-2-1-1-0".into(),
+            "checking...".into(),
+            String::new(),
+            String::new(),
+        ];
+    };
+    let mut out = [
+        format!("3-2-1-1-0: {}/{} met", c.met, c.assets),
+        String::new(),
+        String::new(),
+        String::new(),
+    ];
+    match &c.first_unmet {
+        None if c.assets == 0 => out[1] = "no assets yet".into(),
+        None => out[1] = "every asset meets it".into(),
+        Some((asset, why)) => {
+            let unmet = c.assets - c.met;
+            let room = if unmet > 1 { 2 } else { 3 };
+            for (i, l) in wrap(&format!("{asset}: {why}"), room)
+                .into_iter()
+                .enumerate()
+            {
+                out[1 + i] = l;
+            }
+            if unmet > 1 {
+                out[3] = format!("+{} more not met", unmet - 1);
             }
         }
     }
@@ -568,7 +627,34 @@ mod tests {
             }),
             alerts: vec![],
             ack_allowed: true,
+            compliance: Some(Compliance {
+                met: 1,
+                assets: 3,
+                first_unmet: Some(("web".into(), "3 copies: 2 of the newest snapshot".into())),
+            }),
         }
+    }
+
+    #[test]
+    fn the_compliance_page_says_how_many_assets_meet_the_rule_and_why_not() {
+        let s = state();
+        let nav = Nav {
+            page: Page::Compliance,
+            confirm: None,
+        };
+        let l = render(&s, &nav);
+        assert_eq!(l[0].trim_end(), "3-2-1-1-0: 1/3 met");
+        assert!(l[1].starts_with("web: 3 copies: 2"), "{l:?}");
+        assert_eq!(l[3].trim_end(), "+1 more not met");
+        let all = PanelState {
+            compliance: Some(Compliance {
+                met: 2,
+                assets: 2,
+                first_unmet: None,
+            }),
+            ..s
+        };
+        assert_eq!(render(&all, &nav)[1].trim_end(), "every asset meets it");
     }
 
     fn alerts() -> Vec<PanelAlert> {
@@ -735,7 +821,7 @@ mod tests {
         s.alerts = alerts();
         let mut nav = Nav::default();
         let mut seen = vec![nav.page];
-        for _ in 0..6 {
+        for _ in 0..7 {
             press(&mut nav, &s, Button::Down);
             seen.push(nav.page);
         }
@@ -746,6 +832,7 @@ mod tests {
                 Page::Health,
                 Page::Jobs,
                 Page::System,
+                Page::Compliance,
                 Page::Alert(Some(7)),
                 Page::Alert(Some(3)),
                 Page::Identity,

@@ -68,6 +68,19 @@ fn the_panel_shows_the_appliance_and_its_buttons_move_between_pages() {
     );
     press(&mut c, "down");
     d.wait_for("the jobs page", || panel(&mut c)["screen"] == json!("jobs"));
+    // Past the system page: 3-2-1-1-0 across the register (the sample
+    // asset, never backed up, does not meet it).
+    press(&mut c, "down");
+    d.wait_for("the system page", || {
+        panel(&mut c)["screen"] == json!("system")
+    });
+    press(&mut c, "down");
+    d.wait_for("the compliance page", || {
+        panel(&mut c)["screen"] == json!("compliance") && lines(&mut c)[0].contains("met")
+    });
+    let l = lines(&mut c);
+    assert!(l[0].starts_with("3-2-1-1-0: 0/1 met"), "{l:?}");
+    assert!(l[1].starts_with("sample-docs: no"), "{l:?}");
     press(&mut c, "back");
     d.wait_for("back home", || panel(&mut c)["screen"] == json!("identity"));
     let e = c.fails("panel_press", json!({"button": "left"}), "invalid");

@@ -56,6 +56,11 @@ fn the_evidence_report_reflects_the_seeded_facts_and_renders() {
         json!({"snapshot": snap, "until_ms": MONDAY + 30 * DAY, "reason": "quarter close"}),
     );
     admin.ok("key_rotate", Value::Null);
+    admin.ok("key_rotate", Value::Null);
+    // Retiring the old keys destroys generation 2 with a certificate.
+    fresh(&d, &mut admin, &secret);
+    let j = admin.ok("gc", json!({"retire_old_keys": true}));
+    assert_eq!(wait_job(&mut admin, &j["job"])["status"], json!("success"));
     fresh(&d, &mut admin, &secret);
     admin.ok(
         "user_add",
@@ -116,6 +121,14 @@ fn the_evidence_report_reflects_the_seeded_facts_and_renders() {
             .any(|e| e["event"] == json!("rotated")),
         "{}",
         r["keys"]
+    );
+    let disposals = r["disposals"].as_array().unwrap();
+    assert!(
+        disposals
+            .iter()
+            .any(|c| c["keys"].to_string().contains("data key generation 2")),
+        "{}",
+        r["disposals"]
     );
     let users = r["access"]["users"].as_array().unwrap();
     let ada = users.iter().find(|u| u["name"] == json!("ada")).unwrap();
@@ -209,6 +222,8 @@ fn the_evidence_report_reflects_the_seeded_facts_and_renders() {
         "3-2-1-1-0",
         "quarter close",
         "Access review",
+        "Disposal certificates",
+        "data key generation 2",
         "Failed jobs and missed RPOs",
         "ghost",
     ] {
