@@ -677,6 +677,16 @@ pub fn changer(cmd: &ChangerCmd, lib_args: &LibraryArgs, json: bool) -> Result<u
 }
 
 /// A byte progress bar on standard error (none when quiet, JSON or not a terminal).
+/// A tape progress callback that moves `pb`: the cartridge, bytes done
+/// of the total.
+fn follow(pb: &indicatif::ProgressBar) -> impl Fn(&str, u64, u64) + Sync + '_ {
+    move |barcode: &str, done: u64, total: u64| {
+        pb.set_length(total);
+        pb.set_position(done);
+        pb.set_message(barcode.to_string());
+    }
+}
+
 fn bar(hidden: bool) -> indicatif::ProgressBar {
     if hidden || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
@@ -950,11 +960,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 None => base,
             };
             let pb = bar(ctx.quiet || json);
-            let on = |barcode: &str, done: u64, total: u64| {
-                pb.set_length(total);
-                pb.set_position(done);
-                pb.set_message(barcode.to_string());
-            };
+            let on = follow(&pb);
             let out = set::write(&repo, &d.catalog, lib.as_mut(), &req, &d.actor, &on);
             pb.finish_and_clear();
             if let (Err(_), Some((p, _))) = (&out, &rotation) {
@@ -1011,11 +1017,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             };
             let mut lib = lib_args.open()?;
             let pb = bar(ctx.quiet || json);
-            let on = |barcode: &str, done: u64, total: u64| {
-                pb.set_length(total);
-                pb.set_position(done);
-                pb.set_message(barcode.to_string());
-            };
+            let on = follow(&pb);
             let r = coffer_media::restore::verify_set(
                 &repo,
                 &d.catalog,
@@ -1084,11 +1086,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
             };
             let mut lib = lib_args.open()?;
             let pb = bar(ctx.quiet || json);
-            let on = |barcode: &str, done: u64, total: u64| {
-                pb.set_length(total);
-                pb.set_position(done);
-                pb.set_message(barcode.to_string());
-            };
+            let on = follow(&pb);
             let out = coffer_media::restore::restore(
                 &repo,
                 &d.catalog,
