@@ -395,3 +395,48 @@ fn foreign_duplicate_worm_and_bad_cartridges_are_refused() {
     );
     assert!(book.pool("c").is_err());
 }
+
+/// A continued set whose current cartridge filled at the end of the last
+/// job goes on, the next night, on a cartridge the plan did not name first:
+/// the filled one is recorded full, and the new one joins the set (it is
+/// never left as scratch holding kept data).
+#[test]
+fn a_continued_set_that_moved_to_a_new_cartridge_records_it() {
+    let w = world(8);
+    let mut pool = PoolPolicy::gfs("gfs", monday());
+    pool.vault = None;
+    let book = Book::new(&w.cat, "operator", 1_790_000_000_000);
+    book.put_pool(&pool).unwrap();
+    let inv = w.lib.changer_handle().inventory().unwrap();
+    let barcodes: Vec<String> = inv
+        .slots
+        .iter()
+        .filter_map(|e| e.barcode.clone())
+        .filter(|b| !b.starts_with("CLN"))
+        .collect();
+    book.add_cartridges("gfs", &barcodes, true, monday()).unwrap();
+    // Monday writes the first cartridge of a new set.
+    let p1 = book.today("gfs", monday()).unwrap();
+    book.settle("gfs", &p1).unwrap();
+    let a = p1.job.as_ref().unwrap().cartridges[0].clone();
+    book.written("gfs", &p1, "S1", std::slice::from_ref(&a)).unwrap();
+    // Tuesday continues it; the writer found A full and wrote on Y.
+    let tue = monday().plus(1);
+    let p2 = book.today("gfs", tue).unwrap();
+    book.settle("gfs", &p2).unwrap();
+    let job = p2.job.as_ref().unwrap();
+    assert_eq!(job.set, SetChoice::Continue { id: "S1".into() });
+    let inv = book.inventory("gfs").unwrap();
+    let y = barcodes
+        .iter()
+        .find(|b| **b != a && inv.cart(b).unwrap().content == Content::Scratch)
+        .unwrap()
+        .clone();
+    book.written("gfs", &p2, "S1", std::slice::from_ref(&y)).unwrap();
+    let inv = book.inventory("gfs").unwrap();
+    assert_eq!(inv.cart(&a).unwrap().content, Content::Full);
+    let yc = inv.cart(&y).unwrap();
+    assert_eq!(yc.set.as_deref(), Some("S1"), "{yc:?}");
+    assert_eq!(yc.content, Content::Writing);
+    assert_eq!(inv.set("S1").unwrap().cartridges, vec![a, y]);
+}

@@ -649,6 +649,19 @@ impl<'a> Book<'a> {
             _ => {}
         }
         let before = inv.clone();
+        // The writer moved past the set's current cartridge (it filled at
+        // the end of the last job): that one is full, and tonight's data
+        // went onto the cartridges it names.
+        if let super::SetChoice::Continue { id } = &job.set
+            && let Some(cur) = inv.set(id).and_then(|s| s.cartridges.last().cloned())
+            && wrote_on.first() != Some(&cur)
+            && let Some(c) = inv
+                .carts
+                .iter_mut()
+                .find(|c| c.barcode == cur && c.content == Content::Writing)
+        {
+            c.content = Content::Full;
+        }
         let fills = wrote_on.len().saturating_sub(1) as u32;
         let job = super::JobPlan {
             cartridges: wrote_on.to_vec(),
