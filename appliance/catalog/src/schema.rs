@@ -768,6 +768,20 @@ CREATE TABLE notify_state (
 );
 ";
 
+/// The media sets holding an object are looked up by the object's key
+/// (3-2-1-1-0 per asset, on every status); and a drill's evidence is fixed
+/// from the start: a row is inserted `running` only, and what was drilled,
+/// by whom, when and against which RTO never changes (only the outcome is
+/// written, once).
+const M15: &str = "
+CREATE INDEX tape_objects_key ON tape_objects(key);
+CREATE TRIGGER drills_begin BEFORE INSERT ON drills WHEN NEW.result <> 'running'
+BEGIN SELECT RAISE(ABORT, 'a drill is recorded running, then finished once'); END;
+CREATE TRIGGER drills_fixed BEFORE UPDATE OF id, job, asset, snapshot, source, identity,
+    started_ms, rto_ms ON drills
+BEGIN SELECT RAISE(ABORT, 'what a drill restored, by whom and when is never changed'); END;
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -783,10 +797,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (12, M12),
     (13, M13),
     (14, M14),
+    (15, M15),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 14;
+pub(crate) const SCHEMA_VERSION: i64 = 15;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

@@ -1045,3 +1045,63 @@ fn locks_holds_and_certificates_are_guarded_by_the_schema() {
         assert!(e.to_string().contains("append-only"), "{e}");
     }
 }
+
+#[test]
+fn a_drill_row_is_evidence_the_database_itself_protects() {
+    let (_dir, cat) = fresh();
+    let d = crate::NewDrill {
+        job: None,
+        asset: "web".into(),
+        snapshot: "ab".repeat(16),
+        source: "disk".into(),
+        copy: String::new(),
+        identity: "admin".into(),
+        started_ms: 5,
+        rto_ms: Some(60_000),
+    };
+    let id = cat.begin_drill(&d).unwrap();
+    let sql = |q: &str| cat.conn.execute(q, []);
+    // While it runs: what, by whom, when and against which RTO are fixed.
+    for q in [
+        "UPDATE drills SET asset = 'other'",
+        "UPDATE drills SET identity = 'mallory'",
+        "UPDATE drills SET started_ms = 1",
+        "UPDATE drills SET rto_ms = 999999999",
+    ] {
+        let e = sql(q).unwrap_err().to_string();
+        assert!(e.contains("never changed"), "{q}: {e}");
+    }
+    // A row cannot be born finished.
+    let e = sql(
+        "INSERT INTO drills (asset, snapshot, source, copy, identity, started_ms, result) \
+         VALUES ('web', 'x', 'disk', '', 'admin', 1, 'pass')",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("recorded running"), "{e}");
+    cat.finish_drill(
+        id,
+        &crate::DrillEnd {
+            ended_ms: 9,
+            duration_ms: 4,
+            copy: "store x".into(),
+            files: 2,
+            bytes: 20,
+            pass: false,
+            reason: "took too long".into(),
+        },
+    )
+    .unwrap();
+    // Finished: nothing changes, nothing goes.
+    for q in [
+        "UPDATE drills SET result = 'pass'",
+        "UPDATE drills SET reason = ''",
+        "DELETE FROM drills",
+    ] {
+        let e = sql(q).unwrap_err().to_string();
+        assert!(e.contains("evidence"), "{q}: {e}");
+    }
+    let row = cat.drill(id).unwrap().unwrap();
+    assert_eq!(row.result, "fail");
+    assert_eq!(row.reason, "took too long");
+}

@@ -20,6 +20,7 @@
 use anyhow::Result;
 use coffer_catalog::Catalog;
 use coffer_media::rotation::{Book, Content, Place};
+use coffer_types::Level;
 use coffer_types::api::{AssetCompliance, CopyView, ObjectLockMode, RemoteKind};
 
 use crate::Inner;
@@ -105,11 +106,17 @@ pub(crate) fn all(inner: &Inner, cat: &Catalog, now_ms: i64) -> Result<Vec<Asset
             damage.push(format!("{}: {}", a.subject, a.message));
         }
     }
+    let mut pools: std::collections::HashMap<String, Option<coffer_media::rotation::Inventory>> =
+        Default::default();
     let mut out = Vec::new();
     for reg in cat.register()? {
         let name = reg.asset.name.clone();
-        let snaps = cat.snapshots(Some(&name))?;
-        let newest = snaps.iter().max_by_key(|s| (s.finished_ms, s.id.to_hex()));
+        // The newest snapshot, as the tape jobs choose it.
+        let newest = cat.latest_snapshot(
+            &name,
+            &[Level::Full, Level::Incremental, Level::Differential],
+        )?;
+        let newest = newest.as_ref();
         let mut f = Facts {
             asset: name.clone(),
             snapshot: newest.map(|s| s.id.to_hex()),
@@ -136,14 +143,25 @@ pub(crate) fn all(inner: &Inner, cat: &Catalog, now_ms: i64) -> Result<Vec<Asset
             for set in cat.sets_holding(&record)? {
                 let info = cat.media_set(&set.to_hex())?;
                 let carts = cat.set_cartridges(&set)?;
-                let places: Vec<Option<(Place, Content)>> = carts
-                    .iter()
-                    .map(|c| {
-                        let pool = cat.rotation_pool_of(&c.barcode).ok().flatten()?;
-                        let inv = book.inventory(&pool).ok()?;
-                        inv.cart(&c.barcode).map(|x| (x.place, x.content))
-                    })
-                    .collect();
+                let mut places: Vec<Option<(Place, Content)>> = Vec::new();
+                for c in &carts {
+                    let Some(pool) = cat.rotation_pool_of(&c.barcode)? else {
+                        places.push(None);
+                        continue;
+                    };
+                    // Each pool's inventory is read once per pass.
+                    if !pools.contains_key(&pool) {
+                        let inv = book.inventory(&pool).ok();
+                        pools.insert(pool.clone(), inv);
+                    }
+                    places.push(
+                        pools
+                            .get(&pool)
+                            .and_then(Option::as_ref)
+                            .and_then(|inv| inv.cart(&c.barcode))
+                            .map(|x| (x.place, x.content)),
+                    );
+                }
                 let known = !places.is_empty() && places.iter().all(Option::is_some);
                 let vaulted = known
                     && places

@@ -23,6 +23,14 @@ const FROM: &str = "from:";
 const SNAPSHOT: &str = "snapshot:";
 const RANDOM: &str = "random";
 
+/// Whether a queued drill reads a tape copy (it then needs the drive).
+pub(crate) fn uses_tape(scope: &Scope) -> bool {
+    scope
+        .paths
+        .iter()
+        .any(|p| p.strip_prefix(FROM) == Some(DrillSource::Tape.as_str()))
+}
+
 /// Where drill sandboxes are made.
 pub(crate) fn sandbox_root(inner: &Inner) -> std::path::PathBuf {
     inner.config().daemon.state_dir.join("drills")

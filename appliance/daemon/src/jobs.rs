@@ -262,17 +262,7 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
             continue;
         }
         // One tape job at a time: the library has one drive for jobs.
-        let subject = p
-            .view
-            .record
-            .asset
-            .clone()
-            .or_else(|| p.view.remote.as_ref().map(|r| format!("remote:{r}")))
-            .or_else(|| (p.view.record.kind == JobKind::MediaWrite).then(|| "tape".into()))
-            .or_else(|| {
-                (p.view.record.kind == JobKind::Verify)
-                    .then(|| crate::verify::subject(&p.view.record.scope))
-            });
+        let subject = subject(&p.view);
         if running.values().any(|j| j.subject == subject) {
             continue;
         }
@@ -298,6 +288,23 @@ fn start_ready(inner: &Arc<Inner>) -> Result<()> {
             .map_err(|e| anyhow!("cannot start a thread for job {id}: {e}"))?;
     }
     Ok(())
+}
+
+/// What a job holds while it runs (one job per subject): the library's
+/// drive for every job that uses tape (a rotation write, a tape drill, a
+/// tape read-back), the store for its verification, else the asset or the
+/// remote.
+fn subject(v: &coffer_types::api::JobView) -> Option<String> {
+    let r = &v.record;
+    match r.kind {
+        JobKind::MediaWrite => return Some("tape".into()),
+        JobKind::Verify => return Some(crate::verify::subject(&r.scope)),
+        JobKind::Drill if crate::drill::uses_tape(&r.scope) => return Some("tape".into()),
+        _ => {}
+    }
+    r.asset
+        .clone()
+        .or_else(|| v.remote.as_ref().map(|r| format!("remote:{r}")))
 }
 
 /// Runs one queued job to its end, recording everything.

@@ -17,7 +17,7 @@
 //! partway, so a cartridge that holds part of a set is never taken for
 //! scratch.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use coffer_catalog::{Catalog, Pending, QueuedJob};
 use coffer_engine::{Actor, Progress, Stop};
 use coffer_media::rotation::{Book, Day, tonight};
@@ -165,11 +165,77 @@ fn snapshots(cat: &Catalog, j: Option<&TapeJob>) -> Result<Vec<SnapshotId>> {
     Ok(out)
 }
 
-/// Runs a queued tape job.
+/// A job that gave up waiting for its cartridges (escalated as
+/// `media-timeout`, not as a failed write).
+#[derive(Debug)]
+struct GaveUp(String);
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GaveUp {}
+
+/// Runs a queued tape job. However it fails, the row ends failed, the
+/// media request is withdrawn, an alert on `pool:NAME` says why (a
+/// `media-timeout` for a job that gave up waiting, `tape-job-failed`
+/// otherwise), and the end is audited.
 pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &JobLog) -> Result<()> {
     let r = &p.view.record;
     let (pool, day) = order(r)?;
     let subject = format!("pool:{pool}");
+    let Err(e) = run(inner, p, progress, log, &pool, day, &subject) else {
+        return Ok(());
+    };
+    let msg = format!("{e:#}");
+    log.error(&format!("tape job failed: {msg}"));
+    let shared = inner.catalog()?;
+    let now = inner.now_ms();
+    shared.clear_alert(MEDIA_REQUEST, &subject, now)?;
+    shared.end_job_early(
+        r.id,
+        &[JobStatus::Queued, JobStatus::Running],
+        JobStatus::Failed,
+        &format!("error: {msg}"),
+        now,
+    )?;
+    let kind = if e.downcast_ref::<GaveUp>().is_some() {
+        MEDIA_TIMEOUT
+    } else {
+        TAPE_FAILED
+    };
+    inner.system_alert(
+        &shared,
+        kind,
+        &subject,
+        &format!("tape job {} of pool {pool} for {day}: {msg}", r.id),
+        now,
+    )?;
+    inner.audit(
+        &shared,
+        &r.identity,
+        p.view.source.unwrap_or(Source::System),
+        "job.finish",
+        &subject,
+        "failed",
+        &format!("job {}: {msg}", r.id),
+    );
+    Ok(())
+}
+
+fn run(
+    inner: &Inner,
+    p: &Pending,
+    progress: &Progress,
+    log: &JobLog,
+    pool: &str,
+    day: Day,
+    subject: &str,
+) -> Result<()> {
+    let r = &p.view.record;
+    let (pool, subject) = (pool.to_string(), subject.to_string());
     let source = p.view.source.unwrap_or(Source::System);
     let finish = |shared: &Catalog, result: &str, detail: &str| {
         inner.audit(
@@ -204,19 +270,24 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
     let mut asked: Option<String> = None;
     let prepared = loop {
         let book = Book::new(&cat, &r.identity, inner.now_ms());
-        match tonight::prepare(&book, lib.as_mut(), &cat, &pool, day, t.drive) {
+        match tonight::prepare(
+            &book,
+            lib.as_mut(),
+            &cat,
+            inner.repo.blobs().as_ref(),
+            &pool,
+            day,
+            t.drive,
+        ) {
             Ok(p) => break p,
             Err(coffer_media::Error::NeedMedia(why)) => {
                 let now = inner.now_ms();
                 if now >= deadline {
-                    let shared = inner.catalog()?;
-                    shared.clear_alert(MEDIA_REQUEST, &subject, now)?;
-                    let msg = format!(
-                        "job {}: gave up after waiting {} for cartridges: {why}",
-                        r.id, t.wait_for_media
-                    );
-                    inner.system_alert(&shared, MEDIA_TIMEOUT, &subject, &msg, now)?;
-                    return Err(anyhow!("{msg}"));
+                    return Err(GaveUp(format!(
+                        "gave up after waiting {} for cartridges: {why}",
+                        t.wait_for_media
+                    ))
+                    .into());
                 }
                 if asked.as_deref() != Some(why.as_str()) {
                     log.warn(&format!("waiting for cartridges: {why}"));
@@ -265,14 +336,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
         shared.clear_alert(MEDIA_REQUEST, &subject, now)?;
         shared.clear_alert(MEDIA_TIMEOUT, &subject, now)?;
     }
-    let shredded = coffer_media::rotation::shred::expired(
-        &cat,
-        inner.repo.blobs().as_ref(),
-        &pool,
-        &r.identity,
-        inner.now_ms(),
-    )?;
-    for s in &shredded {
+    for s in &prepared.shredded {
         log.info(&format!(
             "media set {}: expired; its key was destroyed (crypto-shredding), disposal certificate {}",
             s.set, s.certificate
@@ -288,11 +352,8 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
             "labelled {b}, a new scratch cartridge, for pool {pool}"
         ));
     }
-    let policy = Book::new(&cat, &r.identity, inner.now_ms()).pool(&pool)?;
     let base = WriteRequest {
         snapshots: snaps,
-        encrypt: policy.encrypt,
-        escrow: policy.shred,
         drive: t.drive,
         job: Some(r.id),
         ..WriteRequest::new(&pool)
@@ -309,12 +370,14 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
     };
     let outcome = set::write(&inner.repo, &cat, lib.as_mut(), &req, &actor, &on);
     let book = Book::new(&cat, &r.identity, inner.now_ms());
-    let shared = inner.catalog()?;
     match outcome {
         Ok(out) => {
-            prepared.record(&book, &pool, &out)?;
+            prepared.record(&book, &pool, &out).with_context(|| {
+                format!("{}, but the rotation could not record it", out.summary())
+            })?;
             let d = format!("job {}: {}", r.id, out.summary());
             log.info(&d);
+            let shared = inner.catalog()?;
             shared.clear_alert(TAPE_FAILED, &subject, inner.now_ms())?;
             finish(&shared, "ok", &d);
         }
@@ -331,16 +394,7 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, progress: &Progress, log: &Job
                     "the cartridges the failed write used could not be recorded in the rotation: {e}"
                 )),
             }
-            shared.end_job_early(
-                r.id,
-                &[JobStatus::Running],
-                JobStatus::Failed,
-                &format!("error: {msg}"),
-                inner.now_ms(),
-            )?;
-            let m = format!("tape job {} of pool {pool} for {day} failed: {msg}", r.id);
-            inner.system_alert(&shared, TAPE_FAILED, &subject, &m, inner.now_ms())?;
-            finish(&shared, "failed", &format!("job {}: {msg}", r.id));
+            return Err(anyhow!("the tape write failed: {msg}"));
         }
     }
     Ok(())

@@ -1159,6 +1159,12 @@ pub fn write(
     progress: OnProgress<'_>,
 ) -> Result<WriteOutcome> {
     check_pool(&req.pool)?;
+    if req.escrow && !req.encrypt {
+        return Err(Error::Invalid(
+            "a set whose key is held in escrow (a pool that crypto-shreds) must be encrypted"
+                .into(),
+        ));
+    }
     if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&req.block_size) {
         return Err(Error::Invalid(format!(
             "block size {} is outside {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE}",

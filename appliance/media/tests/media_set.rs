@@ -799,7 +799,16 @@ fn a_rotation_write_that_fails_partway_records_the_cartridges_it_used() {
     book.put_pool(&p).unwrap();
     let carts: Vec<String> = (1..=7).map(|i| format!("CF{i:04}L9")).collect();
     book.add_cartridges("rot", &carts, true, day).unwrap();
-    let prepared = tonight::prepare(&book, &mut w.lib, &w.catalog, "rot", day, 0).unwrap();
+    let prepared = tonight::prepare(
+        &book,
+        &mut w.lib,
+        &w.catalog,
+        w.repo.blobs().as_ref(),
+        "rot",
+        day,
+        0,
+    )
+    .unwrap();
     // New scratch cartridges are labelled for the pool as the job needs them.
     assert_eq!(prepared.labelled, prepared.job.cartridges);
     let n = prepared.job.cartridges.len();
@@ -867,7 +876,16 @@ fn an_expired_set_of_a_shredding_pool_is_crypto_shredded_then_its_cartridge_dest
     let carts: Vec<String> = (1..=7).map(|i| format!("CF{i:04}L9")).collect();
     book.add_cartridges("vaulted", &carts, true, day).unwrap();
 
-    let prepared = tonight::prepare(&book, &mut w.lib, &w.catalog, "vaulted", day, 0).unwrap();
+    let prepared = tonight::prepare(
+        &book,
+        &mut w.lib,
+        &w.catalog,
+        w.repo.blobs().as_ref(),
+        "vaulted",
+        day,
+        0,
+    )
+    .unwrap();
     let req = prepared
         .request(
             &w.catalog,

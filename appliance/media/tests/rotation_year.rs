@@ -414,12 +414,14 @@ fn a_continued_set_that_moved_to_a_new_cartridge_records_it() {
         .filter_map(|e| e.barcode.clone())
         .filter(|b| !b.starts_with("CLN"))
         .collect();
-    book.add_cartridges("gfs", &barcodes, true, monday()).unwrap();
+    book.add_cartridges("gfs", &barcodes, true, monday())
+        .unwrap();
     // Monday writes the first cartridge of a new set.
     let p1 = book.today("gfs", monday()).unwrap();
     book.settle("gfs", &p1).unwrap();
     let a = p1.job.as_ref().unwrap().cartridges[0].clone();
-    book.written("gfs", &p1, "S1", std::slice::from_ref(&a)).unwrap();
+    book.written("gfs", &p1, "S1", std::slice::from_ref(&a))
+        .unwrap();
     // Tuesday continues it; the writer found A full and wrote on Y.
     let tue = monday().plus(1);
     let p2 = book.today("gfs", tue).unwrap();
@@ -432,7 +434,8 @@ fn a_continued_set_that_moved_to_a_new_cartridge_records_it() {
         .find(|b| **b != a && inv.cart(b).unwrap().content == Content::Scratch)
         .unwrap()
         .clone();
-    book.written("gfs", &p2, "S1", std::slice::from_ref(&y)).unwrap();
+    book.written("gfs", &p2, "S1", std::slice::from_ref(&y))
+        .unwrap();
     let inv = book.inventory("gfs").unwrap();
     assert_eq!(inv.cart(&a).unwrap().content, Content::Full);
     let yc = inv.cart(&y).unwrap();

@@ -911,24 +911,21 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 if !policy.encrypt && !no_encrypt {
                     bail!("pool {pool} writes unencrypted sets: add --no-encrypt to confirm");
                 }
+                if policy.encrypt && *no_encrypt {
+                    bail!("pool {pool} encrypts its sets: leave out --no-encrypt");
+                }
                 let day = crate::rotation_cmd::day_to_record(date.as_deref())?;
                 let prepared = coffer_media::rotation::tonight::prepare(
                     &book,
                     lib.as_mut(),
                     &d.catalog,
+                    d.blobs.as_ref(),
                     pool,
                     day,
                     lib_args.drive,
                 )?;
-                let shredded = coffer_media::rotation::shred::expired(
-                    &d.catalog,
-                    d.blobs.as_ref(),
-                    pool,
-                    &d.actor.identity,
-                    coffer_engine::now_ms(),
-                )?;
                 if !json {
-                    crate::rotation_cmd::print_shredded(&shredded);
+                    crate::rotation_cmd::print_shredded(&prepared.shredded);
                     for b in &prepared.recycled {
                         println!("recycled {b}: its set expired; relabelled for pool '{pool}'");
                     }
@@ -936,7 +933,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                         println!("labelled {b}, a new scratch cartridge, for pool '{pool}'");
                     }
                 }
-                Some((prepared, policy.shred))
+                Some(prepared)
             } else {
                 None
             };
@@ -950,20 +947,14 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 ..WriteRequest::new(pool)
             };
             let req = match &rotation {
-                Some((p, shred)) => p.request(
-                    &d.catalog,
-                    WriteRequest {
-                        escrow: *shred,
-                        ..base
-                    },
-                )?,
+                Some(p) => p.request(&d.catalog, base)?,
                 None => base,
             };
             let pb = bar(ctx.quiet || json);
             let on = follow(&pb);
             let out = set::write(&repo, &d.catalog, lib.as_mut(), &req, &d.actor, &on);
             pb.finish_and_clear();
-            if let (Err(_), Some((p, _))) = (&out, &rotation) {
+            if let (Err(_), Some(p)) = (&out, &rotation) {
                 // A cartridge the failed write began holds part of the set.
                 match p.record_partial(&book, &d.catalog, pool) {
                     Ok(w) if !w.is_empty() => eprintln!(
@@ -977,11 +968,22 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                 }
             }
             let out = out?;
-            if let Some((p, _)) = &rotation
-                && !p.record(&book, pool, &out)?
-                && !json
-            {
-                println!("nothing new to write tonight; the rotation records no write");
+            // The write is on tape: its figures are shown even when the
+            // rotation cannot record it.
+            let mut code = EXIT_OK;
+            if let Some(p) = &rotation {
+                match p.record(&book, pool, &out) {
+                    Ok(false) if !json => {
+                        println!("nothing new to write tonight; the rotation records no write")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!(
+                            "warning: the write is on tape but the rotation could not record it: {e}"
+                        );
+                        code = EXIT_WARNINGS;
+                    }
+                }
             }
             if json {
                 print_json(&serde_json::json!({
@@ -1002,7 +1004,7 @@ pub fn media(cmd: &MediaCmd, lib_args: &LibraryArgs, ctx: &MediaCtx<'_>) -> Resu
                     out.skipped
                 );
             }
-            Ok(EXIT_OK)
+            Ok(code)
         }
         MediaCmd::Verify { set, pool } => {
             let dir = store(ctx)?;

@@ -85,6 +85,16 @@ impl<'a> Book<'a> {
         Ok(())
     }
 
+    /// Who records.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// When, ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
     /// Every pool.
     pub fn pools(&self) -> Result<Vec<PoolPolicy>> {
         self.cat

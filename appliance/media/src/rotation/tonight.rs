@@ -6,6 +6,7 @@
 //! written. The shell's `media write` and the service use these.
 
 use coffer_catalog::Catalog;
+use coffer_store::BlobStore;
 use coffer_tape::Library;
 
 use super::{Book, Content, Day, JobPlan, Place, Plan, SetChoice};
@@ -23,22 +24,32 @@ pub struct Prepared {
     pub recycled: Vec<String>,
     /// New scratch cartridges labelled for the pool.
     pub labelled: Vec<String>,
+    /// Expired sets crypto-shredded while settling the day.
+    pub shredded: Vec<super::shred::Shredded>,
+    /// The pool encrypts its sets.
+    pub encrypt: bool,
+    /// The pool keeps set keys in escrow (it crypto-shreds).
+    pub escrow: bool,
 }
 
-/// Prepares pool `pool`'s job of `day`: settles the day, refuses when
-/// there is no job or its cartridges are not in the library (the reason
-/// says what the operator must do), and relabels the expired cartridges
-/// it will use.
+/// Prepares pool `pool`'s job of `day`: settles the day (crypto-shredding
+/// the sets that expired, in `blobs`' escrow too, even when the job then
+/// has to wait), refuses when there is no job or its cartridges are not in
+/// the library (the reason says what the operator must do), and relabels
+/// the expired cartridges it will use.
 pub fn prepare(
     book: &Book<'_>,
     lib: &mut dyn Library,
     catalog: &Catalog,
+    blobs: &dyn BlobStore,
     pool: &str,
     day: Day,
     drive: u16,
 ) -> Result<Prepared> {
+    let policy = book.pool(pool)?;
     let plan = book.today(pool, day)?;
     book.settle(pool, &plan)?;
+    let shredded = super::shred::expired(catalog, blobs, pool, book.identity(), book.now_ms())?;
     let Some(job) = plan.job.clone() else {
         return Err(Error::Invalid(format!(
             "pool {pool}'s rotation has no tape job on {day} (`coffer media rotation today`)"
@@ -111,12 +122,15 @@ pub fn prepare(
         job,
         recycled,
         labelled,
+        shredded,
+        encrypt: policy.encrypt,
+        escrow: policy.shred,
     })
 }
 
 impl Prepared {
-    /// `base` (pool, snapshots, encryption, drive) aimed at the plan's set
-    /// and cartridges.
+    /// `base` (pool, snapshots, drive) aimed at the plan's set and
+    /// cartridges, encrypted and escrowed as the pool says.
     pub fn request(&self, catalog: &Catalog, base: WriteRequest) -> Result<WriteRequest> {
         let (set, new_set) = match &self.job.set {
             SetChoice::Continue { id } => (Some(catalog.media_set(id)?.id), false),
@@ -126,6 +140,8 @@ impl Prepared {
             set,
             new_set,
             only: Some(self.job.cartridges.clone()),
+            encrypt: self.encrypt,
+            escrow: self.escrow,
             ..base
         })
     }
