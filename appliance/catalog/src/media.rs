@@ -201,18 +201,39 @@ impl Catalog {
     }
 
     /// Destroys the catalog's copy of escrowed media set `id`'s key
-    /// (crypto-shredding) at `now_ms`; false when it is not escrowed or was
-    /// shredded already.
-    pub fn shred_media_set(&self, id: &MediaSetId, now_ms: i64) -> Result<bool> {
-        let n = self
-            .conn
+    /// (crypto-shredding) at `now_ms` and files `certificate`, in one
+    /// transaction: a shredded key always has its certificate. Returns the
+    /// certificate's number; `None` when the set is not escrowed or was
+    /// shredded already (nothing is filed). The key's bytes are overwritten
+    /// in the database file (`secure_delete`), not only unlinked.
+    pub fn shred_media_set(
+        &self,
+        id: &MediaSetId,
+        now_ms: i64,
+        certificate: &crate::NewDisposal,
+    ) -> Result<Option<i64>> {
+        let tx = self.write_tx("locking a media set key")?;
+        tx.pragma_update(None, "secure_delete", true)
+            .map_err(self.sql("turning on secure delete"))?;
+        let n = tx
             .execute(
                 "UPDATE media_sets SET wrapped_key = NULL, shredded_ms = ?2 \
                  WHERE id = ?1 AND escrowed = 1 AND shredded_ms IS NULL",
                 params![id.to_hex(), now_ms],
             )
             .map_err(self.sql("destroying a media set key"))?;
-        Ok(n > 0)
+        if n == 0 {
+            return Ok(None);
+        }
+        let cert = self.file_disposal(&tx, certificate)?;
+        tx.commit()
+            .map_err(self.sql("committing a media set key's destruction"))?;
+        // Old pages of the write-ahead log may still hold the key: copy
+        // them back and truncate the log.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(self.sql("checkpointing after destroying a key"))?;
+        Ok(Some(cert))
     }
 
     /// A media set by id or unique id prefix.

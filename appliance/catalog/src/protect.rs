@@ -406,28 +406,38 @@ impl Catalog {
 
     /// Files a disposal certificate; returns its number.
     pub fn record_disposal(&self, d: &NewDisposal) -> Result<i64> {
+        self.file_disposal(&self.conn, d)
+    }
+
+    /// Files certificate `d` on `conn` (the catalog's connection, or a
+    /// transaction on it, so the disposal and its certificate commit
+    /// together).
+    pub(crate) fn file_disposal(
+        &self,
+        conn: &rusqlite::Connection,
+        d: &NewDisposal,
+    ) -> Result<i64> {
         let keys = serde_json::to_string(&d.keys).map_err(|error| Error::Encode {
             what: "disposed keys",
             error,
         })?;
-        self.conn
-            .execute(
-                "INSERT INTO disposals (at_ms, what, keys_json, objects, bytes, policy, identity, \
+        conn.execute(
+            "INSERT INTO disposals (at_ms, what, keys_json, objects, bytes, policy, identity, \
                  detail, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                rusqlite::params![
-                    d.at_ms,
-                    d.what,
-                    keys,
-                    n(d.objects),
-                    n(d.bytes),
-                    d.policy,
-                    d.identity,
-                    d.detail,
-                    disposal_digest(d)
-                ],
-            )
-            .map_err(self.sql("filing a disposal certificate"))?;
-        Ok(self.conn.last_insert_rowid())
+            rusqlite::params![
+                d.at_ms,
+                d.what,
+                keys,
+                n(d.objects),
+                n(d.bytes),
+                d.policy,
+                d.identity,
+                d.detail,
+                disposal_digest(d)
+            ],
+        )
+        .map_err(self.sql("filing a disposal certificate"))?;
+        Ok(conn.last_insert_rowid())
     }
 
     /// Disposal certificates, newest first.

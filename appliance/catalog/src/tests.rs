@@ -934,15 +934,35 @@ fn cartridges_sets_and_tape_objects_round_trip() {
     assert!(cat.insert_media_set(&set).is_err(), "a set id is unique");
     assert_eq!(cat.media_set("abab").unwrap(), set);
     // Only an escrowed key is shredded, once.
-    assert!(!cat.shred_media_set(&set.id, 20).unwrap());
+    let cert = crate::NewDisposal {
+        at_ms: 20,
+        what: "media set cd".into(),
+        keys: vec!["media set cd key 00ff".into()],
+        objects: 0,
+        bytes: 0,
+        policy: None,
+        identity: "test".into(),
+        detail: "crypto-shredding".into(),
+    };
+    assert_eq!(cat.shred_media_set(&set.id, 20, &cert).unwrap(), None);
+    assert!(
+        cat.disposals().unwrap().is_empty(),
+        "no certificate without a shredding"
+    );
     let escrowed = MediaSetInfo {
         id: MediaSetId([0x5e; 16]),
         escrowed: true,
         ..set.clone()
     };
     cat.insert_media_set(&escrowed).unwrap();
-    assert!(cat.shred_media_set(&escrowed.id, 20).unwrap());
-    assert!(!cat.shred_media_set(&escrowed.id, 30).unwrap());
+    let n = cat
+        .shred_media_set(&escrowed.id, 20, &cert)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cat.shred_media_set(&escrowed.id, 30, &cert).unwrap(), None);
+    let filed = cat.disposals().unwrap();
+    assert_eq!(filed.len(), 1, "one certificate, filed with the shredding");
+    assert_eq!(filed[0].id, n);
     let shredded = cat.media_set("5e5e").unwrap();
     assert_eq!(shredded.wrapped_key, None);
     assert_eq!(shredded.shredded_ms, Some(20));

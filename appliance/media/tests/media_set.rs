@@ -895,6 +895,15 @@ fn an_expired_set_of_a_shredding_pool_is_crypto_shredded_then_its_cartridge_dest
             },
         )
         .unwrap();
+    // The plan's request carries the pool's encryption and escrow; a key
+    // in escrow for a set written in plaintext is refused.
+    assert!(req.encrypt && req.escrow);
+    let plain = WriteRequest {
+        encrypt: false,
+        ..req.clone()
+    };
+    let e = set::write(&w.repo, &w.catalog, &mut w.lib, &plain, &w.actor, &nop).unwrap_err();
+    assert!(e.to_string().contains("must be encrypted"), "{e}");
     let out = set::write(&w.repo, &w.catalog, &mut w.lib, &req, &w.actor, &nop).unwrap();
     assert!(prepared.record(&book, "vaulted", &out).unwrap());
     let set_id = out.set.unwrap();

@@ -51,12 +51,9 @@ pub fn expired(
             Ok(()) | Err(coffer_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(Error::Store(e)),
         }
-        if !cat.shred_media_set(&info.id, now_ms)? {
-            continue;
-        }
         let objects = cat.tape_objects(&info.id)?;
         let bytes = objects.iter().map(|o| o.len).sum();
-        let certificate = cat.record_disposal(&NewDisposal {
+        let certificate = NewDisposal {
             at_ms: now_ms,
             what: format!(
                 "media set {} of media pool {pool} ({} set written {} to {}, on {})",
@@ -79,13 +76,18 @@ pub fn expired(
             )),
             identity: identity.to_string(),
             detail: format!(
-                "crypto-shredding: the set's key was held only in escrow (this catalog and the \
-                 store object {}); both copies were destroyed, so its cartridges cannot be read \
-                 wherever they are. A replica of the store keeps its copy until the replica is \
-                 collected.",
+                "crypto-shredding: the set's key was held only in escrow, never on its \
+                 cartridges; the appliance's copies (this catalog, overwritten in place, and the \
+                 store object {}) were destroyed, so the cartridges cannot be read with what the \
+                 appliance holds. Copies made before now remain until they are destroyed too: \
+                 the store's replicas and bucket mirrors, and catalog exports.",
                 escrow_key(&info.id)
             ),
-        })?;
+        };
+        // The catalog's copy and the certificate commit together.
+        let Some(certificate) = cat.shred_media_set(&info.id, now_ms, &certificate)? else {
+            continue;
+        };
         tracing::info!(set = %info.id, pool, certificate, "media set crypto-shredded");
         out.push(Shredded {
             set: info.id.to_hex(),
