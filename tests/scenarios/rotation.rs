@@ -320,22 +320,22 @@ fn five_weeks_of_gfs_rotation_from_the_shell() {
         "{}",
         r.stderr
     );
-    if let Some(scratch) = with("scratch") {
-        let r = env.run(&[
-            "media",
-            "dispose",
-            &scratch,
-            "--method",
-            "shredded",
-            "--date",
-            "2025-02-09",
-        ]);
-        assert!(
-            r.code != 0 && r.stderr.contains("only an expired"),
-            "{}",
-            r.stderr
-        );
-    }
+    // The spare cartridges stay scratch in the library.
+    let scratch = with("scratch").expect("a scratch cartridge in the library");
+    let r = env.run(&[
+        "media",
+        "dispose",
+        &scratch,
+        "--method",
+        "shredded",
+        "--date",
+        "2025-02-09",
+    ]);
+    assert!(
+        r.code != 0 && r.stderr.contains("only an expired"),
+        "{}",
+        r.stderr
+    );
     let custody = env.ok(&["media", "custody", &full]).stdout;
     assert!(custody.contains("damaged"), "{custody}");
 }

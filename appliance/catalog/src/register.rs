@@ -672,6 +672,17 @@ impl Catalog {
         Ok(raw.into_iter().map(alert_from).collect())
     }
 
+    /// The alerts raised after alert `id` (open or not), oldest first.
+    pub fn alerts_after(&self, id: i64) -> Result<Vec<Alert>> {
+        let raw = self.rows_with(
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id > ?1 ORDER BY id"),
+            [id],
+            "listing new alerts",
+            crate::tuple::<RawAlert>,
+        )?;
+        Ok(raw.into_iter().map(alert_from).collect())
+    }
+
     /// How many alerts are open.
     pub fn open_alert_count(&self) -> Result<u64> {
         let n: i64 = self

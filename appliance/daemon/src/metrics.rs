@@ -328,8 +328,16 @@ async fn answer(inner: Arc<Inner>, mut stream: tokio::net::TcpStream) {
                 Ok(Ok(body)) => {
                     response("200 OK", "text/plain; version=0.0.4; charset=utf-8", &body)
                 }
-                Ok(Err(Refused(why))) => {
+                Ok(Err(Failure::Refused(why))) => {
                     response("401 Unauthorized", "text/plain", &format!("{why}\n"))
+                }
+                Ok(Err(Failure::Internal(why))) => {
+                    tracing::error!(error = %why, "the metrics page could not be built");
+                    response(
+                        "500 Internal Server Error",
+                        "text/plain",
+                        "internal error\n",
+                    )
                 }
                 Err(_) => response(
                     "500 Internal Server Error",
@@ -343,14 +351,20 @@ async fn answer(inner: Arc<Inner>, mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-struct Refused(String);
+/// Why a request got no page.
+enum Failure {
+    /// Not authenticated or not allowed: 401.
+    Refused(String),
+    /// The appliance could not build the page: 500.
+    Internal(String),
+}
 
 /// Authenticates the token and renders the page.
-fn serve(inner: &Inner, token: Option<&str>) -> std::result::Result<String, Refused> {
+fn serve(inner: &Inner, token: Option<&str>) -> std::result::Result<String, Failure> {
     let now = inner.now_ms();
     let cat = inner
         .catalog()
-        .map_err(|e| Refused(format!("internal error: {e}")))?;
+        .map_err(|e| Failure::Internal(format!("{e:#}")))?;
     let allowed = token
         .ok_or_else(|| "an API token is required: Authorization: Bearer ct_…".to_string())
         .and_then(|t| {
@@ -378,10 +392,10 @@ fn serve(inner: &Inner, token: Option<&str>) -> std::result::Result<String, Refu
                 "denied",
                 &why,
             );
-            return Err(Refused(why));
+            return Err(Failure::Refused(why));
         }
     }
-    render(inner, &cat, now).map_err(|e| Refused(format!("internal error: {e:#}")))
+    render(inner, &cat, now).map_err(|e| Failure::Internal(format!("{e:#}")))
 }
 
 /// Binds `[metrics] listen` (a loopback address) and serves until `stop`.

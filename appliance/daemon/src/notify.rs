@@ -102,11 +102,7 @@ fn deliver(inner: &Inner, n: &NotifyConfig, t: &Target<'_>) -> Result<()> {
         if state.next_try_ms.is_some_and(|at| at > now) {
             return Ok(());
         }
-        let pending: Vec<Alert> = cat
-            .alerts(true)?
-            .into_iter()
-            .filter(|a| a.id > state.last_alert)
-            .collect();
+        let pending = cat.alerts_after(state.last_alert)?;
         (state, pending)
     };
     let Some(last) = pending.iter().map(|a| a.id).max() else {
@@ -310,7 +306,20 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
+/// A secret from a file only its owner may read.
 fn secret(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("read the secret file '{}'", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "the secret file '{}' may be read by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
     let b = Zeroizing::new(
         std::fs::read(path)
             .with_context(|| format!("read the secret file '{}'", path.display()))?,
@@ -451,6 +460,19 @@ fn send_webhook(w: &WebhookTarget, host: &str, alerts: &[&Alert]) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        std::fs::write(&f, "pw\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = secret(&f).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(secret(&f).unwrap().as_slice(), b"pw");
+    }
 
     #[test]
     fn base64_and_the_signature_match_known_values() {

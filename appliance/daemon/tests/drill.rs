@@ -46,7 +46,16 @@ fn drills_run_on_demand_and_on_their_calendar_and_record_the_evidence() {
     assert_eq!(e["bytes"], json!(300_000 + 20), "{e}");
     assert_eq!(e["rto_ms"], json!(4 * HOUR), "{e}");
     assert_eq!(e["job"], j["job"]);
-    assert!(!d.dir.path().join("state/drills/drill-1").exists());
+    assert!(
+        !d.dir
+            .path()
+            .join(format!("state/drills/drill-{}", e["id"]))
+            .exists()
+    );
+    assert!(
+        d.dir.path().join("state/drills").exists(),
+        "the sandbox root was used"
+    );
 
     // On its calendar (06:00), as the scheduler.
     d.clock.set(MONDAY + 6 * HOUR);

@@ -124,11 +124,16 @@ fn metrics_need_a_token_and_report_jobs_rpo_drills_and_health() {
         ),
         1.0
     );
-    assert!(
+    // The drill's own recorded duration.
+    let drilled = admin.ok("drill_list", json!({}))[0]["duration_ms"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
         value(
             &body,
             "coffer_drill_last_duration_seconds{asset=\"web\",source=\"disk\"}"
-        ) >= 0.0
+        ),
+        drilled as f64 / 1000.0
     );
     // Two days on, the RPO (1d) is missed.
     d.clock.set(real + 2 * DAY);

@@ -200,6 +200,10 @@ fn alerts_reach_email_and_webhook_over_tls_and_a_dead_target_is_escalated() {
     std::fs::write(&pw, "s3cret\n").unwrap();
     let key = files.path().join("hook.key");
     std::fs::write(&key, "hook-secret").unwrap();
+    for f in [&pw, &key] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);

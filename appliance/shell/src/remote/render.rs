@@ -205,7 +205,10 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
             let json_path = base.with_extension("json");
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
-            std::fs::write(&html, v["html"].as_str().unwrap_or_default())
+            let page = v["html"]
+                .as_str()
+                .ok_or("unexpected result from cofferd: the report has no HTML")?;
+            std::fs::write(&html, page)
                 .map_err(|e| format!("cannot write '{}': {e}", html.display()))?;
             let pretty = serde_json::to_string_pretty(&v["report"]).map_err(|e| e.to_string())?;
             std::fs::write(&json_path, pretty)
