@@ -25,6 +25,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+pub mod link;
 pub mod meta;
 mod pool;
 mod scrub;
@@ -32,6 +33,7 @@ pub mod shard;
 #[cfg(test)]
 mod tests;
 
+pub use link::{POOL_LINK, PoolLink};
 pub use meta::{MemberMeta, PoolMeta, PoolState};
 pub use pool::{
     Geometry, MemberState, MemberStatus, OpenOptions, Pool, PoolHealth, PoolStatus,

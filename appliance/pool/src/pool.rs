@@ -731,6 +731,28 @@ impl Pool {
         })
     }
 
+    /// Looks at every member in use without waiting for an I/O error: one
+    /// whose pool metadata is gone (the disk pulled, its filesystem
+    /// unmounted) is taken out as missing. A long-running service calls it
+    /// before reporting, so a pulled disk shows at once. Returns the
+    /// members taken out.
+    pub fn check_members(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            if m.state().readable() && !m.root().join(meta::META_FILE).is_file() {
+                self.set_state(
+                    m,
+                    MemberState::Missing(format!(
+                        "'{}' is gone: the disk was pulled or unmounted",
+                        m.root().join(meta::META_FILE).display()
+                    )),
+                );
+                out.push(m.meta.id.clone());
+            }
+        }
+        out
+    }
+
     /// The pool's current status: members, capacity, health.
     pub fn status(&self) -> PoolStatus {
         let mut members = Vec::new();

@@ -3,18 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
+pub use coffer_pool::PoolLink;
 use coffer_pool::admin::{self, CreateOptions};
 use coffer_pool::{Geometry, OpenOptions, Pool, PoolStatus, ScrubReport};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
 use crate::cli::{EXIT_DAMAGED, EXIT_OK, EXIT_WARNINGS, print_json};
 use crate::output::size;
-
-/// The file in a store directory that says its objects live on a pool.
-pub const POOL_LINK: &str = "pool.json";
 
 #[derive(Subcommand, Debug)]
 pub enum DiskCmd {
@@ -102,66 +99,6 @@ pub enum PoolCmd {
     },
 }
 
-/// What a store directory records about the pool its objects live on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PoolLink {
-    /// The pool's id.
-    pub pool_id: String,
-    /// Its name.
-    pub name: String,
-    /// Member paths when linked: any one that is still a member opens it.
-    pub members: Vec<PathBuf>,
-}
-
-impl PoolLink {
-    /// Reads `DIR/pool.json`, if the store is on a pool.
-    pub fn read(store: &Path) -> Result<Option<PoolLink>> {
-        let p = store.join(POOL_LINK);
-        match std::fs::read(&p) {
-            Ok(b) => Ok(Some(
-                serde_json::from_slice(&b).with_context(|| format!("read '{}'", p.display()))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("read '{}'", p.display())),
-        }
-    }
-
-    /// Writes the link to the pool `meta` describes into the store
-    /// directory, replacing any link atomically (a torn link would leave
-    /// the store unopenable).
-    pub fn write(store: &Path, meta: &coffer_pool::PoolMeta) -> Result<()> {
-        let link = PoolLink {
-            pool_id: meta.id.clone(),
-            name: meta.name.clone(),
-            members: meta.members.iter().map(|m| m.path.clone()).collect(),
-        };
-        let p = store.join(POOL_LINK);
-        let tmp = store.join(format!(".{POOL_LINK}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(&link)?)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &p)?;
-            std::fs::File::open(store)?.sync_all()
-        };
-        write().with_context(|| format!("write '{}'", p.display()))
-    }
-
-    /// Opens the linked pool through the first member path that holds it.
-    pub fn open(&self, opts: &OpenOptions) -> Result<Pool> {
-        let mut last = None;
-        for p in &self.members {
-            match Pool::open(p, opts) {
-                Ok(pool) if pool.meta().id == self.pool_id => return Ok(pool),
-                Ok(_) => last = Some(anyhow!("'{}' now holds another pool", p.display())),
-                Err(e) => last = Some(anyhow!(e)),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow!("the link lists no members")))
-            .with_context(|| format!("open pool '{}' ({})", self.name, self.pool_id))
-    }
-}
-
 /// The pool a pool command works on: `--pool`, or the store's.
 fn pool_path(pool: &Option<PathBuf>, store: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = pool {
@@ -171,10 +108,8 @@ fn pool_path(pool: &Option<PathBuf>, store: Option<&Path>) -> Result<PathBuf> {
         && let Some(link) = PoolLink::read(s)?
     {
         return link
-            .members
-            .iter()
-            .find(|m| m.join(coffer_pool::meta::META_FILE).exists())
-            .cloned()
+            .reachable_member()
+            .map(Path::to_path_buf)
             .ok_or_else(|| anyhow!("none of the members of pool '{}' is reachable", link.name));
     }
     bail!("no pool given: use --pool MEMBER_DIR (any member), or --store of a store on a pool")
@@ -576,7 +511,7 @@ pub fn pool(cmd: &PoolCmd, store: Option<&Path>, json: bool, quiet: bool) -> Res
 fn update_link(store: Option<&Path>, meta: &coffer_pool::PoolMeta) -> Result<()> {
     let Some(s) = store else { return Ok(()) };
     match PoolLink::read(s)? {
-        Some(link) if link.pool_id == meta.id => PoolLink::write(s, meta),
+        Some(link) if link.pool_id == meta.id => Ok(PoolLink::write(s, meta)?),
         _ => Ok(()),
     }
 }
