@@ -16,7 +16,7 @@ pub struct NewDrill {
     pub asset: String,
     /// The snapshot (hex).
     pub snapshot: String,
-    /// `disk` or `tape`.
+    /// `disk`, `tape` or `remote`.
     pub source: String,
     /// The copy, in words.
     pub copy: String,
@@ -45,10 +45,12 @@ pub struct DrillEnd {
     pub pass: bool,
     /// Why it failed, or what was noted.
     pub reason: String,
+    /// How the sandbox was confined.
+    pub isolation: String,
 }
 
 const COLS: &str = "id, job, asset, snapshot, source, copy, identity, started_ms, ended_ms, \
-                    duration_ms, rto_ms, files, bytes, result, reason";
+                    duration_ms, rto_ms, files, bytes, result, reason, isolation";
 
 fn n(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -71,6 +73,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRecord> {
         bytes: u64::try_from(r.get::<_, i64>(12)?).unwrap_or(0),
         result: r.get(13)?,
         reason: r.get(14)?,
+        isolation: r.get(15)?,
     })
 }
 
@@ -102,7 +105,7 @@ impl Catalog {
             .conn
             .execute(
                 "UPDATE drills SET ended_ms = ?2, duration_ms = ?3, copy = ?4, files = ?5, \
-                 bytes = ?6, result = ?7, reason = ?8 WHERE id = ?1 AND result = 'running'",
+                 bytes = ?6, result = ?7, reason = ?8, isolation = ?9 WHERE id = ?1 AND result = 'running'",
                 params![
                     id,
                     e.ended_ms,
@@ -111,7 +114,8 @@ impl Catalog {
                     n(e.files),
                     n(e.bytes),
                     if e.pass { "pass" } else { "fail" },
-                    e.reason
+                    e.reason,
+                    e.isolation
                 ],
             )
             .map_err(self.sql("finishing a restore drill"))?;

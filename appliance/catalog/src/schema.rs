@@ -782,6 +782,53 @@ CREATE TRIGGER drills_fixed BEFORE UPDATE OF id, job, asset, snapshot, source, i
 BEGIN SELECT RAISE(ABORT, 'what a drill restored, by whom and when is never changed'); END;
 ";
 
+/// Restore drills from offsite copies, and how each drill was confined:
+/// `source` may be `remote` (an appliance peer or an S3 bucket; the copy
+/// column names which), and `isolation` records the sandbox's confinement
+/// (a private mount namespace with the store read-only, or why only a
+/// private directory). SQLite cannot change a CHECK, so the table is
+/// rebuilt with its rows, its index and its triggers.
+const M16: &str = "
+DROP TRIGGER drills_final;
+DROP TRIGGER drills_kept;
+DROP TRIGGER drills_begin;
+DROP TRIGGER drills_fixed;
+CREATE TABLE drills_v16 (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    job             INTEGER NULL,
+    asset           TEXT    NOT NULL,
+    snapshot        TEXT    NOT NULL,
+    source          TEXT    NOT NULL CHECK (source IN ('disk', 'tape', 'remote')),
+    copy            TEXT    NOT NULL,
+    identity        TEXT    NOT NULL,
+    started_ms      INTEGER NOT NULL,
+    ended_ms        INTEGER NULL,
+    duration_ms     INTEGER NULL,
+    rto_ms          INTEGER NULL,
+    files           INTEGER NOT NULL DEFAULT 0,
+    bytes           INTEGER NOT NULL DEFAULT 0,
+    result          TEXT    NOT NULL CHECK (result IN ('running', 'pass', 'fail')),
+    reason          TEXT    NOT NULL DEFAULT '',
+    isolation       TEXT    NOT NULL DEFAULT ''
+);
+INSERT INTO drills_v16 (id, job, asset, snapshot, source, copy, identity, started_ms,
+    ended_ms, duration_ms, rto_ms, files, bytes, result, reason)
+    SELECT id, job, asset, snapshot, source, copy, identity, started_ms,
+    ended_ms, duration_ms, rto_ms, files, bytes, result, reason FROM drills;
+DROP TABLE drills;
+ALTER TABLE drills_v16 RENAME TO drills;
+CREATE INDEX drills_asset ON drills(asset, started_ms);
+CREATE TRIGGER drills_final BEFORE UPDATE ON drills WHEN OLD.result <> 'running'
+BEGIN SELECT RAISE(ABORT, 'a finished drill is evidence: it is never changed'); END;
+CREATE TRIGGER drills_kept BEFORE DELETE ON drills
+BEGIN SELECT RAISE(ABORT, 'drill records are evidence: they are never deleted'); END;
+CREATE TRIGGER drills_begin BEFORE INSERT ON drills WHEN NEW.result <> 'running'
+BEGIN SELECT RAISE(ABORT, 'a drill is recorded running, then finished once'); END;
+CREATE TRIGGER drills_fixed BEFORE UPDATE OF id, job, asset, snapshot, source, identity,
+    started_ms, rto_ms ON drills
+BEGIN SELECT RAISE(ABORT, 'what a drill restored, by whom and when is never changed'); END;
+";
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, M1),
     (2, M2),
@@ -798,10 +845,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (13, M13),
     (14, M14),
     (15, M15),
+    (16, M16),
 ];
 
 /// The newest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 15;
+pub(crate) const SCHEMA_VERSION: i64 = 16;
 
 /// Reads `PRAGMA user_version`.
 pub(crate) fn user_version(conn: &Connection, path: &Path) -> Result<i64> {

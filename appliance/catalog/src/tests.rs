@@ -1109,6 +1109,7 @@ fn a_drill_row_is_evidence_the_database_itself_protects() {
             bytes: 20,
             pass: false,
             reason: "took too long".into(),
+            isolation: "private mount namespace".into(),
         },
     )
     .unwrap();
@@ -1124,4 +1125,81 @@ fn a_drill_row_is_evidence_the_database_itself_protects() {
     let row = cat.drill(id).unwrap().unwrap();
     assert_eq!(row.result, "fail");
     assert_eq!(row.reason, "took too long");
+    assert_eq!(row.isolation, "private mount namespace");
+}
+
+#[test]
+fn a_version_15_catalog_keeps_its_drills_and_their_guards_and_learns_remote_drills() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (_, sql) in &schema::MIGRATIONS[..15] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 15).unwrap();
+        tx.commit().unwrap();
+        conn.execute(
+            "INSERT INTO drills (asset, snapshot, source, copy, identity, started_ms, result) \
+             VALUES ('web', 'ab', 'tape', '', 'admin', 1, 'running')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE drills SET result = 'pass', reason = 'fine', ended_ms = 5",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO drills (asset, snapshot, source, copy, identity, started_ms, result) \
+                 VALUES ('web', 'ab', 'remote', '', 'admin', 1, 'running')",
+                [],
+            )
+            .is_err(),
+            "version 15 knows no remote drills"
+        );
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let old = cat.drills(None).unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(
+        (old[0].source.as_str(), old[0].result.as_str()),
+        ("tape", "pass")
+    );
+    assert_eq!(old[0].isolation, "");
+    // The guards came through the rebuild.
+    let sql = |q: &str| cat.conn.execute(q, []);
+    assert!(
+        sql("UPDATE drills SET result = 'fail'")
+            .unwrap_err()
+            .to_string()
+            .contains("evidence")
+    );
+    assert!(
+        sql("DELETE FROM drills")
+            .unwrap_err()
+            .to_string()
+            .contains("evidence")
+    );
+    let id = cat
+        .begin_drill(&crate::NewDrill {
+            job: None,
+            asset: "web".into(),
+            snapshot: "cd".into(),
+            source: "remote".into(),
+            copy: String::new(),
+            identity: "admin".into(),
+            started_ms: 10,
+            rto_ms: None,
+        })
+        .unwrap();
+    assert!(id > old[0].id);
+    assert!(
+        sql("UPDATE drills SET identity = 'x' WHERE source = 'remote'")
+            .unwrap_err()
+            .to_string()
+            .contains("never changed")
+    );
 }

@@ -981,12 +981,14 @@ fn execute(
             from,
             snapshot,
             random,
+            remote,
         } => {
             let id = crate::drill::enqueue(
                 inner,
                 cat,
                 asset,
                 *from,
+                remote.as_deref(),
                 snapshot.as_deref(),
                 *random,
                 &identity_of(p),
@@ -999,19 +1001,15 @@ fn execute(
                 format!("job {id}: restore drill of {asset} from {}", from.as_str()),
             )
         }
-        Call::VerifyRun { tape, pool } => {
+        Call::VerifyRun { what, name } => {
             let ids =
-                crate::verify::enqueue(inner, cat, *tape, pool.as_deref(), &identity_of(p), source)
+                crate::verify::enqueue(inner, cat, *what, name.as_deref(), &identity_of(p), source)
                     .map_err(from_anyhow)?;
             (
                 json!({ "jobs": ids }),
                 format!(
                     "job(s) {ids:?}: verification of {}",
-                    if *tape {
-                        "tape media sets"
-                    } else {
-                        "the store"
-                    }
+                    crate::verify::describe(*what, name.as_deref())
                 ),
             )
         }

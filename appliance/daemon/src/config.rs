@@ -171,7 +171,8 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
-/// `[verify]`: when the store and the tape copies are read back in full.
+/// `[verify]`: when the store, the disk pool, the tape copies and the
+/// remotes' copies are read back in full.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VerifyConfig {
@@ -183,6 +184,16 @@ pub struct VerifyConfig {
     /// pool through `tape.library`; absent: never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tape: Option<String>,
+    /// A calendar for scrubbing the disk pool the store lives on (every
+    /// shard read and checked, damage rewritten from parity); absent:
+    /// never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// A calendar for reading back every remote's copy (an appliance's
+    /// pulled whole into the state directory, a bucket read in place) and
+    /// authenticating it with the store's keys; absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// `[tape]`: the library the service writes media rotation jobs to.
@@ -685,6 +696,8 @@ impl Config {
         for (key, v) in [
             ("verify.store", &self.verify.store),
             ("verify.tape", &self.verify.tape),
+            ("verify.pool", &self.verify.pool),
+            ("verify.remote", &self.verify.remote),
         ] {
             if let Some(expr) = v
                 && let Err(e) = crate::calendar::Calendar::parse(expr)
@@ -900,6 +913,8 @@ mod tests {
             ),
             ("[tape]\nwait_for_media = \"10s\"\n", "tape.wait_for_media"),
             ("[verify]\nstore = \"sometimes\"\n", "verify.store"),
+            ("[verify]\npool = \"now and then\"\n", "verify.pool"),
+            ("[verify]\nremote = \"weekly-ish\"\n", "verify.remote"),
             ("[metrics]\nlisten = \"0.0.0.0:9473\"\n", "loopback"),
             (
                 "[[notify.webhook]]\nname = \"a\"\nurl = \"http://x/hook\"\nsecret_file = \"/k\"\n",

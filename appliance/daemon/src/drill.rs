@@ -1,6 +1,8 @@
 //! Restore drills as daemon jobs: on demand (`drill_run`) and on each
-//! profile's drill calendar (every asset of the profile), from the store or
-//! from a tape media set through the configured library. The drill itself
+//! profile's drill calendar (every asset of the profile), from the store,
+//! from a tape media set through the configured library, or from an
+//! offsite copy (a paired appliance's replica pulled into the sandbox, or
+//! an S3 bucket read in place). The drill itself
 //! (sandbox, restore, verification of every file, timing against the RTO,
 //! evidence row, clean-up) is `coffer_engine::drill`. A failed drill ends
 //! its job `failed` with the reason and raises a `drill-failed` alert on
@@ -36,13 +38,14 @@ pub(crate) fn sandbox_root(inner: &Inner) -> std::path::PathBuf {
     inner.config().daemon.state_dir.join("drills")
 }
 
-/// Queues a drill of `asset`.
+/// Queues a drill of `asset` (from `remote` when `from` is a remote).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn enqueue(
     inner: &Inner,
     cat: &Catalog,
     asset: &str,
     from: DrillSource,
+    remote: Option<&str>,
     snapshot: Option<&str>,
     random: bool,
     identity: &str,
@@ -50,6 +53,20 @@ pub(crate) fn enqueue(
     profile: Option<String>,
 ) -> Result<i64> {
     cat.asset(asset)?;
+    let remote = match (from, remote) {
+        (DrillSource::Remote, Some(r)) => Some(cat.remote(r)?.spec.name),
+        (DrillSource::Remote, None) => {
+            return Err(anyhow!(
+                "a drill from a remote names the remote (--remote NAME)"
+            ));
+        }
+        (_, Some(r)) => {
+            return Err(anyhow!(
+                "--remote {r} is for a drill from a remote (--from remote)"
+            ));
+        }
+        (_, None) => None,
+    };
     let snapshot = snapshot
         .map(|s| cat.resolve_snapshot(s).map(|i| i.id))
         .transpose()?;
@@ -67,6 +84,7 @@ pub(crate) fn enqueue(
             ..Scope::default()
         },
         profile,
+        remote,
         ..inner.job(JobKind::Drill, identity, source)
     })?;
     tracing::info!(
@@ -108,6 +126,7 @@ pub(crate) fn schedule(
                 cat,
                 &a.asset.name,
                 s.policy.from,
+                s.policy.remote.as_deref(),
                 None,
                 s.policy.random,
                 crate::scheduler::SCHEDULER,
@@ -185,6 +204,24 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, log: &JobLog) -> Result<()> {
         r.identity,
         asset.rto
     ));
+    let remote = match from {
+        DrillSource::Remote => {
+            let name = p
+                .view
+                .remote
+                .clone()
+                .ok_or_else(|| anyhow!("job {} names no remote to drill from", r.id))?;
+            Some(cat.remote(&name)?)
+        }
+        _ => None,
+    };
+    // The drill cannot change the store it tests: its objects, and the
+    // disk pool's members, are read-only in the drill's namespace.
+    let members: Vec<std::path::PathBuf> = inner
+        .pool
+        .as_ref()
+        .map(|p| p.status().members.into_iter().map(|m| m.path).collect())
+        .unwrap_or_default();
     let req = DrillRequest {
         asset: asset_name.clone(),
         snapshot,
@@ -193,17 +230,35 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, log: &JobLog) -> Result<()> {
         sandbox_root: sandbox_root(inner),
         rto_ms: Some(asset.rto.ms()),
         job: Some(r.id),
+        protect: coffer_engine::sandbox::store_paths(&inner.config().store.path, &members),
+        staging: drill::Staging::Nothing,
     };
     let now = || inner.now_ms();
-    let outcome = match from {
-        DrillSource::Disk => {
-            let mut step = drill::from_store(&inner.repo, &cat, &actor);
+    let outcome = match (from, &remote) {
+        (DrillSource::Disk, _) => {
+            let mut step = drill::from_store(&inner.repo, &actor);
             drill::run(&inner.repo, &cat, &req, &actor, &now, &mut step)
         }
-        DrillSource::Tape => {
+        (DrillSource::Tape, _) => {
+            let req = DrillRequest {
+                // The set's containers are staged in the sandbox.
+                staging: drill::Staging::AsTree,
+                ..req
+            };
             let mut step = from_tape(inner, &cat, &actor);
             drill::run(&inner.repo, &cat, &req, &actor, &now, &mut step)
         }
+        (DrillSource::Remote, Some(row)) => {
+            let req = DrillRequest {
+                staging: drill::Staging::Bytes(crate::offsite::staging_bytes(inner, row)),
+                ..req
+            };
+            let mut step = from_remote(inner, row, &actor, log);
+            drill::run(&inner.repo, &cat, &req, &actor, &now, &mut step)
+        }
+        (DrillSource::Remote, None) => Err(coffer_engine::Error::Invalid(
+            "no remote to drill from".into(),
+        )),
     };
     let shared = inner.catalog()?;
     let (status, result, msg) = match outcome {
@@ -249,6 +304,37 @@ pub(crate) fn execute(inner: &Inner, p: &Pending, log: &JobLog) -> Result<()> {
         &format!("job {}: {msg}", r.id),
     );
     Ok(())
+}
+
+/// The restore step for an offsite copy: an appliance's replica is pulled
+/// into the sandbox, a bucket read in place; the snapshot is restored from
+/// it with the store's keys, its restore job kept in a catalog of the
+/// sandbox's own.
+fn from_remote<'a>(
+    inner: &'a Inner,
+    remote: &'a coffer_catalog::RemoteRow,
+    actor: &'a Actor,
+    log: &'a JobLog,
+) -> impl FnMut(&SnapshotId, &std::path::Path, &std::path::Path) -> std::result::Result<Restored, String>
++ 'a {
+    move |snapshot, target, scratch| {
+        let progress = std::sync::Arc::new(coffer_engine::Progress::default());
+        let copy = crate::offsite::open(inner, remote, &scratch.join("pulled"), &progress, log)
+            .map_err(|e| format!("the copy at '{}' cannot be read: {e:#}", remote.spec.name))?;
+        copy.repo.load_snapshot(snapshot).map_err(|e| {
+            format!(
+                "the copy at '{}' does not hold snapshot {}: {e}",
+                remote.spec.name,
+                snapshot.short()
+            )
+        })?;
+        let errors = drill::restore_into(&copy.repo, actor, snapshot, target, scratch, &progress)
+            .map_err(|e| format!("restore from '{}' failed: {e}", remote.spec.name))?;
+        Ok(Restored {
+            copy: copy.what,
+            errors,
+        })
+    }
 }
 
 /// The restore step for a tape media set: the set's objects are staged in

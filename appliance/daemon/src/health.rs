@@ -26,12 +26,62 @@ use crate::Inner;
 use crate::config::HealthConfig;
 
 /// Alert kinds the health monitor owns (raised and cleared only by it).
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 5] = [
     "health-temperature",
     "health-disk",
     "health-memory",
     "health-load",
+    POOL_KIND,
 ];
+
+/// The alert a degraded or unavailable disk pool raises.
+pub const POOL_KIND: &str = "pool-degraded";
+
+/// What the disk pool's state says (pure): nothing while every member is
+/// online (or merely full); DEGRADED while a member is out but k shards
+/// can still be read; FAULT when fewer than k members can be read.
+pub fn pool_findings(p: &coffer_pool::PoolStatus) -> Vec<HealthFinding> {
+    let out: Vec<String> = p
+        .members
+        .iter()
+        .filter(|m| m.state != "online" && m.state != "full")
+        .map(|m| {
+            format!(
+                "member {} ({}) is {}{}",
+                m.id,
+                m.path.display(),
+                m.state,
+                m.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let (severity, what) = match p.health {
+        coffer_pool::PoolHealth::Online => return Vec::new(),
+        coffer_pool::PoolHealth::Degraded => (
+            HealthState::Degraded,
+            "is degraded: its data is readable but no longer fully redundant; replace the member ('coffer pool replace') and scrub",
+        ),
+        coffer_pool::PoolHealth::Unavailable => (
+            HealthState::Fault,
+            "is unavailable: fewer members than its data shards can be read; backups and restores fail until members return",
+        ),
+    };
+    vec![HealthFinding {
+        kind: POOL_KIND.into(),
+        subject: p.name.clone(),
+        severity,
+        message: format!(
+            "disk pool '{}' ({}+{}) {what} ({})",
+            p.name,
+            p.data_shards,
+            p.parity_shards,
+            out.join("; ")
+        ),
+    }]
+}
 
 /// The label of the front panel's own sensor among the temperatures.
 pub const PANEL_SENSOR: &str = "front panel";
@@ -496,7 +546,26 @@ pub(crate) fn pass(inner: &Inner, sampler: &mut Sampler) -> Result<()> {
     let store: PathBuf = config.store.path.clone();
     let state: PathBuf = config.daemon.state_dir.clone();
     let panel_temp = inner.panel_temperature();
-    let (figures, unreadable) = sampler.sample(&[("store", &store), ("state", &state)], panel_temp);
+    // The pool's members are filesystems of their own: each is watched
+    // for space, and the pool for its members' state.
+    let pool = inner.pool.as_ref().map(|p| {
+        p.check_members();
+        p.status()
+    });
+    let mut roles: Vec<(String, PathBuf)> = vec![("store".into(), store), ("state".into(), state)];
+    if let Some(p) = &pool {
+        for m in &p.members {
+            roles.push((format!("pool {} member {}", p.name, m.id), m.path.clone()));
+        }
+    }
+    let paths: Vec<(&str, &Path)> = roles
+        .iter()
+        .map(|(r, p)| (r.as_str(), p.as_path()))
+        .collect();
+    let (figures, mut unreadable) = sampler.sample(&paths, panel_temp);
+    if let Some(p) = &pool {
+        unreadable.extend(pool_findings(p));
+    }
     let previous = match inner.health.read() {
         Ok(h) => h.as_ref().map(|r| r.findings.clone()),
         Err(p) => p.into_inner().as_ref().map(|r| r.findings.clone()),

@@ -298,7 +298,7 @@ fn subject(v: &coffer_types::api::JobView) -> Option<String> {
     let r = &v.record;
     match r.kind {
         JobKind::MediaWrite => return Some("tape".into()),
-        JobKind::Verify => return Some(crate::verify::subject(&r.scope)),
+        JobKind::Verify => return Some(crate::verify::subject(v)),
         JobKind::Drill if crate::drill::uses_tape(&r.scope) => return Some("tape".into()),
         _ => {}
     }

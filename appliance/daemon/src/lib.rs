@@ -35,6 +35,7 @@ mod maintenance;
 mod media_api;
 mod metrics;
 mod notify;
+mod offsite;
 mod panel;
 mod replication;
 mod report;
@@ -84,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) catalog_path: PathBuf,
     pub(crate) repo: Arc<Repo>,
+    /// The disk pool the store's objects live on, when they do.
+    pub(crate) pool: Option<Arc<coffer_pool::Pool>>,
     pub(crate) auth: Auth,
     pub(crate) auditor: coffer_auth::audit::Auditor,
     pub(crate) jobs: jobs::Jobs,
@@ -392,6 +395,7 @@ pub async fn start(opts: Options) -> Result<Running> {
     })
     .await
     .context("opening the store")??;
+    let (repo, pool) = repo;
     let repo = Arc::new(repo);
     let catalog_path = config.store.path.join("catalog.db");
     let catalog = Catalog::open(&catalog_path)?;
@@ -434,6 +438,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         catalog: Mutex::new(catalog),
         catalog_path,
         repo,
+        pool,
         jobs: jobs::Jobs::default(),
         host,
         stopping: AtomicBool::new(false),
@@ -732,19 +737,37 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Opens the configured store with its passphrase file; in development, a
-/// missing store is created with a fresh random passphrase.
-fn open_store(config: &Config) -> Result<Repo> {
+/// missing store is created with a fresh random passphrase. A store whose
+/// directory links to a disk pool (`pool.json`) is opened on the pool: its
+/// objects are erasure coded across the members, and the directory keeps
+/// the catalog.
+fn open_store(config: &Config) -> Result<(Repo, Option<Arc<coffer_pool::Pool>>)> {
     let dir = &config.store.path;
     let Some(pf) = &config.store.passphrase_file else {
         bail!(
             "store.passphrase_file is not set: the daemon needs the store's passphrase to run scheduled backups unattended"
         );
     };
-    if dir.join("pool.json").exists() {
-        bail!(
-            "the store '{}' keeps its objects on a disk pool; serving pool-backed stores from the daemon is not built yet (use direct mode)",
-            dir.display()
+    if let Some(link) = coffer_pool::PoolLink::read(dir)? {
+        // SMART is asked at open, so a failing disk gets no new data; the
+        // health monitor asks again on its own schedule.
+        let pool = Arc::new(
+            link.open(&coffer_pool::OpenOptions::with_smart())
+                .with_context(|| {
+                    format!("opening the disk pool of the store '{}'", dir.display())
+                })?,
         );
+        if coffer_store::StoreConfig::read(pool.as_ref() as &dyn BlobStore).is_err() {
+            bail!(
+                "the pool '{}' linked from '{}' holds no coffer store",
+                link.name,
+                dir.display()
+            );
+        }
+        let pass = read_passphrase(pf, config.daemon.development)?;
+        pool.clean_tmp(coffer_engine::pid_alive);
+        let repo = Repo::open(pool.clone(), &pass)?;
+        return Ok((repo, Some(pool)));
     }
     let blobs: Arc<DirStore> = Arc::new(DirStore::new(dir));
     let exists = coffer_store::StoreConfig::read(blobs.as_ref() as &dyn BlobStore).is_ok();
@@ -770,7 +793,7 @@ fn open_store(config: &Config) -> Result<Repo> {
     }
     let pass = read_passphrase(pf, config.daemon.development)?;
     blobs.clean_tmp(coffer_engine::pid_alive)?;
-    Ok(Repo::open(blobs, &pass)?)
+    Ok((Repo::open(blobs, &pass)?, None))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

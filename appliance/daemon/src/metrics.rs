@@ -2,7 +2,9 @@
 //! (0.0.4). It reports job counts, durations and bytes by kind and status,
 //! each asset's last good backup age against its RPO, each asset's last
 //! restore drill against its RTO, open alerts, the health state, and the
-//! capacity of the filesystems holding the store and the state.
+//! capacity of the filesystems holding the store and the state, and the
+//! disk pool's health, capacity, members and errors when the store is on
+//! one.
 //!
 //! It listens only on a loopback address (`[metrics] listen`; a
 //! configuration naming another address is refused): the link is not
@@ -237,6 +239,80 @@ pub(crate) fn render(inner: &Inner, cat: &Catalog, now: i64) -> Result<String> {
                 &[("role", &f.role), ("path", &f.path)],
                 f.used as f64,
             );
+        }
+    }
+    if let Some(pool) = &inner.pool {
+        let st = pool.status();
+        let name = st.name.as_str();
+        o.family(
+            "coffer_pool_health",
+            "gauge",
+            "The disk pool's health: 0 online, 1 degraded, 2 unavailable.",
+        );
+        o.sample(
+            "coffer_pool_health",
+            &[("pool", name)],
+            match st.health {
+                coffer_pool::PoolHealth::Online => 0.0,
+                coffer_pool::PoolHealth::Degraded => 1.0,
+                coffer_pool::PoolHealth::Unavailable => 2.0,
+            },
+        );
+        o.family(
+            "coffer_pool_raw_bytes",
+            "gauge",
+            "The disk pool's raw capacity over its readable members, and what is free on its writable ones.",
+        );
+        o.sample(
+            "coffer_pool_raw_bytes",
+            &[("pool", name), ("what", "total")],
+            st.raw_total as f64,
+        );
+        o.sample(
+            "coffer_pool_raw_bytes",
+            &[("pool", name), ("what", "available")],
+            st.raw_available as f64,
+        );
+        o.family(
+            "coffer_pool_usable_available_bytes",
+            "gauge",
+            "Data bytes the disk pool can still take (free space less parity).",
+        );
+        o.sample(
+            "coffer_pool_usable_available_bytes",
+            &[("pool", name)],
+            st.usable_available as f64,
+        );
+        o.family(
+            "coffer_pool_member_online",
+            "gauge",
+            "Whether each member of the disk pool is in use (1) or out (0), by its state.",
+        );
+        for m in &st.members {
+            let up = m.state == "online" || m.state == "full";
+            o.sample(
+                "coffer_pool_member_online",
+                &[("pool", name), ("member", &m.id), ("state", &m.state)],
+                if up { 1.0 } else { 0.0 },
+            );
+        }
+        o.family(
+            "coffer_pool_member_errors",
+            "gauge",
+            "I/O and checksum errors seen on each member since the service started.",
+        );
+        for m in &st.members {
+            for (kind, n) in [
+                ("read", m.read_errors),
+                ("write", m.write_errors),
+                ("checksum", m.checksum_errors),
+            ] {
+                o.sample(
+                    "coffer_pool_member_errors",
+                    &[("pool", name), ("member", &m.id), ("kind", kind)],
+                    n as f64,
+                );
+            }
         }
     }
     Ok(o.0)

@@ -237,6 +237,21 @@ pub fn validate_profile(profile: &Profile) -> Result<(), Invalid> {
     if let Some(d) = &profile.drill {
         Calendar::parse(&d.schedule)
             .map_err(|e| invalid("drill.schedule", format!("'{}': {e}", d.schedule)))?;
+        match (d.from, d.remote.as_deref()) {
+            (coffer_types::api::DrillSource::Remote, None | Some("")) => {
+                return Err(invalid(
+                    "drill.remote",
+                    "a drill from a remote names the remote".to_string(),
+                ));
+            }
+            (coffer_types::api::DrillSource::Remote, Some(_)) | (_, None) => {}
+            (_, Some(r)) => {
+                return Err(invalid(
+                    "drill.remote",
+                    format!("'{r}' is set, but the drill is from {}", d.from.as_str()),
+                ));
+            }
+        }
     }
     if profile.retries > 0 && profile.retry_backoff.secs() == 0 {
         return Err(invalid(

@@ -812,20 +812,20 @@ fn push_to_appliance(
     })
 }
 
-/// Pulls `store`'s copy from an appliance remote into the replicas
-/// directory (resuming what an earlier pull left), returning where it is.
+/// Pulls `store`'s copy from an appliance remote into directory `into`
+/// (resuming what an earlier pull left there), returning where it is.
 pub(crate) fn pull_from_appliance(
     inner: &Inner,
     remote: &RemoteRow,
     store: &[u8; 16],
+    into: &Path,
     progress: &Arc<Progress>,
     log: &JobLog,
 ) -> Result<PathBuf> {
     let name = &remote.spec.name;
     let (mut link, _watch) = connect(inner, remote, progress)?;
-    let replicas = inner.config().replication.replicas_dir;
-    crate::create_private_dir(&replicas)?;
-    let r = coffer_replicate::pull(&mut link, store, &inner.host, &replicas)
+    crate::create_private_dir(into)?;
+    let r = coffer_replicate::pull(&mut link, store, &inner.host, into)
         .with_context(|| format!("pulling store {} from '{name}'", hex::encode(store)))?;
     log.info(&format!(
         "pulled store {} from '{name}': {} object(s), {} bytes; {} discarded as damaged",
@@ -840,7 +840,7 @@ pub(crate) fn pull_from_appliance(
             r.discarded.len()
         );
     }
-    Ok(replicas.join(hex::encode(store)))
+    Ok(into.join(hex::encode(store)))
 }
 
 /// Every asset whose profile replicates, per remote: how old its newest
@@ -1021,7 +1021,8 @@ pub(crate) fn execute_restore(
     ));
     let blobs: Arc<dyn BlobStore> = match remote.spec.kind {
         RemoteKind::Appliance => {
-            let dir = pull_from_appliance(inner, &remote, &store, progress, log)?;
+            let replicas = inner.config().replication.replicas_dir;
+            let dir = pull_from_appliance(inner, &remote, &store, &replicas, progress, log)?;
             Arc::new(DirStore::new(dir))
         }
         RemoteKind::S3 => Arc::new(crate::s3::open(inner, &remote, &store)?),

@@ -413,6 +413,7 @@ pub(crate) fn html(r: &Value) -> String {
             ("took", "took"),
             ("target", "RTO"),
             ("files", "files verified"),
+            ("isolation", "sandbox"),
             ("result", "result"),
             ("reason", "why"),
         ],

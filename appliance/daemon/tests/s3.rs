@@ -120,6 +120,33 @@ fn a_store_replicates_to_a_locked_bucket_and_restores_from_it_alone() {
     assert!(!e.is_empty());
     assert_eq!(bucket.get(&data[0]).unwrap(), local.get(&data[0]).unwrap());
 
+    // A restore drill from the bucket (read in place, nothing staged) and
+    // a read-back of the bucket's copy, both with the store's keys.
+    let did = ca.ok(
+        "drill_run",
+        json!({"asset": "web-01", "from": "remote", "remote": "vault"}),
+    )["job"]
+        .clone();
+    assert_eq!(wait_job(&mut ca, &did)["status"], json!("success"));
+    let drill = &ca.ok("drill_list", json!({"asset": "web-01"}))[0];
+    assert_eq!(drill["result"], json!("pass"), "{drill}");
+    assert_eq!(drill["source"], json!("remote"));
+    assert_eq!(drill["files"], json!(2));
+    let copy = drill["copy"].as_str().unwrap();
+    assert!(
+        copy.contains("remote 'vault'") && copy.contains("coffer-vault"),
+        "{copy}"
+    );
+    let v = ca.ok("verify_run", json!({"what": "remote", "name": "vault"}));
+    let j = wait_job(&mut ca, &v["jobs"][0]);
+    assert_eq!(j["status"], json!("success"), "{j}");
+    assert!(
+        j["messages"]
+            .to_string()
+            .contains("holds 1 of the store's 1 snapshots"),
+        "{j}"
+    );
+
     // A bucket without Object Lock is refused before anything goes up.
     let id2 = ca.ok("replicate_run", json!({"remote": "plain"}))["job"].clone();
     let j = wait_job(&mut ca, &id2);

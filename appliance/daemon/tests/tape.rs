@@ -180,7 +180,7 @@ fn nightly_rotation_jobs_wait_for_cartridges_write_and_give_up_in_time() {
 
     // The tape copy read back in full, on demand: every object
     // authenticated and compared with the store.
-    let v = admin.ok("verify_run", json!({"tape": true, "pool": "nightly"}));
+    let v = admin.ok("verify_run", json!({"what": "tape", "name": "nightly"}));
     let done = wait_job(&mut admin, &v["jobs"][0]);
     assert_eq!(done["status"], json!("success"), "{done}");
     assert_eq!(done["kind"], json!("verify"));

@@ -62,6 +62,6 @@ fn the_store_is_verified_on_its_calendar_and_damage_raises_an_alert() {
     let audit = admin.ok("audit_list", json!({"filter": {"action": "verify.run"}}));
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
     // No media set yet: a tape verification is refused with the reason.
-    let m = admin.fails("verify_run", json!({"tape": true}), "invalid");
+    let m = admin.fails("verify_run", json!({"what": "tape"}), "invalid");
     assert!(m.contains("no media set"), "{m}");
 }

@@ -49,6 +49,24 @@ pub struct DrillRequest {
     pub rto_ms: Option<i64>,
     /// The job log row running it.
     pub job: Option<i64>,
+    /// Paths the drill must not be able to change (the store's objects,
+    /// a disk pool's members: [`crate::sandbox::store_paths`]); read-only
+    /// in the drill's mount namespace.
+    pub protect: Vec<PathBuf>,
+    /// Room the restore step needs in the sandbox beyond the restored
+    /// tree.
+    pub staging: Staging,
+}
+
+/// What a restore step stages in the sandbox besides the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// Nothing (the store, a bucket read in place).
+    Nothing,
+    /// About as much as the tree holds (a tape set's containers).
+    AsTree,
+    /// This many bytes (a whole pulled copy).
+    Bytes(u64),
 }
 
 /// What the caller's restore did.
@@ -286,7 +304,11 @@ pub fn run(
         rto_ms: req.rto_ms,
     })?;
     let mut copy = String::new();
+    let mut isolation = String::new();
+    // No collection moves a chunk away while the drill reads the store.
+    let lock = crate::lock::StoreLock::shared(catalog);
     let outcome = (|| -> std::result::Result<(Checked, Vec<String>), String> {
+        let _lock = lock.map_err(|e| e.to_string())?;
         let rec = repo.load_snapshot(&snap.id).map_err(|e| e.to_string())?;
         let (entries, need) = manifest(repo, &rec).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&req.sandbox_root).map_err(|e| {
@@ -295,12 +317,14 @@ pub fn run(
                 req.sandbox_root.display()
             )
         })?;
-        // Room for the tree, and for a tape drill's staged containers.
+        // Room for the tree, and for what the restore step stages.
         let margin = 64 << 20;
-        let want = match req.source {
-            DrillSource::Disk => need + margin,
-            DrillSource::Tape => need.saturating_mul(2) + margin,
+        let staged = match req.staging {
+            Staging::Nothing => 0,
+            Staging::AsTree => need,
+            Staging::Bytes(n) => n,
         };
+        let want = need.saturating_add(staged).saturating_add(margin);
         let free = free_bytes(&req.sandbox_root).map_err(|e| e.to_string())?;
         if free < want {
             return Err(format!(
@@ -324,13 +348,21 @@ pub fn run(
         std::fs::create_dir(&scratch)
             .map_err(|e| format!("cannot create '{}': {e}", scratch.display()))?;
         let tree = dir.join("tree");
-        let r = restore(&snap.id, &tree, &scratch)?;
-        copy = r.copy;
-        let mut checked = Checked::default();
-        for e in &entries {
-            check(repo, &tree, e, &mut checked);
-        }
-        Ok((checked, r.errors))
+        // Restore and verify in the drill's own mount namespace; back to
+        // the service's before the sandbox is removed.
+        let confined = crate::sandbox::confine(&dir, &req.protect);
+        isolation = confined.describe();
+        let work = (|| {
+            let r = restore(&snap.id, &tree, &scratch)?;
+            copy = r.copy;
+            let mut checked = Checked::default();
+            for e in &entries {
+                check(repo, &tree, e, &mut checked);
+            }
+            Ok((checked, r.errors))
+        })();
+        confined.leave()?;
+        work
     })();
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (pass, reason, files, bytes) = match outcome {
@@ -387,6 +419,7 @@ pub fn run(
             bytes,
             pass,
             reason,
+            isolation,
         },
     )?;
     catalog
@@ -412,6 +445,7 @@ pub fn reap(catalog: &Catalog, sandbox_root: &Path, now_ms: i64) -> Result<Vec<i
                 reason:
                     "interrupted: the appliance stopped during the drill; its sandbox was removed"
                         .into(),
+                isolation: d.isolation.clone(),
             },
         )?;
         failed.push(d.id);
@@ -428,30 +462,56 @@ pub fn reap(catalog: &Catalog, sandbox_root: &Path, now_ms: i64) -> Result<Vec<i
     Ok(failed)
 }
 
+/// Restores `snapshot` of `repo` (the store, or a copy of it) into
+/// `target` for a drill, keeping the restore's job row in a catalog of its
+/// own in `scratch`: the drill is the evidence, and the appliance's job
+/// log holds the drill's job, not a restore nobody asked for. Returns the
+/// entries that could not be restored.
+pub fn restore_into(
+    repo: &Repo,
+    actor: &Actor,
+    snapshot: &SnapshotId,
+    target: &Path,
+    scratch: &Path,
+    progress: &crate::Progress,
+) -> std::result::Result<Vec<String>, String> {
+    let catalog = Catalog::open(&scratch.join("catalog.db"))
+        .map_err(|e| format!("cannot open the sandbox's catalog: {e}"))?;
+    let out = crate::restore(
+        repo,
+        &catalog,
+        &crate::RestoreRequest {
+            snapshot: *snapshot,
+            target: target.to_path_buf(),
+            paths: Vec::new(),
+            overwrite: false,
+            threads: 0,
+        },
+        actor,
+        progress,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(out.errors)
+}
+
 /// The restore step for the appliance's own store.
 pub fn from_store<'a>(
     repo: &'a Repo,
-    catalog: &'a Catalog,
     actor: &'a Actor,
 ) -> impl FnMut(&SnapshotId, &Path, &Path) -> std::result::Result<Restored, String> + 'a {
-    move |snapshot, target, _scratch| {
-        let out = crate::restore(
+    move |snapshot, target, scratch| {
+        let errors = restore_into(
             repo,
-            catalog,
-            &crate::RestoreRequest {
-                snapshot: *snapshot,
-                target: target.to_path_buf(),
-                paths: Vec::new(),
-                overwrite: false,
-                threads: 0,
-            },
             actor,
+            snapshot,
+            target,
+            scratch,
             &crate::Progress::default(),
         )
         .map_err(|e| format!("restore from the store failed: {e}"))?;
         Ok(Restored {
             copy: format!("store {}", repo.config().store_id),
-            errors: out.errors,
+            errors,
         })
     }
 }
@@ -488,6 +548,8 @@ mod tests {
             sandbox_root: w.dir.path().join("drills"),
             rto_ms,
             job: None,
+            protect: crate::sandbox::store_paths(&w.store(), &[]),
+            staging: Staging::Nothing,
         }
     }
 
@@ -501,7 +563,7 @@ mod tests {
     fn a_drill_restores_verifies_every_file_and_records_the_evidence() {
         let (w, repo, cat, snap) = world();
         let a = actor();
-        let mut step = from_store(&repo, &cat, &a);
+        let mut step = from_store(&repo, &a);
         let t0 = std::time::Instant::now();
         let d = run(
             &repo,
@@ -524,7 +586,20 @@ mod tests {
         assert!(d.duration_ms.unwrap() <= around, "{d:?} in {around} ms");
         assert_eq!(d.rto_ms, Some(3_600_000));
         assert!(d.reason.contains("within the RTO"), "{}", d.reason);
+        assert!(
+            d.isolation.starts_with("private mount namespace"),
+            "{}",
+            d.isolation
+        );
         assert_eq!(sandboxes(&w), 0, "the sandbox is removed");
+        // The drill's job log holds no restore of its own: the restore's
+        // row was in the sandbox's catalog.
+        let jobs = cat.jobs(&coffer_catalog::JobFilter::default()).unwrap();
+        assert!(
+            jobs.iter()
+                .all(|j| j.kind != coffer_types::JobKind::Restore),
+            "{jobs:?}"
+        );
         // Evidence is never changed.
         assert!(
             cat.finish_drill(
@@ -537,6 +612,7 @@ mod tests {
                     bytes: 0,
                     pass: false,
                     reason: "rewritten".into(),
+                    isolation: String::new(),
                 }
             )
             .is_err()
@@ -549,7 +625,7 @@ mod tests {
         let (w, repo, cat, _) = world();
         let a = actor();
         // A copy slower than the RTO (a 10 ms RTO; it takes 30 ms or more).
-        let mut fast = from_store(&repo, &cat, &a);
+        let mut fast = from_store(&repo, &a);
         let mut slow = |s: &SnapshotId, t: &Path, x: &Path| {
             std::thread::sleep(std::time::Duration::from_millis(30));
             fast(s, t, x)
@@ -560,7 +636,7 @@ mod tests {
         assert!(d.reason.contains("RTO is not met"), "{}", d.reason);
         assert_eq!(d.files, 2, "every file was verified all the same");
         // A copy that restores one file wrong.
-        let mut inner = from_store(&repo, &cat, &a);
+        let mut inner = from_store(&repo, &a);
         let mut tampered = |s: &SnapshotId, t: &Path, x: &Path| {
             let r = inner(s, t, x)?;
             std::fs::write(t.join("etc/hosts"), "10.0.0.1 evil\n").unwrap();
@@ -582,7 +658,7 @@ mod tests {
         // No such asset: refused before anything is recorded.
         let mut r = req(&w, None);
         r.asset = "nothing".into();
-        let mut step = from_store(&repo, &cat, &a);
+        let mut step = from_store(&repo, &a);
         assert!(run(&repo, &cat, &r, &a, &|| 4, &mut step).is_err());
         assert_eq!(cat.drills(None).unwrap().len(), 3);
     }
@@ -651,5 +727,46 @@ mod tests {
         assert!(!root.join(format!("drill-{id}")).exists());
         assert!(outside.exists(), "nothing outside the sandbox is touched");
         assert!(reap(&cat, &root, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_drill_cannot_change_the_store_it_tests_and_its_sandbox_runs_nothing() {
+        let (w, repo, cat, _) = world();
+        let a = actor();
+        let store = w.store();
+        let mut inner = from_store(&repo, &a);
+        let mut seen = Vec::new();
+        let mut step = |s: &SnapshotId, t: &Path, scratch: &Path| {
+            // A restore that goes wrong and writes into the store.
+            seen.push(
+                std::fs::write(store.join("data/planted"), b"x").map_err(|e| e.raw_os_error()),
+            );
+            seen.push(std::fs::write(store.join("config"), b"x").map_err(|e| e.raw_os_error()));
+            let r = inner(s, t, scratch);
+            // What was restored cannot be run from the sandbox.
+            let fl = nix::sys::statvfs::statvfs(t).unwrap().flags();
+            seen.push(
+                if fl.contains(
+                    nix::sys::statvfs::FsFlags::ST_NOEXEC | nix::sys::statvfs::FsFlags::ST_NOSUID,
+                ) {
+                    Ok(())
+                } else {
+                    Err(None)
+                },
+            );
+            r
+        };
+        let d = run(&repo, &cat, &req(&w, None), &a, &|| 1_000, &mut step).unwrap();
+        assert_eq!(d.result, "pass", "{d:?}");
+        assert_eq!(
+            seen,
+            vec![Err(Some(libc::EROFS)), Err(Some(libc::EROFS)), Ok(())],
+            "{}",
+            d.isolation
+        );
+        assert!(!store.join("data/planted").exists());
+        assert!(d.isolation.contains("read-only"), "{}", d.isolation);
+        // The store is writable again outside the drill.
+        std::fs::write(store.join("data/after"), b"x").unwrap();
     }
 }

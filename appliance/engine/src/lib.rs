@@ -30,6 +30,7 @@ pub mod protect;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod sandbox;
 pub mod verify;
 
 pub use backup::{BackupOutcome, BackupRequest, backup, backup_queued};

@@ -399,6 +399,55 @@ pub struct DrillPolicy {
     /// Which snapshot: the newest, or one picked at random.
     #[serde(default)]
     pub random: bool,
+    /// With `from = remote`: the remote (an appliance peer or a bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+/// What a verification job verifies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyWhat {
+    /// The store: every container read and authenticated
+    /// (`verify --read-data`), damage mapped to files.
+    #[default]
+    Store,
+    /// The disk pool the store lives on: every shard read and checked,
+    /// damage healed from parity (scrub).
+    Pool,
+    /// A media set read back from its cartridges and compared with the
+    /// store.
+    Tape,
+    /// A remote's copy read back and authenticated with the store's keys.
+    Remote,
+}
+
+impl VerifyWhat {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyWhat::Store => "store",
+            VerifyWhat::Pool => "pool",
+            VerifyWhat::Tape => "tape",
+            VerifyWhat::Remote => "remote",
+        }
+    }
+}
+
+impl FromStr for VerifyWhat {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "store" => Ok(VerifyWhat::Store),
+            "pool" => Ok(VerifyWhat::Pool),
+            "tape" => Ok(VerifyWhat::Tape),
+            "remote" => Ok(VerifyWhat::Remote),
+            _ => Err(ParseError {
+                what: "verification (store, pool, tape or remote)",
+                input: s.to_string(),
+            }),
+        }
+    }
 }
 
 /// The copy a restore drill restores from.
@@ -410,6 +459,9 @@ pub enum DrillSource {
     Disk,
     /// A tape media set holding the snapshot (through the library).
     Tape,
+    /// An offsite copy: a paired appliance (pulled into the sandbox) or an
+    /// S3 bucket (read in place).
+    Remote,
 }
 
 impl DrillSource {
@@ -418,6 +470,7 @@ impl DrillSource {
         match self {
             DrillSource::Disk => "disk",
             DrillSource::Tape => "tape",
+            DrillSource::Remote => "remote",
         }
     }
 }
@@ -428,8 +481,9 @@ impl FromStr for DrillSource {
         match s {
             "disk" => Ok(DrillSource::Disk),
             "tape" => Ok(DrillSource::Tape),
+            "remote" => Ok(DrillSource::Remote),
             _ => Err(ParseError {
-                what: "drill source (disk or tape)",
+                what: "drill source (disk, tape or remote)",
                 input: s.to_string(),
             }),
         }
@@ -489,7 +543,7 @@ pub struct DrillRecord {
     pub asset: String,
     /// The snapshot restored.
     pub snapshot: String,
-    /// Which copy: `disk` or `tape`.
+    /// Which copy: `disk`, `tape` or `remote`.
     pub source: String,
     /// The copy in words (the store, or the media set and cartridges).
     pub copy: String,
@@ -514,6 +568,11 @@ pub struct DrillRecord {
     pub result: String,
     /// Why it failed (or what was noted when it passed).
     pub reason: String,
+    /// How the sandbox was confined: a private mount namespace (the store
+    /// read-only, the sandbox nosuid, nodev, noexec), or a private
+    /// directory and why no namespace could be had.
+    #[serde(default)]
+    pub isolation: String,
 }
 
 fn default_target() -> String {
@@ -1297,17 +1356,22 @@ pub enum Call {
         /// A snapshot picked at random instead of the newest.
         #[serde(default)]
         random: bool,
-    },
-    /// Verifies now: the store read back in full, or (`tape`) the newest
-    /// media set of a pool (of every pool with a set) read back from its
-    /// cartridges (jobs).
-    VerifyRun {
-        /// Tape rather than the store.
-        #[serde(default)]
-        tape: bool,
-        /// Only this pool's newest set.
+        /// With `from = remote`: which remote.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pool: Option<String>,
+        remote: Option<String>,
+    },
+    /// Verifies now (jobs): the store read back in full; the disk pool
+    /// scrubbed; the newest media set of a media pool (of every pool with
+    /// a set) read back from its cartridges; or a remote's copy read back
+    /// (of every remote).
+    VerifyRun {
+        /// What is verified.
+        #[serde(default)]
+        what: VerifyWhat,
+        /// With `tape`: only this media pool's newest set; with `remote`:
+        /// only this remote.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// Each asset against the 3-2-1-1-0 rule.
     Compliance,

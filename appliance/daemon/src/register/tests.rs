@@ -349,11 +349,36 @@ fn profile_validation() {
                 schedule: "quarterly-ish".into(),
                 from: coffer_types::api::DrillSource::Disk,
                 random: false,
+                remote: None,
             })
         },
         "drill.schedule",
         "profile 'standard': drill.schedule: 'quarterly-ish': unknown weekday 'quarterly-ish' at \
          column 1 (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
+    );
+    check(
+        &|p| {
+            p.drill = Some(coffer_types::api::DrillPolicy {
+                schedule: "*-*-01 03:00".into(),
+                from: coffer_types::api::DrillSource::Remote,
+                random: false,
+                remote: None,
+            })
+        },
+        "drill.remote",
+        "profile 'standard': drill.remote: a drill from a remote names the remote",
+    );
+    check(
+        &|p| {
+            p.drill = Some(coffer_types::api::DrillPolicy {
+                schedule: "*-*-01 03:00".into(),
+                from: coffer_types::api::DrillSource::Tape,
+                random: false,
+                remote: Some("offsite".into()),
+            })
+        },
+        "drill.remote",
+        "profile 'standard': drill.remote: 'offsite' is set, but the drill is from tape",
     );
     let mut nightly = profile();
     nightly.replicate_to = vec!["offsite".into()];

@@ -57,7 +57,11 @@ impl TestDaemon {
         mounted.then(|| TestDaemon::start_in(dir, true, f))
     }
 
-    fn start_in(dir: tempfile::TempDir, tmpfs: bool, f: impl FnOnce(&mut Config)) -> TestDaemon {
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        tmpfs: bool,
+        f: impl FnOnce(&mut Config),
+    ) -> TestDaemon {
         let mut c = config(dir.path());
         f(&mut c);
         let path = dir.path().join("cofferd.toml");

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use coffer_types::api::{
     Asset, AuditFilter, Call, Criticality, DrillPolicy, DrillSource, Duration, MediaStep,
     ObjectLockMode, Profile, RemoteKind, RemoteSpec, Retention, Role, S3Remote, Schedules,
+    VerifyWhat,
 };
 use coffer_types::{JobKind, JobStatus, Level};
 
@@ -504,8 +505,11 @@ impl ProfileEdit {
                 .transpose()?,
             retry_backoff: p.parse_one::<Duration>("retry-backoff")?,
             drill: match p.one("drill") {
-                None if p.has("drill-from") || p.has("drill-random") => {
-                    return Err("--drill-from and --drill-random go with --drill CALENDAR".into());
+                None if p.has("drill-from") || p.has("drill-random") || p.has("drill-remote") => {
+                    return Err(
+                        "--drill-from, --drill-remote and --drill-random go with --drill CALENDAR"
+                            .into(),
+                    );
                 }
                 None => None,
                 Some(v) if is_none_word(v) => Some(None),
@@ -515,6 +519,7 @@ impl ProfileEdit {
                         .parse_one::<DrillSource>("drill-from")?
                         .unwrap_or_default(),
                     random: p.has("drill-random"),
+                    remote: p.one("drill-remote").map(str::to_string),
                 })),
             },
         })
@@ -916,7 +921,7 @@ const RETENTION_FLAGS: [Flag; 8] = [
 ];
 
 /// The profile's other flags (schedules, target, replication, retries).
-const PROFILE_OWN_FLAGS: [Flag; 12] = [
+const PROFILE_OWN_FLAGS: [Flag; 13] = [
     flag(
         "full",
         "EXPR",
@@ -979,9 +984,15 @@ const PROFILE_OWN_FLAGS: [Flag; 12] = [
     ),
     flag(
         "drill-from",
-        "disk|tape",
+        "disk|tape|remote",
         ArgKind::Free,
         "the copy drills restore (default disk)",
+    ),
+    flag(
+        "drill-remote",
+        "REMOTE",
+        ArgKind::Free,
+        "with --drill-from remote: the remote whose copy drills restore",
     ),
     switch(
         "drill-random",
@@ -990,7 +1001,7 @@ const PROFILE_OWN_FLAGS: [Flag; 12] = [
 ];
 
 /// Every flag of `profile add|edit`: its own and the retention flags.
-const PROFILE_FLAGS: &[Flag] = &join::<12, 8, 20>(PROFILE_OWN_FLAGS, RETENTION_FLAGS);
+const PROFILE_FLAGS: &[Flag] = &join::<13, 8, 21>(PROFILE_OWN_FLAGS, RETENTION_FLAGS);
 
 /// Two flag lists as one, at compile time.
 const fn join<const A: usize, const B: usize, const N: usize>(
@@ -1553,9 +1564,15 @@ pub static ENTRIES: &[Entry] = &[
         &[
             flag(
                 "from",
-                "disk|tape",
+                "disk|tape|remote",
                 ArgKind::Free,
                 "the copy to restore (default disk)"
+            ),
+            flag(
+                "remote",
+                "REMOTE",
+                ArgKind::Free,
+                "with --from remote: the remote (an appliance or a bucket)"
             ),
             flag(
                 "snapshot",
@@ -1571,6 +1588,7 @@ pub static ENTRIES: &[Entry] = &[
             from: p.parse_one::<DrillSource>("from")?.unwrap_or_default(),
             snapshot: p.one("snapshot").map(str::to_string),
             random: p.has("random"),
+            remote: p.one("remote").map(str::to_string),
         })
     ),
     entry!(
@@ -1579,8 +1597,28 @@ pub static ENTRIES: &[Entry] = &[
         &[],
         "Read the whole store back now: every container authenticated, damage mapped to files (a job).",
         |_, _| call(Call::VerifyRun {
-            tape: false,
-            pool: None,
+            what: VerifyWhat::Store,
+            name: None,
+        })
+    ),
+    entry!(
+        &["verify", "pool"],
+        &[],
+        &[],
+        "Scrub the disk pool the store lives on now: every shard read and checked, damage rewritten from parity (a job).",
+        |_, _| call(Call::VerifyRun {
+            what: VerifyWhat::Pool,
+            name: None,
+        })
+    ),
+    entry!(
+        &["verify", "remote"],
+        &[],
+        &[flag("remote", "REMOTE", ArgKind::Free, "only this remote")],
+        "Read each remote's copy back now (an appliance's pulled whole, a bucket in place) and authenticate every container with the store's keys (jobs).",
+        |p, _| call(Call::VerifyRun {
+            what: VerifyWhat::Remote,
+            name: p.one("remote").map(str::to_string),
         })
     ),
     entry!(
@@ -1594,8 +1632,8 @@ pub static ENTRIES: &[Entry] = &[
         )],
         "Read the newest media set of each pool back from its cartridges and compare it with the store (jobs).",
         |p, _| call(Call::VerifyRun {
-            tape: true,
-            pool: p.one("pool").map(str::to_string),
+            what: VerifyWhat::Tape,
+            name: p.one("pool").map(str::to_string),
         })
     ),
     entry!(
@@ -2684,6 +2722,17 @@ mod tests {
                 from: DrillSource::Tape,
                 snapshot: None,
                 random: true,
+                remote: None,
+            },
+        );
+        same(
+            "drill run db --from remote --remote offsite",
+            Call::DrillRun {
+                asset: "db".into(),
+                from: DrillSource::Remote,
+                snapshot: None,
+                random: false,
+                remote: Some("offsite".into()),
             },
         );
         same(
@@ -2692,19 +2741,33 @@ mod tests {
                 asset: Some("db".into()),
             },
         );
-        assert!(err("drill run db --from cloud").contains("disk or tape"));
+        assert!(err("drill run db --from cloud").contains("disk, tape or remote"));
         same(
             "verify tape --pool gfs",
             Call::VerifyRun {
-                tape: true,
-                pool: Some("gfs".into()),
+                what: VerifyWhat::Tape,
+                name: Some("gfs".into()),
             },
         );
         same(
             "verify store",
             Call::VerifyRun {
-                tape: false,
-                pool: None,
+                what: VerifyWhat::Store,
+                name: None,
+            },
+        );
+        same(
+            "verify pool",
+            Call::VerifyRun {
+                what: VerifyWhat::Pool,
+                name: None,
+            },
+        );
+        same(
+            "verify remote --remote offsite",
+            Call::VerifyRun {
+                what: VerifyWhat::Remote,
+                name: Some("offsite".into()),
             },
         );
         let e = ProfileEdit::from_parsed(
@@ -2727,6 +2790,7 @@ mod tests {
                 schedule: "*-01,04,07,10-01 03:00".into(),
                 from: DrillSource::Tape,
                 random: false,
+                remote: None,
             }))
         );
         assert!(err("profile edit standard --drill-from tape").contains("--drill CALENDAR"));

@@ -361,6 +361,7 @@ pub fn drills(v: &[coffer_types::api::DrillRecord]) -> String {
             ("took", secs(d.duration_ms)),
             ("RTO", secs(d.rto_ms)),
             ("verified", format!("{} files, {}", d.files, size(d.bytes))),
+            ("sandbox", d.isolation.clone()),
             ("why", d.reason.clone()),
         ]));
     }
