@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if data.len() >= HEADER_LEN + TRAILER_LEN {
         let n = data.len();
-        if let Ok(info) = container::parse_container(&data[..HEADER_LEN], &data[n - TRAILER_LEN..], n as u64) {
+        if let Ok(info) =
+            container::parse_container(&data[..HEADER_LEN], &data[n - TRAILER_LEN..], n as u64)
+        {
             let _ = container::open_table(&key, data, &info);
         }
     }

@@ -18,7 +18,11 @@ fn content() -> Vec<u8> {
 }
 
 fn opts() -> OpenOptions {
-    OpenOptions { smart: false, reserve: Some(0), ..OpenOptions::default() }
+    OpenOptions {
+        smart: false,
+        reserve: Some(0),
+        ..OpenOptions::default()
+    }
 }
 
 fn pool() -> &'static (tempfile::TempDir, Vec<PathBuf>) {
@@ -31,10 +35,18 @@ fn pool() -> &'static (tempfile::TempDir, Vec<PathBuf>) {
         }
         admin::create(
             &members,
-            &CreateOptions { name: "fuzz".into(), geometry: None, allow_same_device: true, block_size: Some(4096) },
+            &CreateOptions {
+                name: "fuzz".into(),
+                geometry: None,
+                allow_same_device: true,
+                block_size: Some(4096),
+            },
         )
         .unwrap();
-        Pool::open(&members[0], &opts()).unwrap().put(KEY, &content()).unwrap();
+        Pool::open(&members[0], &opts())
+            .unwrap()
+            .put(KEY, &content())
+            .unwrap();
         (d, members)
     })
 }
@@ -47,10 +59,17 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&victim, data).unwrap();
     let p = Pool::open(&members[0], &opts()).unwrap();
     assert_eq!(p.get(KEY).unwrap(), content());
-    assert_eq!(p.get_range(KEY, 5000, 9000).unwrap(), content()[5000..14000]);
+    assert_eq!(
+        p.get_range(KEY, 5000, 9000).unwrap(),
+        content()[5000..14000]
+    );
     let r = p.scrub(&|_| {}).unwrap();
     assert!(r.ok(), "{r:?}");
-    assert_eq!(std::fs::read(&victim).unwrap(), original, "scrub rewrote the shard");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        original,
+        "scrub rewrote the shard"
+    );
     // metadata: any bytes are refused or read, never a panic
     let meta = members[2].join("coffer-pool.json");
     let saved = std::fs::read(&meta).unwrap();

@@ -65,11 +65,16 @@ impl TapeDrive for MemDrive {
         Ok(())
     }
     fn locate(&mut self, block: u64) -> coffer_tape::Result<()> {
-        self.pos = usize::try_from(block).unwrap_or(usize::MAX).min(self.records.len());
+        self.pos = usize::try_from(block)
+            .unwrap_or(usize::MAX)
+            .min(self.records.len());
         Ok(())
     }
     fn position(&mut self) -> coffer_tape::Result<Position> {
-        Ok(Position { block: self.pos as u64, ..Position::default() })
+        Ok(Position {
+            block: self.pos as u64,
+            ..Position::default()
+        })
     }
     fn set_encryption(&mut self, _: Option<&DriveKey>) -> coffer_tape::Result<()> {
         Ok(())
@@ -102,11 +107,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let key = MediaSetKey::from_bytes_for_fixtures([7; 32]);
     for k in [None, Some(&key)] {
-        let mut d = MemDrive { records: records.clone(), pos: 0 };
+        let mut d = MemDrive {
+            records: records.clone(),
+            pos: 0,
+        };
         let _ = read_doc::<MediaLabel>(&mut d, Content::MediaLabel, k);
         let _ = read_doc::<SetLabel>(&mut d, Content::SetLabel, k);
         let _ = read_doc::<TapeCatalog>(&mut d, Content::Catalog, k);
-        let mut d = MemDrive { records: records.clone(), pos: 0 };
+        let mut d = MemDrive {
+            records: records.clone(),
+            pos: 0,
+        };
         let mut a = ArchiveReader::new(&mut d, k);
         let mut n = 0;
         while let Ok(Some(item)) = a.next_item() {
