@@ -7,10 +7,16 @@
 //!   unsigned, tampered, truncated, foreign and downgrading bundles are
 //!   refused with the reason.
 //!
-//! The image build (Debian packages through mmdebstrap, GPT with an EFI
-//! system partition, root slots A and B and a data partition), the A/B
-//! switch with boot counting and the first-boot setup are issue 12's
-//! later parts and are not here yet.
+//! - [`slots`]: the A/B root slots and their systemd-boot entries;
+//!   installing a bundle into the inactive slot with a boot counter, in
+//!   an order a power cut cannot break.
+//! - [`system`]: the installed appliance's layout, running slot, version
+//!   and keys; the boot assessment.
+//! - [`build`]: the disk image from Debian packages (mmdebstrap, GPT
+//!   with an EFI system partition, root slots a and b, a data partition).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod build;
 pub mod bundle;
+pub mod slots;
+pub mod system;

@@ -4,6 +4,10 @@
 //! coffer-image keygen --key update.key --public update.pub
 //! coffer-image bundle --key update.key --version 0.2.0 --out coffer-0.2.0.cub rootfs=root.ext4 vmlinuz=vmlinuz initrd.img=initrd.img
 //! coffer-image verify --trust update.pub --installed 0.1.0 coffer-0.2.0.cub
+//! coffer-image build --key update.key --out out/     # the disk image and its bundle
+//! coffer-image slots                                  # on the appliance: the A/B slots
+//! coffer-image install coffer-0.2.0.cub               # on the appliance (cofferd's `update install` is the audited way)
+//! coffer-image boot-check                             # boot assessment (coffer-boot-check.service)
 //! ```
 
 use std::io::{BufReader, BufWriter, Write};
@@ -65,6 +69,72 @@ enum Cmd {
         installed: String,
         /// The bundle.
         bundle: PathBuf,
+    },
+    /// Build the appliance's disk image (and its update bundle) from
+    /// Debian packages and the built binaries. Runs as root.
+    Build {
+        /// Where the image, bundle and build record go.
+        #[arg(long, default_value = "coffer-image-out")]
+        out: PathBuf,
+        /// The update signing key (PKCS#8, from `keygen`); the image trusts
+        /// its public half and the bundle is signed with it.
+        #[arg(long)]
+        key: PathBuf,
+        /// Another trusted public key (repeatable).
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+        /// Downloaded packages and built bases, kept between builds.
+        #[arg(
+            long,
+            env = "COFFER_IMAGE_CACHE",
+            default_value = "/var/cache/coffer-image"
+        )]
+        cache: PathBuf,
+        /// Where cofferd, coffer and coffer-image are (default: beside this program).
+        #[arg(long)]
+        binaries: Option<PathBuf>,
+        /// The image's version (default: this program's).
+        #[arg(long)]
+        version: Option<String>,
+        /// The Debian mirror.
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// The Debian security mirror ("none" for none).
+        #[arg(long, default_value = "http://deb.debian.org/debian-security")]
+        security_mirror: String,
+        /// The time every file gets (default: SOURCE_DATE_EPOCH, or 2025-01-01).
+        #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 1_735_689_600)]
+        source_date_epoch: i64,
+        /// Only the root filesystem and the bundle, no disk image.
+        #[arg(long)]
+        bundle_only: bool,
+        /// The overlay tree (default: image/rootfs of this workspace).
+        #[arg(long)]
+        overlay: Option<PathBuf>,
+    },
+    /// On the appliance: the running slot and every slot's boot entry.
+    Slots,
+    /// On the appliance: install a bundle into the inactive slot (it boots
+    /// next, with TRIES boots to reach a healthy cofferd).
+    Install {
+        /// Boots the new slot gets.
+        #[arg(long, default_value_t = coffer_image::slots::DEFAULT_TRIES)]
+        tries: u32,
+        /// The bundle.
+        bundle: PathBuf,
+    },
+    /// Boot assessment: on a counted boot, wait for cofferd to answer;
+    /// fail (the unit reboots) if it does not in time.
+    BootCheck {
+        /// cofferd's control socket.
+        #[arg(long, default_value = "/run/coffer/control.sock")]
+        socket: PathBuf,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+        /// Assess even if this boot is not being counted.
+        #[arg(long)]
+        always: bool,
     },
 }
 
@@ -187,6 +257,88 @@ fn run(cli: Cli) -> Result<()> {
             let m = opened.install(&mut |_| Ok(Box::new(std::io::sink())))?;
             println!("{}", serde_json::to_string_pretty(&m)?);
         }
+        Cmd::Build {
+            out,
+            key,
+            trust,
+            cache,
+            binaries,
+            version,
+            mirror,
+            security_mirror,
+            source_date_epoch,
+            bundle_only,
+            overlay,
+        } => {
+            let binaries = match binaries {
+                Some(b) => b,
+                None => std::env::current_exe()?
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .ok_or_else(|| anyhow!("cannot tell where this program is"))?,
+            };
+            let overlay =
+                overlay.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rootfs"));
+            let o = coffer_image::build::Options {
+                out,
+                cache,
+                binaries,
+                version: version
+                    .as_deref()
+                    .unwrap_or(env!("CARGO_PKG_VERSION"))
+                    .parse()?,
+                mirror,
+                security_mirror: (security_mirror != "none").then_some(security_mirror),
+                key,
+                trust,
+                source_date_epoch,
+                bundle_only,
+            };
+            eprintln!(
+                "coffer-image: building {} {} from Debian {} ({})",
+                if bundle_only {
+                    "the bundle of"
+                } else {
+                    "the image"
+                },
+                o.version,
+                coffer_image::build::SUITE,
+                o.mirror
+            );
+            let b = coffer_image::build::build(&o, &overlay)?;
+            println!("{}", serde_json::to_string_pretty(&b)?);
+        }
+        Cmd::Slots => {
+            let s = coffer_image::system::status()?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Cmd::Install { tries, bundle } => {
+            let f = std::fs::File::open(&bundle)
+                .with_context(|| format!("open '{}'", bundle.display()))?;
+            let i = coffer_image::system::install(BufReader::new(f), tries)?;
+            eprintln!(
+                "coffer-image: version {} installed into slot {} ({} boots to reach a healthy cofferd); it boots next",
+                i.version,
+                i.slot.name(),
+                i.tries
+            );
+            println!("{}", serde_json::to_string_pretty(&i)?);
+        }
+        Cmd::BootCheck {
+            socket,
+            timeout,
+            always,
+        } => {
+            if !always && !coffer_image::system::counted_boot() {
+                println!("coffer-image: this boot is not being counted; nothing to assess");
+                return Ok(());
+            }
+            let v = coffer_image::system::wait_healthy(
+                &socket,
+                std::time::Duration::from_secs(timeout),
+            )?;
+            println!("coffer-image: cofferd {v} answers; this slot is good");
+        }
     }
     Ok(())
 }
@@ -203,7 +355,20 @@ fn main() -> std::process::ExitCode {
                         | bundle::Error::Refused(_)
                         | bundle::Error::Damaged { .. }
                 )
-            }) {
+            }) || e
+                .downcast_ref::<coffer_image::slots::Error>()
+                .is_some_and(|e| {
+                    matches!(
+                        e,
+                        coffer_image::slots::Error::Unfit(_)
+                            | coffer_image::slots::Error::Bundle(
+                                bundle::Error::BadSignature(_)
+                                    | bundle::Error::Refused(_)
+                                    | bundle::Error::Damaged { .. }
+                            )
+                    )
+                })
+            {
                 return std::process::ExitCode::from(4);
             }
             std::process::ExitCode::from(1)

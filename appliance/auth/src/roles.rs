@@ -89,11 +89,13 @@ pub enum Permission {
     MediaHandle,
     /// Record that cartridges were destroyed (disposal certificates).
     MediaDispose,
+    /// Install signed update bundles and restart the appliance.
+    SystemUpdate,
 }
 
 impl Permission {
     /// Every permission, in declaration (and [`MATRIX`]) order.
-    pub const ALL: [Permission; 35] = [
+    pub const ALL: [Permission; 36] = [
         Permission::StatusRead,
         Permission::AssetRead,
         Permission::AssetWrite,
@@ -129,6 +131,7 @@ impl Permission {
         Permission::MediaRead,
         Permission::MediaHandle,
         Permission::MediaDispose,
+        Permission::SystemUpdate,
     ];
 
     /// The dotted name used in messages, the audit log and the docs.
@@ -169,6 +172,7 @@ impl Permission {
             Permission::MediaRead => "media.read",
             Permission::MediaHandle => "media.handle",
             Permission::MediaDispose => "media.dispose",
+            Permission::SystemUpdate => "system.update",
         }
     }
 
@@ -212,6 +216,7 @@ impl Permission {
                 "record media rotation steps (export, receipt, recall, import)"
             }
             Permission::MediaDispose => "record that cartridges were destroyed",
+            Permission::SystemUpdate => "install signed update bundles and restart the appliance",
         }
     }
 
@@ -231,6 +236,7 @@ impl Permission {
                 | Permission::ProfileRemove
                 | Permission::RemoteManage
                 | Permission::MediaDispose
+                | Permission::SystemUpdate
         )
     }
 }
@@ -248,7 +254,7 @@ const N: bool = false;
 /// in [`Role::ALL`] order — administrator, backup operator, restore
 /// operator, auditor, security officer.
 #[rustfmt::skip]
-pub const MATRIX: [(Permission, [bool; 5]); 35] = [
+pub const MATRIX: [(Permission, [bool; 5]); 36] = [
     //                                 admin backup restore audit secoff
     (Permission::StatusRead,        [Y,    Y,     Y,      Y,    Y]),
     (Permission::AssetRead,         [Y,    Y,     Y,      Y,    Y]),
@@ -285,6 +291,7 @@ pub const MATRIX: [(Permission, [bool; 5]); 35] = [
     (Permission::MediaRead,         [Y,    Y,     Y,      Y,    Y]),
     (Permission::MediaHandle,       [Y,    Y,     N,      N,    N]),
     (Permission::MediaDispose,      [Y,    N,     N,      N,    Y]),
+    (Permission::SystemUpdate,      [Y,    N,     N,      N,    N]),
 ];
 
 /// Whether `role` holds permission `p`, by [`MATRIX`].
@@ -439,6 +446,7 @@ mod tests {
                 Permission::ClockAccept,
                 Permission::RemoteManage,
                 Permission::MediaDispose,
+                Permission::SystemUpdate,
             ]
         );
     }

@@ -130,6 +130,8 @@ fn permission(call: &Call) -> Option<(Permission, bool)> {
         Call::AlertAck { .. } => (P::AlertAck, true),
         Call::AuditList { .. } | Call::AuditVerify => (P::AuditRead, true),
         Call::Reload => (P::ConfigReload, true),
+        Call::UpdateStatus => (P::StatusRead, false),
+        Call::UpdateInstall { .. } | Call::SystemReboot => (P::SystemUpdate, true),
         Call::PanelShow => (P::StatusRead, false),
         // A simulated button press stands for a person at the rack: it may
         // acknowledge an alert, so it needs that permission and is audited.
@@ -212,6 +214,9 @@ fn target(call: &Call) -> String {
             .or_else(|| asset.clone())
             .unwrap_or_default(),
         Call::HoldRelease { id } => format!("hold {id}"),
+        Call::UpdateInstall { path, .. } => path
+            .clone()
+            .unwrap_or_else(|| format!("the {} medium", crate::update::MEDIUM_LABEL)),
         Call::DrillRun { asset, .. } => asset.clone(),
         Call::MediaStep { step, .. } => {
             use coffer_types::api::MediaStep as S;
@@ -757,6 +762,11 @@ fn execute(
                 format!("pressed {button} on the simulated panel"),
             )
         }
+        Call::UpdateStatus => (crate::update::status(inner)?, none()),
+        Call::UpdateInstall { path, tries } => {
+            crate::update::install(inner, path.as_deref(), *tries)?
+        }
+        Call::SystemReboot => crate::update::reboot(inner)?,
         Call::Reload => {
             inner
                 .reload()

@@ -78,6 +78,10 @@ pub struct Config {
     /// Notifications of alerts by email and webhook.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Where the appliance image keeps its slot layout, version and
+    /// trusted update keys (the image's defaults; tests point elsewhere).
+    #[serde(default)]
+    pub update: coffer_image::system::System,
 }
 
 /// `[notify]`: where alerts are sent.
@@ -597,6 +601,7 @@ impl Config {
             verify: VerifyConfig::default(),
             metrics: MetricsConfig::default(),
             notify: NotifyConfig::default(),
+            update: coffer_image::system::System::default(),
         }
     }
 

@@ -43,6 +43,7 @@ mod s3;
 mod scheduler;
 mod server;
 mod tape;
+mod update;
 mod verify;
 
 use std::path::{Path, PathBuf};

@@ -137,6 +137,24 @@ enum Cmd {
     /// The interactive management shell, connected to cofferd (the default
     /// without a subcommand).
     Shell,
+    /// The appliance's setup (network, time, disks and pool, store, tape
+    /// library, service, first administrator): from an answers file, or
+    /// asking. `setup apply` renders the saved setup (every boot);
+    /// `setup check FILE` checks answers; `setup disks` lists the disks.
+    Setup {
+        /// The answers (TOML, every key: docs/setup.md).
+        #[arg(long, value_name = "FILE")]
+        answers: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: Option<crate::setup_cmd::SetupCmd>,
+    },
+    /// What the appliance's consoles (tty1, the serial console) run: the
+    /// setup until it has run, then the management shell.
+    Console {
+        /// The console's terminal device.
+        #[arg(long, value_name = "DEVICE")]
+        tty: PathBuf,
+    },
     /// The appliance on its development defaults: starts cofferd in this
     /// process with its store, socket, state and a sample asset and profile
     /// under DIR (simulated hardware), and opens the shell on it.
@@ -596,6 +614,10 @@ fn run(cli: Cli) -> Result<u8> {
             return crate::remote::one_shot(&remote, words);
         }
         Some(Cmd::Dev { dir }) => return crate::dev::run(dir, cli.json),
+        Some(Cmd::Setup { answers, cmd }) => {
+            return crate::setup_cmd::setup(cmd.as_ref(), answers.as_deref(), cli.json);
+        }
+        Some(Cmd::Console { tty }) => return crate::setup_cmd::console(tty, &cli.socket),
         Some(Cmd::Status) => return crate::remote::one_shot(&remote, &["status".to_string()]),
         Some(Cmd::Replicate(w) | Cmd::Hold(w) | Cmd::Retention(w) | Cmd::Panel(w)) => {
             let group = match &cli.cmd {
@@ -651,6 +673,8 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Shell
         | Cmd::Remote { .. }
         | Cmd::Dev { .. }
+        | Cmd::Setup { .. }
+        | Cmd::Console { .. }
         | Cmd::Status
         | Cmd::Replicate(_)
         | Cmd::Hold(_)

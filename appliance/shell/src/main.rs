@@ -19,6 +19,7 @@ mod pool_cmd;
 mod protect_cmd;
 mod remote;
 mod rotation_cmd;
+mod setup_cmd;
 mod tape_cmd;
 
 use std::process::ExitCode;

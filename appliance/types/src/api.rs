@@ -1193,6 +1193,24 @@ pub enum Call {
     AuditVerify,
     /// Re-reads the configuration file (as SIGHUP does).
     Reload,
+    /// The root slots: which one runs, every slot's version and boot
+    /// state (`coffer_image::slots::Status`).
+    UpdateStatus,
+    /// Installs a signed update bundle into the slot that is not running;
+    /// it boots next, with `tries` boots to reach a healthy cofferd before
+    /// the appliance rolls back (`docs/formats/update.md`).
+    UpdateInstall {
+        /// The bundle's path on the appliance; absent: the one bundle
+        /// (`*.cub`) on an attached medium labelled `COFFER-UPDATE`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// Boots the new slot gets (1 to 9; default 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tries: Option<u32>,
+    },
+    /// Restarts the appliance (jobs are checkpointed first, as at every
+    /// stop), e.g. to boot an installed update.
+    SystemReboot,
     /// What the front panel shows now.
     PanelShow,
     /// Presses a button of the simulated front panel (as a person at the

@@ -2355,6 +2355,35 @@ pub static ENTRIES: &[Entry] = &[
         |_, _| call(Call::ReplicateStatus)
     ),
     entry!(
+        &["update", "status"],
+        &[],
+        &[],
+        "The root slots: which one runs, every slot's version and boot state (being tried, good, failed and rolled back).",
+        |_, _| call(Call::UpdateStatus)
+    ),
+    entry!(
+        &["update", "install"],
+        &[opt_arg("BUNDLE", ArgKind::Free)],
+        &[flag(
+            "tries",
+            "N",
+            ArgKind::Free,
+            "boots the new slot gets to reach a healthy cofferd (default 3)"
+        )],
+        "Install a signed update bundle (a path on the appliance; none: the bundle on the attached COFFER-UPDATE medium) into the slot that is not running; it boots at the next restart and rolls back by itself if it never gets healthy.",
+        |p, _| call(Call::UpdateInstall {
+            path: p.pos(0).map(str::to_string),
+            tries: p.number_flag::<u32>("tries")?,
+        })
+    ),
+    entry!(
+        &["system", "reboot"],
+        &[],
+        &[],
+        "Restart the appliance (running jobs are checkpointed and run again), e.g. to boot an installed update.",
+        |_, _| call(Call::SystemReboot)
+    ),
+    entry!(
         &["reload"],
         &[],
         &[],

@@ -28,7 +28,8 @@ use coffer_types::api::Call;
 
 use self::client::Client;
 use self::commands::{Action, Ctx, parse_words};
-use self::prompt::{Nobody, Prompt, Terminal};
+pub use self::prompt::Prompt;
+use self::prompt::{Nobody, Terminal};
 use self::session::{EXIT_USAGE, Failure, Session};
 use crate::cli::{EXIT_FAILED, EXIT_OK};
 
@@ -39,6 +40,17 @@ pub struct Opts {
     pub socket: PathBuf,
     /// Raw JSON results.
     pub json: bool,
+}
+
+/// A prompt on standard input (a terminal, or lines of a pipe).
+pub fn console_prompt() -> Box<dyn Prompt> {
+    use std::io::IsTerminal;
+    Box::new(Terminal::new(std::io::stdin().is_terminal()))
+}
+
+/// The TOTP enrollment as the shell shows it (QR code, secret, recovery codes).
+pub fn enrollment_text(e: &coffer_types::api::Enrollment) -> String {
+    render::enrollment(e, false)
 }
 
 /// Runs the interactive shell.

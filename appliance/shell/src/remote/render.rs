@@ -231,6 +231,18 @@ pub fn render(call: &Call, v: &Value, color: bool) -> Result<Rendered, String> {
                 json_path.display()
             ))
         }
+        Call::UpdateStatus => ok(update_status(&typed(v)?)),
+        Call::UpdateInstall { .. } => {
+            let i: coffer_image::slots::Installed = typed(v)?;
+            ok(format!(
+                "version {} installed into slot {} (signed by key {}); it boots at the next restart ('system reboot') and has {} to reach a healthy cofferd, or slot {} boots again\n",
+                i.version,
+                i.slot.name(),
+                i.manifest.key,
+                boots(i.tries),
+                i.slot.other().name()
+            ))
+        }
         Call::Compliance => ok(compliance(
             &typed::<Vec<coffer_types::api::AssetCompliance>>(v)?,
         )),
@@ -625,6 +637,43 @@ pub fn key_status(s: &KeyStatus) -> String {
     out
 }
 
+/// `1 boot`, `3 boots`.
+fn boots(n: u32) -> String {
+    if n == 1 {
+        "1 boot".into()
+    } else {
+        format!("{n} boots")
+    }
+}
+
+fn update_status(s: &coffer_image::slots::Status) -> String {
+    use coffer_image::slots::Counter;
+    let mut out = format!(
+        "running: slot {}, version {}\n",
+        s.running.name(),
+        s.running_version
+    );
+    let mut t = Table::new(&["SLOT", "VERSION", "BOOT STATE", "NEXT BOOT"]);
+    for (i, e) in s.entries.iter().enumerate() {
+        t.row(vec![
+            e.slot.name().to_string(),
+            e.version.clone(),
+            match e.counter {
+                Counter::Good => "good".to_string(),
+                Counter::Trying { left, done } => {
+                    format!("being tried: {} left, {done} used", boots(left))
+                }
+                Counter::Failed { done } => {
+                    format!("FAILED after {}: rolled back", boots(done))
+                }
+            },
+            if i == 0 { "yes".into() } else { String::new() },
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
 /// The sentence for a call that returns nothing.
 pub fn done(call: &Call) -> String {
     let s = match call {
@@ -654,6 +703,7 @@ pub fn done(call: &Call) -> String {
         Call::ProfileRemove { name } => format!("profile '{name}' removed"),
         Call::AlertAck { id } => format!("alert {id} acknowledged"),
         Call::Reload => "configuration reloaded".into(),
+        Call::SystemReboot => "the appliance is restarting".into(),
         Call::PanelPress { button } => format!("pressed {button}"),
         Call::RemoteRemove { name } => {
             format!("remote '{name}' removed (its copies stay where they are)")
