@@ -820,30 +820,16 @@ fn build_in(o: &Options, overlay_src: &Path, work: &Path, t0: std::time::Instant
         let f = std::fs::File::create(&bundle_path)?;
         let mut w = std::io::BufWriter::new(f);
         let items = [
-            ("rootfs", root_img.clone()),
-            ("vmlinuz", vmlinuz.clone()),
-            ("initrd.img", initrd.clone()),
+            ("rootfs".to_string(), root_img.clone()),
+            ("vmlinuz".to_string(), vmlinuz.clone()),
+            ("initrd.img".to_string(), initrd.clone()),
         ];
-        bundle::write(
+        bundle::write_files(
             &mut w,
             o.version,
             &coffer_types::rfc3339_ms(o.source_date_epoch.saturating_mul(1000)),
             &signer,
-            &mut || {
-                items
-                    .iter()
-                    .map(|(n, p)| {
-                        let f = std::fs::File::open(p).map_err(|e| bundle::Error::Io {
-                            what: format!("open '{}'", p.display()),
-                            error: e,
-                        })?;
-                        Ok(bundle::Source {
-                            name: (*n).to_string(),
-                            reader: Box::new(std::io::BufReader::new(f)),
-                        })
-                    })
-                    .collect()
-            },
+            &items,
         )?;
         let f = w
             .into_inner()

@@ -198,6 +198,28 @@ pub struct Source<'a> {
     pub reader: Box<dyn Read + 'a>,
 }
 
+/// [`write`] with each item read from a file (`(name, path)`).
+pub fn write_files(
+    out: &mut dyn Write,
+    version: Version,
+    created: &str,
+    key: &SigningKey,
+    items: &[(String, std::path::PathBuf)],
+) -> Result<Manifest> {
+    write(out, version, created, key, &mut || {
+        items
+            .iter()
+            .map(|(n, p)| {
+                let f = std::fs::File::open(p).map_err(io(format!("open '{}'", p.display())))?;
+                Ok(Source {
+                    name: n.clone(),
+                    reader: Box::new(std::io::BufReader::new(f)),
+                })
+            })
+            .collect()
+    })
+}
+
 /// Writes a bundle of `items` for `version`, signed with `key`, to `out`.
 /// Each item is read twice (hash, then copy), so `items` is a function
 /// that opens them afresh.

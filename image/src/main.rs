@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
-use coffer_image::bundle::{self, Source, Version};
+use coffer_image::bundle::{self, Version};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -217,26 +217,12 @@ fn run(cli: Cli) -> Result<()> {
             let f = std::fs::File::create(&tmp)
                 .with_context(|| format!("create '{}'", tmp.display()))?;
             let mut w = BufWriter::new(f);
-            let m = bundle::write(
+            let m = bundle::write_files(
                 &mut w,
                 version,
                 &created.unwrap_or_else(created_now),
                 &k,
-                &mut || {
-                    pairs
-                        .iter()
-                        .map(|(n, p)| {
-                            let f = std::fs::File::open(p).map_err(|e| bundle::Error::Io {
-                                what: format!("open '{}'", p.display()),
-                                error: e,
-                            })?;
-                            Ok(Source {
-                                name: n.clone(),
-                                reader: Box::new(BufReader::new(f)),
-                            })
-                        })
-                        .collect()
-                },
+                &pairs,
             )?;
             let f = w
                 .into_inner()

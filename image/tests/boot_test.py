@@ -228,8 +228,8 @@ def broken_boot(work, acc, disks, logname, slot):
     vm.expect(f"coffer.slot={slot}", timeout=120, what=f"slot {slot} booting")
     vm.expect("this slot is not healthy", timeout=300, what="the boot check's verdict")
     vm.wait_exit(400, "the boot check to give up and reboot")
-    if "Coffer: is this slot healthy" not in vm.text():
-        fail("the boot check did not run on the tried boot")
+    if "coffer-boot-check" not in vm.text():
+        fail("the boot check's unit did not run on the tried boot")
 
 
 def install(vm, codes, extra=""):
@@ -343,8 +343,8 @@ def main():
         fail("the first boot is not slot A")
     vm.login(codes)
     st = vm.command("status")
-    if "0.1.0" not in st:
-        fail(f"`status` does not show version 0.1.0:\n{st}")
+    if "Coffer 0.1.0, slot a" not in st:
+        fail(f"`status` does not show the image 0.1.0 on slot a:\n{st}")
     # The panel shows the address DHCP gave (qemu's user network: 10.0.2.15).
     for _ in range(30):
         panel = vm.command("panel show")
@@ -400,7 +400,7 @@ def main():
     if "running: slot b, version 0.2.0" not in st or not re.search(r"\ba\s+0\.3\.0\s+FAILED after 1 boot\b", st):
         fail(f"update status after the rollback:\n{st}")
     o = vm.command("status")
-    if "0.2.0" not in o:
+    if "Coffer 0.2.0, slot b" not in o:
         fail(f"status after the rollback:\n{o}")
     log("rolled back: slot B 0.2.0 runs, slot A 0.3.0 FAILED")
     install(vm, codes)

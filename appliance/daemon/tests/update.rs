@@ -122,6 +122,7 @@ fn an_update_installs_through_the_api_with_a_fresh_code_and_is_audited() {
         move |c| c.update = sys
     });
     let (mut c, secret) = d.admin();
+    assert_eq!(c.ok("status", Value::Null)["image"], json!("0.1.0, slot a"));
     let st = c.ok("update_status", Value::Null);
     assert_eq!(st["running"], json!("a"));
     assert_eq!(st["running_version"], json!("0.1.0"));
@@ -192,6 +193,7 @@ fn only_system_update_may_install_and_a_plain_machine_is_no_appliance() {
     // The defaults: this test machine has no slot layout.
     let d = TestDaemon::start();
     let (mut admin, secret) = d.admin();
+    assert!(admin.ok("status", Value::Null).get("image").is_none());
     let m = admin.fails("update_status", Value::Null, "state");
     assert!(m.contains("not an installed appliance"), "{m}");
     fresh(&d, &mut admin, &secret);

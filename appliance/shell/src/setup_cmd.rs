@@ -1631,6 +1631,71 @@ mod tests {
     }
 
     #[test]
+    fn apply_renders_a_static_network_and_ntp_under_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let env = Env {
+            data: r.join("var/lib/coffer"),
+            run: r.join("run"),
+            sys_block: r.join("sys/block"),
+            sys_sg: r.join("sys/class/scsi_generic"),
+            dev: r.join("dev"),
+            etc: r.join("etc"),
+            system: false,
+            socket: r.join("run/coffer/control.sock"),
+        };
+        assert_eq!(
+            apply(&env).unwrap(),
+            ["the setup has not run yet: nothing to apply"]
+        );
+        let a = parse(include_str!("../../../docs/examples/coffer-setup.toml")).unwrap();
+        let state = State {
+            hostname: a.hostname.clone().unwrap(),
+            network: a.network.clone(),
+            time: a.time.clone(),
+            disks: Vec::new(),
+            pool: None,
+            store: None,
+            tape: "none".into(),
+            completed: None,
+        };
+        state.save(&env).unwrap();
+        let did = apply(&env).unwrap();
+        assert!(
+            did.contains(&"network: static 192.0.2.10/24".to_string()),
+            "{did:?}"
+        );
+        let net = std::fs::read_to_string(r.join("run/systemd/network/10-coffer.network")).unwrap();
+        for want in [
+            "Address=192.0.2.10/24",
+            "Gateway=192.0.2.1",
+            "DNS=192.0.2.53",
+        ] {
+            assert!(net.contains(want), "{want} not in\n{net}");
+        }
+        assert!(!net.contains("DHCP"), "{net}");
+        let ntp =
+            std::fs::read_to_string(r.join("run/systemd/timesyncd.conf.d/coffer.conf")).unwrap();
+        assert!(
+            ntp.contains("NTP=ntp1.example.com ntp2.example.com"),
+            "{ntp}"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let a = parse(include_str!("../../../docs/examples/coffer-setup.toml")).unwrap();
+        assert_eq!(a.hostname.as_deref(), Some("vault-1"));
+        assert_eq!(a.network.mode, "static");
+        assert_eq!(a.network.address.as_deref(), Some("192.0.2.10/24"));
+        assert_eq!(a.time.timezone, "Europe/Berlin");
+        assert_eq!(
+            a.admin.unwrap().password_file,
+            Some(PathBuf::from("admin.password"))
+        );
+    }
+
+    #[test]
     fn defaults_are_dhcp_auto_disks_and_an_automatic_library() {
         let a = parse("[admin]\npassword = \"pw\"\n").unwrap();
         assert_eq!(a.network.mode, "dhcp");

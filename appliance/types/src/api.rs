@@ -793,6 +793,10 @@ pub struct DaemonStatus {
     /// the status): the ones that meet it, and what the others miss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<Vec<AssetCompliance>>,
+    /// On an installed appliance: the image's version and the root slot
+    /// it runs from (`1.2.0, slot b`); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// How healthy the appliance is, best first.

@@ -714,13 +714,16 @@ pub fn done(call: &Call) -> String {
 }
 
 fn status(s: &DaemonStatus) -> String {
-    let mut rows = vec![
-        ("daemon", format!("cofferd {} (API {})", s.version, s.api)),
+    let mut rows = vec![("daemon", format!("cofferd {} (API {})", s.version, s.api))];
+    if let Some(i) = &s.image {
+        rows.push(("image", format!("Coffer {i}")));
+    }
+    rows.extend([
         ("host", s.host.clone()),
         ("clock", time(&s.now)),
         ("active jobs", s.active_jobs.to_string()),
         ("open alerts", s.open_alerts.to_string()),
-    ];
+    ]);
     if s.development {
         rows.push((
             "mode",
