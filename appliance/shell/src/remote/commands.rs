@@ -1137,6 +1137,14 @@ pub static GROUPS: &[Group] = &[
         summary: "the front panel: show it, press its buttons",
     },
     Group {
+        name: "update",
+        summary: "the appliance's A/B slots: install a signed update, see what boots",
+    },
+    Group {
+        name: "system",
+        summary: "the appliance's machine: restart it",
+    },
+    Group {
         name: "remote",
         summary: "offsite remotes: other appliances, S3 buckets",
     },
