@@ -644,7 +644,7 @@ fn esp(work: &Path, root: &Path, o: &Options) -> Result<PathBuf> {
         bail!("the base has no systemd-boot ({})", efi.display());
     }
     let kver = kernel_version(root)?;
-    let entry = crate::slots::first_entry(&layout(), Slot::A, o.version);
+    let entry = crate::slots::entry_text(&layout(), Slot::A, o.version);
     let loader = "timeout 0\neditor no\nconsole-mode keep\n";
     let e = work.join("esp-files");
     std::fs::create_dir_all(&e)?;

@@ -476,13 +476,7 @@ pub fn install<R: std::io::Read>(
     }
     sync_dir(&kernel_dir)?;
     // 4. The entry, last.
-    let part = layout.partition(target);
-    let text = format!(
-        "title Coffer {version} (slot {s})\nsort-key coffer\nversion {version}\nlinux /coffer/{s}/vmlinuz\ninitrd /coffer/{s}/initrd.img\noptions root=PARTUUID={p} rw coffer.slot={s} {o}\n",
-        s = target.name(),
-        p = part.partuuid,
-        o = layout.options,
-    );
+    let text = entry_text(layout, target, version);
     let name = format!("coffer-{}+{tries}.conf", target.name());
     let tmp = entries_dir.join(".coffer-new.tmp");
     {
@@ -503,10 +497,10 @@ pub fn install<R: std::io::Read>(
     })
 }
 
-/// Writes the first slot's entry (the image build does this for slot a
-/// on an ESP directory tree): no counter, since the factory image is the
-/// known-good one.
-pub fn first_entry(layout: &Layout, slot: Slot, version: Version) -> String {
+/// A slot's boot entry. The image build writes slot a's under
+/// `coffer-a.conf` (no counter: the factory image is the known-good one);
+/// [`install`] writes the new slot's under a counted name.
+pub fn entry_text(layout: &Layout, slot: Slot, version: Version) -> String {
     let part = layout.partition(slot);
     format!(
         "title Coffer {version} (slot {s})\nsort-key coffer\nversion {version}\nlinux /coffer/{s}/vmlinuz\ninitrd /coffer/{s}/initrd.img\noptions root=PARTUUID={p} rw coffer.slot={s} {o}\n",

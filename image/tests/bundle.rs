@@ -8,24 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
+use common::{fixtures, make, public, test_key};
+
 use std::io::Cursor;
-use std::path::PathBuf;
 
-use coffer_image::bundle::{self, Error, Item, SigningKey, Source, Version};
+use coffer_image::bundle::{self, Error, Item, SigningKey, Version};
 use proptest::prelude::*;
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/update")
-}
-
-/// The test-only key of the fixtures (never trusted by an appliance).
-fn test_key() -> SigningKey {
-    SigningKey::from_pkcs8(&std::fs::read(fixtures().join("test-only.key")).unwrap()).unwrap()
-}
-
-fn public(k: &SigningKey) -> [u8; 32] {
-    k.public().try_into().unwrap()
-}
 
 fn items() -> Vec<(String, Vec<u8>)> {
     let root: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -34,28 +24,6 @@ fn items() -> Vec<(String, Vec<u8>)> {
         ("vmlinuz".into(), b"kernel image".to_vec()),
         ("initrd.img".into(), Vec::new()),
     ]
-}
-
-fn make(key: &SigningKey, version: &str, items: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let owned = items.to_vec();
-    bundle::write(
-        &mut out,
-        version.parse().unwrap(),
-        "2026-12-06T00:00:00.000Z",
-        key,
-        &mut || {
-            Ok(owned
-                .iter()
-                .map(|(n, b)| Source {
-                    name: n.clone(),
-                    reader: Box::new(Cursor::new(b.clone())),
-                })
-                .collect())
-        },
-    )
-    .unwrap();
-    out
 }
 
 /// Opens and installs into memory; the items as installed.

@@ -8,22 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
+use common::{make, public, test_key};
+
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use coffer_image::bundle::{self, SigningKey, Source, Version};
+use coffer_image::bundle::{self, SigningKey, Version};
 use coffer_image::slots::{self, Counter, Error, Layout, Partition, Slot};
 use coffer_image::system::System;
-
-fn test_key() -> SigningKey {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/update/test-only.key");
-    SigningKey::from_pkcs8(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn public(k: &SigningKey) -> [u8; 32] {
-    k.public().try_into().unwrap()
-}
 
 fn root_bytes(seed: u32) -> Vec<u8> {
     (0..200_000u32)
@@ -37,28 +31,6 @@ fn image_items(seed: u32) -> Vec<(String, Vec<u8>)> {
         ("vmlinuz".into(), format!("kernel {seed}").into_bytes()),
         ("initrd.img".into(), format!("initrd {seed}").into_bytes()),
     ]
-}
-
-fn make(key: &SigningKey, version: &str, items: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let owned = items.to_vec();
-    bundle::write(
-        &mut out,
-        version.parse().unwrap(),
-        "2026-12-07T00:00:00.000Z",
-        key,
-        &mut || {
-            Ok(owned
-                .iter()
-                .map(|(n, b)| Source {
-                    name: n.clone(),
-                    reader: Box::new(Cursor::new(b.clone())),
-                })
-                .collect())
-        },
-    )
-    .unwrap();
-    out
 }
 
 /// An appliance on files: slot a runs `version`, with the factory entry.
@@ -97,7 +69,7 @@ impl Rig {
         let v: Version = version.parse().unwrap();
         std::fs::write(
             layout.esp.join("loader/entries/coffer-a.conf"),
-            slots::first_entry(&layout, Slot::A, v),
+            slots::entry_text(&layout, Slot::A, v),
         )
         .unwrap();
         std::fs::write(

@@ -480,11 +480,7 @@ fn status(inner: &Inner, cat: &Catalog, cred: Option<&Credential>, now: i64) -> 
             inner.repo.config().zstd_level,
         ),
         compliance,
-        image: config.update.layout().ok().and_then(|_| {
-            let v = config.update.version().ok()?;
-            let slot = config.update.running().ok()?;
-            Some(format!("{v}, slot {}", slot.name()))
-        }),
+        image: inner.image.clone(),
     })
 }
 

@@ -92,6 +92,9 @@ pub(crate) struct Inner {
     pub(crate) auditor: coffer_auth::audit::Auditor,
     pub(crate) jobs: jobs::Jobs,
     pub(crate) host: String,
+    /// The image's version and running slot (`1.2.0, slot b`) on an
+    /// installed appliance: read once, since only a reboot changes them.
+    pub(crate) image: Option<String>,
     pub(crate) stopping: AtomicBool,
     /// Wakes the scheduler (register or profile changed, clock jumped).
     pub(crate) reschedule: Notify,
@@ -400,6 +403,11 @@ pub async fn start(opts: Options) -> Result<Running> {
     let repo = Arc::new(repo);
     let catalog_path = config.store.path.join("catalog.db");
     let catalog = Catalog::open(&catalog_path)?;
+    let image = config.update.layout().ok().and_then(|_| {
+        let v = config.update.version().ok()?;
+        let slot = config.update.running().ok()?;
+        Some(format!("{v}, slot {}", slot.name()))
+    });
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -442,6 +450,7 @@ pub async fn start(opts: Options) -> Result<Running> {
         pool,
         jobs: jobs::Jobs::default(),
         host,
+        image,
         stopping: AtomicBool::new(false),
         reschedule: Notify::new(),
         health: RwLock::new(None),

@@ -380,15 +380,7 @@ fn each_role_is_allowed_exactly_what_the_matrix_says() {
     for role in Role::ALL {
         n += 1;
         let name = format!("user{n}");
-        d.next_step();
-        admin.mfa = Some(d.code(&secret));
-        let e = admin.ok(
-            "user_add",
-            json!({"name": name, "password": "a long enough password", "roles": [role]}),
-        );
-        let s = coffer_auth::totp::base32_decode(e["secret_base32"].as_str().unwrap()).unwrap();
-        let mut u = d.client();
-        u.login(&name, "a long enough password", &d.code(&s));
+        let (mut u, _) = user_with_role(&d, &mut admin, &secret, &name, role);
         for (perm, op, args) in &probes {
             let args: Value =
                 serde_json::from_str(&serde_json::to_string(args).unwrap().replace("ROLE", &name))

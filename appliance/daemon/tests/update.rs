@@ -73,7 +73,7 @@ fn rig(root: &Path) -> System {
     };
     std::fs::write(
         esp.join("loader/entries/coffer-a.conf"),
-        slots::first_entry(&layout, Slot::A, "0.1.0".parse().unwrap()),
+        slots::entry_text(&layout, Slot::A, "0.1.0".parse().unwrap()),
     )
     .unwrap();
     std::fs::write(
@@ -206,15 +206,7 @@ fn only_system_update_may_install_and_a_plain_machine_is_no_appliance() {
             continue;
         }
         n += 1;
-        let name = format!("user{n}");
-        fresh(&d, &mut admin, &secret);
-        let e = admin.ok(
-            "user_add",
-            json!({"name": name, "password": "a long enough password", "roles": [role]}),
-        );
-        let s = coffer_auth::totp::base32_decode(e["secret_base32"].as_str().unwrap()).unwrap();
-        let mut u = d.client();
-        u.login(&name, "a long enough password", &d.code(&s));
+        let (mut u, s) = user_with_role(&d, &mut admin, &secret, &format!("user{n}"), role);
         d.next_step();
         u.mfa = Some(d.code(&s));
         u.fails("update_install", json!({"path": "/tmp/x.cub"}), "forbidden");

@@ -318,6 +318,26 @@ pub fn fresh(d: &TestDaemon, c: &mut Client, secret: &[u8]) {
     c.mfa = Some(d.code(secret));
 }
 
+/// Adds the user `name` holding `role` (through `admin`, with a fresh
+/// code) and logs it in; returns its client and TOTP secret.
+pub fn user_with_role(
+    d: &TestDaemon,
+    admin: &mut Client,
+    admin_secret: &[u8],
+    name: &str,
+    role: coffer_types::api::Role,
+) -> (Client, Vec<u8>) {
+    fresh(d, admin, admin_secret);
+    let e = admin.ok(
+        "user_add",
+        json!({"name": name, "password": "a long enough password", "roles": [role]}),
+    );
+    let s = coffer_auth::totp::base32_decode(e["secret_base32"].as_str().unwrap()).unwrap();
+    let mut u = d.client();
+    u.login(name, "a long enough password", &d.code(&s));
+    (u, s)
+}
+
 /// The daemon's store id, hex.
 pub fn store_id(d: &TestDaemon) -> String {
     let blobs = coffer_store::DirStore::new(d.dir.path().join("store"));
